@@ -1,0 +1,91 @@
+// Routes only: parse → run → respond. Everything a route can fail with is a typed
+// BlockgateError, turned into a `{ error }` body by the one onError below.
+import { Hono, type Context } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import type { Config } from './config.ts'
+import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge } from './errors.ts'
+import { encodeBody, readBody, responseFormat } from './http/wire.ts'
+import { log } from './log.ts'
+import { parseRunRequest } from './run/request.ts'
+import { pickBackend, type Backends } from './run/router.ts'
+
+export interface AppOptions {
+  config: Pick<Config, 'defaultBackend' | 'limits'>
+  backends: Backends
+}
+
+function send(c: Context, status: number, value: unknown, headers: Record<string, string> = {}): Response {
+  const { body, contentType } = encodeBody(value, responseFormat(c.req.raw))
+  return new Response(body, { status, headers: { ...headers, 'content-type': contentType } })
+}
+
+export function createApp({ config, backends }: AppOptions): Hono {
+  const app = new Hono()
+
+  app.get('/healthz', (c) => send(c, 200, { status: 'ok' }))
+
+  app.get('/readyz', (c) => {
+    const statuses = Object.fromEntries(Object.entries(backends).map(([name, backend]) => [name, backend.status()]))
+    const ready = statuses[config.defaultBackend]?.ready === true
+    return send(c, ready ? 200 : 503, { ready, default_backend: config.defaultBackend, backends: statuses })
+  })
+
+  app.post(
+    '/v1/run',
+    bodyLimit({
+      maxSize: config.limits.maxBodyBytes,
+      onError: () => {
+        throw new PayloadTooLarge(`body: larger than the ${config.limits.maxBodyBytes}-byte limit (BLOCKGATE_MAX_BODY_BYTES)`)
+      },
+    }),
+    async (c) => {
+      const startedAt = performance.now()
+      const request = parseRunRequest(await readBody(c.req.raw), config.limits)
+      const backend = pickBackend(request.backend, backends, config.defaultBackend)
+      const outcome = await backend.run({
+        block: request.block,
+        inputs: request.inputs,
+        workspace: request.workspace,
+        timeoutMs: request.timeoutMs,
+        context: {
+          step_name: request.stepName,
+          step_selector: request.stepName === null ? null : `$steps.${request.stepName}`,
+          block_type: 'custom_python_block',
+          workflow_execution_id: crypto.randomUUID(),
+        },
+      })
+      return send(c, 200, {
+        outputs: outcome.outputs,
+        stdout: outcome.stdout,
+        stderr: outcome.stderr,
+        debug_traces: outcome.debugTraces,
+        backend: backend.name,
+        cold_start: outcome.coldStart,
+        block_hash: request.block.hash,
+        timings_ms: { ...outcome.timings, total: performance.now() - startedAt },
+      })
+    },
+  )
+
+  app.notFound((c) => {
+    const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)
+    return send(c, error.status, error.toBody())
+  })
+
+  app.onError((thrown, c) => {
+    const error = asBlockgateError(thrown)
+    if (error.status >= 500 && error instanceof InternalError) log.error('request failed', { error: thrown })
+    return send(c, error.status, error.toBody(), error.headers)
+  })
+
+  return app
+}
+
+function asBlockgateError(thrown: unknown): BlockgateError {
+  if (thrown instanceof BlockgateError) return thrown
+  if (thrown instanceof HTTPException) {
+    return thrown.status < 500 ? new BadRequest(thrown.message) : new InternalError(thrown.message, thrown)
+  }
+  return new InternalError('an unexpected error occurred inside blockgate', thrown)
+}

@@ -1,0 +1,56 @@
+// The small interface the run router depends on. `local` and (later) `e2b` implement
+// it; neither knows about the other or about HTTP.
+import type { Block } from '../run/block.ts'
+
+export type BackendName = 'local' | 'e2b'
+
+/** What `self.get_workflow_context()` returns inside the block. */
+export interface WorkflowContext {
+  step_name: string | null
+  step_selector: string | null
+  block_type: string
+  workflow_execution_id: string
+  [key: string]: unknown
+}
+
+export interface RunJob {
+  block: Block
+  inputs: Record<string, unknown>
+  workspace: string
+  context: WorkflowContext
+  /** Wall-clock budget for loading and running the block. */
+  timeoutMs: number
+}
+
+export interface RunTimings {
+  /** Waiting for a free worker or sandbox. */
+  queue: number
+  /** Getting it ready for this block: spawning on a cold start, loading the block. */
+  acquire: number
+  /** The round trip of the run itself, user code included. */
+  execute: number
+}
+
+export interface RunOutcome {
+  outputs: unknown
+  stdout: string
+  stderr: string
+  debugTraces: unknown[]
+  /** True when this run paid for a start or a block load rather than reusing warm state. */
+  coldStart: boolean
+  timings: RunTimings
+}
+
+export interface BackendStatus {
+  ready: boolean
+  [detail: string]: unknown
+}
+
+export interface Backend {
+  readonly name: BackendName
+  start(): Promise<void>
+  status(): BackendStatus
+  /** Runs a block; throws BlockgateError subclasses (BlockCodeError, BlockTimeout, …). */
+  run(job: RunJob): Promise<RunOutcome>
+  stop(): Promise<void>
+}

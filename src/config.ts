@@ -1,0 +1,105 @@
+// Every environment variable blockgate reads, with its default, validated once at start.
+// Nothing else in the code reads process.env: the rest of the app receives a Config.
+import { availableParallelism } from 'node:os'
+import { resolve } from 'node:path'
+import { z } from 'zod'
+
+export const PROJECT_ROOT = resolve(import.meta.dir, '..')
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+
+const executionMode = z
+  .enum(['local', 'remote', 'e2b'], { error: 'must be one of local, remote, e2b' })
+  .transform((mode) => (mode === 'remote' ? 'e2b' : mode))
+
+/** One row per variable: its schema and default. The README's table mirrors this list. */
+const variables = {
+  PORT: int(1, 65535).default(8000),
+  HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
+  WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: executionMode.default('local'),
+  BLOCKGATE_WORKERS: int(1, 256).default(availableParallelism()),
+  BLOCKGATE_PYTHON: z.string().trim().min(1, 'must not be empty').default(resolve(PROJECT_ROOT, '.venv/bin/python')),
+  BLOCKGATE_MAX_BODY_BYTES: int(1024).default(64 * 1024 * 1024),
+  BLOCKGATE_DEFAULT_TIMEOUT_MS: int(1).default(10_000),
+  BLOCKGATE_MAX_TIMEOUT_MS: int(1).default(60_000),
+  BLOCKGATE_MAX_CAPTURE_BYTES: int(0).default(1024 * 1024),
+  BLOCKGATE_BLOCK_CACHE_SIZE: int(1).default(64),
+  BLOCKGATE_WORKER_START_TIMEOUT_MS: int(100).default(60_000),
+  BLOCKGATE_QUEUE_TIMEOUT_MS: int(1).default(30_000),
+} as const
+
+type Variables = typeof variables
+export type VariableName = keyof Variables
+export const VARIABLE_NAMES = Object.keys(variables) as VariableName[]
+
+export interface Config {
+  port: number
+  host: string
+  defaultBackend: 'local' | 'e2b'
+  local: {
+    workers: number
+    python: string
+    runtimeDir: string
+    blockCacheSize: number
+    maxCaptureBytes: number
+    startTimeoutMs: number
+  }
+  limits: {
+    maxBodyBytes: number
+    defaultTimeoutMs: number
+    maxTimeoutMs: number
+    queueTimeoutMs: number
+  }
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+/** Reads and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const problems: string[] = []
+  const read = <K extends VariableName>(name: K): z.output<Variables[K]> => {
+    const raw = env[name]
+    const parsed = variables[name].safeParse(raw === '' ? undefined : raw)
+    if (parsed.success) return parsed.data as z.output<Variables[K]>
+    problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`)
+    return undefined as never
+  }
+  const values = Object.fromEntries(VARIABLE_NAMES.map((name) => [name, read(name)])) as {
+    [K in VariableName]: z.output<Variables[K]>
+  }
+  if (problems.length === 0 && values.BLOCKGATE_DEFAULT_TIMEOUT_MS > values.BLOCKGATE_MAX_TIMEOUT_MS) {
+    problems.push('BLOCKGATE_DEFAULT_TIMEOUT_MS: must not exceed BLOCKGATE_MAX_TIMEOUT_MS')
+  }
+  if (problems.length === 0 && values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE === 'e2b') {
+    problems.push('WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: the e2b backend is not available in this build yet')
+  }
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
+
+  return {
+    port: values.PORT,
+    host: values.HOST,
+    defaultBackend: values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE,
+    local: {
+      workers: values.BLOCKGATE_WORKERS,
+      python: values.BLOCKGATE_PYTHON,
+      runtimeDir: resolve(PROJECT_ROOT, 'template'),
+      blockCacheSize: values.BLOCKGATE_BLOCK_CACHE_SIZE,
+      maxCaptureBytes: values.BLOCKGATE_MAX_CAPTURE_BYTES,
+      startTimeoutMs: values.BLOCKGATE_WORKER_START_TIMEOUT_MS,
+    },
+    limits: {
+      maxBodyBytes: values.BLOCKGATE_MAX_BODY_BYTES,
+      defaultTimeoutMs: values.BLOCKGATE_DEFAULT_TIMEOUT_MS,
+      maxTimeoutMs: values.BLOCKGATE_MAX_TIMEOUT_MS,
+      queueTimeoutMs: values.BLOCKGATE_QUEUE_TIMEOUT_MS,
+    },
+  }
+}

@@ -1,0 +1,96 @@
+// Typed errors that know their HTTP response. Routes and backends throw them; the one
+// `onError` in app.ts turns them into `{ error: { type, message, ... } }` bodies.
+
+export type ErrorDetails = Record<string, unknown>
+
+export class BlockgateError extends Error {
+  readonly status: number
+  readonly type: string
+  readonly details: ErrorDetails
+  readonly headers: Record<string, string>
+
+  constructor(
+    status: number,
+    type: string,
+    message: string,
+    { details = {}, headers = {}, cause }: { details?: ErrorDetails; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(message, { cause })
+    this.name = type
+    this.status = status
+    this.type = type
+    this.details = details
+    this.headers = headers
+  }
+
+  toBody(): { error: { type: string; message: string } & ErrorDetails } {
+    return { error: { ...this.details, type: this.type, message: this.message } }
+  }
+}
+
+/** 400: the request itself is wrong; the message names the offending field. */
+export class BadRequest extends BlockgateError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(400, 'BadRequest', message, { details })
+  }
+}
+
+export class NotFound extends BlockgateError {
+  constructor(message: string) {
+    super(404, 'NotFound', message)
+  }
+}
+
+export class PayloadTooLarge extends BlockgateError {
+  constructor(message: string) {
+    super(413, 'PayloadTooLarge', message)
+  }
+}
+
+/** 413 on the way back: the block's outputs do not fit in one reply. */
+export class OutputTooLarge extends BlockgateError {
+  constructor(message: string) {
+    super(413, 'OutputTooLarge', message)
+  }
+}
+
+export class UnsupportedMediaType extends BlockgateError {
+  constructor(message: string) {
+    super(415, 'UnsupportedMediaType', message)
+  }
+}
+
+/** 422: the user's code failed to compile or raised. `type` comes from the runtime. */
+export class BlockCodeError extends BlockgateError {
+  constructor(type: 'BlockCompileError' | 'BlockRuntimeError', message: string, details: ErrorDetails) {
+    super(422, type, message, { details })
+  }
+}
+
+/** 504: the block ran past its wall-clock budget; its worker was killed and replaced. */
+export class BlockTimeout extends BlockgateError {
+  constructor(timeoutMs: number, details?: ErrorDetails) {
+    super(504, 'BlockTimeout', `the block did not finish within timeout_ms=${timeoutMs}`, { details })
+  }
+}
+
+/** 503: no capacity right now; the client may retry after `retryAfterS` seconds. */
+export class Overloaded extends BlockgateError {
+  constructor(message: string, retryAfterS: number) {
+    super(503, 'Overloaded', message, { headers: { 'Retry-After': String(retryAfterS) } })
+  }
+}
+
+/** 500: the worker process died under the run (crash, os._exit, a signal). */
+export class WorkerCrashed extends BlockgateError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(500, 'WorkerCrashed', message, { details })
+  }
+}
+
+/** 500: a bug or broken invariant in blockgate itself (never the user's fault). */
+export class InternalError extends BlockgateError {
+  constructor(message: string, cause?: unknown) {
+    super(500, 'InternalError', message, { cause })
+  }
+}

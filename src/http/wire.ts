@@ -1,0 +1,69 @@
+// Bodies on the wire: CBOR or JSON in, the same type out (unless `Accept` asks for the
+// other). Decoding errors become 400s that say what was wrong with the bytes.
+import { decodeCbor, encodeCbor } from '../../serializers/cbor.ts'
+import { BadRequest, UnsupportedMediaType } from '../errors.ts'
+
+export type WireFormat = 'json' | 'cbor'
+
+const MEDIA_TYPES: Record<WireFormat, string> = { json: 'application/json', cbor: 'application/cbor' }
+
+function formatOfContentType(contentType: string | null): WireFormat | null {
+  const essence = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
+  if (essence === 'application/cbor') return 'cbor'
+  if (essence === 'application/json' || essence === '') return 'json'
+  return null
+}
+
+/** The format a response to this request should use. */
+export function responseFormat(request: Request): WireFormat {
+  const accept = (request.headers.get('accept') ?? '').toLowerCase()
+  if (accept.includes('application/cbor')) return 'cbor'
+  if (accept.includes('application/json')) return 'json'
+  return formatOfContentType(request.headers.get('content-type')) ?? 'json'
+}
+
+export async function readBody(request: Request): Promise<unknown> {
+  const format = formatOfContentType(request.headers.get('content-type'))
+  if (format === null) {
+    throw new UnsupportedMediaType(
+      `Content-Type ${JSON.stringify(request.headers.get('content-type'))} is not supported: send application/json or application/cbor`,
+    )
+  }
+  const bytes = new Uint8Array(await request.arrayBuffer())
+  if (bytes.byteLength === 0) throw new BadRequest('body: empty; expected a run request')
+  if (format === 'cbor') {
+    try {
+      return decodeCbor(bytes)
+    } catch (error) {
+      throw new BadRequest(`body: not valid CBOR (${(error as Error).message})`)
+    }
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes), keepLargeIntegers)
+  } catch (error) {
+    throw new BadRequest(`body: not valid JSON (${(error as Error).message})`)
+  }
+}
+
+// JSON.parse turns 1700000000000 into a double, and cbor-x writes doubles for integers
+// beyond 32 bits: Python would then see a float. Integer literals outside the 32-bit
+// range become BigInt (exact at any size), which CBOR carries as an integer.
+function keepLargeIntegers(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
+  if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) < 2 ** 31) return value
+  const source = context?.source
+  return source !== undefined && /^-?\d+$/.test(source) ? BigInt(source) : value
+}
+
+export function encodeBody(value: unknown, format: WireFormat): { body: Uint8Array | string; contentType: string } {
+  const contentType = MEDIA_TYPES[format]
+  if (format === 'cbor') return { body: encodeCbor(value), contentType }
+  return { body: JSON.stringify(value, jsonSafe), contentType }
+}
+
+// ES2024's JSON.rawJSON (Bun has it; TypeScript's lib does not list it yet).
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON
+
+function jsonSafe(_key: string, value: unknown): unknown {
+  if (typeof value !== 'bigint') return value
+  return Number.isSafeInteger(Number(value)) ? Number(value) : rawJSON(value.toString())
+}

@@ -1,0 +1,78 @@
+// The `POST /v1/run` body (Contract 1), validated into a RunRequest. Field names follow
+// Roboflow's `PythonCode` entity so workflow definitions can be sent as they are.
+import { z } from 'zod'
+import { BadRequest } from '../errors.ts'
+import type { BackendName } from '../backends/backend.ts'
+import { blockOf, type Block } from './block.ts'
+
+const required = (what: string) => ({
+  error: (issue: { input: unknown }) => (issue.input === undefined ? 'is required' : `must be ${what}`),
+})
+
+const pythonName = z
+  .string(required('a string'))
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a Python identifier')
+
+const codeSchema = z.object(
+  {
+    run_function_code: z.string(required('a string')).refine((s) => s.trim() !== '', 'must not be empty'),
+    run_function_name: pythonName.default('run'),
+    init_function_code: z.string(required('a string')).nullish(),
+    init_function_name: pythonName.default('init'),
+    imports: z.array(z.string(required('a string')), required('a list of import lines')).default([]),
+  },
+  required('an object with run_function_code'),
+)
+
+const runRequestSchema = z.object(
+  {
+    code: codeSchema,
+    inputs: z.record(z.string(), z.unknown(), required('an object of named inputs')).default({}),
+    backend: z.enum(['local', 'e2b'], required('"local" or "e2b"')).optional(),
+    timeout_ms: z.number(required('a number')).int('must be a whole number').positive('must be positive').optional(),
+    workspace: z
+      .string(required('a string'))
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1-128 letters, digits, "_", "." or "-"')
+      .default('default'),
+    step_name: z.string(required('a string')).max(256, 'must be at most 256 characters').optional(),
+  },
+  required('an object'),
+)
+
+export interface RunRequest {
+  block: Block
+  inputs: Record<string, unknown>
+  backend: BackendName | undefined
+  timeoutMs: number
+  workspace: string
+  stepName: string | null
+}
+
+export interface RequestLimits {
+  defaultTimeoutMs: number
+  maxTimeoutMs: number
+}
+
+export function parseRunRequest(body: unknown, limits: RequestLimits): RunRequest {
+  const parsed = runRequestSchema.safeParse(body)
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
+    throw new BadRequest(problems.join('; '), { problems })
+  }
+  const { code, inputs, backend, timeout_ms, workspace, step_name } = parsed.data
+  return {
+    block: blockOf({
+      run_function_code: code.run_function_code,
+      run_function_name: code.run_function_name,
+      init_function_code: code.init_function_code ?? null,
+      init_function_name: code.init_function_name,
+      imports: code.imports,
+    }),
+    inputs,
+    backend,
+    // Contract 1: a requested timeout is capped by the configured maximum.
+    timeoutMs: Math.min(timeout_ms ?? limits.defaultTimeoutMs, limits.maxTimeoutMs),
+    workspace,
+    stepName: step_name ?? null,
+  }
+}

@@ -1,0 +1,155 @@
+"""Handles one decoded message at a time against an LRU cache of loaded blocks."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import __version__
+from .assembly import BlockCode, LoadedBlock, load_block
+from .capture import Captured, capture_output
+from .errors import BadRequest, BlockError, InternalError, UnknownBlock
+from .traces import collecting_traces
+
+
+def _elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+def _field(message: Mapping[str, Any], name: str, kind: type, *, required: bool = True, default: Any = None) -> Any:
+    value = message.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"{name}: required field is missing")
+        return default
+    if not isinstance(value, kind):
+        raise BadRequest(f"{name}: must be a {_KIND_NAMES[kind]}, got {type(value).__name__}")
+    return value
+
+
+_KIND_NAMES = {str: "string", dict: "map", list: "list"}
+
+
+def failure_reply(error: BlockError, captured: Captured | None = None) -> dict[str, Any]:
+    body = error.to_dict()
+    captured = captured or Captured()
+    body.update(
+        stdout=captured.stdout,
+        stderr=captured.stderr,
+        stdout_truncated=captured.stdout_truncated,
+        stderr_truncated=captured.stderr_truncated,
+    )
+    return {"ok": False, "error": body}
+
+
+class Executor:
+    def __init__(self, cache_size: int, max_capture_bytes: int) -> None:
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
+        if max_capture_bytes < 0:
+            raise ValueError(f"max_capture_bytes must not be negative, got {max_capture_bytes}")
+        self._cache_size = cache_size
+        self._max_capture_bytes = max_capture_bytes
+        # The only state the runtime keeps between messages: hash → loaded block, oldest first.
+        self._blocks: OrderedDict[str, LoadedBlock] = OrderedDict()
+        self._ops: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+            "load": self._load,
+            "run": self._run,
+            "ping": self._ping,
+        }
+
+    @property
+    def loaded_hashes(self) -> list[str]:
+        return list(self._blocks)
+
+    def handle(self, message: Any) -> dict[str, Any]:
+        """A reply for ``message``; never raises, whatever the message or the block does."""
+        try:
+            if not isinstance(message, Mapping):
+                raise BadRequest(f"message: must be a map, got {type(message).__name__}")
+            op = _field(message, "op", str)
+            handler = self._ops.get(op)
+            if handler is None:
+                raise BadRequest(f"op: unknown op {op!r} (expected one of {', '.join(self._ops)})")
+            return handler(message)
+        except BlockError as error:
+            return failure_reply(error)
+        except Exception as exc:  # a runtime bug must not end the worker
+            return failure_reply(InternalError(f"{type(exc).__name__}: {exc}"))
+
+    def _ping(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "version": __version__}
+
+    def _load(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        block_hash = _field(message, "hash", str)
+        code = BlockCode.from_dict(message.get("code"))
+        if block_hash in self._blocks:
+            self._blocks.move_to_end(block_hash)
+            return {"ok": True, "hash": block_hash, "evicted": [], "stdout": "", "stderr": "",
+                    "stdout_truncated": False, "stderr_truncated": False, "timings_ms": {"load": 0.0}}
+
+        start = time.perf_counter()
+        with capture_output(self._max_capture_bytes) as captured:
+            try:
+                block = load_block(code, module_name=f"blockgate_block_{block_hash[:16]}")
+            except BlockError as error:
+                failed: BlockError | None = error
+            else:
+                failed = None
+        if failed is not None:
+            return failure_reply(failed, captured)
+        load_ms = _elapsed_ms(start)
+
+        self._blocks[block_hash] = block
+        evicted = []
+        while len(self._blocks) > self._cache_size:
+            old_hash, _ = self._blocks.popitem(last=False)
+            evicted.append(old_hash)
+        return {
+            "ok": True,
+            "hash": block_hash,
+            "evicted": evicted,
+            "stdout": captured.stdout,
+            "stderr": captured.stderr,
+            "stdout_truncated": captured.stdout_truncated,
+            "stderr_truncated": captured.stderr_truncated,
+            "timings_ms": {"load": load_ms},
+        }
+
+    def _run(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        block_hash = _field(message, "hash", str)
+        inputs = _field(message, "inputs", dict, required=False, default={})
+        context = _field(message, "context", dict, required=False, default={})
+        bad_key = next((key for key in inputs if not isinstance(key, str)), None)
+        if bad_key is not None:
+            raise BadRequest(f"inputs: names must be strings, got {bad_key!r}")
+        block = self._blocks.get(block_hash)
+        if block is None:
+            raise UnknownBlock(f"hash: no block loaded with hash {block_hash!r}; send a load first")
+        self._blocks.move_to_end(block_hash)
+
+        start = time.perf_counter()
+        with capture_output(self._max_capture_bytes) as captured, collecting_traces(
+            context.get("step_name")
+        ) as traces:
+            try:
+                outputs = block.run(inputs, context)
+            except BlockError as error:
+                failed: BlockError | None = error
+            else:
+                failed = None
+        execute_ms = _elapsed_ms(start)
+        if failed is not None:
+            return failure_reply(failed, captured)
+        return {
+            "ok": True,
+            "outputs": outputs,
+            "stdout": captured.stdout,
+            "stderr": captured.stderr,
+            "stdout_truncated": captured.stdout_truncated,
+            "stderr_truncated": captured.stderr_truncated,
+            "debug_traces": traces,
+            "timings_ms": {"execute": execute_ms},
+        }

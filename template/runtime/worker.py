@@ -1,0 +1,127 @@
+"""Worker entry point: CBOR frames in on stdin, replies out on stdout, one message at a time.
+
+    python -m runtime.worker --max-capture-bytes N --block-cache-size N --max-frame-bytes N
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, BinaryIO
+
+from . import __version__
+from .capture import Captured
+from .codec import EncodeError
+from .errors import BadRequest, BlockRuntimeError, OutputTooLarge
+from .executor import Executor, failure_reply
+from .framing import HEADER_BYTES, FrameDecodeError, FrameError, FrameTooLarge, encode_frame, read_frame
+from .prelude import preload
+
+DEFAULT_MAX_CAPTURE_BYTES = 1 << 20
+DEFAULT_BLOCK_CACHE_SIZE = 16
+DEFAULT_MAX_FRAME_BYTES = 64 << 20
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m runtime.worker",
+        description="blockgate worker: CBOR frames in on stdin, replies out on stdout.",
+    )
+    parser.add_argument("--max-capture-bytes", type=_positive_int, default=DEFAULT_MAX_CAPTURE_BYTES)
+    parser.add_argument("--block-cache-size", type=_positive_int, default=DEFAULT_BLOCK_CACHE_SIZE)
+    parser.add_argument("--max-frame-bytes", type=_positive_int, default=DEFAULT_MAX_FRAME_BYTES)
+    return parser.parse_args(argv)
+
+
+def claim_channel() -> tuple[BinaryIO, BinaryIO]:
+    """Take private copies of fd 0/1 for frames, then point fd 0 at /dev/null and fd 1 at stderr.
+
+    After this, a block that writes to fd 1 directly (os.write, a C library's printf)
+    lands in the worker's stderr instead of corrupting the frame stream.
+    """
+    sys.stdout.flush()
+    channel_in = os.dup(0)  # os.dup fds are non-inheritable: block subprocesses never get them
+    channel_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.dup2(2, 1)
+    return os.fdopen(channel_in, "rb"), os.fdopen(channel_out, "wb")
+
+
+def encode_reply(reply: dict[str, Any], max_frame_bytes: int) -> bytes:
+    """The reply as a frame; an unencodable or oversized reply becomes an error reply instead."""
+    try:
+        frame = encode_frame(reply)
+    except EncodeError as exc:
+        frame = encode_frame(_replacement(reply, BlockRuntimeError(str(exc))))
+    payload_bytes = len(frame) - HEADER_BYTES
+    if payload_bytes > max_frame_bytes:
+        error = OutputTooLarge(
+            f"outputs: the reply is {payload_bytes} bytes, over the frame limit of {max_frame_bytes} bytes"
+        )
+        frame = encode_frame(_replacement(reply, error))
+    return frame
+
+
+def _replacement(reply: dict[str, Any], error: BlockRuntimeError) -> dict[str, Any]:
+    # Keep what the block printed: it is often why the outputs are wrong.
+    captured = Captured(
+        stdout=reply.get("stdout", ""),
+        stderr=reply.get("stderr", ""),
+        stdout_truncated=reply.get("stdout_truncated", False),
+        stderr_truncated=reply.get("stderr_truncated", False),
+    )
+    return failure_reply(error, captured)
+
+
+def _send(channel_out: BinaryIO, frame: bytes) -> None:
+    # One buffered write then flush: the reader sees whole frames, never a pending half.
+    channel_out.write(frame)
+    channel_out.flush()
+
+
+def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_frame_bytes: int) -> int:
+    """Read, handle, reply until EOF; returns the process exit code."""
+    _send(channel_out, encode_frame({"op": "ready", "version": __version__, "pid": os.getpid()}))
+    while True:
+        try:
+            message = read_frame(channel_in, max_frame_bytes)
+        except FrameDecodeError as exc:
+            # The whole frame was consumed, so the stream is still in step: answer and go on.
+            _send(channel_out, encode_frame(failure_reply(BadRequest(f"frame: {exc}"))))
+            continue
+        except FrameTooLarge as exc:
+            # The payload was not read, so the next bytes are not a header: stop cleanly.
+            _send(channel_out, encode_frame(failure_reply(BadRequest(f"frame: {exc}"))))
+            return 1
+        except FrameError as exc:
+            print(f"blockgate worker: {exc}", file=sys.stderr)
+            return 1
+        if message is None:
+            return 0
+        _send(channel_out, encode_reply(executor.handle(message), max_frame_bytes))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    channel_in, channel_out = claim_channel()
+    preload()
+    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes)
+    try:
+        return serve(channel_in, channel_out, executor, args.max_frame_bytes)
+    except BrokenPipeError:
+        # The proxy went away mid-reply; nothing left to serve.
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The worker: the serve loop in process, then the real ``python -m runtime.worker`` over pipes."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import struct
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+import runtime
+from conftest import TEMPLATE_DIR, code
+from runtime.executor import Executor
+from runtime.framing import encode_frame, read_frame
+from runtime.worker import serve
+
+LIMIT = 1 << 20
+
+
+def serve_frames(frames: bytes, max_frame_bytes: int = LIMIT) -> tuple[int, list[dict[str, Any]]]:
+    """Run the serve loop over ``frames``; return its exit code and every frame it wrote."""
+    out = io.BytesIO()
+    status = serve(io.BytesIO(frames), out, Executor(cache_size=4, max_capture_bytes=4096), max_frame_bytes)
+    out.seek(0)
+    replies = []
+    while (frame := read_frame(out, LIMIT)) is not None:
+        replies.append(frame)
+    return status, replies
+
+
+def test_serve_answers_in_order_and_exits_zero_on_eof():
+    status, replies = serve_frames(
+        encode_frame({"op": "load", "hash": "h", "code": code("def run(self, a, b):\n    return {'sum': a + b}\n")})
+        + encode_frame({"op": "run", "hash": "h", "inputs": {"a": 10.5, "b": 20.3}, "context": {}})
+    )
+    assert status == 0
+    ready, loaded, ran = replies
+    assert ready == {"op": "ready", "version": runtime.__version__, "pid": os.getpid()}
+    assert loaded["ok"] and loaded["hash"] == "h"
+    assert ran["ok"] and ran["outputs"] == {"sum": 30.8}
+
+
+def test_unencodable_outputs_become_an_error_and_the_worker_keeps_serving():
+    status, replies = serve_frames(
+        encode_frame({"op": "load", "hash": "h", "code": code("class Foo:\n    pass\ndef run(self):\n    print('made a Foo')\n    return {'result': [1, 2, Foo()]}\n")})
+        + encode_frame({"op": "run", "hash": "h", "inputs": {}, "context": {}})
+        + encode_frame({"op": "ping"})
+    )
+    assert status == 0
+    error = replies[2]["error"]
+    assert replies[2]["ok"] is False
+    assert error["type"] == "BlockRuntimeError"
+    assert error["message"] == "outputs.result[2]: cannot encode object of type Foo"
+    assert error["stdout"] == "made a Foo\n"
+    assert replies[3] == {"ok": True, "version": runtime.__version__}
+
+
+def test_oversized_outputs_are_refused_with_the_limit():
+    status, replies = serve_frames(
+        encode_frame({"op": "load", "hash": "h", "code": code("def run(self):\n    return {'blob': b'x' * 5000}\n")})
+        + encode_frame({"op": "run", "hash": "h", "inputs": {}, "context": {}}),
+        max_frame_bytes=4096,
+    )
+    assert status == 0
+    error = replies[2]["error"]
+    assert error["type"] == "OutputTooLarge"
+    assert "over the frame limit of 4096 bytes" in error["message"]
+
+
+def test_bad_cbor_frame_is_a_bad_request_and_serving_continues():
+    status, replies = serve_frames(struct.pack(">I", 1) + b"\xff" + encode_frame({"op": "ping"}))
+    assert status == 0
+    assert replies[1]["error"]["type"] == "BadRequest"
+    assert replies[1]["error"]["message"].startswith("frame: invalid CBOR")
+    assert replies[2]["ok"] is True
+
+
+def test_oversized_frame_is_answered_then_the_worker_stops():
+    status, replies = serve_frames(struct.pack(">I", 10_000) + b"\x00" * 10_000, max_frame_bytes=1000)
+    assert status == 1
+    assert replies[1]["error"]["type"] == "BadRequest"
+    assert "over the limit of 1000 bytes" in replies[1]["error"]["message"]
+
+
+def test_truncated_stream_exits_nonzero():
+    status, replies = serve_frames(encode_frame({"op": "ping"})[:-1])
+    assert status == 1 and len(replies) == 1
+
+
+# --- the real process ---------------------------------------------------------------
+
+
+class WorkerProcess:
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(TEMPLATE_DIR)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "runtime.worker", "--max-capture-bytes", "4096",
+             "--block-cache-size", "4", "--max-frame-bytes", str(LIMIT)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+
+    def receive(self, timeout: float = 30.0) -> dict[str, Any]:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        assert ready, "worker sent no frame in time"
+        frame = read_frame(self.proc.stdout, LIMIT)
+        assert frame is not None, "worker closed its channel"
+        return frame
+
+    def send(self, message: dict[str, Any]) -> dict[str, Any]:
+        self.proc.stdin.write(encode_frame(message))
+        self.proc.stdin.flush()
+        return self.receive()
+
+    def close(self) -> tuple[int, bytes]:
+        self.proc.stdin.close()
+        status = self.proc.wait(timeout=30)
+        stderr = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return status, stderr
+
+
+@pytest.fixture(scope="module")
+def worker():
+    process = WorkerProcess()
+    ready = process.receive()
+    assert ready["op"] == "ready" and ready["version"] == runtime.__version__
+    assert ready["pid"] == process.proc.pid
+    yield process
+    if process.proc.poll() is None:
+        process.proc.kill()
+        process.proc.wait()
+
+
+def test_worker_loads_and_runs(worker):
+    loaded = worker.send({"op": "load", "hash": "sum", "code": code("def run(self, a, b):\n    return {'sum': a + b}\n")})
+    assert loaded["ok"] and loaded["evicted"] == []
+    ran = worker.send({"op": "run", "hash": "sum", "inputs": {"a": 10.5, "b": 20.3}, "context": {"step_name": "s"}})
+    assert ran["ok"] and ran["outputs"] == {"sum": 30.8}
+
+
+def test_writes_to_fd1_do_not_corrupt_the_channel(worker):
+    junk = code(
+        """
+        import ctypes, subprocess
+        def run(self):
+            os.write(1, b"junk")
+            os.write(1, b"\\x00\\x00\\x00\\x05more junk")  # even a plausible header
+            libc = ctypes.CDLL(None)
+            libc.printf(b"from C\\n")
+            libc.fflush(None)
+            subprocess.run(["echo", "child output"], check=True)
+            print("captured")
+            return {"fine": True}
+        """
+    )
+    assert worker.send({"op": "load", "hash": "junk", "code": junk})["ok"]
+    ran = worker.send({"op": "run", "hash": "junk", "inputs": {}, "context": {}})
+    assert ran["ok"] and ran["outputs"] == {"fine": True}
+    assert ran["stdout"] == "captured\n"
+    assert worker.send({"op": "ping"}) == {"ok": True, "version": runtime.__version__}
+
+
+def test_stdin_of_a_block_is_empty(worker):
+    assert worker.send({"op": "load", "hash": "stdin", "code": code("import sys\ndef run(self):\n    return {'read': sys.stdin.read()}\n")})["ok"]
+    assert worker.send({"op": "run", "hash": "stdin", "inputs": {}, "context": {}})["outputs"] == {"read": ""}
+
+
+def test_sys_exit_does_not_end_the_worker(worker):
+    assert worker.send({"op": "load", "hash": "exit", "code": code("import sys\ndef run(self):\n    sys.exit(1)\n")})["ok"]
+    reply = worker.send({"op": "run", "hash": "exit", "inputs": {}, "context": {}})
+    assert reply["ok"] is False and reply["error"]["message"] == "SystemExit: 1"
+    assert worker.proc.poll() is None
+    assert worker.send({"op": "ping"})["ok"] is True
+
+
+def test_eof_ends_the_worker_with_status_zero():
+    process = WorkerProcess()
+    assert process.receive()["op"] == "ready"
+    status, stderr = process.close()
+    assert status == 0, stderr.decode(errors="replace")

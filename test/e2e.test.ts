@@ -1,0 +1,186 @@
+// End to end through real Python workers: the HTTP app in front of a LocalPool, and one
+// real Bun.serve server for what only a socket shows (the server keeps serving).
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { createApp } from '../src/app.ts'
+import { loadConfig } from '../src/config.ts'
+import { createBackends } from '../src/server.ts'
+import { FORMATS, readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
+
+const config = loadConfig({ BLOCKGATE_WORKERS: '2', BLOCKGATE_DEFAULT_TIMEOUT_MS: '10000' })
+const backends = createBackends(config)
+const app = createApp({ config, backends })
+
+beforeAll(async () => {
+  await backends.local!.start()
+}, 60_000)
+afterAll(async () => {
+  await backends.local!.stop()
+})
+
+async function run(body: Record<string, unknown>, format: 'json' | 'cbor' = 'json') {
+  const response = await app.request('/v1/run', runRequest(body, format))
+  return { status: response.status, answer: await readAnswer(response) }
+}
+
+const code = (run_function_code: string, extra: Record<string, unknown> = {}) => ({ code: { run_function_code, ...extra } })
+
+describe('a block runs end to end', () => {
+  for (const format of FORMATS) {
+    test(`sum in ${format}`, async () => {
+      const { status, answer } = await run({ ...code(SUM_BLOCK), inputs: { a: 10.5, b: 20.3 } }, format)
+      expect(status).toBe(200)
+      expect(answer.outputs).toEqual({ sum: 30.8 })
+      expect(answer.backend).toBe('local')
+      expect(answer.timings_ms.total).toBeGreaterThan(0)
+    })
+  }
+
+  test('the second run of the same code is warm', async () => {
+    const body = { ...code('def run(self, x):\n    return {"twice": x * 2}\n'), inputs: { x: 21 } }
+    const first = await run(body)
+    const second = await run(body)
+    expect(first.answer.cold_start).toBe(true)
+    expect(second.answer.cold_start).toBe(false)
+    expect(second.answer.outputs).toEqual({ twice: 42 })
+  })
+
+  test('init runs once per loaded block and is self._init_results', async () => {
+    const block = code(
+      'def run(self):\n    self._init_results["runs"] += 1\n    return dict(self._init_results)\n',
+      { init_function_code: 'import random\n\ndef init():\n    print("init ran")\n    return {"token": random.random(), "runs": 0}\n' },
+    )
+    const first = (await run(block)).answer
+    const second = (await run(block)).answer
+    expect(first.outputs.runs).toBe(1)
+    expect(second.outputs.runs).toBe(2)
+    expect(second.outputs.token).toBe(first.outputs.token)
+  })
+
+  test('no init means self._init_results is an empty dict', async () => {
+    const { answer } = await run(code('def run(self):\n    return {"init": self._init_results}\n'))
+    expect(answer.outputs).toEqual({ init: {} })
+  })
+
+  test('prints are captured per run', async () => {
+    const { answer } = await run({ ...code('import sys\ndef run(self, n):\n    print("out", n)\n    print("err", n, file=sys.stderr)\n    return {}\n'), inputs: { n: 7 } })
+    expect(answer.stdout).toBe('out 7\n')
+    expect(answer.stderr).toBe('err 7\n')
+  })
+
+  test('the workflow context reaches the block', async () => {
+    const { answer } = await run({ ...code('def run(self):\n    return self.get_workflow_context()\n'), step_name: 'my_step' })
+    expect(answer.outputs.step_name).toBe('my_step')
+    expect(answer.outputs.workflow_execution_id).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  test('the standard import block and extra imports are in scope', async () => {
+    const { status, answer } = await run({
+      ...code('def run(self):\n    return {"np": np.__name__, "sv": sv.__name__, "cv2": cv2.__name__, "pi": math.pi, "dq": type(deque()).__name__}\n', {
+        imports: ['from collections import deque'],
+      }),
+    })
+    expect(status).toBe(200)
+    expect(answer.outputs).toEqual({ np: 'numpy', sv: 'supervision', cv2: 'cv2', pi: Math.PI, dq: 'deque' })
+  })
+})
+
+describe("the user's errors come back as 422 with their own line numbers", () => {
+  test('a block that raises on line 3', async () => {
+    const source = 'def run(self, a):\n    print("about to fail")\n    raise ValueError(f"boom {a}")\n'
+    const { status, answer } = await run({ ...code(source), inputs: { a: 1 } }, 'cbor')
+    expect(status).toBe(422)
+    const { error } = answer
+    expect(error.type).toBe('BlockRuntimeError')
+    expect(error.line).toBe(3)
+    expect(error.function).toBe('run')
+    expect(error.message).toBe('ValueError: boom 1')
+    expect(error.snippet).toContain('> 3 |     raise ValueError(f"boom {a}")')
+    expect(error.stdout).toBe('about to fail\n')
+    expect(error.traceback).toContain('line 3, in run')
+    expect(error.traceback).not.toContain('runtime/')
+  })
+
+  test('a syntax error is a BlockCompileError with its line', async () => {
+    const { status, answer } = await run(code('def run(self):\n    x = 1\n    return {"x": x\n'))
+    expect(status).toBe(422)
+    expect(answer.error.type).toBe('BlockCompileError')
+    expect(answer.error.line).toBeGreaterThanOrEqual(3)
+    expect(answer.error.source).toBe('run_function_code')
+  })
+
+  test('a missing run function is named', async () => {
+    const { status, answer } = await run(code('def execute(self):\n    return {}\n'))
+    expect(status).toBe(422)
+    expect(answer.error.type).toBe('BlockCompileError')
+    expect(answer.error.message).toContain("'run'")
+  })
+
+  test('a run function under another name works when named', async () => {
+    const { status, answer } = await run({ ...code('def execute(self):\n    return {"ok": True}\n', { run_function_name: 'execute' }) })
+    expect(status).toBe(200)
+    expect(answer.outputs).toEqual({ ok: true })
+  })
+
+  test('sys.exit in a block is an error, not a dead worker', async () => {
+    const { status, answer } = await run(code('import sys\ndef run(self):\n    sys.exit(3)\n'))
+    expect(status).toBe(422)
+    expect(answer.error.line).toBe(3)
+    expect((await run({ ...code(SUM_BLOCK), inputs: { a: 1, b: 2 } })).answer.outputs).toEqual({ sum: 3 })
+  })
+})
+
+describe('a worker that hangs or dies is replaced', () => {
+  test('an infinite loop is a 504 within the timeout, and the pool recovers', async () => {
+    const startedAt = performance.now()
+    const { status, answer } = await run({ ...code('def run(self):\n    while True:\n        pass\n'), timeout_ms: 500 })
+    expect(status).toBe(504)
+    expect(answer.error.type).toBe('BlockTimeout')
+    expect(performance.now() - startedAt).toBeLessThan(3000)
+    const results = await Promise.all([1, 2, 3, 4].map((a) => run({ ...code(SUM_BLOCK), inputs: { a, b: 1 } })))
+    expect(results.map((r) => r.answer.outputs.sum)).toEqual([2, 3, 4, 5])
+  })
+
+  test('os._exit is a 500 WorkerCrashed, and the next run succeeds', async () => {
+    const { status, answer } = await run(code('import os\ndef run(self):\n    os._exit(1)\n'))
+    expect(status).toBe(500)
+    expect(answer.error.type).toBe('WorkerCrashed')
+    expect(answer.error.message).toContain('exited with code 1')
+    expect((await run({ ...code(SUM_BLOCK), inputs: { a: 2, b: 2 } })).answer.outputs).toEqual({ sum: 4 })
+  })
+
+  test('writing to the raw stdout fd does not corrupt the frame channel', async () => {
+    const { status, answer } = await run(code('import os\ndef run(self):\n    os.write(1, b"\\x00\\x00\\x00\\x05junk")\n    return {"still": "fine"}\n'))
+    expect(status).toBe(200)
+    expect(answer.outputs).toEqual({ still: 'fine' })
+  })
+})
+
+describe('over a real socket', () => {
+  test('garbage, a non-object and a missing field get 400s and the server keeps serving', async () => {
+    const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: app.fetch })
+    try {
+      const url = `${server.url.href}v1/run`
+      const garbage = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: crypto.getRandomValues(new Uint8Array(512)).map((b, i) => (i === 0 ? 0xff : b)) })
+      expect(garbage.status).toBe(400)
+      expect((await readAnswer(garbage)).error.message).toMatch(/^body: not valid CBOR/)
+      const array = await fetch(url, runRequest([1, 2], 'json'))
+      expect(array.status).toBe(400)
+      const missing = await fetch(url, runRequest({ code: {} }, 'json'))
+      expect((await readAnswer(missing)).error.message).toBe('code.run_function_code: is required')
+      const ok = await fetch(url, runRequest({ ...code(SUM_BLOCK), inputs: { a: 10.5, b: 20.3 } }, 'cbor'))
+      expect(ok.status).toBe(200)
+      expect((await readAnswer(ok)).outputs).toEqual({ sum: 30.8 })
+    } finally {
+      server.stop(true)
+    }
+  })
+
+  test('many concurrent runs of mixed blocks all answer correctly', async () => {
+    const blocks = [SUM_BLOCK, 'def run(self, a, b):\n    return {"sum": a - b}\n', 'def run(self, a, b):\n    return {"sum": a * b}\n']
+    const expected = (i: number) => [i + 3, i - 3, i * 3][i % 3]
+    const results = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => run({ ...code(blocks[i % 3]!), inputs: { a: i, b: 3 } }, i % 2 ? 'cbor' : 'json')),
+    )
+    expect(results.map((r) => r.answer.outputs?.sum)).toEqual(Array.from({ length: 30 }, (_, i) => expected(i)))
+  })
+})

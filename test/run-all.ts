@@ -1,0 +1,68 @@
+// `npm test`: type-check, the bun suite and the Python runtime's pytest suite, then one
+// closing line `N passed, N failed` summing both suites (counted from their JUnit reports).
+// Exits non-zero if anything failed, so a failure can never hide behind a green summary.
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { resolve } from 'node:path'
+
+const root = resolve(import.meta.dir, '..')
+const reports = resolve(root, '.test-results')
+rmSync(reports, { recursive: true, force: true })
+mkdirSync(reports, { recursive: true })
+
+interface Counts {
+  passed: number
+  failed: number
+  skipped: number
+}
+
+function run(label: string, cmd: string[], cwd = root): number {
+  console.log(`\n── ${label}: ${cmd.join(' ')}`)
+  const { exitCode } = Bun.spawnSync({ cmd, cwd, stdout: 'inherit', stderr: 'inherit', env: process.env })
+  return exitCode
+}
+
+/** Counts the <testcase>s of a JUnit file (suites may nest); a missing report is one failure. */
+function junitCounts(file: string, label: string): Counts {
+  let xml: string
+  try {
+    xml = readFileSync(file, 'utf8')
+  } catch {
+    console.error(`${label}: no report at ${file}: the suite did not run`)
+    return { passed: 0, failed: 1, skipped: 0 }
+  }
+  const counts = { passed: 0, failed: 0, skipped: 0 }
+  for (const [, , body = ''] of xml.matchAll(/<testcase\b[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g)) {
+    if (/<(failure|error)\b/.test(body)) counts.failed++
+    else if (/<skipped\b/.test(body)) counts.skipped++
+    else counts.passed++
+  }
+  return counts
+}
+
+const bun = process.execPath
+const python = resolve(root, '.venv/bin/python')
+const total: Counts = { passed: 0, failed: 0, skipped: 0 }
+const add = (c: Counts) => {
+  total.passed += c.passed
+  total.failed += c.failed
+  total.skipped += c.skipped
+}
+
+const typecheck = run('typecheck', [bun, resolve(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', '.'])
+if (typecheck !== 0) add({ passed: 0, failed: 1, skipped: 0 })
+
+const bunReport = resolve(reports, 'bun.xml')
+const bunExit = run('bun tests', [bun, 'test', '--timeout', '60000', '--reporter=junit', `--reporter-outfile=${bunReport}`])
+const bunCounts = junitCounts(bunReport, 'bun tests')
+add(bunCounts)
+
+const pyReport = resolve(reports, 'pytest.xml')
+const pyExit = run('python tests', [python, '-m', 'pytest', '-q', `--junitxml=${pyReport}`, 'tests'], resolve(root, 'template'))
+const pyCounts = junitCounts(pyReport, 'python tests')
+add(pyCounts)
+
+console.log(`\nTypeScript: ${bunCounts.passed} passed, ${bunCounts.failed} failed; Python: ${pyCounts.passed} passed, ${pyCounts.failed} failed`)
+const anyFailure = typecheck !== 0 || bunExit !== 0 || pyExit !== 0 || total.failed > 0
+if (anyFailure && total.failed === 0) total.failed = 1 // a runner failed without a counted test
+console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`)
+process.exit(anyFailure ? 1 : 0)
