@@ -25,6 +25,8 @@ interface Waiter {
   reject: (error: BlockgateError) => void
 }
 
+const RESPAWN_BACKOFF_MS = 1000
+
 export class LocalPool implements Backend {
   readonly name = 'local' as const
   private readonly idle: Worker[] = []
@@ -171,7 +173,14 @@ export class LocalPool implements Backend {
     this.all.delete(worker)
     const at = this.idle.indexOf(worker)
     if (at >= 0) this.idle.splice(at, 1)
-    if (!this.stopped) void this.spawn().catch(() => {})
+    if (!this.stopped) this.replace()
+  }
+
+  /** Starts one more worker, retrying while it fails (a broken venv shows in status()). */
+  private replace(): void {
+    this.spawn().catch(() => {
+      if (!this.stopped) setTimeout(() => this.replace(), RESPAWN_BACKOFF_MS)
+    })
   }
 
   private async spawn(): Promise<Worker> {
