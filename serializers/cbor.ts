@@ -1,10 +1,18 @@
-// The one place cbor-x is configured. cbor-x's defaults (record extension, tagged
-// Uint8Array, fixed-width map headers) are not what Python's cbor2 reads or what golden
-// vectors can be compared against, so every option that matters is set here on purpose.
-// test/cbor.test.ts pins this profile against cbor2.
+// The one place cbor-x is configured and extended. cbor-x's defaults (record extension,
+// tagged Uint8Array, fixed-width map headers, typed arrays turned into JS classes that
+// cannot tell a uint8 array from a byte string) are not what Python's cbor2 reads or
+// what golden vectors can be compared against, so every option that matters is set here
+// on purpose, and every extension is registered here, once. test/cbor.test.ts pins it.
+//
 // 'cbor-x/encode' is the pure-JS entry: the package root also loads the optional native
 // cbor-extract addon, which aborts the Bun process when decoding longer strings.
-import { Encoder, FLOAT32_OPTIONS } from 'cbor-x/encode'
+import type { Tag as CborTag } from 'cbor-x'
+import * as decodeEntry from 'cbor-x/decode'
+import { addExtension, Encoder, FLOAT32_OPTIONS } from 'cbor-x/encode'
+
+/** cbor-x's class for a tag it has no meaning for (its pure-JS entry's types omit it). */
+export const Tag = (decodeEntry as unknown as { Tag: typeof CborTag }).Tag
+export type Tag = CborTag
 
 const codec = new Encoder({
   useRecords: false, // no cbor-x record extension (tag 105): plain CBOR maps
@@ -12,16 +20,76 @@ const codec = new Encoder({
   variableMapSize: true, // shortest map length header, as cbor2 writes it
   tagUint8Array: false, // byte strings go untagged (tag 64 only inside RFC 8746 arrays)
   useFloat32: FLOAT32_OPTIONS.NEVER, // a JS number keeps its full float64 precision
-  int64AsNumber: false,
+  int64AsNumber: false, // 64-bit integers stay exact (BigInt)
+  copyBuffers: false, // byte strings and typed arrays are views of the input: no copy
   pack: false,
   structuredClone: false,
   bundleStrings: false,
-  copyBuffers: true, // decoded byte strings must not alias a buffer that gets reused
 } as ConstructorParameters<typeof Encoder>[0])
 
-/** Encodes one CBOR item. The result is a fresh copy, safe to keep after the next call. */
+/**
+ * The bytes of an RFC 8746 typed array (tags 64–87), kept as a view with its tag.
+ * cbor-x would turn tag 64 into a Uint8Array that re-encodes as a plain byte string, and
+ * has no class for float16: keeping tag and bytes makes every dtype round-trip exactly.
+ */
+export class TypedBytes {
+  constructor(
+    readonly tag: number,
+    readonly bytes: Uint8Array,
+  ) {}
+}
+
+/** An RFC 3339 timestamp (tag 0) kept as its text, so its UTC offset survives a round trip. */
+export class TimestampText {
+  constructor(readonly text: string) {}
+  toJSON(): string {
+    return this.text
+  }
+}
+
+export const TYPED_ARRAY_TAGS = { first: 64, last: 87 } as const
+
+type Write = (data: unknown) => void
+
+// cbor-x's extension type wants `encode` to return bytes, but it ignores the return value
+// and expects the content to be written through the callback; these two helpers say so once.
+function decodeTag(tag: number, decode: (content: never) => unknown): void {
+  addExtension({ tag, decode } as never)
+}
+// Registering a class also (re)sets the tag's decoder: pass the one it should keep.
+function encodeClass<T>(
+  Class: Function & { prototype: T },
+  tag: number,
+  encode: (value: T, write: Write) => void,
+  decode?: (content: never) => unknown,
+): void {
+  addExtension({ Class, tag, encode, decode } as never)
+}
+
+for (let tag = TYPED_ARRAY_TAGS.first; tag <= TYPED_ARRAY_TAGS.last; tag++) {
+  decodeTag(tag, (bytes: Uint8Array) => new TypedBytes(tag, bytes))
+}
+// The tag comes from the value: cbor-x asks getTag when an extension has no fixed tag.
+addExtension({ Class: TypedBytes, getTag: (value: TypedBytes) => value.tag, encode: (value: TypedBytes, write: Write) => write(value.bytes) } as never)
+
+encodeClass(TimestampText, 0, (value, write) => write(value.text), (text: string) => new TimestampText(String(text)))
+
+// cbor-x gives some tags meanings (shared references, packed tables, objects built from
+// class names, sets and maps) that no peer of ours sends; from a client they would only
+// be a way to build surprising values. They stay inert Tag objects.
+for (const tag of [6, 27, 28, 29, 51, 258, 259]) decodeTag(tag, (value: unknown) => new Tag(value, tag))
+
+/** Registers how a class of ours is written; each kind's plugin calls this once. */
+export function registerEncoder<T>(Class: Function & { prototype: T }, tag: number, toContent: (value: T) => unknown): void {
+  encodeClass(Class, tag, (value, write) => write(toContent(value)))
+}
+
+/**
+ * Encodes one CBOR item. The bytes stay valid: cbor-x never writes over the region it
+ * returned, it continues after it or moves to a new buffer.
+ */
 export function encodeCbor(value: unknown): Uint8Array {
-  return Uint8Array.prototype.slice.call(codec.encode(value))
+  return codec.encode(value)
 }
 
 /** Decodes exactly one CBOR item; throws on malformed or trailing bytes. */

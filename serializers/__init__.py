@@ -1,0 +1,1 @@
+"""Serializer plugins, one folder per workflow kind; ``serializers.registry`` lists them."""

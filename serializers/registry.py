@@ -1,0 +1,206 @@
+"""The one explicit list of serializer plugins (Python side), and the walks that decode a
+run's inputs into real objects and encode a block's outputs by their type.
+
+Adding a kind: a folder beside this file, and one line in ``KINDS`` here and in
+serializers/index.ts (a test checks that both lists agree).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from cbor2 import CBORTag
+
+from .kind import Kind, KindError
+from .ndarray.codec import KIND as NDARRAY
+
+KINDS: tuple[Kind, ...] = (NDARRAY,)
+
+# Internal to the proxy <-> worker frames: the bytes of a large array travel after the
+# CBOR head, 64-byte aligned, and the head holds [offset, length] under this tag.
+SIDECAR_TAG = 61440
+SIDECAR_ALIGN = 64
+SIDECAR_MIN_BYTES = 4096
+
+MAX_DEPTH = 64
+MAX_NODES = 1_000_000
+
+OUTPUT_MODES = ("cbor", "json", "json-compact")
+
+_BY_TAG: dict[int, Kind] = {tag: kind for kind in KINDS for tag in kind.tags}
+_BY_JSON_TYPE: dict[str, Kind] = {kind.json_type: kind for kind in KINDS}
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if isinstance(key, str) else f"{path}[{key!r}]"
+
+
+class Decoder:
+    """Decodes CBOR-decoded values (CBORTag, plain data, JSON ``_type`` markers) into objects."""
+
+    mode = "cbor"
+
+    def __init__(self, sidecar: memoryview | None = None) -> None:
+        self._sidecar = sidecar
+        self._nodes = 0
+        self._depth = 0
+
+    def decode_value(self, value: Any, path: str) -> Any:
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise KindError(path, f"more than {MAX_NODES} values in one run")
+        if self._depth >= MAX_DEPTH:
+            raise KindError(path, f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return self._decode(value, path)
+        finally:
+            self._depth -= 1
+
+    def _decode(self, value: Any, path: str) -> Any:
+        if isinstance(value, CBORTag):
+            kind = _BY_TAG.get(value.tag)
+            if kind is None:
+                raise KindError(path, f"unknown CBOR tag {value.tag}: no kind is carried under it")
+            return kind.from_cbor(value.tag, value.value, path, self)
+        if isinstance(value, Mapping):
+            marker = value.get("_type")
+            if isinstance(marker, str):
+                decoded = self._decode_marked(marker, value, path)
+                if decoded is not _NOT_MARKED:
+                    return decoded
+            return {key: self.decode_value(item, _join(path, key)) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.decode_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return value
+
+    def _decode_marked(self, marker: str, obj: Mapping[str, Any], path: str) -> Any:
+        kind = _BY_JSON_TYPE.get(marker)
+        if kind is not None:
+            return kind.from_json(dict(obj), path, self)
+        if marker == "datetime":
+            try:
+                return dt.datetime.fromisoformat(str(obj.get("value")))
+            except ValueError:
+                raise KindError(f"{path}.value", f"not an ISO 8601 datetime: {obj.get('value')!r}") from None
+        if marker == "bytes":
+            try:
+                return base64.b64decode(str(obj.get("value")), validate=True)
+            except (binascii.Error, ValueError):
+                raise KindError(f"{path}.value", "not valid base64") from None
+        if marker == "object":  # Roboflow sends str(obj) of what it could not serialise
+            return obj.get("value")
+        return _NOT_MARKED
+
+    def resolve_bytes(self, content: Any, path: str) -> bytes | memoryview:
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            return content
+        if isinstance(content, CBORTag) and content.tag == SIDECAR_TAG:
+            if self._sidecar is None:
+                raise KindError(path, f"tag {SIDECAR_TAG} is internal to blockgate's worker frames")
+            ref = content.value
+            if not (isinstance(ref, (list, tuple)) and len(ref) == 2 and all(isinstance(n, int) and n >= 0 for n in ref)):
+                raise KindError(path, "malformed sidecar reference")
+            offset, length = ref
+            if offset + length > len(self._sidecar):
+                raise KindError(path, "sidecar reference beyond the frame")
+            return self._sidecar[offset : offset + length]
+        raise KindError(path, f"expected a byte string, got {type(content).__name__}")
+
+    def wrap_bytes(self, data: memoryview) -> Any:  # pragma: no cover - decoders never encode
+        raise NotImplementedError
+
+
+_NOT_MARKED = object()
+
+
+class Encoder:
+    """Encodes a block's outputs by type: kinds by their plugin, the rest as plain data."""
+
+    def __init__(self, mode: str = "cbor", sidecar: bool = False) -> None:
+        if mode not in OUTPUT_MODES:
+            raise ValueError(f"mode must be one of {', '.join(OUTPUT_MODES)}, got {mode!r}")
+        self._mode = mode
+        self._sidecar = sidecar and mode == "cbor"
+        self.buffers: list[memoryview] = []
+        self._sidecar_bytes = 0
+        self._depth = 0
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def encode_value(self, value: Any, path: str) -> Any:
+        if self._depth >= MAX_DEPTH:
+            raise KindError(path, f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return self._encode(value, path)
+        finally:
+            self._depth -= 1
+
+    def _encode(self, value: Any, path: str) -> Any:
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        for kind in KINDS:
+            if isinstance(value, kind.python_types):
+                if self._mode == "cbor":
+                    return CBORTag(kind.tags[0], kind.to_cbor(value, path, self))
+                return kind.to_json(value, path, self)
+        if isinstance(value, Mapping):
+            if self._mode == "cbor":
+                return {key: self.encode_value(item, _join(path, key)) for key, item in value.items()}
+            return {str(key): self.encode_value(item, _join(path, key)) for key, item in value.items()}
+        if isinstance(value, (list, tuple, set, frozenset)) or _is_batch(value):
+            return [self.encode_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        if isinstance(value, np.generic):
+            return self.encode_value(value.item(), path)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            if self._mode == "cbor":
+                return bytes(value)
+            return {"_type": "bytes", "value": base64.b64encode(bytes(value)).decode("ascii")}
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:  # datetime.now() in a block: read as UTC, not refused
+                value = value.replace(tzinfo=dt.timezone.utc)
+            return value if self._mode == "cbor" else {"_type": "datetime", "value": value.isoformat()}
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        # Roboflow's own fallback for what it cannot serialise: the class and its str().
+        return {"_type": "object", "class": type(value).__name__, "value": str(value)}
+
+    def wrap_bytes(self, data: memoryview) -> Any:
+        if not self._sidecar or data.nbytes < SIDECAR_MIN_BYTES:
+            return data.tobytes()
+        offset = self._sidecar_bytes
+        self.buffers.append(data)
+        self._sidecar_bytes = _align(offset + data.nbytes)
+        return CBORTag(SIDECAR_TAG, [offset, data.nbytes])
+
+    def resolve_bytes(self, content: Any, path: str) -> bytes | memoryview:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _align(n: int) -> int:
+    return (n + SIDECAR_ALIGN - 1) // SIDECAR_ALIGN * SIDECAR_ALIGN
+
+
+def _is_batch(value: Any) -> bool:
+    # Roboflow's Batch (ours or the real one from `inference`) is a sequence of kinds.
+    return type(value).__name__ == "Batch" and hasattr(value, "__iter__")
+
+
+def decode_inputs(inputs: Mapping[str, Any], sidecar: memoryview | None = None, path: str = "inputs") -> dict[str, Any]:
+    """A run's inputs as the objects the block sees; KindError names the bad path."""
+    decoder = Decoder(sidecar)
+    return {name: decoder.decode_value(value, _join(path, name)) for name, value in inputs.items()}
+
+
+def encode_outputs(outputs: Any, mode: str = "cbor", sidecar: bool = False, path: str = "outputs") -> tuple[Any, list[memoryview]]:
+    """Outputs ready for cbor2 (CBORTag for kinds), and the sidecar buffers they refer to."""
+    encoder = Encoder(mode, sidecar)
+    return encoder.encode_value(outputs, path), encoder.buffers
