@@ -69,8 +69,39 @@ function encodeClass<T>(
 for (let tag = TYPED_ARRAY_TAGS.first; tag <= TYPED_ARRAY_TAGS.last; tag++) {
   decodeTag(tag, (bytes: Uint8Array) => new TypedBytes(tag, bytes))
 }
+/**
+ * Worker frames carry large typed-array bytes after the CBOR head ("sidecar"), 64-byte
+ * aligned, so the Python side maps them to numpy arrays without a copy; the head holds
+ * [offset, length] under this tag instead of the bytes. Never valid from a client.
+ */
+export const SIDECAR = { tag: 61440, align: 64, minBytes: 4096 } as const
+
+export const alignSidecar = (n: number) => Math.ceil(n / SIDECAR.align) * SIDECAR.align
+
+let sidecarOut: { buffers: Uint8Array[]; size: number } | null = null
+let sidecarIn: Uint8Array | null = null
+
 // The tag comes from the value: cbor-x asks getTag when an extension has no fixed tag.
-addExtension({ Class: TypedBytes, getTag: (value: TypedBytes) => value.tag, encode: (value: TypedBytes, write: Write) => write(value.bytes) } as never)
+addExtension({
+  Class: TypedBytes,
+  getTag: (value: TypedBytes) => value.tag,
+  encode(value: TypedBytes, write: Write) {
+    if (!sidecarOut || value.bytes.byteLength < SIDECAR.minBytes) return write(value.bytes)
+    const offset = sidecarOut.size
+    sidecarOut.buffers.push(value.bytes)
+    sidecarOut.size = alignSidecar(offset + value.bytes.byteLength)
+    write(new Tag([offset, value.bytes.byteLength], SIDECAR.tag))
+  },
+} as never)
+
+decodeTag(SIDECAR.tag, (ref: unknown) => {
+  if (!sidecarIn) throw new Error(`tag ${SIDECAR.tag} is internal to blockgate's worker frames`)
+  const [offset, length] = Array.isArray(ref) ? ref : []
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > sidecarIn.byteLength) {
+    throw new Error(`sidecar reference ${JSON.stringify(ref)} is outside the frame`)
+  }
+  return sidecarIn.subarray(offset, offset + length)
+})
 
 encodeClass(TimestampText, 0, (value, write) => write(value.text), (text: string) => new TimestampText(String(text)))
 
@@ -90,6 +121,26 @@ export function registerEncoder<T>(Class: Function & { prototype: T }, tag: numb
  */
 export function encodeCbor(value: unknown): Uint8Array {
   return codec.encode(value)
+}
+
+/** Encodes a worker frame's head; typed arrays of SIDECAR.minBytes or more go to `buffers`. */
+export function encodeWithSidecar(value: unknown): { head: Uint8Array; buffers: Uint8Array[] } {
+  sidecarOut = { buffers: [], size: 0 }
+  try {
+    return { head: codec.encode(value), buffers: sidecarOut.buffers }
+  } finally {
+    sidecarOut = null
+  }
+}
+
+/** Decodes a worker frame's head whose sidecar references point into `region`. */
+export function decodeWithSidecar(head: Uint8Array, region: Uint8Array): unknown {
+  sidecarIn = region
+  try {
+    return codec.decode(head)
+  } finally {
+    sidecarIn = null
+  }
 }
 
 /** Decodes exactly one CBOR item; throws on malformed or trailing bytes. */

@@ -3,6 +3,7 @@
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
+import type { OutputFormat } from './backends/backend.ts'
 import type { Config } from './config.ts'
 import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge } from './errors.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
@@ -48,6 +49,7 @@ export function createApp({ config, backends }: AppOptions): Hono {
         inputs: request.inputs,
         workspace: request.workspace,
         timeoutMs: request.timeoutMs,
+        outputFormat: outputFormat(responseFormat(c.req.raw), request.jsonArrays),
         context: {
           step_name: request.stepName,
           step_selector: request.stepName === null ? null : `$steps.${request.stepName}`,
@@ -80,6 +82,11 @@ export function createApp({ config, backends }: AppOptions): Hono {
   })
 
   return app
+}
+
+function outputFormat(wire: 'json' | 'cbor', jsonArrays: 'lists' | 'base64'): OutputFormat {
+  if (wire === 'cbor') return 'cbor'
+  return jsonArrays === 'base64' ? 'json-compact' : 'json'
 }
 
 function asBlockgateError(thrown: unknown): BlockgateError {

@@ -4,6 +4,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createApp } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import { createBackends } from '../src/server.ts'
+import { Tag } from '../serializers/cbor.ts'
+import { decodeKinds } from '../serializers/index.ts'
+import { NDArray } from '../serializers/ndarray/index.ts'
 import { FORMATS, readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
 
 const config = loadConfig({ BLOCKGATE_WORKERS: '2', BLOCKGATE_DEFAULT_TIMEOUT_MS: '10000' })
@@ -184,3 +187,58 @@ describe('over a real socket', () => {
     expect(results.map((r) => r.answer.outputs?.sum)).toEqual(Array.from({ length: 30 }, (_, i) => expected(i)))
   })
 })
+
+describe('kinds cross the boundary intact', () => {
+  const invert = code('def run(self, image):\n    return {"inverted": 255 - image, "dtype": str(image.dtype), "writable": image.flags.writeable}\n')
+
+  test('a 10×10×3 uint8 array of 128s comes back as exactly 127s, over CBOR', async () => {
+    const image = NDArray.fromBytes('uint8', [10, 10, 3], new Uint8Array(300).fill(128))
+    const { status, answer } = await runKinds({ ...invert, inputs: { image } })
+    expect(status).toBe(200)
+    const inverted = answer.outputs.inverted as NDArray
+    expect([inverted.dtype, inverted.shape]).toEqual(['uint8', [10, 10, 3]])
+    expect(inverted.bytes.every((b) => b === 127)).toBe(true)
+    expect(answer.outputs.writable).toBe(true)
+  })
+
+  test('a 1080p frame goes in and out through the sidecar, bit-exact and writable', async () => {
+    const pixels = new Uint8Array(1080 * 1920 * 3).map((_, i) => (i * 7) % 256)
+    const { status, answer } = await runKinds({ ...invert, inputs: { image: NDArray.fromBytes('uint8', [1080, 1920, 3], pixels) } })
+    expect(status).toBe(200)
+    const inverted = answer.outputs.inverted as NDArray
+    expect(inverted.shape).toEqual([1080, 1920, 3])
+    expect(inverted.bytes.every((b, i) => b === 255 - pixels[i]!)).toBe(true)
+    expect(answer.outputs.writable).toBe(true)
+  })
+
+  test('a block returning float32 gets float32 back, not float64 lists', async () => {
+    const { answer } = await runKinds(code('def run(self):\n    return {"a": np.linspace(0, 1, 5, dtype=np.float32)}\n'))
+    const a = answer.outputs.a as NDArray
+    expect(a.dtype).toBe('float32')
+    expect(Array.from(a.data as Float32Array)).toEqual([0, 0.25, 0.5, 0.75, 1])
+  })
+
+  test('over JSON, arrays use Roboflow\'s ndarray form both ways, or compact base64 when asked', async () => {
+    const input = { _type: 'ndarray', dtype: 'uint8', shape: [2, 2], value: [[0, 10], [200, 255]] }
+    const lists = await run({ ...code('def run(self, m):\n    return {"m": m + 0, "sum": int(m.sum())}\n'), inputs: { m: input } })
+    expect(lists.status).toBe(200)
+    expect(lists.answer.outputs).toEqual({ m: { _type: 'ndarray', value: [[0, 10], [200, 255]], dtype: 'uint8', shape: [2, 2] }, sum: 465 })
+    const compact = await run({ ...code('def run(self, m):\n    return {"m": m}\n'), inputs: { m: input }, json_arrays: 'base64' })
+    expect(compact.answer.outputs.m).toEqual({ _type: 'ndarray', dtype: 'uint8', shape: [2, 2], encoding: 'base64', value: Buffer.from([0, 10, 200, 255]).toString('base64') })
+  })
+
+  test('an array that does not fit its shape is a 400 naming the path, over CBOR and JSON', async () => {
+    const bad = await app.request('/v1/run', runRequest({ ...code(SUM_BLOCK), inputs: { a: new Tag([[2, 3], new Float32Array(5)], 40) } }, 'cbor'))
+    expect(bad.status).toBe(400)
+    expect((await readAnswer(bad)).error.message).toBe('inputs.a: shape [2,3] of float32 needs 24 bytes, got 20')
+    const json = await run({ ...code(SUM_BLOCK), inputs: { a: { _type: 'ndarray', dtype: 'float32', shape: [3], value: [1, 2] } } })
+    expect(json.status).toBe(400)
+    expect(json.answer.error.message).toBe('inputs.a.value: holds 2 values, shape [3] needs 3')
+  })
+})
+
+async function runKinds(body: Record<string, unknown>) {
+  const response = await app.request('/v1/run', runRequest(body, 'cbor'))
+  const answer = await readAnswer(response)
+  return { status: response.status, answer: response.status === 200 ? { ...answer, outputs: decodeKinds(answer.outputs, 'outputs') } : answer }
+}

@@ -20,7 +20,11 @@ export interface RunJob {
   context: WorkflowContext
   /** Wall-clock budget for loading and running the block. */
   timeoutMs: number
+  /** The form outputs come back in: CBOR kinds, or Roboflow's JSON `_type` forms. */
+  outputFormat: OutputFormat
 }
+
+export type OutputFormat = 'cbor' | 'json' | 'json-compact'
 
 export interface RunTimings {
   /** Waiting for a free worker or sandbox. */

@@ -1,6 +1,7 @@
 // The `POST /v1/run` body (Contract 1), validated into a RunRequest. Field names follow
 // Roboflow's `PythonCode` entity so workflow definitions can be sent as they are.
 import { z } from 'zod'
+import { decodeKinds, KindError } from '../../serializers/index.ts'
 import { BadRequest } from '../errors.ts'
 import type { BackendName } from '../backends/backend.ts'
 import { blockOf, type Block } from './block.ts'
@@ -35,6 +36,7 @@ const runRequestSchema = z.object(
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1-128 letters, digits, "_", "." or "-"')
       .default('default'),
     step_name: z.string(required('a string')).max(256, 'must be at most 256 characters').optional(),
+    json_arrays: z.enum(['lists', 'base64'], required('"lists" or "base64"')).default('lists'),
   },
   required('an object'),
 )
@@ -46,6 +48,8 @@ export interface RunRequest {
   timeoutMs: number
   workspace: string
   stepName: string | null
+  /** How arrays come back in a JSON response: Roboflow's nested lists, or compact base64. */
+  jsonArrays: 'lists' | 'base64'
 }
 
 export interface RequestLimits {
@@ -59,7 +63,7 @@ export function parseRunRequest(body: unknown, limits: RequestLimits): RunReques
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
     throw new BadRequest(problems.join('; '), { problems })
   }
-  const { code, inputs, backend, timeout_ms, workspace, step_name } = parsed.data
+  const { code, inputs, backend, timeout_ms, workspace, step_name, json_arrays } = parsed.data
   return {
     block: blockOf({
       run_function_code: code.run_function_code,
@@ -68,11 +72,22 @@ export function parseRunRequest(body: unknown, limits: RequestLimits): RunReques
       init_function_name: code.init_function_name,
       imports: code.imports,
     }),
-    inputs,
+    inputs: decodeInputs(inputs),
     backend,
     // Contract 1: a requested timeout is capped by the configured maximum.
     timeoutMs: Math.min(timeout_ms ?? limits.defaultTimeoutMs, limits.maxTimeoutMs),
     workspace,
     stepName: step_name ?? null,
+    jsonArrays: json_arrays,
+  }
+}
+
+/** Kinds in a CBOR body become kind values here, validated: a bad one is a 400 naming its path. */
+function decodeInputs(inputs: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return decodeKinds(inputs, 'inputs') as Record<string, unknown>
+  } catch (error) {
+    if (error instanceof KindError) throw new BadRequest(error.message, { path: error.path })
+    throw error
   }
 }

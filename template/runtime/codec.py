@@ -1,8 +1,8 @@
-"""The one place that turns Python values into CBOR bytes and back.
+"""CBOR bytes of the worker's messages, and back.
 
-Numpy values are lowered to plain Python here. The serializer-plugin issue replaces the
-array handling with RFC 8746 typed arrays; keeping every hook in this module means that
-change touches nothing else.
+A block's outputs reach this module already turned into CBOR-ready values by the
+serializer registry (serializers/registry.py); this only writes and reads them, and
+names the path of anything that still cannot be encoded.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from datetime import timezone
 from typing import Any
 
 import cbor2
-import numpy as np
 
 
 class EncodeError(ValueError):
@@ -32,12 +31,7 @@ class _Unencodable(Exception):
 
 
 def _default(encoder: cbor2.CBOREncoder, value: Any) -> None:
-    if isinstance(value, np.generic):
-        encoder.encode(value.item())
-    elif isinstance(value, np.ndarray):
-        encoder.encode(value.tolist())
-    else:
-        raise _Unencodable(f"cannot encode object of type {type(value).__qualname__}")
+    raise _Unencodable(f"cannot encode object of type {type(value).__qualname__}")
 
 
 # Naive datetimes (datetime.now() in a block) are read as UTC rather than refused:
@@ -53,7 +47,7 @@ def encode(obj: Any) -> bytes:
         raise _locate_failure(obj, "", set()) or EncodeError("", str(exc)) from None
 
 
-def decode(data: bytes) -> Any:
+def decode(data: bytes | memoryview) -> Any:
     try:
         return cbor2.loads(data)
     except cbor2.CBORDecodeError as exc:

@@ -79,6 +79,10 @@ class BadRequest(BlockError):
     """A message from the proxy was malformed; the message names the field."""
 
 
+class InvalidInput(BlockError):
+    """An input does not fit its kind (``inputs.image.pixels.shape: ...``): the client's fault."""
+
+
 class OutputTooLarge(BlockRuntimeError):
     """The encoded reply (outputs plus captured output) does not fit in one frame."""
 

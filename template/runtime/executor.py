@@ -7,11 +7,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from serializers.kind import KindError
+from serializers.registry import OUTPUT_MODES, decode_inputs, encode_outputs
+
 from . import __version__
 from .assembly import BlockCode, LoadedBlock, load_block
 from .capture import Captured, capture_output
-from .errors import BadRequest, BlockError, InternalError, UnknownBlock
+from .errors import BadRequest, BlockError, BlockRuntimeError, InternalError, InvalidInput, UnknownBlock
 from .traces import collecting_traces
+
+# A reply may carry the sidecar buffers its outputs refer to under this key; the worker
+# takes them out and writes them after the reply's CBOR head.
+BUFFERS_KEY = "_buffers"
 
 
 def _elapsed_ms(start: float) -> float:
@@ -45,16 +52,17 @@ def failure_reply(error: BlockError, captured: Captured | None = None) -> dict[s
 
 
 class Executor:
-    def __init__(self, cache_size: int, max_capture_bytes: int) -> None:
+    def __init__(self, cache_size: int, max_capture_bytes: int, sidecar_outputs: bool = False) -> None:
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, got {cache_size}")
         if max_capture_bytes < 0:
             raise ValueError(f"max_capture_bytes must not be negative, got {max_capture_bytes}")
         self._cache_size = cache_size
         self._max_capture_bytes = max_capture_bytes
+        self._sidecar_outputs = sidecar_outputs
         # The only state the runtime keeps between messages: hash → loaded block, oldest first.
         self._blocks: OrderedDict[str, LoadedBlock] = OrderedDict()
-        self._ops: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+        self._ops: dict[str, Callable[[Mapping[str, Any], memoryview | None], dict[str, Any]]] = {
             "load": self._load,
             "run": self._run,
             "ping": self._ping,
@@ -64,8 +72,11 @@ class Executor:
     def loaded_hashes(self) -> list[str]:
         return list(self._blocks)
 
-    def handle(self, message: Any) -> dict[str, Any]:
-        """A reply for ``message``; never raises, whatever the message or the block does."""
+    def handle(self, message: Any, sidecar: memoryview | None = None) -> dict[str, Any]:
+        """A reply for ``message``; never raises, whatever the message or the block does.
+
+        ``sidecar`` is the frame's region of large array bytes that inputs may refer to.
+        """
         try:
             if not isinstance(message, Mapping):
                 raise BadRequest(f"message: must be a map, got {type(message).__name__}")
@@ -73,16 +84,16 @@ class Executor:
             handler = self._ops.get(op)
             if handler is None:
                 raise BadRequest(f"op: unknown op {op!r} (expected one of {', '.join(self._ops)})")
-            return handler(message)
+            return handler(message, sidecar)
         except BlockError as error:
             return failure_reply(error)
         except Exception as exc:  # a runtime bug must not end the worker
             return failure_reply(InternalError(f"{type(exc).__name__}: {exc}"))
 
-    def _ping(self, message: Mapping[str, Any]) -> dict[str, Any]:
+    def _ping(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
         return {"ok": True, "version": __version__}
 
-    def _load(self, message: Mapping[str, Any]) -> dict[str, Any]:
+    def _load(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
         block_hash = _field(message, "hash", str)
         code = BlockCode.from_dict(message.get("code"))
         if block_hash in self._blocks:
@@ -118,17 +129,26 @@ class Executor:
             "timings_ms": {"load": load_ms},
         }
 
-    def _run(self, message: Mapping[str, Any]) -> dict[str, Any]:
+    def _run(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
         block_hash = _field(message, "hash", str)
-        inputs = _field(message, "inputs", dict, required=False, default={})
+        raw_inputs = _field(message, "inputs", dict, required=False, default={})
         context = _field(message, "context", dict, required=False, default={})
-        bad_key = next((key for key in inputs if not isinstance(key, str)), None)
+        output_format = _field(message, "output_format", str, required=False, default="cbor")
+        if output_format not in OUTPUT_MODES:
+            raise BadRequest(f"output_format: must be one of {', '.join(OUTPUT_MODES)}, got {output_format!r}")
+        bad_key = next((key for key in raw_inputs if not isinstance(key, str)), None)
         if bad_key is not None:
             raise BadRequest(f"inputs: names must be strings, got {bad_key!r}")
         block = self._blocks.get(block_hash)
         if block is None:
             raise UnknownBlock(f"hash: no block loaded with hash {block_hash!r}; send a load first")
         self._blocks.move_to_end(block_hash)
+        start = time.perf_counter()
+        try:
+            inputs = decode_inputs(raw_inputs, sidecar)
+        except KindError as exc:
+            raise InvalidInput(str(exc)) from None
+        decode_ms = _elapsed_ms(start)
 
         start = time.perf_counter()
         with capture_output(self._max_capture_bytes) as captured, collecting_traces(
@@ -143,13 +163,22 @@ class Executor:
         execute_ms = _elapsed_ms(start)
         if failed is not None:
             return failure_reply(failed, captured)
-        return {
+        start = time.perf_counter()
+        try:
+            encoded, buffers = encode_outputs(outputs, output_format, sidecar=self._sidecar_outputs)
+        except KindError as exc:
+            return failure_reply(BlockRuntimeError(str(exc), function=block.code.run_function_name), captured)
+        encode_ms = _elapsed_ms(start)
+        reply = {
             "ok": True,
-            "outputs": outputs,
+            "outputs": encoded,
             "stdout": captured.stdout,
             "stderr": captured.stderr,
             "stdout_truncated": captured.stdout_truncated,
             "stderr_truncated": captured.stderr_truncated,
             "debug_traces": traces,
-            "timings_ms": {"execute": execute_ms},
+            "timings_ms": {"decode": decode_ms, "execute": execute_ms, "encode": encode_ms},
         }
+        if buffers:
+            reply[BUFFERS_KEY] = buffers
+        return reply

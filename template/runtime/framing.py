@@ -1,14 +1,25 @@
-"""Length-prefixed frames: a 4-byte unsigned big-endian length N, then N bytes of one CBOR item."""
+"""Frames between the proxy and a worker.
+
+    frame   := length (u32 BE) payload
+    payload := head_length (u32 BE) head (one CBOR item) [padding] sidecar
+
+The sidecar holds the bytes of large arrays, each 64-byte aligned, so they are read
+straight into one buffer and become numpy arrays without a copy; the head refers to
+them by [offset, length] (serializers.registry.SIDECAR_TAG). Small frames have none.
+"""
 
 from __future__ import annotations
 
 import struct
-from typing import Any, BinaryIO
+from collections.abc import Sequence
+from typing import Any, BinaryIO, NamedTuple
+
+from serializers.registry import SIDECAR_ALIGN
 
 from . import codec
 
-_HEADER = struct.Struct(">I")
-HEADER_BYTES = _HEADER.size
+_U32 = struct.Struct(">I")
+HEADER_BYTES = _U32.size
 MAX_FRAME_LIMIT = 0xFFFFFFFF  # the most a 4-byte length can announce
 
 
@@ -30,50 +41,79 @@ class FrameTooLarge(FrameError):
 
 
 class FrameDecodeError(FrameError):
-    """The frame was read whole but its payload is not valid CBOR; the stream is still in step."""
+    """The frame was read whole but its payload is not valid; the stream is still in step."""
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
-    # A pipe may hand back fewer bytes than asked for; loop until all arrive or EOF.
-    chunks: list[bytes] = []
-    remaining = size
-    while remaining:
-        chunk = stream.read(remaining)
-        if not chunk:
+class Frame(NamedTuple):
+    message: Any
+    sidecar: memoryview
+
+
+def _align(n: int) -> int:
+    return (n + SIDECAR_ALIGN - 1) // SIDECAR_ALIGN * SIDECAR_ALIGN
+
+
+def _read_into(stream: BinaryIO, buffer: memoryview) -> int:
+    # A pipe may hand back fewer bytes than asked for; loop until full or EOF.
+    filled = 0
+    while filled < len(buffer):
+        count = stream.readinto(buffer[filled:])
+        if not count:
             break
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        filled += count
+    return filled
 
 
-def read_frame(stream: BinaryIO, max_frame_bytes: int) -> Any | None:
-    """The next decoded frame, or None on a clean EOF (between frames)."""
-    header = _read_exact(stream, _HEADER.size)
-    if not header:
+def read_frame(stream: BinaryIO, max_frame_bytes: int) -> Frame | None:
+    """The next frame, or None on a clean EOF (between frames)."""
+    header = bytearray(HEADER_BYTES)
+    got = _read_into(stream, memoryview(header))
+    if got == 0:
         return None
-    if len(header) < _HEADER.size:
-        raise TruncatedFrame(f"stream ended inside a frame header ({len(header)} of 4 bytes)")
-    (size,) = _HEADER.unpack(header)
+    if got < HEADER_BYTES:
+        raise TruncatedFrame(f"stream ended inside a frame header ({got} of {HEADER_BYTES} bytes)")
+    (size,) = _U32.unpack(header)
     if size > max_frame_bytes:
         raise FrameTooLarge(size, max_frame_bytes)
-    payload = _read_exact(stream, size)
-    if len(payload) < size:
-        raise TruncatedFrame(f"stream ended inside a frame ({len(payload)} of {size} bytes)")
+    # One buffer for the whole payload: sidecar arrays become writable views of it.
+    payload = memoryview(bytearray(size))
+    got = _read_into(stream, payload)
+    if got < size:
+        raise TruncatedFrame(f"stream ended inside a frame ({got} of {size} bytes)")
+    if size < HEADER_BYTES:
+        raise FrameDecodeError(f"payload of {size} bytes has no head length")
+    (head_size,) = _U32.unpack_from(payload)
+    if HEADER_BYTES + head_size > size:
+        raise FrameDecodeError(f"head of {head_size} bytes does not fit a {size}-byte payload")
     try:
-        return codec.decode(payload)
+        message = codec.decode(payload[HEADER_BYTES : HEADER_BYTES + head_size])
     except codec.DecodeError as exc:
         raise FrameDecodeError(str(exc)) from None
+    return Frame(message, payload[min(size, _align(HEADER_BYTES + head_size)) :])
 
 
-def encode_frame(obj: Any) -> bytes:
-    """Header and payload as one buffer; raises ``codec.EncodeError`` naming the bad path."""
-    payload = codec.encode(obj)
-    if len(payload) > MAX_FRAME_LIMIT:
-        raise FrameTooLarge(len(payload), MAX_FRAME_LIMIT)
-    return _HEADER.pack(len(payload)) + payload
+def frame_parts(obj: Any, buffers: Sequence[memoryview] = ()) -> list[bytes | memoryview]:
+    """The frame as pieces to write in order (large buffers are not copied into one)."""
+    head = codec.encode(obj)
+    parts: list[bytes | memoryview] = [b"", _U32.pack(len(head)), head]
+    size = HEADER_BYTES + len(head)
+    for buffer in buffers:
+        start = _align(size)
+        parts.append(bytes(start - size))
+        parts.append(buffer)
+        size = start + buffer.nbytes
+    if size > MAX_FRAME_LIMIT:
+        raise FrameTooLarge(size, MAX_FRAME_LIMIT)
+    parts[0] = _U32.pack(size)
+    return parts
 
 
-def write_frame(stream: BinaryIO, obj: Any) -> None:
-    # One write, so a frame is never interleaved or half-sent by a partial encode.
-    stream.write(encode_frame(obj))
+def encode_frame(obj: Any, buffers: Sequence[memoryview] = ()) -> bytes:
+    """The whole frame as one bytes object; raises ``codec.EncodeError`` naming a bad path."""
+    return b"".join(bytes(part) for part in frame_parts(obj, buffers))
+
+
+def write_frame(stream: BinaryIO, obj: Any, buffers: Sequence[memoryview] = ()) -> None:
+    for part in frame_parts(obj, buffers):
+        stream.write(part)
     stream.flush()

@@ -14,8 +14,8 @@ from . import __version__
 from .capture import Captured
 from .codec import EncodeError
 from .errors import BadRequest, BlockRuntimeError, OutputTooLarge
-from .executor import Executor, failure_reply
-from .framing import HEADER_BYTES, FrameDecodeError, FrameError, FrameTooLarge, encode_frame, read_frame
+from .executor import BUFFERS_KEY, Executor, failure_reply
+from .framing import FrameDecodeError, FrameError, FrameTooLarge, frame_parts, read_frame
 from .prelude import preload
 
 DEFAULT_MAX_CAPTURE_BYTES = 1 << 20
@@ -57,19 +57,20 @@ def claim_channel() -> tuple[BinaryIO, BinaryIO]:
     return os.fdopen(channel_in, "rb"), os.fdopen(channel_out, "wb")
 
 
-def encode_reply(reply: dict[str, Any], max_frame_bytes: int) -> bytes:
-    """The reply as a frame; an unencodable or oversized reply becomes an error reply instead."""
+def encode_reply(reply: dict[str, Any], max_frame_bytes: int) -> list[bytes | memoryview]:
+    """The reply as frame parts; an unencodable or oversized reply becomes an error reply instead."""
+    buffers = reply.pop(BUFFERS_KEY, [])
     try:
-        frame = encode_frame(reply)
+        parts = frame_parts(reply, buffers)
     except EncodeError as exc:
-        frame = encode_frame(_replacement(reply, BlockRuntimeError(str(exc))))
-    payload_bytes = len(frame) - HEADER_BYTES
+        parts = frame_parts(_replacement(reply, BlockRuntimeError(str(exc))))
+    payload_bytes = sum(len(part) if isinstance(part, bytes) else part.nbytes for part in parts[1:])
     if payload_bytes > max_frame_bytes:
         error = OutputTooLarge(
             f"outputs: the reply is {payload_bytes} bytes, over the frame limit of {max_frame_bytes} bytes"
         )
-        frame = encode_frame(_replacement(reply, error))
-    return frame
+        parts = frame_parts(_replacement(reply, error))
+    return parts
 
 
 def _replacement(reply: dict[str, Any], error: BlockRuntimeError) -> dict[str, Any]:
@@ -83,39 +84,41 @@ def _replacement(reply: dict[str, Any], error: BlockRuntimeError) -> dict[str, A
     return failure_reply(error, captured)
 
 
-def _send(channel_out: BinaryIO, frame: bytes) -> None:
-    # One buffered write then flush: the reader sees whole frames, never a pending half.
-    channel_out.write(frame)
+def _send(channel_out: BinaryIO, parts: list[bytes | memoryview]) -> None:
+    # Buffered writes then one flush: the reader sees whole frames, never a pending half.
+    for part in parts:
+        channel_out.write(part)
     channel_out.flush()
 
 
 def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_frame_bytes: int) -> int:
     """Read, handle, reply until EOF; returns the process exit code."""
-    _send(channel_out, encode_frame({"op": "ready", "version": __version__, "pid": os.getpid()}))
+    _send(channel_out, frame_parts({"op": "ready", "version": __version__, "pid": os.getpid()}))
     while True:
         try:
-            message = read_frame(channel_in, max_frame_bytes)
+            frame = read_frame(channel_in, max_frame_bytes)
         except FrameDecodeError as exc:
             # The whole frame was consumed, so the stream is still in step: answer and go on.
-            _send(channel_out, encode_frame(failure_reply(BadRequest(f"frame: {exc}"))))
+            _send(channel_out, frame_parts(failure_reply(BadRequest(f"frame: {exc}"))))
             continue
         except FrameTooLarge as exc:
             # The payload was not read, so the next bytes are not a header: stop cleanly.
-            _send(channel_out, encode_frame(failure_reply(BadRequest(f"frame: {exc}"))))
+            _send(channel_out, frame_parts(failure_reply(BadRequest(f"frame: {exc}"))))
             return 1
         except FrameError as exc:
             print(f"blockgate worker: {exc}", file=sys.stderr)
             return 1
-        if message is None:
+        if frame is None:
             return 0
-        _send(channel_out, encode_reply(executor.handle(message), max_frame_bytes))
+        reply = executor.handle(frame.message, frame.sidecar)
+        _send(channel_out, encode_reply(reply, max_frame_bytes))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     channel_in, channel_out = claim_channel()
     preload()
-    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes)
+    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True)
     try:
         return serve(channel_in, channel_out, executor, args.max_frame_bytes)
     except BrokenPipeError:

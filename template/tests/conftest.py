@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
-if str(TEMPLATE_DIR) not in sys.path:
-    sys.path.insert(0, str(TEMPLATE_DIR))
+PROJECT_ROOT = TEMPLATE_DIR.parent  # where the `serializers` package lives
+for path in (TEMPLATE_DIR, PROJECT_ROOT):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 from runtime.executor import Executor  # noqa: E402
 

@@ -28,7 +28,7 @@ def serve_frames(frames: bytes, max_frame_bytes: int = LIMIT) -> tuple[int, list
     out.seek(0)
     replies = []
     while (frame := read_frame(out, LIMIT)) is not None:
-        replies.append(frame)
+        replies.append(frame.message)
     return status, replies
 
 
@@ -44,18 +44,16 @@ def test_serve_answers_in_order_and_exits_zero_on_eof():
     assert ran["ok"] and ran["outputs"] == {"sum": 30.8}
 
 
-def test_unencodable_outputs_become_an_error_and_the_worker_keeps_serving():
+def test_objects_of_no_kind_go_back_as_roboflows_object_marker_and_serving_continues():
     status, replies = serve_frames(
-        encode_frame({"op": "load", "hash": "h", "code": code("class Foo:\n    pass\ndef run(self):\n    print('made a Foo')\n    return {'result': [1, 2, Foo()]}\n")})
+        encode_frame({"op": "load", "hash": "h", "code": code("class Foo:\n    def __str__(self):\n        return 'a Foo'\ndef run(self):\n    print('made a Foo')\n    return {'result': [1, 2, Foo()]}\n")})
         + encode_frame({"op": "run", "hash": "h", "inputs": {}, "context": {}})
         + encode_frame({"op": "ping"})
     )
     assert status == 0
-    error = replies[2]["error"]
-    assert replies[2]["ok"] is False
-    assert error["type"] == "BlockRuntimeError"
-    assert error["message"] == "outputs.result[2]: cannot encode object of type Foo"
-    assert error["stdout"] == "made a Foo\n"
+    assert replies[2]["ok"] is True
+    assert replies[2]["outputs"] == {"result": [1, 2, {"_type": "object", "class": "Foo", "value": "a Foo"}]}
+    assert replies[2]["stdout"] == "made a Foo\n"
     assert replies[3] == {"ok": True, "version": runtime.__version__}
 
 
@@ -72,7 +70,7 @@ def test_oversized_outputs_are_refused_with_the_limit():
 
 
 def test_bad_cbor_frame_is_a_bad_request_and_serving_continues():
-    status, replies = serve_frames(struct.pack(">I", 1) + b"\xff" + encode_frame({"op": "ping"}))
+    status, replies = serve_frames(struct.pack(">I", 5) + struct.pack(">I", 1) + b"\xff" + encode_frame({"op": "ping"}))
     assert status == 0
     assert replies[1]["error"]["type"] == "BadRequest"
     assert replies[1]["error"]["message"].startswith("frame: invalid CBOR")
@@ -96,7 +94,7 @@ def test_truncated_stream_exits_nonzero():
 
 class WorkerProcess:
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(TEMPLATE_DIR)}
+        env = {**os.environ, "PYTHONPATH": f"{TEMPLATE_DIR}:{TEMPLATE_DIR.parent}"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runtime.worker", "--max-capture-bytes", "4096",
              "--block-cache-size", "4", "--max-frame-bytes", str(LIMIT)],
@@ -111,7 +109,7 @@ class WorkerProcess:
         assert ready, "worker sent no frame in time"
         frame = read_frame(self.proc.stdout, LIMIT)
         assert frame is not None, "worker closed its channel"
-        return frame
+        return frame.message
 
     def send(self, message: dict[str, Any]) -> dict[str, Any]:
         self.proc.stdin.write(encode_frame(message))

@@ -1,15 +1,28 @@
-// Length-prefixed CBOR frames, the local worker protocol: a 4-byte big-endian length,
-// then that many bytes holding one CBOR item. template/runtime/framing.py is the twin.
-import { decodeCbor, encodeCbor } from '../../../serializers/cbor.ts'
+// Frames between the proxy and a worker; template/runtime/framing.py is the twin.
+//   frame   := length (u32 BE) payload
+//   payload := head length (u32 BE) head (one CBOR item) [padding] sidecar
+// The sidecar carries large typed-array bytes, 64-byte aligned, so they are written to
+// the pipe as they are (no copy into one buffer) and become numpy arrays without a copy.
+import { alignSidecar, decodeWithSidecar, encodeWithSidecar } from '../../../serializers/cbor.ts'
 
-const HEADER_BYTES = 4
+const U32 = 4
 
-export function encodeFrame(message: unknown): Uint8Array {
-  const body = encodeCbor(message)
-  const frame = new Uint8Array(HEADER_BYTES + body.byteLength)
-  new DataView(frame.buffer).setUint32(0, body.byteLength)
-  frame.set(body, HEADER_BYTES)
-  return frame
+/** The frame as the pieces to write, in order: large buffers are not copied together. */
+export function encodeFrame(message: unknown): Uint8Array[] {
+  const { head, buffers } = encodeWithSidecar(message)
+  const prefix = new Uint8Array(2 * U32)
+  const parts: Uint8Array[] = [prefix, head]
+  let size = U32 + head.byteLength
+  for (const buffer of buffers) {
+    const start = alignSidecar(size)
+    if (start > size) parts.push(new Uint8Array(start - size))
+    parts.push(buffer)
+    size = start + buffer.byteLength
+  }
+  const view = new DataView(prefix.buffer)
+  view.setUint32(0, size)
+  view.setUint32(U32, head.byteLength)
+  return parts
 }
 
 export class FrameTooLarge extends Error {
@@ -29,15 +42,14 @@ export class FrameReader {
     this.buffered += chunk.byteLength
     const frames: unknown[] = []
     for (;;) {
-      if (this.buffered < HEADER_BYTES) return frames
-      const header = this.peek(HEADER_BYTES)
-      const length = new DataView(header.buffer, header.byteOffset, HEADER_BYTES).getUint32(0)
+      if (this.buffered < U32) return frames
+      const header = this.peek(U32)
+      const length = new DataView(header.buffer, header.byteOffset, U32).getUint32(0)
       if (length > this.maxFrameBytes) {
         throw new FrameTooLarge(`worker sent a ${length}-byte frame, over the ${this.maxFrameBytes}-byte limit`)
       }
-      if (this.buffered < HEADER_BYTES + length) return frames
-      const frame = this.take(HEADER_BYTES + length)
-      frames.push(decodeCbor(frame.subarray(HEADER_BYTES)))
+      if (this.buffered < U32 + length) return frames
+      frames.push(decodePayload(this.take(U32 + length).subarray(U32)))
     }
   }
 
@@ -54,6 +66,13 @@ export class FrameReader {
     this.buffered -= n
     return joined.subarray(0, n)
   }
+}
+
+function decodePayload(payload: Uint8Array): unknown {
+  const headLength = new DataView(payload.buffer, payload.byteOffset, U32).getUint32(0)
+  if (U32 + headLength > payload.byteLength) throw new Error(`frame head of ${headLength} bytes overruns its payload`)
+  const head = payload.subarray(U32, U32 + headLength)
+  return decodeWithSidecar(head, payload.subarray(Math.min(payload.byteLength, alignSidecar(U32 + headLength))))
 }
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {

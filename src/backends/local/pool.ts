@@ -3,6 +3,7 @@
 // and per-workspace workers come with the local-pool issue and slot in here.
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
 import {
+  BadRequest,
   BlockCodeError,
   BlockgateError,
   BlockTimeout,
@@ -77,7 +78,7 @@ export class LocalPool implements Backend {
         }
         const loadedAt = performance.now()
         reply = await worker.request(
-          { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context },
+          { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat },
           remaining(deadline),
         )
         // The runtime may have evicted the block since our mirror last heard: load again once.
@@ -228,5 +229,6 @@ function blockError(reply: WorkerReply): BlockgateError {
   const { type = 'InternalError', message = 'the runtime gave no message', ...details } = reply.error ?? {}
   if (type === 'BlockCompileError' || type === 'BlockRuntimeError') return new BlockCodeError(type, message, details)
   if (type === 'OutputTooLarge') return new OutputTooLarge(message)
+  if (type === 'InvalidInput') return new BadRequest(message)
   return new InternalError(`the runtime answered ${type}: ${message}`)
 }

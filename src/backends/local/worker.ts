@@ -1,6 +1,7 @@
 // One long-lived Python runtime process (`python -m runtime.worker`), spoken to in
 // length-prefixed CBOR frames over its stdin/stdout. One request in flight at a time.
 import type { Subprocess } from 'bun'
+import { dirname } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
 
 export interface WorkerOptions {
@@ -38,7 +39,8 @@ function workerEnvironment(runtimeDir: string): Record<string, string> {
     PATH: '/usr/local/bin:/usr/bin:/bin',
     LANG: 'C.UTF-8',
     HOME: '/tmp',
-    PYTHONPATH: runtimeDir,
+    // The runtime package, and the project root for the serializer plugins' Python halves.
+    PYTHONPATH: `${runtimeDir}:${dirname(runtimeDir)}`,
     PYTHONDONTWRITEBYTECODE: '1',
     PYTHONUNBUFFERED: '1',
     PYTHONHASHSEED: 'random',
@@ -128,7 +130,7 @@ export class Worker {
     if (!this.alive) return Promise.reject(new WorkerExited(this.exitInfo ?? this.pendingExit()))
     if (this.waiting) return Promise.reject(new Error(`worker ${this.id} already has a request in flight`))
     const reply = this.next(timeoutMs)
-    this.proc.stdin.write(encodeFrame(message))
+    for (const part of encodeFrame(message)) this.proc.stdin.write(part)
     void this.proc.stdin.flush()
     return reply
   }
