@@ -57,7 +57,8 @@ const bunCounts = junitCounts(bunReport, 'bun tests')
 add(bunCounts)
 
 const pyReport = resolve(reports, 'pytest.xml')
-const pyExit = run('python tests', [python, '-m', 'pytest', '-q', `--junitxml=${pyReport}`, 'tests'], resolve(root, 'template'))
+// The runtime's tests, and each serializer plugin's Python half beside its TS half.
+const pyExit = run('python tests', [python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', `--junitxml=${pyReport}`, 'template/tests', 'serializers'])
 const pyCounts = junitCounts(pyReport, 'python tests')
 add(pyCounts)
 
