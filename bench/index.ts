@@ -1,51 +1,36 @@
-// `bun run bench`: cold start (a fresh worker process, imports included, until ready)
-// against a warm run (the block already loaded) through the HTTP app, in one run.
-// `--quick` takes fewer samples. The full suite (baselines, payloads, E2B, results
-// files) grows here with the bench issue.
-import { measure } from 'mitata'
-import { createApp } from '../src/app.ts'
-import { loadConfig } from '../src/config.ts'
-import { Worker } from '../src/backends/local/worker.ts'
-import { createBackends, frameLimitFor } from '../src/server.ts'
-import { encodeCbor } from '../serializers/cbor.ts'
+// `bun run bench` (`--quick` for fewer samples): cold start against warm start, then
+// serialization throughput in TS and in Python. Absolute times are for this machine;
+// compare the ratios.
+import { resolve } from 'node:path'
+import { LARGE_BUFFER_MALLOC } from '../src/backends/local/worker.ts'
+import { coldAndWarm } from './cold-warm.ts'
+import { serializationThroughput, type ThroughputRow } from './serializers.ts'
 
 const quick = process.argv.includes('--quick')
-const config = loadConfig({ ...process.env, BLOCKGATE_WORKERS: '1' })
-
-const ms = (ns: number) => ns / 1e6
-const row = (name: string, stats: { p50: number; p99: number; samples: number[] }) =>
-  ({ name, p50_ms: +ms(stats.p50).toFixed(3), p99_ms: +ms(stats.p99).toFixed(3), samples: stats.samples.length })
-
 console.error(`blockgate bench${quick ? ' (quick)' : ''}: ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`)
 
-console.error('cold start: spawning fresh workers…')
-const cold = await measure(
-  async () => {
-    const worker = await Worker.start({ ...config.local, maxFrameBytes: frameLimitFor(config) })
-    worker.kill()
-    await worker.exited
-  },
-  { min_samples: quick ? 3 : 8, max_samples: quick ? 3 : 8, warmup_samples: 0, min_cpu_time: 0, batch_samples: 1, batch_unroll: 1 },
-)
+const startup = await coldAndWarm(quick)
+console.log('\nCold start against warm start')
+console.table(startup.rows)
+console.log(`cold/warm ratio (p50): ${startup.ratio.toFixed(0)}x`)
 
-const backends = createBackends(config)
-await backends.local!.start()
-const app = createApp({ config, backends })
-const body = encodeCbor({
-  code: { run_function_code: 'def run(self, a, b):\n    return {"sum": a + b}\n' },
-  inputs: { a: 10.5, b: 20.3 },
+console.error('serialization: TS…')
+const ts = await serializationThroughput()
+console.error('serialization: Python…')
+const python = Bun.spawnSync({
+  cmd: [resolve(import.meta.dir, '../.venv/bin/python'), resolve(import.meta.dir, 'serializers.py'), ...(quick ? ['--quick'] : [])],
+  stderr: 'inherit',
+  env: { ...process.env, ...LARGE_BUFFER_MALLOC }, // as a worker runs
 })
-const runOnce = async () => {
-  const response = await app.request('/v1/run', { method: 'POST', headers: { 'content-type': 'application/cbor' }, body })
-  if (response.status !== 200) throw new Error(`warm run failed: ${response.status} ${await response.text()}`)
-  await response.arrayBuffer()
+if (python.exitCode !== 0) throw new Error('bench/serializers.py failed')
+const py: ThroughputRow[] = python.stdout.toString().trim().split('\n').map((line) => JSON.parse(line))
+
+for (const [language, rows] of [['TS', ts], ['Python', py]] as const) {
+  console.log(`\nSerialization, encode + decode (${language})`)
+  console.table(rows)
+  for (const payload of new Set(rows.map((row) => row.payload))) {
+    const cbor = rows.find((row) => row.payload === payload && row.form === 'cbor')!
+    const json = rows.find((row) => row.payload === payload && row.form === 'json-base64')!
+    console.log(`${payload}: CBOR is ${(json.p50_ms / cbor.p50_ms).toFixed(1)}x faster than JSON/base64`)
+  }
 }
-await runOnce() // loads the block: every measured run below is warm
-
-console.error('warm run: sum block through the HTTP app…')
-const warm = await measure(runOnce, { min_cpu_time: (quick ? 0.5 : 2) * 1e9, batch_samples: 1, batch_unroll: 1 })
-await backends.local!.stop()
-
-const results = [row('cold start (worker spawn until ready)', cold), row('warm run (sum block, CBOR, in-process HTTP)', warm)]
-console.table(results)
-console.log(`cold/warm ratio (p50): ${(cold.p50 / warm.p50).toFixed(0)}x`)
