@@ -39,6 +39,14 @@ export class TypedBytes {
   ) {}
 }
 
+/**
+ * A plain byte string that may ride in a worker frame's sidecar when large (an encoded
+ * image file). Outside frames it is an ordinary byte string.
+ */
+export class ByteString {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
 /** An RFC 3339 timestamp (tag 0) kept as its text, so its UTC offset survives a round trip. */
 export class TimestampText {
   constructor(readonly text: string) {}
@@ -81,18 +89,18 @@ export const alignSidecar = (n: number) => Math.ceil(n / SIDECAR.align) * SIDECA
 let sidecarOut: { buffers: Uint8Array[]; size: number } | null = null
 let sidecarIn: Uint8Array | null = null
 
+/** Writes bytes inline, or, inside a frame and when large, a reference to the sidecar. */
+function writeBytes(bytes: Uint8Array, write: Write): void {
+  if (!sidecarOut || bytes.byteLength < SIDECAR.minBytes) return write(bytes)
+  const offset = sidecarOut.size
+  sidecarOut.buffers.push(bytes)
+  sidecarOut.size = alignSidecar(offset + bytes.byteLength)
+  write(new Tag([offset, bytes.byteLength], SIDECAR.tag))
+}
+
 // The tag comes from the value: cbor-x asks getTag when an extension has no fixed tag.
-addExtension({
-  Class: TypedBytes,
-  getTag: (value: TypedBytes) => value.tag,
-  encode(value: TypedBytes, write: Write) {
-    if (!sidecarOut || value.bytes.byteLength < SIDECAR.minBytes) return write(value.bytes)
-    const offset = sidecarOut.size
-    sidecarOut.buffers.push(value.bytes)
-    sidecarOut.size = alignSidecar(offset + value.bytes.byteLength)
-    write(new Tag([offset, value.bytes.byteLength], SIDECAR.tag))
-  },
-} as never)
+addExtension({ Class: TypedBytes, getTag: (value: TypedBytes) => value.tag, encode: (value: TypedBytes, write: Write) => writeBytes(value.bytes, write) } as never)
+addExtension({ Class: ByteString, encode: (value: ByteString, write: Write) => writeBytes(value.bytes, write) } as never)
 
 decodeTag(SIDECAR.tag, (ref: unknown) => {
   if (!sidecarIn) throw new Error(`tag ${SIDECAR.tag} is internal to blockgate's worker frames`)
@@ -103,7 +111,25 @@ decodeTag(SIDECAR.tag, (ref: unknown) => {
   return sidecarIn.subarray(offset, offset + length)
 })
 
-encodeClass(TimestampText, 0, (value, write) => write(value.text), (text: string) => new TimestampText(String(text)))
+// Dates are kept as sent (tag 0 text with its offset, tag 1 seconds with every digit);
+// decodeKinds checks them, so a bad one is a 400 naming its path, not a failure in cbor2.
+encodeClass(
+  TimestampText,
+  0,
+  (value, write) => write(value.text),
+  (text: unknown) => (typeof text === 'string' ? new TimestampText(text) : new Tag(text, 0)),
+)
+decodeTag(1, (seconds: unknown) => new Tag(seconds, 1))
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/
+
+/** Why a decoded date (tag 0 or 1) is not one cbor2 will read, or null when it is fine. */
+export function dateProblem(value: TimestampText | Tag): string | null {
+  if (value instanceof TimestampText) return RFC3339.test(value.text) ? null : `tag 0 must hold an RFC 3339 date-time with an offset, got ${JSON.stringify(value.text)}`
+  if (value.tag === 0) return 'tag 0 must hold text'
+  const seconds = value.value
+  return (typeof seconds === 'number' && Number.isFinite(seconds)) || typeof seconds === 'bigint' ? null : 'tag 1 must hold a finite number of seconds'
+}
 
 // cbor-x gives some tags meanings (shared references, packed tables, objects built from
 // class names, sets and maps) that no peer of ours sends; from a client they would only

@@ -1,11 +1,15 @@
 // The one explicit list of serializer plugins, and the walk that turns decoded CBOR into
 // kind values. Adding a kind: a folder beside this file, and one line in each list below
-// (this one and its Python twin, serializers/kinds.py; a test checks they agree).
-import { registerEncoder, Tag, TypedBytes } from './cbor.ts'
+// (this one and its Python twin in serializers/registry.py; test/serializers/registry.test.ts
+// checks they agree).
+import { dateProblem, registerEncoder, Tag, TimestampText, TypedBytes } from './cbor.ts'
 import { KindError, type KindMap, type KindName, type Serializer } from './serializer.ts'
+import { detections } from './detections/index.ts'
+import { image } from './image/index.ts'
 import { ndarray } from './ndarray/index.ts'
+import { videoMetadata } from './video_metadata/index.ts'
 
-export const SERIALIZERS: readonly Serializer[] = [ndarray] as readonly Serializer[]
+export const SERIALIZERS: readonly Serializer[] = [ndarray, detections, videoMetadata, image] as readonly Serializer[]
 
 export { KindError }
 export type { KindMap, KindName, Serializer }
@@ -40,6 +44,11 @@ export function decodeKinds(value: unknown, path: string): unknown {
   const walk = (node: unknown, at: string, depth: number): unknown => {
     if (++nodes > WALK_LIMITS.maxNodes) throw new KindError(at, `more than ${WALK_LIMITS.maxNodes} values in one request`)
     if (depth > WALK_LIMITS.maxDepth) throw new KindError(at, `nested deeper than ${WALK_LIMITS.maxDepth} levels`)
+    if (node instanceof TimestampText || (node instanceof Tag && (node.tag === 0 || node.tag === 1))) {
+      const problem = dateProblem(node)
+      if (problem) throw new KindError(at, problem)
+      return node
+    }
     if (node instanceof TypedBytes || node instanceof Tag) {
       const serializer = byTag.get(node.tag)
       if (!serializer) throw new KindError(at, `unknown CBOR tag ${node.tag}: no kind is carried under it`)

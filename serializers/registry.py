@@ -2,7 +2,7 @@
 run's inputs into real objects and encode a block's outputs by their type.
 
 Adding a kind: a folder beside this file, and one line in ``KINDS`` here and in
-serializers/index.ts (a test checks that both lists agree).
+serializers/index.ts (test/serializers/registry.test.ts checks that both lists agree).
 """
 
 from __future__ import annotations
@@ -10,16 +10,23 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
+import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
+import cbor2
 import numpy as np
 from cbor2 import CBORTag
 
 from .kind import Kind, KindError
+from .detections.codec import KIND as DETECTIONS
+from .image.codec import KIND as IMAGE
 from .ndarray.codec import KIND as NDARRAY
+from .video_metadata.codec import KIND as VIDEO_METADATA
 
-KINDS: tuple[Kind, ...] = (NDARRAY,)
+KINDS: tuple[Kind, ...] = (NDARRAY, DETECTIONS, VIDEO_METADATA, IMAGE)
 
 # Internal to the proxy <-> worker frames: the bytes of a large array travel after the
 # CBOR head, 64-byte aligned, and the head holds [offset, length] under this tag.
@@ -122,13 +129,15 @@ _NOT_MARKED = object()
 class Encoder:
     """Encodes a block's outputs by type: kinds by their plugin, the rest as plain data."""
 
-    def __init__(self, mode: str = "cbor", sidecar: bool = False) -> None:
+    def __init__(self, mode: str = "cbor", sidecar: bool = False, split: bool = False) -> None:
         if mode not in OUTPUT_MODES:
             raise ValueError(f"mode must be one of {', '.join(OUTPUT_MODES)}, got {mode!r}")
         self._mode = mode
         self._sidecar = sidecar and mode == "cbor"
-        self.buffers: list[memoryview] = []
-        self._sidecar_bytes = 0
+        self._split = split and mode == "cbor"
+        self._sidecar_buffers = Sidecar()
+        self.buffers = self._sidecar_buffers.buffers
+        self.splits: list[tuple[bytes, memoryview]] = []
         self._depth = 0
 
     @property
@@ -145,8 +154,11 @@ class Encoder:
             self._depth -= 1
 
     def _encode(self, value: Any, path: str) -> Any:
-        if value is None or isinstance(value, (bool, int, float, str)):
+        if value is None or isinstance(value, (bool, int, str)):
             return value
+        if isinstance(value, float):
+            # JSON has no NaN or infinity; JS would write null for them too.
+            return value if self._mode == "cbor" or math.isfinite(value) else None
         for kind in KINDS:
             if isinstance(value, kind.python_types):
                 if self._mode == "cbor":
@@ -174,12 +186,15 @@ class Encoder:
         return {"_type": "object", "class": type(value).__name__, "value": str(value)}
 
     def wrap_bytes(self, data: memoryview) -> Any:
+        if self._split and data.nbytes >= SIDECAR_MIN_BYTES:
+            # A random stand-in, swapped for the real bytes by encode_document: the block
+            # has already run, so nothing it wrote can imitate it.
+            stand_in = os.urandom(16)
+            self.splits.append((stand_in, data))
+            return stand_in
         if not self._sidecar or data.nbytes < SIDECAR_MIN_BYTES:
             return data.tobytes()
-        offset = self._sidecar_bytes
-        self.buffers.append(data)
-        self._sidecar_bytes = _align(offset + data.nbytes)
-        return CBORTag(SIDECAR_TAG, [offset, data.nbytes])
+        return self._sidecar_buffers.add(data)
 
     def resolve_bytes(self, content: Any, path: str) -> bytes | memoryview:  # pragma: no cover
         raise NotImplementedError
@@ -187,6 +202,22 @@ class Encoder:
 
 def _align(n: int) -> int:
     return (n + SIDECAR_ALIGN - 1) // SIDECAR_ALIGN * SIDECAR_ALIGN
+
+
+class Sidecar:
+    """Lays out buffers in a frame's sidecar (64-byte aligned, in order) and hands back
+    the [offset, length] reference to put in the head in each one's place."""
+
+    def __init__(self) -> None:
+        self.buffers: list[memoryview] = []
+        self._size = 0
+
+    def add(self, data: bytes | memoryview) -> CBORTag:
+        view = memoryview(data)
+        offset = self._size
+        self.buffers.append(view)
+        self._size = _align(offset + view.nbytes)
+        return CBORTag(SIDECAR_TAG, [offset, view.nbytes])
 
 
 def _is_batch(value: Any) -> bool:
@@ -204,3 +235,34 @@ def encode_outputs(outputs: Any, mode: str = "cbor", sidecar: bool = False, path
     """Outputs ready for cbor2 (CBORTag for kinds), and the sidecar buffers they refer to."""
     encoder = Encoder(mode, sidecar)
     return encoder.encode_value(outputs, path), encoder.buffers
+
+
+def _cbor_bytes_header(length: int) -> bytes:
+    if length < 24:
+        return bytes([0x40 + length])
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if length < 1 << (8 * size):
+            return bytes([0x40 + extra]) + length.to_bytes(size, "big")
+    raise ValueError("byte string too long for CBOR")
+
+
+def encode_document(outputs: Any, mode: str = "cbor", path: str = "outputs") -> list[bytes | memoryview]:
+    """The outputs as one finished CBOR or JSON document, in pieces whose concatenation
+    is the document. Large arrays are pieces of their own, not copied into the rest, so
+    the proxy can send the document on to its client without decoding it: every value
+    (a float that happens to be whole, -0.0, a map's key order) reaches the client as
+    the block made it.
+    """
+    encoder = Encoder(mode, split=True)
+    tree = encoder.encode_value(outputs, path)
+    if mode != "cbor":
+        return [json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()]
+    document = memoryview(cbor2.dumps(tree, timezone=dt.timezone.utc))
+    pieces: list[bytes | memoryview] = []
+    start = 0
+    for stand_in, data in encoder.splits:
+        at = document.obj.find(b"\x50" + stand_in, start)  # 0x50: a 16-byte byte string
+        pieces += [document[start:at], _cbor_bytes_header(data.nbytes), data]
+        start = at + 17
+    pieces.append(document[start:])
+    return pieces

@@ -6,8 +6,11 @@ import { loadConfig } from '../src/config.ts'
 import { createBackends } from '../src/server.ts'
 import { Tag } from '../serializers/cbor.ts'
 import { decodeKinds } from '../serializers/index.ts'
+import { Detections } from '../serializers/detections/index.ts'
+import { WorkflowImage } from '../serializers/image/index.ts'
 import { NDArray } from '../serializers/ndarray/index.ts'
 import { FORMATS, readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
+import { PYTHON } from './support/python.ts'
 
 const config = loadConfig({ BLOCKGATE_WORKERS: '2', BLOCKGATE_DEFAULT_TIMEOUT_MS: '10000' })
 const backends = createBackends(config)
@@ -242,3 +245,84 @@ async function runKinds(body: Record<string, unknown>) {
   const answer = await readAnswer(response)
   return { status: response.status, answer: response.status === 200 ? { ...answer, outputs: decodeKinds(answer.outputs, 'outputs') } : answer }
 }
+
+describe('outputs reach the client exactly as the block made them', () => {
+  const block = code('def run(self):\n    return {"whole": 1.0, "neg": -0.0, "big": 2**64 + 1, "keys": {"b": 1, "10": 2, "a": 3, "2": 4}}\n')
+
+  test('over CBOR: whole floats stay floats, -0.0 and big integers survive, key order kept', async () => {
+    const response = await app.request('/v1/run', runRequest(block, 'cbor'))
+    const bytes = Buffer.from(await response.arrayBuffer())
+    expect(bytes.includes(Buffer.from('6577686f6c65fb3ff0000000000000', 'hex'))).toBe(true) // "whole": float64 1.0
+    expect(bytes.includes(Buffer.from('636e6567fb8000000000000000', 'hex'))).toBe(true) // "neg": float64 -0.0
+    const python = Bun.spawnSync({
+      cmd: [PYTHON, '-c', 'import sys, cbor2; o = cbor2.loads(sys.stdin.buffer.read())["outputs"]; print(repr(o["whole"]), repr(o["neg"]), o["big"], list(o["keys"]))'],
+      stdin: bytes,
+    })
+    expect(python.stdout.toString().trim()).toBe("1.0 -0.0 18446744073709551617 ['b', '10', 'a', '2']")
+  })
+
+  test('over JSON: the text the runtime wrote', async () => {
+    const response = await app.request('/v1/run', runRequest(block, 'json'))
+    const text = await response.text()
+    expect(text).toStartWith('{"outputs":{"whole":1.0,"neg":-0.0,"big":18446744073709551617,"keys":{"b":1,"10":2,"a":3,"2":4}},')
+    expect(JSON.parse(text).backend).toBe('local')
+  })
+})
+
+describe('images and detections through real workers', () => {
+  test('a WorkflowImageData of 128s inverted by copy_and_replace comes back as exactly 127s', async () => {
+    const image = WorkflowImage.fromPixels(NDArray.fromBytes('uint8', [10, 10, 3], new Uint8Array(300).fill(128)))
+    const { status, answer } = await runKinds({
+      ...code('def run(self, image):\n    return {"image": WorkflowImageData.copy_and_replace(image, numpy_image=255 - image.numpy_image)}\n'),
+      inputs: { image },
+    })
+    expect(status).toBe(200)
+    const back = answer.outputs.image as WorkflowImage
+    expect(back).toBeInstanceOf(WorkflowImage)
+    expect(back.pixels!.shape).toEqual([10, 10, 3])
+    expect(back.pixels!.bytes.every((b) => b === 127)).toBe(true)
+  })
+
+  test('an encoded PNG passed through untouched comes back byte-identical, never re-encoded', async () => {
+    const png = new Uint8Array(Bun.spawnSync({ cmd: [PYTHON, '-c', 'import sys, cv2, numpy as np; sys.stdout.buffer.write(cv2.imencode(".png", np.arange(120*160*4, dtype=np.uint32).astype(np.uint8).reshape(120,160,4))[1].tobytes())'] }).stdout)
+    const { answer } = await runKinds({ ...code('def run(self, image):\n    return {"same": image, "parent": image.parent_metadata.parent_id}\n'), inputs: { image: WorkflowImage.fromEncoded(png) } })
+    const back = answer.outputs.same as WorkflowImage
+    expect(back.encoded?.format).toBe('png')
+    expect(Buffer.from(back.encoded!.bytes).equals(Buffer.from(png))).toBe(true)
+    expect(answer.outputs.parent).toBe('image')
+  })
+
+  test('filtering detections by confidence keeps every data key', async () => {
+    const detections = Detections.create({
+      xyxy: NDArray.of('float32', new Float32Array([0, 0, 10, 10, 5, 5, 20, 20, 1, 2, 3, 4]), [3, 4]),
+      confidence: NDArray.of('float32', new Float32Array([0.9, 0.2, 0.7]), [3]),
+      classId: NDArray.of('int64', new BigInt64Array([1n, 2n, 1n]), [3]),
+      data: { class_name: NDArray.ofStrings(['car', 'person', 'car']), ocr: ['A1', 'B2', 'C3'], area: NDArray.of('float64', new Float64Array([100, 225, 4]), [3]) },
+    })
+    const { status, answer } = await runKinds({ ...code('def run(self, dets):\n    kept = dets[dets.confidence > 0.5]\n    return {"kept": kept, "n": len(kept)}\n'), inputs: { dets: detections } })
+    expect(status).toBe(200)
+    const kept = answer.outputs.kept as Detections
+    expect(answer.outputs.n).toBe(2)
+    expect(Object.keys(kept.data).sort()).toEqual(['area', 'class_name', 'ocr'])
+    expect((kept.data.class_name as NDArray).strings).toEqual(['car', 'car'])
+    expect(Array.from((kept.data.area as NDArray).data as Float64Array)).toEqual([100, 4])
+    expect(kept.xyxy.dtype).toBe('float32')
+  })
+
+  test('over JSON, images and detections use Roboflow\'s webexec forms', async () => {
+    const pngBase64 = Bun.spawnSync({ cmd: [PYTHON, '-c', 'import base64, cv2, numpy as np; print(base64.b64encode(cv2.imencode(".png", np.full((4, 6, 3), 128, np.uint8))[1]).decode())'] }).stdout.toString().trim()
+    const { status, answer } = await run({
+      ...code('def run(self, image, dets):\n    return {"shape": list(image.numpy_image.shape), "n": len(dets), "classes": list(dets.data["class_name"]), "dets": dets}\n'),
+      inputs: {
+        image: { _type: 'workflow_image', type: 'base64', value: pngBase64 },
+        dets: { _type: 'sv_detections', image: { width: 6, height: 4 }, predictions: [{ x: 3, y: 2, width: 2, height: 2, confidence: 0.8, class_id: 0, class: 'cat', detection_id: 'd1' }] },
+      },
+    })
+    expect(status).toBe(200)
+    expect(answer.outputs.shape).toEqual([4, 6, 3])
+    expect(answer.outputs.n).toBe(1)
+    expect(answer.outputs.classes).toEqual(['cat'])
+    expect(answer.outputs.dets._type).toBe('sv_detections')
+    expect(answer.outputs.dets.predictions[0]).toMatchObject({ x: 3, y: 2, width: 2, height: 2, class: 'cat', detection_id: 'd1' })
+  })
+})

@@ -2,7 +2,8 @@
 
 CBOR: tag 40 over [dims, typed array], row-major, little endian (tags 64-87); big-endian
 tags, the classic-array form and column-major tag 1040 are read too. bool travels as
-tag 68 (uint8 clamped) holding 0/1. Strings (numpy 'U' arrays) use the classic form.
+tag 68 (uint8 clamped) holding 0/1. Strings (numpy 'U' arrays) use the classic form
+inside tag 41 (homogeneous array), which keeps an empty string array a string array.
 JSON: Roboflow's ``{"_type": "ndarray", "value": nested lists, "dtype", "shape"}``, and a
 compact ``{"_type": "ndarray", "dtype", "shape", "encoding": "base64", "value": b64}``
 whose bytes are the little-endian row-major elements (read always; written in the
@@ -21,6 +22,7 @@ from cbor2 import CBORTag
 from ..kind import Codec, KindError
 
 MULTI_DIMENSIONAL_TAG = 40
+HOMOGENEOUS_TAG = 41
 COLUMN_MAJOR_TAG = 1040
 MAX_DIMS = 32
 MAX_ELEMENTS = 2**31
@@ -135,7 +137,13 @@ class NDArrayKind:
         shape = _check_shape(dims, f"{path}.shape")
         # Column-major [d0, d1, ...] is the row-major layout of the reversed shape, transposed.
         layout = shape[::-1] if tag == COLUMN_MAJOR_TAG else shape
-        if isinstance(elements, CBORTag):
+        if isinstance(elements, CBORTag) and elements.tag == HOMOGENEOUS_TAG and isinstance(elements.value, (list, tuple)):
+            if not all(isinstance(v, str) for v in elements.value):
+                raise KindError(path, "a tag 41 array must hold strings")
+            if len(elements.value) != _element_count(layout):
+                raise KindError(path, f"shape {list(layout)} needs {_element_count(layout)} values, got {len(elements.value)}")
+            array = np.array(list(elements.value), dtype=str).reshape(layout)
+        elif isinstance(elements, CBORTag):
             dtype = _BY_TAG.get(elements.tag)
             if dtype is None:
                 raise KindError(path, f"typed-array tag {elements.tag} is not supported (float128 and reserved tags are not)")
@@ -152,7 +160,7 @@ class NDArrayKind:
         array = np.asarray(value)
         shape = list(array.shape)
         if array.dtype.kind == "U":
-            return [shape, [str(s) for s in array.reshape(-1).tolist()]]
+            return [shape, CBORTag(HOMOGENEOUS_TAG, [str(s) for s in array.reshape(-1).tolist()])]
         name = array.dtype.name
         if name not in _TAGS or array.dtype.kind not in "biuf":
             raise KindError(path, f"dtype {array.dtype} is not supported (supported: {', '.join(SUPPORTED_DTYPES)}, str)")

@@ -2,8 +2,9 @@
 // array little endian with tags 64–87; big-endian tags, the classic-array form and the
 // column-major tag 1040 are read too. bool travels as tag 68 (uint8 clamped) holding 0/1,
 // since RFC 8746 has no boolean typed array; a generic reader still sees the same values.
-// Strings (numpy 'U' arrays, e.g. detection class names) use the classic-array form.
-import { TypedBytes } from '../cbor.ts'
+// Strings (numpy 'U' arrays, e.g. detection class names) use the classic-array form inside
+// tag 41 (homogeneous array), which also keeps an empty string array a string array.
+import { Tag, TypedBytes } from '../cbor.ts'
 import { KindError, type Serializer } from '../serializer.ts'
 
 export type NumericDType =
@@ -68,6 +69,7 @@ for (const [dtype, info] of Object.entries(DTYPES) as [NumericDType, DTypeInfo][
 }
 
 export const MULTI_DIMENSIONAL_TAG = 40
+export const HOMOGENEOUS_TAG = 41
 export const COLUMN_MAJOR_TAG = 1040
 /** Caps on what a decoder accepts, whatever the body limit. */
 export const LIMITS = { maxDims: 32, maxElements: 2 ** 31 } as const
@@ -116,7 +118,8 @@ export class NDArray {
     if (this.dtype === 'str') throw new TypeError('a str array has no typed data: read .strings')
     const { View, itemsize } = DTYPES[this.dtype]
     const aligned = this.bytes.byteOffset % itemsize === 0
-    const bytes = aligned ? this.bytes : this.bytes.slice()
+    // Uint8Array's own slice copies; a Buffer's (which cbor-x may hand out) would not.
+    const bytes = aligned ? this.bytes : Uint8Array.prototype.slice.call(this.bytes)
     return new View(bytes.buffer, bytes.byteOffset, bytes.byteLength / itemsize)
   }
 }
@@ -215,7 +218,10 @@ function decodeNDArray(tag: number, content: unknown, path: string): NDArray {
   let array: NDArray
   if (elements instanceof TypedBytes) array = fromTypedBytes(elements, dims, path)
   else if (Array.isArray(elements)) array = fromClassic(elements, dims, path)
-  else throw new KindError(path, 'elements must be a typed array or an array')
+  else if (elements instanceof Tag && elements.tag === HOMOGENEOUS_TAG && Array.isArray(elements.value)) {
+    if (!elements.value.every((v: unknown) => typeof v === 'string')) throw new KindError(path, 'a tag 41 array must hold strings')
+    array = NDArray.ofStrings(elements.value as string[], dims, path)
+  } else throw new KindError(path, 'elements must be a typed array or an array')
   return tag === COLUMN_MAJOR_TAG ? toRowMajor(array) : array
 }
 
@@ -230,7 +236,7 @@ function toRowMajor(array: NDArray): NDArray {
 }
 
 function encodeNDArray(array: NDArray): unknown {
-  if (array.dtype === 'str') return [array.shape, array.strings]
+  if (array.dtype === 'str') return [array.shape, new Tag(array.strings, HOMOGENEOUS_TAG)]
   return [array.shape, new TypedBytes(DTYPES[array.dtype].tag, array.bytes)]
 }
 

@@ -14,21 +14,11 @@ from hypothesis.extra import numpy as hnp
 
 from serializers.kind import KindError
 from serializers.registry import SIDECAR_TAG, decode_inputs, encode_outputs
+from serializers.testing import cbor_round_trip
 
 VECTORS = Path(__file__).parent / "vectors"
 INDEX = json.loads((VECTORS / "index.json").read_text())
 
-
-def cbor_round_trip(value, sidecar=False):
-    tree, buffers = encode_outputs({"x": value}, sidecar=sidecar)
-    head = cbor2.dumps(tree)
-    region = None
-    if buffers:
-        chunks = bytearray()
-        for buffer in buffers:
-            chunks += bytes(buffer) + b"\0" * (-len(buffer) % 64)
-        region = memoryview(chunks)
-    return decode_inputs(cbor2.loads(head), sidecar=region)["x"]
 
 
 def expected_array(entry):

@@ -35,8 +35,21 @@ export interface RunTimings {
   execute: number
 }
 
+/**
+ * A block's outputs as the runtime finished them: one CBOR or JSON document in pieces
+ * (large arrays are pieces of their own). The proxy passes it to the client as it is, so
+ * every value arrives exactly as the block made it, and nothing is decoded on the way.
+ */
+export class OutputsDocument {
+  constructor(
+    readonly format: 'cbor' | 'json',
+    readonly pieces: readonly Uint8Array[],
+  ) {}
+}
+
 export interface RunOutcome {
-  outputs: unknown
+  /** Plain values, or a finished document from the runtime. */
+  outputs: unknown | OutputsDocument
   stdout: string
   stderr: string
   debugTraces: unknown[]

@@ -1,6 +1,7 @@
 // Bodies on the wire: CBOR or JSON in, the same type out (unless `Accept` asks for the
 // other). Decoding errors become 400s that say what was wrong with the bytes.
 import { decodeCbor, encodeCbor } from '../../serializers/cbor.ts'
+import { OutputsDocument } from '../backends/backend.ts'
 import { BadRequest, UnsupportedMediaType } from '../errors.ts'
 
 export type WireFormat = 'json' | 'cbor'
@@ -56,8 +57,42 @@ function keepLargeIntegers(this: unknown, _key: string, value: unknown, context?
 
 export function encodeBody(value: unknown, format: WireFormat): { body: Uint8Array | string; contentType: string } {
   const contentType = MEDIA_TYPES[format]
+  const spliced = spliceDocuments(value, format)
+  if (spliced) return { body: spliced, contentType }
   if (format === 'cbor') return { body: encodeCbor(value), contentType }
   return { body: JSON.stringify(value, jsonSafe), contentType }
+}
+
+/**
+ * A body whose top-level fields include finished documents from the runtime, written
+ * with those documents spliced in byte for byte; null when there is nothing to splice.
+ */
+function spliceDocuments(value: unknown, format: WireFormat): Uint8Array | null {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null
+  const entries = Object.entries(value)
+  const documents = entries.filter(([, field]) => field instanceof OutputsDocument).map(([, field]) => field as OutputsDocument)
+  if (documents.length === 0) return null
+  // The run asked the runtime for the response's format; anything else is a bug here.
+  if (documents.some((document) => document.format !== format)) throw new Error(`a ${documents[0]!.format} document cannot go into a ${format} body`)
+  const parts: Uint8Array[] = []
+  const text = (s: string) => parts.push(Buffer.from(s))
+  if (format === 'cbor') {
+    if (entries.length >= 24) return null
+    parts.push(new Uint8Array([0xa0 + entries.length])) // a map of that many pairs
+    for (const [key, field] of entries) {
+      parts.push(encodeCbor(key))
+      if (field instanceof OutputsDocument) parts.push(...field.pieces)
+      else parts.push(encodeCbor(field))
+    }
+  } else {
+    entries.forEach(([key, field], i) => {
+      text(`${i === 0 ? '{' : ','}${JSON.stringify(key)}:`)
+      if (field instanceof OutputsDocument) parts.push(...field.pieces)
+      else text(JSON.stringify(field, jsonSafe) ?? 'null')
+    })
+    text('}')
+  }
+  return Buffer.concat(parts)
 }
 
 // ES2024's JSON.rawJSON (Bun has it; TypeScript's lib does not list it yet).

@@ -1,16 +1,29 @@
-"""Names a block sees in scope beside the standard imports: Batch, WorkflowImageData, BlockResult, debug_traces."""
+"""Names a block sees in scope beside the standard imports: Batch, WorkflowImageData, BlockResult, debug_traces.
+
+WorkflowImageData and its metadata classes (ImageParentMetadata, OriginCoordinatesSystem,
+VideoMetadata) live with the serializer plugins that carry them (serializers/image,
+serializers/video_metadata); they are re-exported here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, Dict, Generic, Optional, TypeVar, overload
 
-import numpy as np
+from serializers.image.entity import ImageParentMetadata, OriginCoordinatesSystem, WorkflowImageData
+from serializers.video_metadata.entity import VideoMetadata
 
 from .traces import debug_traces
 
-__all__ = ["Batch", "BlockResult", "WorkflowImageData", "debug_traces"]
+__all__ = [
+    "Batch",
+    "BlockResult",
+    "ImageParentMetadata",
+    "OriginCoordinatesSystem",
+    "VideoMetadata",
+    "WorkflowImageData",
+    "debug_traces",
+]
 
 T = TypeVar("T")
 
@@ -70,12 +83,3 @@ class Batch(Sequence[T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Batch(content={self._content!r}, indices={self._indices!r})"
-
-
-# Placeholder for the image-kind issue: that issue fleshes this out to Roboflow's full
-# WorkflowImageData (base64_image, root ancestor metadata, copy_and_replace, lazy decode…).
-@dataclass
-class WorkflowImageData:
-    numpy_image: np.ndarray
-    parent_metadata: Optional[Any] = None
-    video_metadata: Optional[Any] = None

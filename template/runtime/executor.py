@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from serializers.kind import KindError
-from serializers.registry import OUTPUT_MODES, decode_inputs, encode_outputs
+from serializers.registry import OUTPUT_MODES, SIDECAR_MIN_BYTES, Sidecar, decode_inputs, encode_document, encode_outputs
 
 from . import __version__
 from .assembly import BlockCode, LoadedBlock, load_block
@@ -129,6 +129,20 @@ class Executor:
             "timings_ms": {"load": load_ms},
         }
 
+    def _encode(self, outputs: Any, output_format: str) -> tuple[dict[str, Any], list[memoryview]]:
+        """The reply's outputs field(s) and the sidecar buffers they refer to."""
+        if not self._sidecar_outputs:
+            tree, buffers = encode_outputs(outputs, output_format)
+            return {"outputs": tree}, buffers
+        # The worker sends a finished document the proxy can pass on without decoding it;
+        # its large pieces ride in the sidecar.
+        sidecar = Sidecar()
+        pieces = [
+            sidecar.add(piece) if memoryview(piece).nbytes >= SIDECAR_MIN_BYTES else bytes(piece)
+            for piece in encode_document(outputs, output_format)
+        ]
+        return {"outputs_document": {"format": "json" if output_format != "cbor" else "cbor", "pieces": pieces}}, sidecar.buffers
+
     def _run(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
         block_hash = _field(message, "hash", str)
         raw_inputs = _field(message, "inputs", dict, required=False, default={})
@@ -165,13 +179,13 @@ class Executor:
             return failure_reply(failed, captured)
         start = time.perf_counter()
         try:
-            encoded, buffers = encode_outputs(outputs, output_format, sidecar=self._sidecar_outputs)
+            encoded, buffers = self._encode(outputs, output_format)
         except KindError as exc:
             return failure_reply(BlockRuntimeError(str(exc), function=block.code.run_function_name), captured)
         encode_ms = _elapsed_ms(start)
         reply = {
             "ok": True,
-            "outputs": encoded,
+            **encoded,
             "stdout": captured.stdout,
             "stderr": captured.stderr,
             "stdout_truncated": captured.stdout_truncated,

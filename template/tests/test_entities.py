@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from runtime.entities import Batch, WorkflowImageData, debug_traces
+from runtime.entities import Batch, ImageParentMetadata, OriginCoordinatesSystem, WorkflowImageData, debug_traces
 from runtime.traces import MAX_TRACE_ENTRIES, MAX_TRACE_VALUE_BYTES, collecting_traces
 
 
@@ -39,10 +39,12 @@ def test_batch_rejects_mismatched_indices():
         Batch([1, 2], [(0,)])
 
 
-def test_workflow_image_data_holds_the_pixels():
-    image = WorkflowImageData(numpy_image=np.zeros((2, 3, 3), dtype=np.uint8))
+def test_the_workflow_image_data_in_scope_behaves_like_roboflows():
+    image = WorkflowImageData(ImageParentMetadata("p"), numpy_image=np.zeros((2, 3, 3), dtype=np.uint8))
     assert image.numpy_image.shape == (2, 3, 3)
-    assert image.parent_metadata is None and image.video_metadata is None
+    # Roboflow's defaults: the whole image is its own origin, and a video made up from the parent id.
+    assert image.parent_metadata.origin_coordinates == OriginCoordinatesSystem(0, 0, 3, 2)
+    assert image.video_metadata.video_identifier == "p"
 
 
 def test_debug_traces_is_a_no_op_outside_a_run():

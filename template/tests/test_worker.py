@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import select
 import struct
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from typing import Any
 
+import cbor2
 import pytest
 
 import runtime
@@ -21,6 +23,19 @@ from runtime.worker import serve
 LIMIT = 1 << 20
 
 
+def with_outputs(frame) -> dict[str, Any]:
+    """The reply, with the finished outputs document the worker sent decoded as `outputs`."""
+    message = frame.message
+    document = message.get("outputs_document")
+    if document is not None:
+        raw = b"".join(
+            bytes(frame.sidecar[p.value[0] : p.value[0] + p.value[1]]) if isinstance(p, cbor2.CBORTag) else bytes(p)
+            for p in document["pieces"]
+        )
+        message["outputs"] = cbor2.loads(raw) if document["format"] == "cbor" else json.loads(raw)
+    return message
+
+
 def serve_frames(frames: bytes, max_frame_bytes: int = LIMIT) -> tuple[int, list[dict[str, Any]]]:
     """Run the serve loop over ``frames``; return its exit code and every frame it wrote."""
     out = io.BytesIO()
@@ -28,7 +43,7 @@ def serve_frames(frames: bytes, max_frame_bytes: int = LIMIT) -> tuple[int, list
     out.seek(0)
     replies = []
     while (frame := read_frame(out, LIMIT)) is not None:
-        replies.append(frame.message)
+        replies.append(with_outputs(frame))
     return status, replies
 
 
@@ -109,7 +124,7 @@ class WorkerProcess:
         assert ready, "worker sent no frame in time"
         frame = read_frame(self.proc.stdout, LIMIT)
         assert frame is not None, "worker closed its channel"
-        return frame.message
+        return with_outputs(frame)
 
     def send(self, message: dict[str, Any]) -> dict[str, Any]:
         self.proc.stdin.write(encode_frame(message))

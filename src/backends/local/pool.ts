@@ -1,7 +1,7 @@
 // The local backend: N long-lived Python workers, each run dispatched to an idle one,
 // preferring a worker that already loaded the block. Isolation, limits, the zygote
 // and per-workspace workers come with the local-pool issue and slot in here.
-import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
+import { OutputsDocument, type Backend, type BackendStatus, type RunJob, type RunOutcome } from '../backend.ts'
 import {
   BadRequest,
   BlockCodeError,
@@ -90,7 +90,7 @@ export class LocalPool implements Backend {
         worker.runs++
         const doneAt = performance.now()
         return {
-          outputs: reply.outputs,
+          outputs: outputsOf(reply),
           stdout: String(reply.stdout ?? ''),
           stderr: String(reply.stderr ?? ''),
           debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
@@ -219,6 +219,11 @@ export class LocalPool implements Backend {
     }
     return new InternalError(`local worker ${worker.id} failed: ${(error as Error).message}`, error)
   }
+}
+
+function outputsOf(reply: WorkerReply): unknown {
+  const document = reply.outputs_document as { format: 'cbor' | 'json'; pieces: Uint8Array[] } | undefined
+  return document ? new OutputsDocument(document.format, document.pieces) : reply.outputs
 }
 
 function remaining(deadline: number): number {
