@@ -2,7 +2,7 @@
 // (the block already loaded) through the HTTP app, measured in one run.
 import { measure } from 'mitata'
 import { encodeCbor } from '../serializers/cbor.ts'
-import { Worker } from '../src/backends/local/worker.ts'
+import { startProcessWorker } from '../src/backends/local/worker.ts'
 import { createApp } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import { createBackends, frameLimitFor } from '../src/server.ts'
@@ -16,13 +16,13 @@ const row = (name: string, stats: { p50: number; p99: number; samples: number[] 
 })
 
 export async function coldAndWarm(quick: boolean) {
-  const config = loadConfig({ ...process.env, BLOCKGATE_WORKERS: '1' })
+  const config = loadConfig({ ...process.env, BLOCKGATE_MIN_WARM_WORKERS: '1', BLOCKGATE_MAX_WORKERS: '1' })
 
   console.error('cold start: spawning fresh workers…')
   const samples = quick ? 3 : 8
   const cold = await measure(
     async () => {
-      const worker = await Worker.start({ ...config.local, maxFrameBytes: frameLimitFor(config) })
+      const worker = await startProcessWorker({ ...config.local, maxFrameBytes: frameLimitFor(config) })
       worker.kill()
       await worker.exited
     },

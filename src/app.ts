@@ -50,6 +50,7 @@ export function createApp({ config, backends }: AppOptions): Hono {
         workspace: request.workspace,
         timeoutMs: request.timeoutMs,
         outputFormat: outputFormat(responseFormat(c.req.raw), request.jsonArrays),
+        signal: c.req.raw.signal,
         context: {
           step_name: request.stepName,
           step_selector: request.stepName === null ? null : `$steps.${request.stepName}`,

@@ -23,7 +23,17 @@ const variables = {
   PORT: int(1, 65535).default(8000),
   HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
   WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: executionMode.default('local'),
-  BLOCKGATE_WORKERS: int(1, 256).default(availableParallelism()),
+  BLOCKGATE_MIN_WARM_WORKERS: int(0, 256).default(2),
+  BLOCKGATE_MAX_WORKERS: int(1, 1024).default(Math.max(4, 2 * availableParallelism())),
+  BLOCKGATE_MAX_QUEUE: int(0).default(256),
+  BLOCKGATE_WORKER_MAX_RUNS: int(1).default(10_000),
+  BLOCKGATE_WORKER_MAX_RSS_BYTES: int(64 * 1024 * 1024).default(1536 * 1024 * 1024),
+  BLOCKGATE_MEMORY_LIMIT_BYTES: int(256 * 1024 * 1024).default(2 * 1024 * 1024 * 1024),
+  BLOCKGATE_CPU_LIMIT_SECONDS: int(1).default(3600),
+  BLOCKGATE_PROCESS_LIMIT: int(1).default(64),
+  BLOCKGATE_FILE_SIZE_LIMIT_BYTES: int(0).default(64 * 1024 * 1024),
+  BLOCKGATE_OPEN_FILES_LIMIT: int(16).default(256),
+  BLOCKGATE_ALLOW_UNSANDBOXED: z.enum(['0', '1', 'true', 'false'], { error: 'must be 1/true or 0/false' }).default('0').transform((v) => v === '1' || v === 'true'),
   BLOCKGATE_PYTHON: z.string().trim().min(1, 'must not be empty').default(resolve(PROJECT_ROOT, '.venv/bin/python')),
   BLOCKGATE_MAX_BODY_BYTES: int(1024).default(64 * 1024 * 1024),
   BLOCKGATE_DEFAULT_TIMEOUT_MS: int(1).default(10_000),
@@ -43,12 +53,19 @@ export interface Config {
   host: string
   defaultBackend: 'local' | 'e2b'
   local: {
-    workers: number
+    minWarm: number
+    maxWorkers: number
+    maxQueue: number
+    maxRunsPerWorker: number
+    maxRssBytes: number
     python: string
     runtimeDir: string
     blockCacheSize: number
     maxCaptureBytes: number
     startTimeoutMs: number
+    limits: { memoryBytes: number; cpuSeconds: number; processes: number; fileSizeBytes: number; openFiles: number }
+    /** Run without bubblewrap: only when asked for explicitly. */
+    allowUnsandboxed: boolean
   }
   limits: {
     maxBodyBytes: number
@@ -78,6 +95,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length === 0 && values.BLOCKGATE_DEFAULT_TIMEOUT_MS > values.BLOCKGATE_MAX_TIMEOUT_MS) {
     problems.push('BLOCKGATE_DEFAULT_TIMEOUT_MS: must not exceed BLOCKGATE_MAX_TIMEOUT_MS')
   }
+  if (problems.length === 0 && values.BLOCKGATE_MIN_WARM_WORKERS > values.BLOCKGATE_MAX_WORKERS) {
+    problems.push('BLOCKGATE_MIN_WARM_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
+  }
   if (problems.length === 0 && values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE === 'e2b') {
     problems.push('WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: the e2b backend is not available in this build yet')
   }
@@ -88,7 +108,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: values.HOST,
     defaultBackend: values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE,
     local: {
-      workers: values.BLOCKGATE_WORKERS,
+      minWarm: values.BLOCKGATE_MIN_WARM_WORKERS,
+      maxWorkers: values.BLOCKGATE_MAX_WORKERS,
+      maxQueue: values.BLOCKGATE_MAX_QUEUE,
+      maxRunsPerWorker: values.BLOCKGATE_WORKER_MAX_RUNS,
+      maxRssBytes: values.BLOCKGATE_WORKER_MAX_RSS_BYTES,
+      limits: {
+        memoryBytes: values.BLOCKGATE_MEMORY_LIMIT_BYTES,
+        cpuSeconds: values.BLOCKGATE_CPU_LIMIT_SECONDS,
+        processes: values.BLOCKGATE_PROCESS_LIMIT,
+        fileSizeBytes: values.BLOCKGATE_FILE_SIZE_LIMIT_BYTES,
+        openFiles: values.BLOCKGATE_OPEN_FILES_LIMIT,
+      },
+      allowUnsandboxed: values.BLOCKGATE_ALLOW_UNSANDBOXED,
       python: values.BLOCKGATE_PYTHON,
       runtimeDir: resolve(PROJECT_ROOT, 'template'),
       blockCacheSize: values.BLOCKGATE_BLOCK_CACHE_SIZE,

@@ -74,10 +74,10 @@ export class BlockTimeout extends BlockgateError {
   }
 }
 
-/** 503: no capacity right now; the client may retry after `retryAfterS` seconds. */
+/** 503 (or 429 when the queue is full): no capacity now; retry after `retryAfterS` seconds. */
 export class Overloaded extends BlockgateError {
-  constructor(message: string, retryAfterS: number) {
-    super(503, 'Overloaded', message, { headers: { 'Retry-After': String(retryAfterS) } })
+  constructor(message: string, retryAfterS: number, status: 429 | 503 = 503) {
+    super(status, 'Overloaded', message, { headers: { 'Retry-After': String(retryAfterS) } })
   }
 }
 

@@ -9,15 +9,15 @@ describe('config', () => {
     expect(config.port).toBe(8000)
     expect(config.host).toBe('127.0.0.1')
     expect(config.defaultBackend).toBe('local')
-    expect(config.local.workers).toBeGreaterThanOrEqual(1)
+    expect(config.local.maxWorkers).toBeGreaterThanOrEqual(4)
     expect(config.local.python).toBe(resolve(PROJECT_ROOT, '.venv/bin/python'))
     expect(config.limits.defaultTimeoutMs).toBeLessThanOrEqual(config.limits.maxTimeoutMs)
   })
 
   test('reads values', () => {
-    const config = loadConfig({ PORT: '9001', BLOCKGATE_WORKERS: '3', BLOCKGATE_MAX_BODY_BYTES: '2048', WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local' })
+    const config = loadConfig({ PORT: '9001', BLOCKGATE_MAX_WORKERS: '3', BLOCKGATE_MAX_BODY_BYTES: '2048', WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local' })
     expect(config.port).toBe(9001)
-    expect(config.local.workers).toBe(3)
+    expect(config.local.maxWorkers).toBe(3)
     expect(config.limits.maxBodyBytes).toBe(2048)
   })
 
@@ -28,7 +28,7 @@ describe('config', () => {
   const bad: [Record<string, string>, RegExp][] = [
     [{ PORT: 'eighty' }, /PORT="eighty": must be a whole number/],
     [{ PORT: '70000' }, /PORT="70000": must be at most 65535/],
-    [{ BLOCKGATE_WORKERS: '0' }, /BLOCKGATE_WORKERS="0": must be at least 1/],
+    [{ BLOCKGATE_MAX_WORKERS: '0' }, /BLOCKGATE_MAX_WORKERS="0": must be at least 1/],
     [{ BLOCKGATE_MAX_BODY_BYTES: '-5' }, /BLOCKGATE_MAX_BODY_BYTES="-5": must be a whole number/],
     [{ WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'modal' }, /WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE="modal": must be one of local, remote, e2b/],
     [{ BLOCKGATE_DEFAULT_TIMEOUT_MS: '90000', BLOCKGATE_MAX_TIMEOUT_MS: '60000' }, /BLOCKGATE_DEFAULT_TIMEOUT_MS: must not exceed BLOCKGATE_MAX_TIMEOUT_MS/],
@@ -41,7 +41,7 @@ describe('config', () => {
   }
 
   test('every bad variable is named at once', () => {
-    expect(() => loadConfig({ PORT: 'x', BLOCKGATE_WORKERS: 'y' })).toThrow(/PORT="x".*\n.*BLOCKGATE_WORKERS="y"/)
+    expect(() => loadConfig({ PORT: 'x', BLOCKGATE_MAX_WORKERS: 'y' })).toThrow(/PORT="x".*\n.*BLOCKGATE_MAX_WORKERS="y"/)
   })
 
   test('the README documents every variable', () => {
@@ -52,10 +52,10 @@ describe('config', () => {
   test('a bad value stops the server at start-up with the variable named', () => {
     const result = Bun.spawnSync({
       cmd: [process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
-      env: { ...process.env, BLOCKGATE_WORKERS: 'many' },
+      env: { ...process.env, BLOCKGATE_MAX_WORKERS: 'many' },
       stderr: 'pipe',
     })
     expect(result.exitCode).toBe(2)
-    expect(result.stderr.toString()).toContain('BLOCKGATE_WORKERS="many": must be a whole number')
+    expect(result.stderr.toString()).toContain('BLOCKGATE_MAX_WORKERS="many": must be a whole number')
   })
 })

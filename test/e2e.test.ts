@@ -12,7 +12,7 @@ import { NDArray } from '../serializers/ndarray/index.ts'
 import { FORMATS, readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
 import { PYTHON } from './support/python.ts'
 
-const config = loadConfig({ BLOCKGATE_WORKERS: '2', BLOCKGATE_DEFAULT_TIMEOUT_MS: '10000' })
+const config = loadConfig({ BLOCKGATE_MIN_WARM_WORKERS: '2', BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_DEFAULT_TIMEOUT_MS: '10000' })
 const backends = createBackends(config)
 const app = createApp({ config, backends })
 

@@ -22,6 +22,8 @@ export interface RunJob {
   timeoutMs: number
   /** The form outputs come back in: CBOR kinds, or Roboflow's JSON `_type` forms. */
   outputFormat: OutputFormat
+  /** Aborted when the client goes away: the run is cancelled. */
+  signal?: AbortSignal
 }
 
 export type OutputFormat = 'cbor' | 'json' | 'json-compact'

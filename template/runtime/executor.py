@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -19,6 +20,15 @@ from .traces import collecting_traces
 # A reply may carry the sidecar buffers its outputs refer to under this key; the worker
 # takes them out and writes them after the reply's CBOR head.
 BUFFERS_KEY = "_buffers"
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory now: the pool recycles a worker past a mark."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _elapsed_ms(start: float) -> float:
@@ -192,6 +202,7 @@ class Executor:
             "stderr_truncated": captured.stderr_truncated,
             "debug_traces": traces,
             "timings_ms": {"decode": decode_ms, "execute": execute_ms, "encode": encode_ms},
+            "rss_bytes": _resident_bytes(),
         }
         if buffers:
             reply[BUFFERS_KEY] = buffers

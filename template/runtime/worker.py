@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def claim_channel() -> tuple[BinaryIO, BinaryIO]:
+def claim_channel(buffered: bool = True) -> tuple[BinaryIO, BinaryIO]:
     """Take private copies of fd 0/1 for frames, then point fd 0 at /dev/null and fd 1 at stderr.
 
     After this, a block that writes to fd 1 directly (os.write, a C library's printf)
@@ -54,7 +54,8 @@ def claim_channel() -> tuple[BinaryIO, BinaryIO]:
     os.dup2(devnull, 0)
     os.close(devnull)
     os.dup2(2, 1)
-    return os.fdopen(channel_in, "rb"), os.fdopen(channel_out, "wb")
+    # Unbuffered input suits a reader that select()s on the fd: nothing hides in a buffer.
+    return os.fdopen(channel_in, "rb", buffering=-1 if buffered else 0), os.fdopen(channel_out, "wb")
 
 
 def encode_reply(reply: dict[str, Any], max_frame_bytes: int) -> list[bytes | memoryview]:
@@ -91,9 +92,10 @@ def _send(channel_out: BinaryIO, parts: list[bytes | memoryview]) -> None:
     channel_out.flush()
 
 
-def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_frame_bytes: int) -> int:
+def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_frame_bytes: int, greet: bool = True) -> int:
     """Read, handle, reply until EOF; returns the process exit code."""
-    _send(channel_out, frame_parts({"op": "ready", "version": __version__, "pid": os.getpid()}))
+    if greet:
+        _send(channel_out, frame_parts({"op": "ready", "version": __version__, "pid": os.getpid()}))
     while True:
         try:
             frame = read_frame(channel_in, max_frame_bytes)

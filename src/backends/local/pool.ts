@@ -1,6 +1,7 @@
-// The local backend: N long-lived Python workers, each run dispatched to an idle one,
-// preferring a worker that already loaded the block. Isolation, limits, the zygote
-// and per-workspace workers come with the local-pool issue and slot in here.
+// The local backend: workers forked from a sandboxed zygote. A worker serves one
+// workspace for its whole life; a run goes to an idle worker of its workspace that holds
+// the block, else any idle one of its workspace, else a warm spare, else a new fork, else
+// it waits in a bounded queue. Workers are recycled after N runs or past a memory mark.
 import { OutputsDocument, type Backend, type BackendStatus, type RunJob, type RunOutcome } from '../backend.ts'
 import {
   BadRequest,
@@ -12,64 +13,79 @@ import {
   Overloaded,
   WorkerCrashed,
 } from '../../errors.ts'
-import { describeExit, Worker, WorkerExited, WorkerUnresponsive, type WorkerOptions, type WorkerReply } from './worker.ts'
+import { log } from '../../log.ts'
+import { describeExit, Worker, WorkerExited, WorkerUnresponsive, type WorkerReply } from './worker.ts'
+import { Zygote, type ZygoteOptions } from './zygote.ts'
 
-export interface LocalPoolOptions extends WorkerOptions {
-  workers: number
-  /** How long a run may wait for a free worker before it is refused with 503. */
+export interface LocalPoolOptions extends ZygoteOptions {
+  /** Forked workers kept ready, not yet bound to a workspace. */
+  minWarm: number
+  maxWorkers: number
+  /** Runs waiting for a worker, at most; beyond it a run is refused with 429. */
+  maxQueue: number
+  /** How long a run may wait for a worker before it is refused with 503. */
   queueTimeoutMs: number
+  maxRunsPerWorker: number
+  maxRssBytes: number
 }
 
 interface Waiter {
+  workspace: string
   hash: string
   resolve: (worker: Worker) => void
   reject: (error: BlockgateError) => void
 }
 
-const RESPAWN_BACKOFF_MS = 1000
+const RESTART_BACKOFF_MS = 1000
 
 export class LocalPool implements Backend {
   readonly name = 'local' as const
+  private zygote: Zygote | null = null
   private readonly idle: Worker[] = []
+  private readonly spares: Worker[] = []
   private readonly all = new Set<Worker>()
   private readonly waiters: Waiter[] = []
-  private starting = 0
+  private forking = 0
   private stopped = false
-  private lastStartError: string | null = null
+  private lastError: string | null = null
 
   constructor(private readonly options: LocalPoolOptions) {}
 
   async start(): Promise<void> {
-    const results = await Promise.allSettled(Array.from({ length: this.options.workers }, () => this.spawn()))
-    const failure = results.find((r) => r.status === 'rejected')
-    if (failure) {
-      await this.stop()
-      throw new Error(`local workers failed to start: ${(failure as PromiseRejectedResult).reason}`)
-    }
+    this.zygote = await Zygote.start(this.options)
+    this.watchZygote(this.zygote)
+    await Promise.all(Array.from({ length: this.options.minWarm }, () => this.fork().then((w) => this.addSpare(w))))
   }
 
   status(): BackendStatus {
+    const byWorkspace: Record<string, number> = {}
+    for (const worker of this.all) if (worker.workspace) byWorkspace[worker.workspace] = (byWorkspace[worker.workspace] ?? 0) + 1
     return {
-      ready: !this.stopped && this.all.size > 0,
+      ready: !this.stopped && this.zygote?.alive === true,
+      isolation: this.options.isolation === 'sandboxed' ? 'bubblewrap + per-worker namespaces, seccomp, rlimits' : 'OFF (BLOCKGATE_ALLOW_UNSANDBOXED)',
       workers: this.all.size,
       idle: this.idle.length,
-      starting: this.starting,
+      spares: this.spares.length,
+      forking: this.forking,
       queued: this.waiters.length,
-      isolation: 'none (process per worker; sandboxing arrives with the local-pool issue)',
-      ...(this.lastStartError ? { last_start_error: this.lastStartError } : {}),
+      by_workspace: byWorkspace,
+      ...(this.lastError ? { last_error: this.lastError } : {}),
     }
   }
 
   async run(job: RunJob): Promise<RunOutcome> {
     const queuedAt = performance.now()
-    const worker = await this.acquire(job.block.hash)
+    const acquired = await this.acquire(job)
+    const worker = acquired.worker
     const acquiredAt = performance.now()
     const deadline = acquiredAt + job.timeoutMs
+    const abort = () => worker.kill() // the client left: stop its code, not just its answer
+    job.signal?.addEventListener('abort', abort)
     // A worker that answered (even with an error) is reusable; one that died, stalled or
     // broke the protocol is not.
     let answered = true
     try {
-      let coldStart = false
+      let coldStart = acquired.forked
       let reply: WorkerReply
       for (let attempt = 0; ; attempt++) {
         if (!worker.loaded.has(job.block.hash)) {
@@ -86,6 +102,7 @@ export class LocalPool implements Backend {
           worker.loaded.delete(job.block.hash)
           continue
         }
+        if (typeof reply.rss_bytes === 'number') worker.rssBytes = reply.rss_bytes
         if (!reply.ok) throw blockError(reply)
         worker.runs++
         const doneAt = performance.now()
@@ -95,14 +112,15 @@ export class LocalPool implements Backend {
           stderr: String(reply.stderr ?? ''),
           debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
           coldStart,
-          timings: { queue: acquiredAt - queuedAt, acquire: loadedAt - acquiredAt, execute: doneAt - loadedAt },
+          timings: { queue: acquiredAt - queuedAt, acquire: loadedAt - acquiredAt + acquired.forkMs, execute: doneAt - loadedAt },
         }
       }
     } catch (error) {
       answered = error instanceof BlockgateError
       throw this.translate(error, job, worker)
     } finally {
-      if (answered) this.release(worker)
+      job.signal?.removeEventListener('abort', abort)
+      if (answered && worker.alive) this.release(worker)
       else this.retire(worker)
     }
   }
@@ -110,18 +128,16 @@ export class LocalPool implements Backend {
   async stop(): Promise<void> {
     this.stopped = true
     for (const waiter of this.waiters.splice(0)) waiter.reject(new Overloaded('the server is shutting down', 1))
-    const exits = [...this.all].map((worker) => {
-      worker.kill()
-      return worker.exited
-    })
+    for (const worker of this.all) worker.kill()
     this.all.clear()
     this.idle.length = 0
-    await Promise.all(exits)
+    this.spares.length = 0
+    await this.zygote?.stop()
   }
 
-  /** Worker pids, for tests and diagnostics. */
-  pids(): number[] {
-    return [...this.all].map((worker) => worker.pid)
+  /** Live workers, by id, with their workspace: for tests and diagnostics. */
+  workers(): { id: string; workspace: string | null; runs: number }[] {
+    return [...this.all].map((w) => ({ id: w.id, workspace: w.workspace, runs: w.runs }))
   }
 
   private async load(worker: Worker, job: RunJob, deadline: number): Promise<void> {
@@ -131,81 +147,179 @@ export class LocalPool implements Backend {
     for (const evicted of (reply.evicted as string[] | undefined) ?? []) worker.loaded.delete(evicted)
   }
 
-  private acquire(hash: string): Promise<Worker> {
-    if (this.stopped) return Promise.reject(new Overloaded('the server is shutting down', 1))
-    const index = this.bestIdle(hash)
-    if (index >= 0) return Promise.resolve(this.idle.splice(index, 1)[0]!)
+  private async acquire(job: RunJob): Promise<{ worker: Worker; forked: boolean; forkMs: number }> {
+    if (this.stopped) throw new Overloaded('the server is shutting down', 1)
+    const { workspace } = job
+    const hash = job.block.hash
+    const mine = this.idle.filter((w) => w.workspace === workspace)
+    const warm = mine.find((w) => w.loaded.has(hash)) ?? mine[0]
+    if (warm) {
+      this.idle.splice(this.idle.indexOf(warm), 1)
+      return { worker: warm, forked: false, forkMs: 0 }
+    }
+    const spare = this.spares.shift()
+    if (spare) {
+      spare.workspace = workspace
+      this.refillSpares()
+      return { worker: spare, forked: true, forkMs: 0 }
+    }
+    if (this.all.size + this.forking >= this.options.maxWorkers) {
+      // Full: make room by retiring an idle worker of another workspace, if there is one.
+      const other = this.idle.find((w) => w.workspace !== workspace)
+      if (other) this.retire(other, false)
+    }
+    if (this.all.size + this.forking < this.options.maxWorkers) {
+      const startedAt = performance.now()
+      const worker = await this.forkOrOverloaded()
+      worker.workspace = workspace
+      return { worker, forked: true, forkMs: performance.now() - startedAt }
+    }
+    return { worker: await this.enqueue(workspace, hash, job.signal), forked: false, forkMs: 0 }
+  }
+
+  private enqueue(workspace: string, hash: string, signal: AbortSignal | undefined): Promise<Worker> {
+    if (this.waiters.length >= this.options.maxQueue) {
+      return Promise.reject(new Overloaded(`all ${this.options.maxWorkers} workers are busy and ${this.options.maxQueue} runs are waiting`, 1, 429))
+    }
     return new Promise<Worker>((resolve, reject) => {
-      const waiter: Waiter = { hash, resolve, reject }
-      const timer = setTimeout(() => {
+      const waiter: Waiter = { workspace, hash, resolve, reject }
+      const leave = (error: BlockgateError) => {
         const at = this.waiters.indexOf(waiter)
         if (at >= 0) this.waiters.splice(at, 1)
-        reject(new Overloaded(`no worker became free within ${this.options.queueTimeoutMs} ms`, 1))
-      }, this.options.queueTimeoutMs)
+        reject(error)
+      }
+      const timer = setTimeout(() => leave(new Overloaded(`no worker became free within ${this.options.queueTimeoutMs} ms`, 1)), this.options.queueTimeoutMs)
+      const onAbort = () => {
+        clearTimeout(timer)
+        leave(new Overloaded('the client went away while the run waited', 1))
+      }
+      signal?.addEventListener('abort', onAbort)
       waiter.resolve = (worker) => {
         clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
         resolve(worker)
       }
       waiter.reject = (error) => {
         clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
         reject(error)
       }
       this.waiters.push(waiter)
     })
   }
 
-  private bestIdle(hash: string): number {
-    const warm = this.idle.findIndex((worker) => worker.loaded.has(hash))
-    return warm >= 0 ? warm : this.idle.length - 1
-  }
-
   private release(worker: Worker): void {
-    if (this.stopped || !worker.alive) return this.retire(worker)
-    // Hand the worker to the first waiter for a block it holds, else to the oldest waiter.
-    const warm = this.waiters.findIndex((waiter) => worker.loaded.has(waiter.hash))
-    const waiter = this.waiters.splice(warm >= 0 ? warm : 0, 1)[0]
-    if (waiter) waiter.resolve(worker)
-    else this.idle.push(worker)
+    if (this.stopped) return this.retire(worker)
+    if (worker.runs >= this.options.maxRunsPerWorker || worker.rssBytes > this.options.maxRssBytes) return this.retire(worker)
+    // A waiter of this workspace takes it, the one whose block it holds first.
+    const sameWorkspace = this.waiters.filter((w) => w.workspace === worker.workspace)
+    const waiter = sameWorkspace.find((w) => worker.loaded.has(w.hash)) ?? sameWorkspace[0]
+    if (waiter) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1)
+      return waiter.resolve(worker)
+    }
+    if (this.waiters.length > 0) {
+      // Only other workspaces wait: this worker cannot serve them, so it makes room.
+      return this.retire(worker)
+    }
+    this.idle.push(worker)
   }
 
-  /** Kills a worker whose state can no longer be trusted and starts a replacement. */
-  private retire(worker: Worker): void {
+  /** Ends a worker whose state can no longer be trusted (or is not needed), and keeps the pool's shape. */
+  private retire(worker: Worker, refill = true): void {
     worker.kill()
     this.all.delete(worker)
-    const at = this.idle.indexOf(worker)
-    if (at >= 0) this.idle.splice(at, 1)
-    if (!this.stopped) this.replace()
+    for (const list of [this.idle, this.spares]) {
+      const at = list.indexOf(worker)
+      if (at >= 0) list.splice(at, 1)
+    }
+    if (refill) this.serveWaiters()
   }
 
-  /** Starts one more worker, retrying while it fails (a broken venv shows in status()). */
-  private replace(): void {
-    this.spawn().catch(() => {
-      if (!this.stopped) setTimeout(() => this.replace(), RESPAWN_BACKOFF_MS)
-    })
+  /** Waiters the pool can now serve with a new fork get one. */
+  private serveWaiters(): void {
+    if (this.stopped) return
+    while (this.waiters.length > 0 && this.all.size + this.forking < this.options.maxWorkers) {
+      const waiter = this.waiters.shift()!
+      this.forkOrOverloaded().then(
+        (worker) => {
+          worker.workspace = waiter.workspace
+          waiter.resolve(worker)
+        },
+        (error) => waiter.reject(error),
+      )
+    }
+    this.refillSpares()
   }
 
-  private async spawn(): Promise<Worker> {
-    this.starting++
+  private refillSpares(): void {
+    if (this.stopped) return
+    const wanted = this.options.minWarm - this.spares.length - this.forking
+    for (let i = 0; i < wanted && this.all.size + this.forking < this.options.maxWorkers; i++) {
+      this.fork().then(
+        (worker) => this.addSpare(worker),
+        () => {},
+      )
+    }
+  }
+
+  private addSpare(worker: Worker): void {
+    if (this.waiters.length > 0) {
+      const waiter = this.waiters.shift()!
+      worker.workspace = waiter.workspace
+      return waiter.resolve(worker)
+    }
+    this.spares.push(worker)
+  }
+
+  private async fork(): Promise<Worker> {
+    if (!this.zygote) throw new Error('the pool has not started')
+    this.forking++
     try {
-      const worker = await Worker.start(this.options)
-      if (this.stopped) {
-        worker.kill()
-        return worker
-      }
+      const worker = await this.zygote.spawnWorker()
       this.all.add(worker)
-      this.lastStartError = null
-      // A worker that dies while idle is replaced too.
+      this.lastError = null
       void worker.exited.then(() => {
-        if (this.all.has(worker) && this.idle.includes(worker)) this.retire(worker)
+        // A worker that dies while idle or spare is replaced.
+        if (this.all.has(worker) && (this.idle.includes(worker) || this.spares.includes(worker))) this.retire(worker)
       })
-      this.release(worker)
+      if (this.stopped) worker.kill()
       return worker
     } catch (error) {
-      this.lastStartError = (error as Error).message
+      this.lastError = (error as Error).message
       throw error
     } finally {
-      this.starting--
+      this.forking--
     }
+  }
+
+  private async forkOrOverloaded(): Promise<Worker> {
+    try {
+      return await this.fork()
+    } catch (error) {
+      throw new Overloaded(`no worker could be started: ${(error as Error).message}`, 2)
+    }
+  }
+
+  /** Restarts the zygote if it dies (every worker went with it). */
+  private watchZygote(zygote: Zygote): void {
+    void zygote.exited.then(async () => {
+      if (this.stopped) return
+      log.error('the zygote exited; restarting it', { workers: this.all.size })
+      for (const worker of [...this.all]) this.retire(worker, false)
+      for (;;) {
+        try {
+          await Bun.sleep(RESTART_BACKOFF_MS)
+          if (this.stopped) return
+          this.zygote = await Zygote.start(this.options)
+          this.watchZygote(this.zygote)
+          this.serveWaiters()
+          return
+        } catch (error) {
+          this.lastError = (error as Error).message
+        }
+      }
+    })
   }
 
   private translate(error: unknown, job: RunJob, worker: Worker): Error {

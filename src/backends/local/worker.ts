@@ -1,17 +1,9 @@
-// One long-lived Python runtime process (`python -m runtime.worker`), spoken to in
-// length-prefixed CBOR frames over its stdin/stdout. One request in flight at a time.
+// One Python runtime serving runs, spoken to in worker frames over a byte channel: the
+// Unix socket of a worker the zygote forked, or the pipes of a process of its own (the
+// "fresh interpreter" the bench compares against). One request in flight at a time.
 import type { Subprocess } from 'bun'
 import { dirname } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
-
-export interface WorkerOptions {
-  python: string
-  runtimeDir: string
-  blockCacheSize: number
-  maxCaptureBytes: number
-  maxFrameBytes: number
-  startTimeoutMs: number
-}
 
 /** What every runtime reply carries; ops add their own fields. */
 export interface WorkerReply {
@@ -33,6 +25,14 @@ export class WorkerUnresponsive extends Error {
   override name = 'WorkerUnresponsive'
 }
 
+/** A duplex byte stream to one runtime, and how to end it. */
+export interface WorkerChannel {
+  write(parts: Uint8Array[]): void
+  /** Calls back with each chunk read, then once with the exit when the channel ends. */
+  listen(onChunk: (chunk: Uint8Array) => void, onEnd: (exit: ExitInfo) => void): void
+  kill(): void
+}
+
 /**
  * glibc hands every allocation over 128 KiB a fresh mmap and unmaps it on free, so each
  * frame of an image pays ~1,500 page faults per 6 MB (a 1080p frame decodes 10x slower).
@@ -43,8 +43,8 @@ export const LARGE_BUFFER_MALLOC = {
   MALLOC_TRIM_THRESHOLD_: String(1024 * 1024 * 1024),
 } as const
 
-// Only what Python needs; nothing of the server's environment (no keys, no tokens).
-function workerEnvironment(runtimeDir: string): Record<string, string> {
+/** Only what Python needs; nothing of the server's environment (no keys, no tokens). */
+export function workerEnvironment(runtimeDir: string): Record<string, string> {
   const env: Record<string, string> = {
     PATH: '/usr/local/bin:/usr/bin:/bin',
     LANG: 'C.UTF-8',
@@ -53,10 +53,9 @@ function workerEnvironment(runtimeDir: string): Record<string, string> {
     PYTHONPATH: `${runtimeDir}:${dirname(runtimeDir)}`,
     PYTHONDONTWRITEBYTECODE: '1',
     PYTHONUNBUFFERED: '1',
-    PYTHONHASHSEED: 'random',
-    // One thread per worker: the pool is the parallelism, and BLAS threads per worker
-    // would oversubscribe the cores.
     ...LARGE_BUFFER_MALLOC,
+    // One thread per worker: the pool is the parallelism, and BLAS threads per worker
+    // would oversubscribe the cores (and threads do not survive the zygote's fork).
     OMP_NUM_THREADS: '1',
     OPENBLAS_NUM_THREADS: '1',
     MKL_NUM_THREADS: '1',
@@ -69,85 +68,61 @@ function workerEnvironment(runtimeDir: string): Record<string, string> {
   return env
 }
 
-const STDERR_TAIL_BYTES = 4096
 let nextWorkerId = 1
+export const newWorkerId = () => `w${nextWorkerId++}`
 
 export class Worker {
-  readonly id = `w${nextWorkerId++}`
   /** Block hashes the runtime holds, mirrored from its load/evict replies. */
   readonly loaded = new Set<string>()
   runs = 0
-  private readonly proc: Subprocess<'pipe', 'pipe', 'pipe'>
+  /** The tenant this worker serves for its whole life; null until its first run. */
+  workspace: string | null = null
+  /** Resident memory the runtime last reported. */
+  rssBytes = 0
   private readonly reader: FrameReader
   private waiting: { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void } | null = null
-  private stderrTail = ''
   private exitInfo: ExitInfo | null = null
   readonly exited: Promise<ExitInfo>
 
-  private constructor(options: WorkerOptions) {
-    this.reader = new FrameReader(options.maxFrameBytes)
-    this.proc = Bun.spawn({
-      cmd: [
-        options.python,
-        '-m',
-        'runtime.worker',
-        '--block-cache-size',
-        String(options.blockCacheSize),
-        '--max-capture-bytes',
-        String(options.maxCaptureBytes),
-        '--max-frame-bytes',
-        String(options.maxFrameBytes),
-      ],
-      cwd: options.runtimeDir,
-      env: workerEnvironment(options.runtimeDir),
-      stdin: 'pipe',
-      stdout: 'pipe',
-      stderr: 'pipe',
+  constructor(
+    readonly id: string,
+    private readonly channel: WorkerChannel,
+    maxFrameBytes: number,
+  ) {
+    this.reader = new FrameReader(maxFrameBytes)
+    this.exited = new Promise<ExitInfo>((resolveExit) => {
+      channel.listen(
+        (chunk) => this.receive(chunk),
+        (exit) => {
+          this.exitInfo = exit
+          this.waiting?.reject(new WorkerExited(exit))
+          this.waiting = null
+          resolveExit(exit)
+        },
+      )
     })
-    this.exited = this.proc.exited.then(() => {
-      const exit = this.pendingExit()
-      this.exitInfo = exit
-      this.waiting?.reject(new WorkerExited(exit))
-      this.waiting = null
-      return exit
-    })
-    void this.pumpStdout()
-    void this.pumpStderr()
-  }
-
-  /** Starts a worker and resolves once its runtime has imported everything and said ready. */
-  static async start(options: WorkerOptions): Promise<Worker> {
-    const worker = new Worker(options)
-    try {
-      const ready = await worker.next(options.startTimeoutMs)
-      if (ready.op !== 'ready') throw new Error(`worker ${worker.id} greeted with ${JSON.stringify(ready)}`)
-      return worker
-    } catch (error) {
-      worker.kill()
-      throw error
-    }
-  }
-
-  get pid(): number {
-    return this.proc.pid
   }
 
   get alive(): boolean {
-    return this.exitInfo === null && !this.proc.killed
+    return this.exitInfo === null
+  }
+
+  /** Waits for the runtime's first frame (its greeting). */
+  greeting(timeoutMs: number): Promise<WorkerReply> {
+    return this.next(timeoutMs)
   }
 
   /** Sends one request and waits for its reply; rejects if the worker dies or stalls. */
   request(message: Record<string, unknown>, timeoutMs: number): Promise<WorkerReply> {
-    if (!this.alive) return Promise.reject(new WorkerExited(this.exitInfo ?? this.pendingExit()))
+    if (this.exitInfo) return Promise.reject(new WorkerExited(this.exitInfo))
     if (this.waiting) return Promise.reject(new Error(`worker ${this.id} already has a request in flight`))
     const reply = this.next(timeoutMs)
-    for (const part of encodeFrame(message)) this.proc.stdin.write(part)
-    void this.proc.stdin.flush()
+    this.channel.write(encodeFrame(message))
     return reply
   }
 
   kill(): void {
-    if (this.alive) this.proc.kill('SIGKILL')
+    if (this.alive) this.channel.kill()
   }
 
   private next(timeoutMs: number): Promise<WorkerReply> {
@@ -169,38 +144,89 @@ export class Worker {
     })
   }
 
-  private async pumpStdout(): Promise<void> {
+  private receive(chunk: Uint8Array): void {
     try {
-      for await (const chunk of this.proc.stdout) {
-        for (const frame of this.reader.push(chunk)) {
-          const waiting = this.waiting
-          this.waiting = null
-          if (!waiting) throw new Error(`worker ${this.id} sent a frame nobody asked for`)
-          waiting.resolve(frame as WorkerReply)
-        }
+      for (const frame of this.reader.push(chunk)) {
+        const waiting = this.waiting
+        this.waiting = null
+        if (!waiting) throw new Error(`worker ${this.id} sent a frame nobody asked for`)
+        waiting.resolve(frame as WorkerReply)
       }
-    } catch (error) {
+    } catch {
       // A broken protocol stream means this process can no longer be trusted.
-      this.stderrTail += `\n[blockgate] ${(error as Error).message}`
       this.kill()
     }
   }
+}
 
-  private async pumpStderr(): Promise<void> {
-    const decoder = new TextDecoder()
-    for await (const chunk of this.proc.stderr) {
-      this.stderrTail = (this.stderrTail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL_BYTES)
-    }
+export interface ProcessWorkerOptions {
+  python: string
+  runtimeDir: string
+  blockCacheSize: number
+  maxCaptureBytes: number
+  maxFrameBytes: number
+  startTimeoutMs: number
+}
+
+/** A runtime in a fresh interpreter of its own (no zygote, no sandbox): the bench's baseline. */
+export async function startProcessWorker(options: ProcessWorkerOptions): Promise<Worker> {
+  const proc = Bun.spawn({
+    cmd: [
+      options.python, '-m', 'runtime.worker',
+      '--block-cache-size', String(options.blockCacheSize),
+      '--max-capture-bytes', String(options.maxCaptureBytes),
+      '--max-frame-bytes', String(options.maxFrameBytes),
+    ],
+    cwd: options.runtimeDir,
+    env: workerEnvironment(options.runtimeDir),
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const worker = new Worker(newWorkerId(), processChannel(proc), options.maxFrameBytes)
+  try {
+    const ready = await worker.greeting(options.startTimeoutMs)
+    if (ready.op !== 'ready') throw new Error(`worker greeted with ${JSON.stringify(ready)}`)
+    return worker
+  } catch (error) {
+    worker.kill()
+    throw error
   }
+}
 
-  private pendingExit(): ExitInfo {
-    const signal = this.proc.signalCode
-    return { code: this.proc.exitCode, signal: signal === null ? null : String(signal), stderrTail: this.stderrTail }
+const STDERR_TAIL_BYTES = 4096
+
+function processChannel(proc: Subprocess<'pipe', 'pipe', 'pipe'>): WorkerChannel {
+  let stderrTail = ''
+  void (async () => {
+    const decoder = new TextDecoder()
+    for await (const chunk of proc.stderr) stderrTail = (stderrTail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL_BYTES)
+  })()
+  return {
+    write(parts) {
+      for (const part of parts) proc.stdin.write(part)
+      void proc.stdin.flush()
+    },
+    listen(onChunk, onEnd) {
+      void (async () => {
+        try {
+          for await (const chunk of proc.stdout) onChunk(chunk)
+        } catch {
+          // the stream broke: the exit below says why
+        }
+        await proc.exited
+        const signal = proc.signalCode
+        onEnd({ code: proc.exitCode, signal: signal === null ? null : String(signal), stderrTail })
+      })()
+    },
+    kill() {
+      proc.kill('SIGKILL')
+    },
   }
 }
 
 export function describeExit({ code, signal, stderrTail }: ExitInfo): string {
-  const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
+  const how = signal ? `was killed by ${signal}` : code === null ? 'ended' : `exited with code ${code}`
   const lastLine = stderrTail.trim().split('\n').filter(Boolean).at(-1)
   return lastLine ? `worker ${how} (last stderr line: ${lastLine.slice(0, 300)})` : `worker ${how}`
 }

@@ -1,0 +1,70 @@
+// The bubblewrap command the zygote runs under: no network, a read-only filesystem that
+// holds only what Python needs, its own PID/IPC/UTS namespaces, no capabilities, an
+// unprivileged uid, and death with the server. Each worker then isolates itself further
+// from the others (template/runtime/sandbox.py).
+import { existsSync, lstatSync } from 'node:fs'
+import { dirname } from 'node:path'
+
+export interface SandboxPaths {
+  /** The venv's interpreter (its directory tree is bound read-only). */
+  python: string
+  /** Where the venv's interpreter comes from (`sys.base_prefix`). */
+  pythonHome: string
+  venv: string
+  runtimeDir: string
+  serializersDir: string
+  /** Holds the Unix socket workers connect to; bound read-write at SANDBOX_SOCKET_DIR. */
+  socketDir: string
+}
+
+/** Where the socket directory appears inside the sandbox: away from /tmp, which each worker replaces. */
+export const SANDBOX_SOCKET_DIR = '/run/blockgate'
+
+/** The uid the sandbox runs as when the server is root (nobody). */
+export const SANDBOX_UID = 65534
+
+export function bubblewrapAvailable(): boolean {
+  return Bun.which('bwrap') !== null
+}
+
+export function sandboxCommand(paths: SandboxPaths, command: string[], env: Record<string, string>): string[] {
+  const root = process.getuid?.() === 0
+  const args: string[] = ['bwrap', '--die-with-parent', '--new-session', '--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts', '--unshare-cgroup-try']
+  // An empty root: only what is bound below exists inside.
+  args.push('--tmpfs', '/')
+  const made = new Set<string>(['/'])
+  const parents = (target: string) => {
+    const missing: string[] = []
+    for (let dir = dirname(target); !made.has(dir); dir = dirname(dir)) missing.unshift(dir)
+    for (const dir of missing) {
+      args.push('--perms', '0755', '--dir', dir) // readable by the sandbox's uid, whoever owns the original
+      made.add(dir)
+    }
+  }
+  const bind = (path: string, writable = false) => {
+    parents(path)
+    args.push(writable ? '--bind' : '--ro-bind', path, path)
+    made.add(path)
+  }
+  for (const dir of ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']) {
+    if (!existsSync(dir)) continue
+    if (lstatSync(dir).isSymbolicLink()) args.push('--symlink', `usr${dir}`, dir) // merged /usr
+    else bind(dir)
+  }
+  for (const file of ['/etc/ld.so.cache', '/etc/localtime']) if (existsSync(file)) bind(file)
+  for (const path of new Set([paths.pythonHome, paths.venv, paths.runtimeDir, paths.serializersDir])) bind(path)
+  parents(SANDBOX_SOCKET_DIR)
+  args.push('--bind', paths.socketDir, SANDBOX_SOCKET_DIR)
+  args.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp')
+  args.push('--clearenv', ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]))
+  args.push('--chdir', paths.runtimeDir)
+  if (root) {
+    // bwrap needs root to build the mounts; the code inside must not be root. setpriv drops
+    // to nobody for good (no capabilities, no way back, no new privileges).
+    args.push('--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID')
+    args.push('setpriv', `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs')
+  } else {
+    args.push('--unshare-user', '--cap-drop', 'ALL')
+  }
+  return [...args, ...command]
+}

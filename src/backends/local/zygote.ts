@@ -1,0 +1,265 @@
+// The zygote: one sandboxed Python with the CV stack imported, which forks a ready worker
+// in milliseconds. The server talks to it over its stdin/stdout (spawn, kill; exit events)
+// and to each worker it forks over a Unix socket the worker connects to, proving which
+// spawn it is with a one-time token.
+import type { Subprocess } from 'bun'
+import { randomBytes, timingSafeEqual } from 'node:crypto'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer, type Server, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { encodeFrame, FrameReader } from './framing.ts'
+import { SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
+import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type WorkerChannel } from './worker.ts'
+
+export interface WorkerLimits {
+  memoryBytes: number
+  cpuSeconds: number
+  processes: number
+  fileSizeBytes: number
+  openFiles: number
+}
+
+export interface ZygoteOptions {
+  python: string
+  runtimeDir: string
+  blockCacheSize: number
+  maxCaptureBytes: number
+  maxFrameBytes: number
+  startTimeoutMs: number
+  limits: WorkerLimits
+  /** bubblewrap around the zygote and namespaces per worker, or nothing (an explicit opt-out). */
+  isolation: 'sandboxed' | 'off'
+}
+
+interface PendingSpawn {
+  token: string
+  resolve: (socket: Socket) => void
+  reject: (error: Error) => void
+}
+
+const STDERR_TAIL_BYTES = 4096
+/** How long a closed socket waits for the zygote to say how its worker ended. */
+const EXIT_REPORT_GRACE_MS = 250
+
+export class Zygote {
+  private readonly pending = new Map<string, PendingSpawn>()
+  private readonly exitReports = new Map<string, (exit: { code: number | null; signal: number | null }) => void>()
+  private readonly control: FrameReader
+  private stderrTail = ''
+  private readyWaiter: ((message: Record<string, unknown>) => void) | null = null
+  readonly exited: Promise<void>
+
+  private constructor(
+    private readonly options: ZygoteOptions,
+    private readonly proc: Subprocess<'pipe', 'pipe', 'pipe'>,
+    private readonly server: Server,
+    private readonly socketDir: string,
+  ) {
+    this.control = new FrameReader(1 << 20)
+    this.exited = proc.exited.then(() => {
+      for (const spawn of this.pending.values()) spawn.reject(new Error(`the zygote exited: ${this.lastStderrLine()}`))
+      this.pending.clear()
+    })
+    void this.pumpControl()
+    void this.pumpStderr()
+  }
+
+  static async start(options: ZygoteOptions): Promise<Zygote> {
+    const socketDir = mkdtempSync(join(tmpdir(), 'blockgate-'))
+    chmodSync(socketDir, 0o755) // the sandbox's unprivileged uid must reach the socket
+    const socketPath = join(socketDir, 'workers.sock')
+    const server = createServer()
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve))
+    chmodSync(socketPath, 0o777) // anyone may connect; only a spawn's token is accepted
+    const env = workerEnvironment(options.runtimeDir)
+    const zygoteCommand = [
+      options.python, '-m', 'runtime.zygote',
+      '--socket', options.isolation === 'sandboxed' ? join(SANDBOX_SOCKET_DIR, 'workers.sock') : socketPath,
+      '--block-cache-size', String(options.blockCacheSize),
+      '--max-capture-bytes', String(options.maxCaptureBytes),
+      '--max-frame-bytes', String(options.maxFrameBytes),
+      '--memory-bytes', String(options.limits.memoryBytes),
+      '--cpu-seconds', String(options.limits.cpuSeconds),
+      '--processes', String(options.limits.processes),
+      '--file-size-bytes', String(options.limits.fileSizeBytes),
+      '--open-files', String(options.limits.openFiles),
+      ...(options.isolation === 'off' ? ['--no-isolation'] : []),
+    ]
+    const cmd =
+      options.isolation === 'sandboxed'
+        ? sandboxCommand(
+            {
+              python: options.python,
+              pythonHome: pythonHome(options.python),
+              venv: dirname(dirname(options.python)),
+              runtimeDir: options.runtimeDir,
+              serializersDir: join(dirname(options.runtimeDir), 'serializers'),
+              socketDir,
+            },
+            zygoteCommand,
+            env,
+          )
+        : zygoteCommand
+    const proc = Bun.spawn({ cmd, cwd: options.runtimeDir, env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+    const zygote = new Zygote(options, proc, server, socketDir)
+    server.on('connection', (socket) => zygote.accept(socket))
+    try {
+      await zygote.waitReady(options.startTimeoutMs)
+      return zygote
+    } catch (error) {
+      await zygote.stop()
+      throw error
+    }
+  }
+
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null
+  }
+
+  /** Forks a worker and resolves once it has connected and proved its token. */
+  async spawnWorker(): Promise<Worker> {
+    if (!this.alive) throw new Error(`the zygote is not running: ${this.lastStderrLine()}`)
+    const id = newWorkerId()
+    const token = randomBytes(16).toString('hex')
+    const connected = new Promise<Socket>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id)
+        this.send({ op: 'kill', id })
+        reject(new Error(`worker ${id} did not connect within ${this.options.startTimeoutMs} ms: ${this.lastStderrLine()}`))
+      }, this.options.startTimeoutMs)
+      this.pending.set(id, {
+        token,
+        resolve: (socket) => {
+          clearTimeout(timer)
+          resolve(socket)
+        },
+        reject: (error) => {
+          clearTimeout(timer)
+          reject(error)
+        },
+      })
+    })
+    this.send({ op: 'spawn', id, token })
+    const socket = await connected
+    return new Worker(id, this.socketChannel(id, socket), this.options.maxFrameBytes)
+  }
+
+  async stop(): Promise<void> {
+    if (this.alive) this.proc.kill('SIGKILL') // bubblewrap takes every worker down with it
+    await this.proc.exited
+    await new Promise<void>((resolve) => this.server.close(() => resolve()))
+    rmSync(this.socketDir, { recursive: true, force: true })
+  }
+
+  private accept(socket: Socket): void {
+    // The first frame must be a hello naming a pending spawn and its token.
+    const reader = new FrameReader(1 << 16)
+    const onData = (chunk: Uint8Array) => {
+      let frames: unknown[]
+      try {
+        frames = reader.push(chunk)
+      } catch {
+        return socket.destroy()
+      }
+      if (frames.length === 0) return
+      socket.off('data', onData)
+      const hello = frames[0] as { op?: string; id?: string; token?: string }
+      const spawn = typeof hello.id === 'string' ? this.pending.get(hello.id) : undefined
+      if (frames.length !== 1 || hello.op !== 'hello' || !spawn || !sameToken(spawn.token, hello.token)) return socket.destroy()
+      this.pending.delete(hello.id!)
+      spawn.resolve(socket)
+    }
+    socket.on('data', onData)
+    socket.on('error', () => socket.destroy())
+  }
+
+  private socketChannel(id: string, socket: Socket): WorkerChannel {
+    const reported = new Promise<{ code: number | null; signal: number | null } | null>((resolve) => {
+      this.exitReports.set(id, resolve)
+    })
+    return {
+      write(parts) {
+        socket.cork()
+        for (const part of parts) socket.write(part)
+        socket.uncork()
+      },
+      listen: (onChunk, onEnd) => {
+        socket.on('data', onChunk)
+        socket.once('close', async () => {
+          const exit = await Promise.race([reported, Bun.sleep(EXIT_REPORT_GRACE_MS).then(() => null)])
+          this.exitReports.delete(id)
+          onEnd(exitInfo(exit))
+        })
+      },
+      kill: () => {
+        this.send({ op: 'kill', id })
+        socket.destroy()
+      },
+    }
+  }
+
+  private send(message: Record<string, unknown>): void {
+    if (!this.alive) return
+    for (const part of encodeFrame(message)) this.proc.stdin.write(part)
+    void this.proc.stdin.flush()
+  }
+
+  private waitReady(timeoutMs: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the zygote was not ready within ${timeoutMs} ms: ${this.lastStderrLine()}`)), timeoutMs)
+      void this.exited.then(() => {
+        clearTimeout(timer)
+        reject(new Error(`the zygote exited while starting: ${this.lastStderrLine()}`))
+      })
+      this.readyWaiter = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  }
+
+  private async pumpControl(): Promise<void> {
+    try {
+      for await (const chunk of this.proc.stdout) {
+        for (const frame of this.control.push(chunk)) {
+          const message = frame as { op?: string; id?: string; code?: number | null; signal?: number | null }
+          if (message.op === 'ready') this.readyWaiter?.(message)
+          else if (message.op === 'exited' && message.id) this.exitReports.get(message.id)?.({ code: message.code ?? null, signal: message.signal ?? null })
+        }
+      }
+    } catch {
+      this.proc.kill('SIGKILL') // a broken control stream: start over
+    }
+  }
+
+  private async pumpStderr(): Promise<void> {
+    const decoder = new TextDecoder()
+    for await (const chunk of this.proc.stderr) {
+      this.stderrTail = (this.stderrTail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL_BYTES)
+    }
+  }
+
+  private lastStderrLine(): string {
+    return this.stderrTail.trim().split('\n').filter(Boolean).at(-1)?.slice(0, 300) ?? 'no output'
+  }
+}
+
+const SIGNAL_NAMES: Record<number, string> = { 4: 'SIGILL', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 11: 'SIGSEGV', 24: 'SIGXCPU', 25: 'SIGXFSZ' }
+
+function exitInfo(report: { code: number | null; signal: number | null } | null): ExitInfo {
+  const signal = report?.signal ?? null
+  return { code: report?.code ?? null, signal: signal === null ? null : (SIGNAL_NAMES[signal] ?? `signal ${signal}`), stderrTail: '' }
+}
+
+function sameToken(expected: string, given: unknown): boolean {
+  if (typeof given !== 'string' || given.length !== expected.length) return false
+  return timingSafeEqual(Buffer.from(expected), Buffer.from(given))
+}
+
+/** The interpreter's `sys.base_prefix`: the standard library the sandbox must see. */
+function pythonHome(python: string): string {
+  const result = Bun.spawnSync({ cmd: [python, '-c', 'import sys; print(sys.base_prefix)'] })
+  if (result.exitCode !== 0) throw new Error(`${python} did not run: ${result.stderr.toString().trim()}`)
+  return result.stdout.toString().trim()
+}
