@@ -1,0 +1,90 @@
+"""The worker's own sandboxing (runtime.sandbox), in a real forked child."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from runtime import sandbox
+
+LIMITS = sandbox.Limits(address_space_bytes=2 << 30, cpu_seconds=60, processes=16, file_size_bytes=1 << 20, open_files=64)
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_program_is_well_formed(machine):
+    program = sandbox.seccomp_program(machine)
+    assert program[-1] == (0x06, 0, 0, 0x7FFF0000)  # ends by allowing what it did not refuse
+    assert len(program) < 256
+    for index, (code, jt, jf, _) in enumerate(program):
+        if code & 0x07 == 0x05:  # a jump must land inside the program
+            assert index + 1 + max(jt, jf) < len(program)
+
+
+def test_an_unknown_architecture_is_refused_not_guessed():
+    with pytest.raises(sandbox.SandboxError, match="no seccomp filter for architecture sparc"):
+        sandbox.seccomp_program("sparc")
+
+
+def _probe() -> dict:
+    """What a block would find, run inside the finished sandbox."""
+    found: dict = {"pid": os.getpid(), "uid": os.getuid(), "tmp": os.listdir("/tmp")}
+    for name, attempt in {
+        "inet": lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM),
+        "inet6": lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM),
+        "unshare": lambda: os.unshare(0x10000000) if hasattr(os, "unshare") else sandbox._check(sandbox._libc.unshare(0x10000000), "unshare"),
+        "mount": lambda: sandbox._check(sandbox._libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None), "mount"),
+    }.items():
+        try:
+            attempt()
+            found[name] = "allowed"
+        except (OSError, sandbox.SandboxError) as exc:
+            found[name] = type(exc).__name__
+    found["unix"] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).fileno() > 0
+    status = open("/proc/self/status").read()
+    found["cap_eff"] = status.split("CapEff:")[1].split()[0]
+    found["no_new_privs"] = status.split("NoNewPrivs:")[1].split()[0]
+    import resource
+
+    found["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    return found
+
+
+def test_a_forked_worker_isolates_itself():
+    read_end, write_end = os.pipe()
+    holder = os.fork()
+    if holder == 0:
+        code = 1
+        try:
+            sandbox.enter_namespaces()
+            worker = os.fork()
+            if worker == 0:
+                try:
+                    sandbox.become_worker(LIMITS, keep_fds=(write_end, 2))
+                    os.write(write_end, json.dumps(_probe()).encode())
+                    os._exit(0)
+                except BaseException as exc:  # noqa: BLE001
+                    os.write(write_end, json.dumps({"error": repr(exc)}).encode())
+                    os._exit(1)
+            _, status = os.waitpid(worker, 0)
+            code = os.waitstatus_to_exitcode(status)
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    report = b""
+    while chunk := os.read(read_end, 65536):
+        report += chunk
+    os.close(read_end)
+    os.waitpid(holder, 0)
+    found = json.loads(report)
+    assert "error" not in found, found
+    assert found["pid"] == 1  # PID 1 of its own namespace: no other process is visible to signal
+    assert found["tmp"] == []  # a private /tmp
+    assert found["inet"] == found["inet6"] == "PermissionError"  # no network at all
+    assert found["unix"] is True
+    assert found["unshare"] != "allowed" and found["mount"] != "allowed"
+    assert int(found["cap_eff"], 16) == 0
+    assert found["no_new_privs"] == "1"
+    assert found["nproc"] == LIMITS.processes
