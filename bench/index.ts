@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { LARGE_BUFFER_MALLOC } from '../src/backends/local/worker.ts'
 import { coldAndWarm } from './cold-warm.ts'
+import { httpScenarios } from './http.ts'
 import { serializationThroughput, type ThroughputRow } from './serializers.ts'
 
 const quick = process.argv.includes('--quick')
@@ -14,7 +15,11 @@ console.error(`blockgate bench${quick ? ' (quick)' : ''}: ${navigator.hardwareCo
 const startup = await coldAndWarm(quick)
 console.log('\nCold start against warm start')
 console.table(startup.rows)
-console.log(`cold/warm ratio (p50): ${startup.ratio.toFixed(0)}x`)
+console.log(`zygote fork vs fresh interpreter (p50): ${startup.forkVsFresh.toFixed(0)}x faster; cold (fork) vs warm run: ${startup.coldVsWarm.toFixed(0)}x`)
+
+const http = await httpScenarios(quick)
+console.log('\nOver HTTP (server here, load from a separate process; overhead = server time minus the block\'s own code)')
+console.table(http)
 
 const python = resolve(import.meta.dir, '../.venv/bin/python')
 const script = resolve(import.meta.dir, 'serializers.py')

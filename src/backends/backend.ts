@@ -35,6 +35,8 @@ export interface RunTimings {
   acquire: number
   /** The round trip of the run itself, user code included. */
   execute: number
+  /** Of which the block's own code, as the runtime measured it. */
+  user_code?: number
 }
 
 /**

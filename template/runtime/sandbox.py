@@ -25,7 +25,6 @@ import random
 import resource
 import struct
 from dataclasses import dataclass
-from typing import Callable
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

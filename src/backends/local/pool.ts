@@ -112,7 +112,12 @@ export class LocalPool implements Backend {
           stderr: String(reply.stderr ?? ''),
           debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
           coldStart,
-          timings: { queue: acquiredAt - queuedAt, acquire: loadedAt - acquiredAt + acquired.forkMs, execute: doneAt - loadedAt },
+          timings: {
+            queue: acquiredAt - queuedAt,
+            acquire: loadedAt - acquiredAt + acquired.forkMs,
+            execute: doneAt - loadedAt,
+            user_code: (reply.timings_ms as { execute?: number } | undefined)?.execute ?? 0,
+          },
         }
       }
     } catch (error) {
