@@ -20,6 +20,16 @@ export interface SandboxPaths {
 /** Where the socket directory appears inside the sandbox: away from /tmp, which each worker replaces. */
 export const SANDBOX_SOCKET_DIR = '/run/blockgate'
 
+/**
+ * Where the venv and the runtime appear inside the sandbox. Fixed paths, not the host's:
+ * a checkout under /tmp would otherwise vanish under the sandbox's and each worker's /tmp.
+ */
+export const SANDBOX_PATHS = {
+  venv: '/opt/blockgate/venv',
+  runtimeDir: '/opt/blockgate/template',
+  serializersDir: '/opt/blockgate/serializers',
+} as const
+
 /** The uid the sandbox runs as when the server is root (nobody). */
 export const SANDBOX_UID = 65534
 
@@ -41,23 +51,26 @@ export function sandboxCommand(paths: SandboxPaths, command: string[], env: Reco
       made.add(dir)
     }
   }
-  const bind = (path: string, writable = false) => {
-    parents(path)
-    args.push(writable ? '--bind' : '--ro-bind', path, path)
-    made.add(path)
+  const bind = (path: string, at = path) => {
+    parents(at)
+    args.push('--ro-bind', path, at)
+    made.add(at)
   }
+  args.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp')
   for (const dir of ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']) {
     if (!existsSync(dir)) continue
     if (lstatSync(dir).isSymbolicLink()) args.push('--symlink', `usr${dir}`, dir) // merged /usr
     else bind(dir)
   }
   for (const file of ['/etc/ld.so.cache', '/etc/localtime']) if (existsSync(file)) bind(file)
-  for (const path of new Set([paths.pythonHome, paths.venv, paths.runtimeDir, paths.serializersDir])) bind(path)
+  bind(paths.pythonHome)
+  bind(paths.venv, SANDBOX_PATHS.venv)
+  bind(paths.runtimeDir, SANDBOX_PATHS.runtimeDir)
+  bind(paths.serializersDir, SANDBOX_PATHS.serializersDir)
   parents(SANDBOX_SOCKET_DIR)
   args.push('--bind', paths.socketDir, SANDBOX_SOCKET_DIR)
-  args.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp')
   args.push('--clearenv', ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]))
-  args.push('--chdir', paths.runtimeDir)
+  args.push('--chdir', SANDBOX_PATHS.runtimeDir)
   if (root) {
     // bwrap needs root to build the mounts; the code inside must not be root. setpriv drops
     // to nobody for good (no capabilities, no way back, no new privileges).

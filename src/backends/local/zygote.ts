@@ -7,9 +7,9 @@ import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
-import { SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
+import { SANDBOX_PATHS, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
 import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type WorkerChannel } from './worker.ts'
 
 export interface WorkerLimits {
@@ -72,9 +72,12 @@ export class Zygote {
     const server = createServer()
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve))
     chmodSync(socketPath, 0o777) // anyone may connect; only a spawn's token is accepted
-    const env = workerEnvironment(options.runtimeDir)
+    const sandboxed = options.isolation === 'sandboxed'
+    // Inside the sandbox the venv and the runtime sit at fixed paths (SANDBOX_PATHS).
+    const python = sandboxed ? join(SANDBOX_PATHS.venv, 'bin', basename(options.python)) : options.python
+    const env = workerEnvironment(sandboxed ? SANDBOX_PATHS.runtimeDir : options.runtimeDir)
     const zygoteCommand = [
-      options.python, '-m', 'runtime.zygote',
+      python, '-m', 'runtime.zygote',
       '--socket', options.isolation === 'sandboxed' ? join(SANDBOX_SOCKET_DIR, 'workers.sock') : socketPath,
       '--block-cache-size', String(options.blockCacheSize),
       '--max-capture-bytes', String(options.maxCaptureBytes),
