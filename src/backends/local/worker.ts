@@ -159,6 +159,7 @@ export class Worker {
   }
 }
 
+/** How to run the runtime, wherever it starts (a process of its own, or the zygote). */
 export interface ProcessWorkerOptions {
   python: string
   runtimeDir: string

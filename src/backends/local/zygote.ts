@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
 import { SANDBOX_PATHS, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
-import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type WorkerChannel } from './worker.ts'
+import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type ProcessWorkerOptions, type WorkerChannel } from './worker.ts'
 
 export interface WorkerLimits {
   memoryBytes: number
@@ -20,13 +20,7 @@ export interface WorkerLimits {
   openFiles: number
 }
 
-export interface ZygoteOptions {
-  python: string
-  runtimeDir: string
-  blockCacheSize: number
-  maxCaptureBytes: number
-  maxFrameBytes: number
-  startTimeoutMs: number
+export interface ZygoteOptions extends ProcessWorkerOptions {
   limits: WorkerLimits
   /** bubblewrap around the zygote and namespaces per worker, or nothing (an explicit opt-out). */
   isolation: 'sandboxed' | 'off'
