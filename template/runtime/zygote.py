@@ -128,8 +128,18 @@ class Zygote:
             os._exit(status)
 
 
+class _SocketReader:
+    """``readinto`` straight from the socket: a file object's buffering only adds copies."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self._channel = channel
+
+    def readinto(self, buffer) -> int:
+        return self._channel.recv_into(buffer)
+
+
 def run_worker(channel: socket.socket, worker_id: str, token: str, args: argparse.Namespace) -> int:
-    reader = channel.makefile("rb")
+    reader = _SocketReader(channel)
     writer = channel.makefile("wb")
     _send(writer, {"op": "hello", "id": worker_id, "token": token, "pid": os.getpid()})
     executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True)

@@ -177,9 +177,8 @@ export class Zygote {
     })
     return {
       write(parts) {
-        socket.cork()
+        // One write per part, uncorked: corking made Bun copy and trickle multi-megabyte frames.
         for (const part of parts) socket.write(part)
-        socket.uncork()
       },
       listen: (onChunk, onEnd) => {
         socket.on('data', onChunk)
