@@ -120,7 +120,6 @@ class Zygote:
                 sandbox.reseed()
             else:
                 sandbox.become_worker(self.limits, keep_fds=(channel.fileno(), 2))
-            gc.unfreeze()
             status = run_worker(channel, worker_id, token, self.args)
         except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
             print(f"blockgate worker {worker_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
