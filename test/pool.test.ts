@@ -98,3 +98,23 @@ test('SIGTERM lets in-flight runs finish, then the server exits', async () => {
     server.kill('SIGKILL')
   }
 }, 60_000)
+
+describe('without bubblewrap', () => {
+  test('the server refuses to start, naming the way out', () => {
+    const result = Bun.spawnSync({
+      cmd: [process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
+      env: { ...process.env, PATH: '/nonexistent', BLOCKGATE_ALLOW_UNSANDBOXED: '0' },
+      stderr: 'pipe',
+    })
+    expect(result.exitCode).toBe(2)
+    expect(result.stderr.toString()).toContain('bubblewrap (bwrap) is not installed')
+    expect(result.stderr.toString()).toContain('BLOCKGATE_ALLOW_UNSANDBOXED=1')
+  })
+
+  test('with the explicit opt-out it runs blocks and says isolation is off', async () => {
+    await withPool({ BLOCKGATE_MAX_WORKERS: '1', BLOCKGATE_ALLOW_UNSANDBOXED: '1' }, async (run, pool) => {
+      expect(String(pool.status().isolation)).toStartWith('OFF')
+      expect((await run(SUM_BLOCK, { inputs: { a: 2, b: 3 } })).answer.outputs).toEqual({ sum: 5 })
+    })
+  }, 30_000)
+})
