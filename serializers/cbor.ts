@@ -86,12 +86,30 @@ export const SIDECAR = { tag: 61440, align: 64, minBytes: 4096 } as const
 
 export const alignSidecar = (n: number) => Math.ceil(n / SIDECAR.align) * SIDECAR.align
 
-let sidecarOut: { buffers: Uint8Array[]; size: number } | null = null
+/**
+ * A worker's shared-memory region: large buffers are copied into it rather than pushed
+ * through the worker's socket (which hands 6 MB over in ~30 kernel round trips). The
+ * head refers to them by [offset, length] under REGION_TAG.
+ */
+export interface SharedRegion {
+  /** Copies bytes in; their offset, or null when they do not fit. */
+  write(bytes: Uint8Array): number | null
+  /** A fresh copy of the bytes at [offset, offset + length); throws when out of range. */
+  read(offset: number, length: number): Uint8Array
+}
+export const REGION = { tag: 61444, minBytes: 1024 * 1024 } as const
+
+let sidecarOut: { buffers: Uint8Array[]; size: number; region: SharedRegion | null } | null = null
 let sidecarIn: Uint8Array | null = null
+let regionIn: SharedRegion | null = null
 
 /** Writes bytes inline, or, inside a frame and when large, a reference to the sidecar. */
 function writeBytes(bytes: Uint8Array, write: Write): void {
   if (!sidecarOut || bytes.byteLength < SIDECAR.minBytes) return write(bytes)
+  if (sidecarOut.region && bytes.byteLength >= REGION.minBytes) {
+    const at = sidecarOut.region.write(bytes)
+    if (at !== null) return write(new Tag([at, bytes.byteLength], REGION.tag))
+  }
   const offset = sidecarOut.size
   sidecarOut.buffers.push(bytes)
   sidecarOut.size = alignSidecar(offset + bytes.byteLength)
@@ -149,9 +167,18 @@ export function encodeCbor(value: unknown): Uint8Array {
   return codec.encode(value)
 }
 
+decodeTag(REGION.tag, (ref: unknown) => {
+  if (!regionIn) throw new Error(`tag ${REGION.tag} is internal to blockgate's worker frames`)
+  const [offset, length] = Array.isArray(ref) ? ref : []
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new Error(`region reference ${JSON.stringify(ref)} is malformed`)
+  }
+  return regionIn.read(offset, length)
+})
+
 /** Encodes a worker frame's head; typed arrays of SIDECAR.minBytes or more go to `buffers`. */
-export function encodeWithSidecar(value: unknown): { head: Uint8Array; buffers: Uint8Array[] } {
-  sidecarOut = { buffers: [], size: 0 }
+export function encodeWithSidecar(value: unknown, region: SharedRegion | null = null): { head: Uint8Array; buffers: Uint8Array[] } {
+  sidecarOut = { buffers: [], size: 0, region }
   try {
     return { head: codec.encode(value), buffers: sidecarOut.buffers }
   } finally {
@@ -160,12 +187,14 @@ export function encodeWithSidecar(value: unknown): { head: Uint8Array; buffers: 
 }
 
 /** Decodes a worker frame's head whose sidecar references point into `region`. */
-export function decodeWithSidecar(head: Uint8Array, region: Uint8Array): unknown {
-  sidecarIn = region
+export function decodeWithSidecar(head: Uint8Array, sidecar: Uint8Array, region: SharedRegion | null = null): unknown {
+  sidecarIn = sidecar
+  regionIn = region
   try {
     return codec.decode(head)
   } finally {
     sidecarIn = null
+    regionIn = null
   }
 }
 

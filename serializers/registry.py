@@ -33,6 +33,10 @@ KINDS: tuple[Kind, ...] = (NDARRAY, DETECTIONS, VIDEO_METADATA, IMAGE)
 SIDECAR_TAG = 61440
 SIDECAR_ALIGN = 64
 SIDECAR_MIN_BYTES = 4096
+# Larger buffers may go through the worker's shared-memory region instead (the proxy's
+# pread/pwrite on one side, an mmap on the other): [offset, length] under this tag.
+REGION_TAG = 61444
+REGION_MIN_BYTES = 1024 * 1024
 
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
@@ -52,8 +56,9 @@ class Decoder:
 
     mode = "cbor"
 
-    def __init__(self, sidecar: memoryview | None = None) -> None:
+    def __init__(self, sidecar: memoryview | None = None, region: Any = None) -> None:
         self._sidecar = sidecar
+        self._region = region
         self._nodes = 0
         self._depth = 0
 
@@ -107,6 +112,12 @@ class Decoder:
     def resolve_bytes(self, content: Any, path: str) -> bytes | memoryview:
         if isinstance(content, (bytes, bytearray, memoryview)):
             return content
+        if isinstance(content, CBORTag) and content.tag == REGION_TAG:
+            if self._region is None:
+                raise KindError(path, f"tag {REGION_TAG} is internal to blockgate's worker frames")
+            offset, length = _reference(content.value, len(self._region), path)
+            # A private copy: the region is rewritten by the next run, the block may keep its arrays.
+            return memoryview(bytearray(memoryview(self._region)[offset : offset + length]))
         if isinstance(content, CBORTag) and content.tag == SIDECAR_TAG:
             if self._sidecar is None:
                 raise KindError(path, f"tag {SIDECAR_TAG} is internal to blockgate's worker frames")
@@ -204,16 +215,34 @@ def _align(n: int) -> int:
     return (n + SIDECAR_ALIGN - 1) // SIDECAR_ALIGN * SIDECAR_ALIGN
 
 
+def _reference(ref: Any, limit: int, path: str) -> tuple[int, int]:
+    if not (isinstance(ref, (list, tuple)) and len(ref) == 2 and all(isinstance(n, int) and n >= 0 for n in ref)):
+        raise KindError(path, "malformed buffer reference")
+    offset, length = ref
+    if offset + length > limit:
+        raise KindError(path, "buffer reference beyond its region")
+    return offset, length
+
+
 class Sidecar:
     """Lays out buffers in a frame's sidecar (64-byte aligned, in order) and hands back
-    the [offset, length] reference to put in the head in each one's place."""
+    the [offset, length] reference to put in the head in each one's place. With a
+    shared-memory ``region``, large buffers are copied there instead."""
 
-    def __init__(self) -> None:
+    def __init__(self, region: Any = None) -> None:
         self.buffers: list[memoryview] = []
         self._size = 0
+        self._region = region
+        self._region_used = 0
 
     def add(self, data: bytes | memoryview) -> CBORTag:
         view = memoryview(data)
+        if self._region is not None and view.nbytes >= REGION_MIN_BYTES:
+            at = _align(self._region_used)
+            if at + view.nbytes <= len(self._region):
+                self._region[at : at + view.nbytes] = view.cast("B") if view.ndim != 1 or view.format != "B" else view
+                self._region_used = at + view.nbytes
+                return CBORTag(REGION_TAG, [at, view.nbytes])
         offset = self._size
         self.buffers.append(view)
         self._size = _align(offset + view.nbytes)
@@ -225,9 +254,9 @@ def _is_batch(value: Any) -> bool:
     return type(value).__name__ == "Batch" and hasattr(value, "__iter__")
 
 
-def decode_inputs(inputs: Mapping[str, Any], sidecar: memoryview | None = None, path: str = "inputs") -> dict[str, Any]:
+def decode_inputs(inputs: Mapping[str, Any], sidecar: memoryview | None = None, path: str = "inputs", region: Any = None) -> dict[str, Any]:
     """A run's inputs as the objects the block sees; KindError names the bad path."""
-    decoder = Decoder(sidecar)
+    decoder = Decoder(sidecar, region)
     return {name: decoder.decode_value(value, _join(path, name)) for name, value in inputs.items()}
 
 

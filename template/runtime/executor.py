@@ -62,7 +62,7 @@ def failure_reply(error: BlockError, captured: Captured | None = None) -> dict[s
 
 
 class Executor:
-    def __init__(self, cache_size: int, max_capture_bytes: int, sidecar_outputs: bool = False) -> None:
+    def __init__(self, cache_size: int, max_capture_bytes: int, sidecar_outputs: bool = False, region: Any = None) -> None:
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, got {cache_size}")
         if max_capture_bytes < 0:
@@ -70,6 +70,7 @@ class Executor:
         self._cache_size = cache_size
         self._max_capture_bytes = max_capture_bytes
         self._sidecar_outputs = sidecar_outputs
+        self._region = region  # the shared memory the proxy may pass large buffers through
         # The only state the runtime keeps between messages: hash → loaded block, oldest first.
         self._blocks: OrderedDict[str, LoadedBlock] = OrderedDict()
         self._ops: dict[str, Callable[[Mapping[str, Any], memoryview | None], dict[str, Any]]] = {
@@ -146,7 +147,7 @@ class Executor:
             return {"outputs": tree}, buffers
         # The worker sends a finished document the proxy can pass on without decoding it;
         # its large pieces ride in the sidecar.
-        sidecar = Sidecar()
+        sidecar = Sidecar(region=self._region)
         pieces = [
             sidecar.add(piece) if memoryview(piece).nbytes >= SIDECAR_MIN_BYTES else bytes(piece)
             for piece in encode_document(outputs, output_format)
@@ -169,7 +170,7 @@ class Executor:
         self._blocks.move_to_end(block_hash)
         start = time.perf_counter()
         try:
-            inputs = decode_inputs(raw_inputs, sidecar)
+            inputs = decode_inputs(raw_inputs, sidecar, region=self._region)
         except KindError as exc:
             raise InvalidInput(str(exc)) from None
         decode_ms = _elapsed_ms(start)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import mmap
 import os
 import select
 import signal
@@ -35,6 +36,7 @@ from .worker import claim_channel, serve  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runtime.zygote")
     parser.add_argument("--socket", required=True, help="the proxy's Unix socket workers connect to")
+    parser.add_argument("--region-dir", help="where each worker's shared-memory region file is")
     parser.add_argument("--max-capture-bytes", type=int, default=1 << 20)
     parser.add_argument("--block-cache-size", type=int, default=16)
     parser.add_argument("--max-frame-bytes", type=int, default=64 << 20)
@@ -67,10 +69,10 @@ class Zygote:
             open_files=args.open_files,
         )
 
-    def spawn(self, worker_id: str, token: str) -> None:
+    def spawn(self, worker_id: str, token: str, region: str | None = None, region_bytes: int = 0) -> None:
         pid = os.fork()
         if pid == 0:
-            self._child(worker_id, token)  # never returns
+            self._child(worker_id, token, region, region_bytes)  # never returns
         self.holders[pid] = worker_id
         self.by_id[worker_id] = pid
         _send(self.out, {"op": "spawned", "id": worker_id, "pid": pid})
@@ -100,7 +102,7 @@ class Zygote:
             signal_number = -code if code < 0 else (code - 128 if code > 128 else None)
             _send(self.out, {"op": "exited", "id": worker_id, "code": code if code >= 0 else None, "signal": signal_number})
 
-    def _child(self, worker_id: str, token: str) -> None:
+    def _child(self, worker_id: str, token: str, region_name: str | None, region_bytes: int) -> None:
         status = 70
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -114,13 +116,14 @@ class Zygote:
                     os._exit(128 - code if code < 0 else code)
             channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             channel.connect(self.args.socket)
+            region = _map_region(self.args.region_dir, region_name, region_bytes)
             if self.args.no_isolation:
                 sandbox.close_other_fds((channel.fileno(), 2))
                 sandbox.apply_limits(self.limits)
                 sandbox.reseed()
             else:
                 sandbox.become_worker(self.limits, keep_fds=(channel.fileno(), 2))
-            status = run_worker(channel, worker_id, token, self.args)
+            status = run_worker(channel, worker_id, token, self.args, region)
         except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
             print(f"blockgate worker {worker_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
@@ -137,11 +140,22 @@ class _SocketReader:
         return self._channel.recv_into(buffer)
 
 
-def run_worker(channel: socket.socket, worker_id: str, token: str, args: argparse.Namespace) -> int:
+def _map_region(directory: str | None, name: str | None, size: int) -> mmap.mmap | None:
+    """The worker's shared-memory region, mapped once (the proxy created it, 0666, by name)."""
+    if not directory or not name or size <= 0 or not name.isalnum():
+        return None
+    fd = os.open(os.path.join(directory, name), os.O_RDWR)
+    try:
+        return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)
+
+
+def run_worker(channel: socket.socket, worker_id: str, token: str, args: argparse.Namespace, region: mmap.mmap | None = None) -> int:
     reader = _SocketReader(channel)
     writer = channel.makefile("wb")
     _send(writer, {"op": "hello", "id": worker_id, "token": token, "pid": os.getpid()})
-    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True)
+    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True, region=region)
     return serve(reader, writer, executor, args.max_frame_bytes, greet=False)
 
 
@@ -178,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0  # the proxy went away; bubblewrap takes the workers down with us
             message = frame.message
             if message.get("op") == "spawn":
-                zygote.spawn(str(message["id"]), str(message["token"]))
+                zygote.spawn(str(message["id"]), str(message["token"]), message.get("region"), int(message.get("region_bytes") or 0))
             elif message.get("op") == "kill":
                 zygote.kill(str(message["id"]))
             zygote.reap()

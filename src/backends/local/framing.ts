@@ -3,13 +3,13 @@
 //   payload := head length (u32 BE) head (one CBOR item) [padding] sidecar
 // The sidecar carries large typed-array bytes, 64-byte aligned, so they are written to
 // the pipe as they are (no copy into one buffer) and become numpy arrays without a copy.
-import { alignSidecar, decodeWithSidecar, encodeWithSidecar } from '../../../serializers/cbor.ts'
+import { alignSidecar, decodeWithSidecar, encodeWithSidecar, type SharedRegion } from '../../../serializers/cbor.ts'
 
 const U32 = 4
 
 /** The frame as the pieces to write, in order: large buffers are not copied together. */
-export function encodeFrame(message: unknown): Uint8Array[] {
-  const { head, buffers } = encodeWithSidecar(message)
+export function encodeFrame(message: unknown, region: SharedRegion | null = null): Uint8Array[] {
+  const { head, buffers } = encodeWithSidecar(message, region)
   const prefix = new Uint8Array(2 * U32)
   const parts: Uint8Array[] = [prefix, head]
   let size = U32 + head.byteLength
@@ -34,7 +34,11 @@ export class FrameReader {
   private chunks: Uint8Array[] = []
   private buffered = 0
 
-  constructor(private readonly maxFrameBytes: number) {}
+  constructor(
+    private readonly maxFrameBytes: number,
+    /** Where the peer may have put large buffers instead of the frame. */
+    private readonly region: SharedRegion | null = null,
+  ) {}
 
   /** Adds a chunk and returns every frame it completed, decoded. */
   push(chunk: Uint8Array): unknown[] {
@@ -49,7 +53,7 @@ export class FrameReader {
         throw new FrameTooLarge(`worker sent a ${length}-byte frame, over the ${this.maxFrameBytes}-byte limit`)
       }
       if (this.buffered < U32 + length) return frames
-      frames.push(decodePayload(this.take(U32 + length).subarray(U32)))
+      frames.push(decodePayload(this.take(U32 + length).subarray(U32), this.region))
     }
   }
 
@@ -68,11 +72,11 @@ export class FrameReader {
   }
 }
 
-function decodePayload(payload: Uint8Array): unknown {
+function decodePayload(payload: Uint8Array, region: SharedRegion | null): unknown {
   const headLength = new DataView(payload.buffer, payload.byteOffset, U32).getUint32(0)
   if (U32 + headLength > payload.byteLength) throw new Error(`frame head of ${headLength} bytes overruns its payload`)
   const head = payload.subarray(U32, U32 + headLength)
-  return decodeWithSidecar(head, payload.subarray(Math.min(payload.byteLength, alignSidecar(U32 + headLength))))
+  return decodeWithSidecar(head, payload.subarray(Math.min(payload.byteLength, alignSidecar(U32 + headLength))), region)
 }
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {

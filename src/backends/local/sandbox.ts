@@ -15,10 +15,13 @@ export interface SandboxPaths {
   serializersDir: string
   /** Holds the Unix socket workers connect to; bound read-write at SANDBOX_SOCKET_DIR. */
   socketDir: string
+  /** Holds the workers' shared-memory regions; bound at SANDBOX_REGION_DIR. */
+  regionDir: string | null
 }
 
 /** Where the socket directory appears inside the sandbox: away from /tmp, which each worker replaces. */
 export const SANDBOX_SOCKET_DIR = '/run/blockgate'
+export const SANDBOX_REGION_DIR = '/run/blockgate-shm'
 
 /**
  * Where the venv and the runtime appear inside the sandbox. Fixed paths, not the host's:
@@ -69,6 +72,10 @@ export function sandboxCommand(paths: SandboxPaths, command: string[], env: Reco
   bind(paths.serializersDir, SANDBOX_PATHS.serializersDir)
   parents(SANDBOX_SOCKET_DIR)
   args.push('--bind', paths.socketDir, SANDBOX_SOCKET_DIR)
+  if (paths.regionDir) {
+    parents(SANDBOX_REGION_DIR)
+    args.push('--bind', paths.regionDir, SANDBOX_REGION_DIR) // writable files, in a directory no worker can list
+  }
   args.push('--clearenv', ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]))
   args.push('--chdir', SANDBOX_PATHS.runtimeDir)
   if (root) {

@@ -4,6 +4,7 @@
 import type { Subprocess } from 'bun'
 import { dirname } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
+import type { FileRegion } from './region.ts'
 
 /** What every runtime reply carries; ops add their own fields. */
 export interface WorkerReply {
@@ -88,12 +89,15 @@ export class Worker {
     readonly id: string,
     private readonly channel: WorkerChannel,
     maxFrameBytes: number,
+    /** Shared memory for large buffers both ways, if the worker has any. */
+    private readonly region: FileRegion | null = null,
   ) {
-    this.reader = new FrameReader(maxFrameBytes)
+    this.reader = new FrameReader(maxFrameBytes, region)
     this.exited = new Promise<ExitInfo>((resolveExit) => {
       channel.listen(
         (chunk) => this.receive(chunk),
         (exit) => {
+          this.region?.close()
           this.exitInfo = exit
           this.waiting?.reject(new WorkerExited(exit))
           this.waiting = null
@@ -117,7 +121,8 @@ export class Worker {
     if (this.exitInfo) return Promise.reject(new WorkerExited(this.exitInfo))
     if (this.waiting) return Promise.reject(new Error(`worker ${this.id} already has a request in flight`))
     const reply = this.next(timeoutMs)
-    this.channel.write(encodeFrame(message))
+    this.region?.reset()
+    this.channel.write(encodeFrame(message, this.region))
     return reply
   }
 

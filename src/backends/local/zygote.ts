@@ -4,12 +4,13 @@
 // spawn it is with a one-time token.
 import type { Subprocess } from 'bun'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
-import { SANDBOX_PATHS, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
+import { FileRegion } from './region.ts'
+import { SANDBOX_PATHS, SANDBOX_REGION_DIR, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
 import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type ProcessWorkerOptions, type WorkerChannel } from './worker.ts'
 
 export interface WorkerLimits {
@@ -33,6 +34,8 @@ interface PendingSpawn {
 }
 
 const STDERR_TAIL_BYTES = 4096
+/** Each worker's shared-memory region: enough for a 4K frame's round trip. */
+const REGION_BYTES = 64 * 1024 * 1024
 /** How long a closed socket waits for the zygote to say how its worker ended. */
 const EXIT_REPORT_GRACE_MS = 250
 
@@ -49,6 +52,7 @@ export class Zygote {
     private readonly proc: Subprocess<'pipe', 'pipe', 'pipe'>,
     private readonly server: Server,
     private readonly socketDir: string,
+    private readonly regionDir: string | null,
   ) {
     this.control = new FrameReader(1 << 20)
     this.exited = proc.exited.then(() => {
@@ -63,6 +67,10 @@ export class Zygote {
     const socketDir = mkdtempSync(join(tmpdir(), 'blockgate-'))
     chmodSync(socketDir, 0o755) // the sandbox's unprivileged uid must reach the socket
     const socketPath = join(socketDir, 'workers.sock')
+    // Shared memory for large buffers: 0711, so a worker opens its own region by its
+    // random name but can neither list the others nor create files.
+    const regionDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/blockgate-') : null
+    if (regionDir) chmodSync(regionDir, 0o711)
     const server = createServer()
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve))
     chmodSync(socketPath, 0o777) // anyone may connect; only a spawn's token is accepted
@@ -72,7 +80,8 @@ export class Zygote {
     const env = workerEnvironment(sandboxed ? SANDBOX_PATHS.runtimeDir : options.runtimeDir)
     const zygoteCommand = [
       python, '-m', 'runtime.zygote',
-      '--socket', options.isolation === 'sandboxed' ? join(SANDBOX_SOCKET_DIR, 'workers.sock') : socketPath,
+      '--socket', sandboxed ? join(SANDBOX_SOCKET_DIR, 'workers.sock') : socketPath,
+      ...(regionDir ? ['--region-dir', sandboxed ? SANDBOX_REGION_DIR : regionDir] : []),
       '--block-cache-size', String(options.blockCacheSize),
       '--max-capture-bytes', String(options.maxCaptureBytes),
       '--max-frame-bytes', String(options.maxFrameBytes),
@@ -93,13 +102,14 @@ export class Zygote {
               runtimeDir: options.runtimeDir,
               serializersDir: join(dirname(options.runtimeDir), 'serializers'),
               socketDir,
+              regionDir,
             },
             zygoteCommand,
             env,
           )
         : zygoteCommand
     const proc = Bun.spawn({ cmd, cwd: options.runtimeDir, env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
-    const zygote = new Zygote(options, proc, server, socketDir)
+    const zygote = new Zygote(options, proc, server, socketDir, regionDir)
     server.on('connection', (socket) => zygote.accept(socket))
     try {
       await zygote.waitReady(options.startTimeoutMs)
@@ -137,9 +147,17 @@ export class Zygote {
         },
       })
     })
-    this.send({ op: 'spawn', id, token })
-    const socket = await connected
-    return new Worker(id, this.socketChannel(id, socket), this.options.maxFrameBytes)
+    const region = this.regionDir ? FileRegion.create(this.regionDir, REGION_BYTES) : null
+    this.send({ op: 'spawn', id, token, ...(region ? { region: region.name, region_bytes: region.size } : {}) })
+    let socket: Socket
+    try {
+      socket = await connected
+    } catch (error) {
+      region?.close()
+      throw error
+    }
+    region?.unlink() // the worker mapped it before saying hello
+    return new Worker(id, this.socketChannel(id, socket), this.options.maxFrameBytes, region)
   }
 
   async stop(): Promise<void> {
@@ -147,6 +165,7 @@ export class Zygote {
     await this.proc.exited
     await new Promise<void>((resolve) => this.server.close(() => resolve()))
     rmSync(this.socketDir, { recursive: true, force: true })
+    if (this.regionDir) rmSync(this.regionDir, { recursive: true, force: true })
   }
 
   private accept(socket: Socket): void {
