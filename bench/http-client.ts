@@ -22,8 +22,11 @@ await Promise.all(
       const bytes = new Uint8Array(await response.arrayBuffer())
       latencies.push(performance.now() - sentAt)
       if (response.status !== 200) throw new Error(`status ${response.status}: ${new TextDecoder().decode(bytes.subarray(0, 300))}`)
-      const timings = (decodeCbor(bytes) as { timings_ms: { total: number; user_code?: number } }).timings_ms
-      overheads.push(timings.total - (timings.user_code ?? 0))
+      // An echo (the floor scenario) answers with the request itself: no timings to read.
+      if (contentType === 'application/cbor') {
+        const timings = (decodeCbor(bytes) as { timings_ms: { total: number; user_code?: number } }).timings_ms
+        overheads.push(timings.total - (timings.user_code ?? 0))
+      }
     }
   }),
 )

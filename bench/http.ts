@@ -32,12 +32,14 @@ export async function httpScenarios(quick: boolean): Promise<HttpRow[]> {
   const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: createApp({ config, backends }).fetch, maxRequestBodySize: 64 << 20 })
   const dir = mkdtempSync(join(tmpdir(), 'blockgate-http-'))
   const rows: HttpRow[] = []
-  const scenario = async (name: string, body: Uint8Array, requests: number, concurrency: number) => {
+  // The floor under the 1080p figure: the same HTTP traffic (6 MB each way) with nothing behind it.
+  const echo = Bun.serve({ port: 0, hostname: '127.0.0.1', maxRequestBodySize: 64 << 20, fetch: async (request) => new Response(await request.arrayBuffer()) })
+  const scenario = async (name: string, body: Uint8Array, requests: number, concurrency: number, url = `${server.url.href}v1/run`) => {
     const file = join(dir, 'body.cbor')
     writeFileSync(file, body)
     // Not spawnSync: the server answering it lives on this event loop.
     const client = Bun.spawn({
-      cmd: [process.execPath, resolve(import.meta.dir, 'http-client.ts'), `${server.url.href}v1/run`, file, 'application/cbor', String(requests), String(concurrency)],
+      cmd: [process.execPath, resolve(import.meta.dir, 'http-client.ts'), url, file, url.endsWith('/v1/run') ? 'application/cbor' : 'application/octet-stream', String(requests), String(concurrency)],
       stdout: 'pipe',
       stderr: 'inherit',
     })
@@ -50,7 +52,7 @@ export async function httpScenarios(quick: boolean): Promise<HttpRow[]> {
       p50_ms: +percentile(latencies_ms, 50).toFixed(3),
       p95_ms: +percentile(latencies_ms, 95).toFixed(3),
       p99_ms: +percentile(latencies_ms, 99).toFixed(3),
-      overhead_p50_ms: +percentile(overhead_ms, 50).toFixed(3),
+      overhead_p50_ms: overhead_ms.length ? +percentile(overhead_ms, 50).toFixed(3) : 0,
       ops_per_s: Math.round(requests / seconds),
     })
   }
@@ -66,7 +68,10 @@ export async function httpScenarios(quick: boolean): Promise<HttpRow[]> {
     const frame = NDArray.fromBytes('uint8', [1080, 1920, 3], new Uint8Array(1080 * 1920 * 3).map((_, i) => i % 251))
     const invert = encodeCbor({ code: { run_function_code: 'def run(self, image):\n    return {"image": 255 - image}\n' }, inputs: { image: frame } })
     await scenario('1080p frame in and out (255 - image)', invert, quick ? 30 : 100, 1)
+    console.error('http: the same 6 MB echoed by a bare Bun server…')
+    await scenario('floor: 6 MB echoed by a bare Bun server, no blockgate', invert, quick ? 30 : 100, 1, echo.url.href)
   } finally {
+    echo.stop(true)
     server.stop(true)
     await backends.local!.stop()
     rmSync(dir, { recursive: true, force: true })
