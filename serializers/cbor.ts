@@ -120,13 +120,17 @@ function writeBytes(bytes: Uint8Array, write: Write): void {
 addExtension({ Class: TypedBytes, getTag: (value: TypedBytes) => value.tag, encode: (value: TypedBytes, write: Write) => writeBytes(value.bytes, write) } as never)
 addExtension({ Class: ByteString, encode: (value: ByteString, write: Write) => writeBytes(value.bytes, write) } as never)
 
+/** [offset, length] of a sidecar or region reference, or null when it is not two non-negative integers. */
+function bufferReference(ref: unknown): [number, number] | null {
+  const [offset, length] = Array.isArray(ref) ? ref : []
+  return Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 ? [offset, length] : null
+}
+
 decodeTag(SIDECAR.tag, (ref: unknown) => {
   if (!sidecarIn) throw new Error(`tag ${SIDECAR.tag} is internal to blockgate's worker frames`)
-  const [offset, length] = Array.isArray(ref) ? ref : []
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > sidecarIn.byteLength) {
-    throw new Error(`sidecar reference ${JSON.stringify(ref)} is outside the frame`)
-  }
-  return sidecarIn.subarray(offset, offset + length)
+  const at = bufferReference(ref)
+  if (!at || at[0] + at[1] > sidecarIn.byteLength) throw new Error(`sidecar reference ${JSON.stringify(ref)} is outside the frame`)
+  return sidecarIn.subarray(at[0], at[0] + at[1])
 })
 
 // Dates are kept as sent (tag 0 text with its offset, tag 1 seconds with every digit);
@@ -169,11 +173,9 @@ export function encodeCbor(value: unknown): Uint8Array {
 
 decodeTag(REGION.tag, (ref: unknown) => {
   if (!regionIn) throw new Error(`tag ${REGION.tag} is internal to blockgate's worker frames`)
-  const [offset, length] = Array.isArray(ref) ? ref : []
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
-    throw new Error(`region reference ${JSON.stringify(ref)} is malformed`)
-  }
-  return regionIn.read(offset, length)
+  const at = bufferReference(ref)
+  if (!at) throw new Error(`region reference ${JSON.stringify(ref)} is malformed`)
+  return regionIn.read(at[0], at[1])
 })
 
 /** Encodes a worker frame's head; typed arrays of SIDECAR.minBytes or more go to `buffers`. */

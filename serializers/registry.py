@@ -115,18 +115,13 @@ class Decoder:
         if isinstance(content, CBORTag) and content.tag == REGION_TAG:
             if self._region is None:
                 raise KindError(path, f"tag {REGION_TAG} is internal to blockgate's worker frames")
-            offset, length = _reference(content.value, len(self._region), path)
+            offset, length = _reference(content.value, len(self._region), path, "region", "its region")
             # A private copy: the region is rewritten by the next run, the block may keep its arrays.
             return memoryview(bytearray(memoryview(self._region)[offset : offset + length]))
         if isinstance(content, CBORTag) and content.tag == SIDECAR_TAG:
             if self._sidecar is None:
                 raise KindError(path, f"tag {SIDECAR_TAG} is internal to blockgate's worker frames")
-            ref = content.value
-            if not (isinstance(ref, (list, tuple)) and len(ref) == 2 and all(isinstance(n, int) and n >= 0 for n in ref)):
-                raise KindError(path, "malformed sidecar reference")
-            offset, length = ref
-            if offset + length > len(self._sidecar):
-                raise KindError(path, "sidecar reference beyond the frame")
+            offset, length = _reference(content.value, len(self._sidecar), path, "sidecar", "the frame")
             return self._sidecar[offset : offset + length]
         raise KindError(path, f"expected a byte string, got {type(content).__name__}")
 
@@ -215,12 +210,13 @@ def _align(n: int) -> int:
     return (n + SIDECAR_ALIGN - 1) // SIDECAR_ALIGN * SIDECAR_ALIGN
 
 
-def _reference(ref: Any, limit: int, path: str) -> tuple[int, int]:
+def _reference(ref: Any, limit: int, path: str, what: str, within: str) -> tuple[int, int]:
+    """[offset, length] of a sidecar or region reference, checked against ``limit``."""
     if not (isinstance(ref, (list, tuple)) and len(ref) == 2 and all(isinstance(n, int) and n >= 0 for n in ref)):
-        raise KindError(path, "malformed buffer reference")
+        raise KindError(path, f"malformed {what} reference")
     offset, length = ref
     if offset + length > limit:
-        raise KindError(path, "buffer reference beyond its region")
+        raise KindError(path, f"{what} reference beyond {within}")
     return offset, length
 
 

@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config.ts'
 import type { LocalPool } from '../src/backends/local/pool.ts'
 import { createBackends } from '../src/server.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
+import { sandboxProcesses } from './support/processes.ts'
 
 const CANARY = `blockgate-canary-${crypto.randomUUID()}`
 process.env.BLOCKGATE_TEST_CANARY = CANARY // in the server's environment: must not reach a block
@@ -36,12 +37,6 @@ async function stillServes(workspace = 'default') {
   const { status, answer } = await run(SUM_BLOCK, { inputs: { a: 1, b: 2 }, workspace })
   expect(status).toBe(200)
   expect(answer.outputs).toEqual({ sum: 3 })
-}
-
-/** How many processes the sandbox's user (nobody) has on this machine. */
-function sandboxProcesses(): number {
-  const ps = Bun.spawnSync({ cmd: ['ps', '-u', '65534', '-o', 'pid='] })
-  return ps.stdout.toString().trim().split('\n').filter(Boolean).length
 }
 
 /** A value unique to the process that runs the block (kept in the process's builtins). */

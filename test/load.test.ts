@@ -8,23 +8,7 @@ import { loadConfig } from '../src/config.ts'
 import type { LocalPool } from '../src/backends/local/pool.ts'
 import { createBackends } from '../src/server.ts'
 import { readAnswer, runRequest } from './support/http.ts'
-
-/** How many processes the sandbox's user (nobody) has on this machine. */
-function sandboxProcesses(): number {
-  return Bun.spawnSync({ cmd: ['ps', '-u', '65534', '-o', 'pid='] }).stdout.toString().trim().split('\n').filter(Boolean).length
-}
-
-/** The count once it stops changing: processes of pools stopped just before may still be exiting. */
-async function settledProcesses(): Promise<number> {
-  let last = sandboxProcesses()
-  for (let i = 0; i < 30; i++) {
-    await Bun.sleep(100)
-    const now = sandboxProcesses()
-    if (now === last) return now
-    last = now
-  }
-  return last
-}
+import { settledProcesses } from './support/processes.ts'
 
 test('200 concurrent mixed runs: all correct, none lost, no worker leaked', async () => {
   const before = await settledProcesses()

@@ -15,6 +15,7 @@ import {
 } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive, type WorkerReply } from './worker.ts'
+import { timed } from './timed.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 
 export interface LocalPoolOptions extends ZygoteOptions {
@@ -186,31 +187,24 @@ export class LocalPool implements Backend {
     if (this.waiters.length >= this.options.maxQueue) {
       return Promise.reject(new Overloaded(`all ${this.options.maxWorkers} workers are busy and ${this.options.maxQueue} runs are waiting`, 1, 429))
     }
-    return new Promise<Worker>((resolve, reject) => {
-      const waiter: Waiter = { workspace, hash, resolve, reject }
-      const leave = (error: BlockgateError) => {
-        const at = this.waiters.indexOf(waiter)
-        if (at >= 0) this.waiters.splice(at, 1)
-        reject(error)
-      }
-      const timer = setTimeout(() => leave(new Overloaded(`no worker became free within ${this.options.queueTimeoutMs} ms`, 1)), this.options.queueTimeoutMs)
-      const onAbort = () => {
-        clearTimeout(timer)
-        leave(new Overloaded('the client went away while the run waited', 1))
-      }
-      signal?.addEventListener('abort', onAbort)
-      waiter.resolve = (worker) => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        resolve(worker)
-      }
-      waiter.reject = (error) => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        reject(error)
-      }
-      this.waiters.push(waiter)
+    const leaveQueue = () => {
+      const at = this.waiters.indexOf(waiter)
+      if (at >= 0) this.waiters.splice(at, 1)
+    }
+    const place = timed<Worker>(this.options.queueTimeoutMs, () => {
+      leaveQueue()
+      return new Overloaded(`no worker became free within ${this.options.queueTimeoutMs} ms`, 1)
     })
+    const waiter: Waiter = { workspace, hash, resolve: place.resolve, reject: place.reject }
+    const onAbort = () => {
+      leaveQueue()
+      place.reject(new Overloaded('the client went away while the run waited', 1))
+    }
+    signal?.addEventListener('abort', onAbort)
+    const stopListening = () => signal?.removeEventListener('abort', onAbort)
+    place.promise.then(stopListening, stopListening)
+    this.waiters.push(waiter)
+    return place.promise
   }
 
   private release(worker: Worker): void {

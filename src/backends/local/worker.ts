@@ -5,6 +5,7 @@ import type { Subprocess } from 'bun'
 import { dirname } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
 import type { FileRegion } from './region.ts'
+import { timed } from './timed.ts'
 
 /** What every runtime reply carries; ops add their own fields. */
 export interface WorkerReply {
@@ -131,22 +132,12 @@ export class Worker {
   }
 
   private next(timeoutMs: number): Promise<WorkerReply> {
-    return new Promise<WorkerReply>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting = null
-        reject(new WorkerUnresponsive(`worker ${this.id} gave no reply within ${timeoutMs} ms`))
-      }, timeoutMs)
-      this.waiting = {
-        resolve: (reply) => {
-          clearTimeout(timer)
-          resolve(reply)
-        },
-        reject: (error) => {
-          clearTimeout(timer)
-          reject(error)
-        },
-      }
+    const reply = timed<WorkerReply>(timeoutMs, () => {
+      this.waiting = null
+      return new WorkerUnresponsive(`worker ${this.id} gave no reply within ${timeoutMs} ms`)
     })
+    this.waiting = reply
+    return reply.promise
   }
 
   private receive(chunk: Uint8Array): void {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
 import { FileRegion } from './region.ts'
+import { timed } from './timed.ts'
 import { SANDBOX_PATHS, SANDBOX_REGION_DIR, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
 import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type ProcessWorkerOptions, type WorkerChannel } from './worker.ts'
 
@@ -129,29 +130,17 @@ export class Zygote {
     if (!this.alive) throw new Error(`the zygote is not running: ${this.lastStderrLine()}`)
     const id = newWorkerId()
     const token = randomBytes(16).toString('hex')
-    const connected = new Promise<Socket>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id)
-        this.send({ op: 'kill', id })
-        reject(new Error(`worker ${id} did not connect within ${this.options.startTimeoutMs} ms: ${this.lastStderrLine()}`))
-      }, this.options.startTimeoutMs)
-      this.pending.set(id, {
-        token,
-        resolve: (socket) => {
-          clearTimeout(timer)
-          resolve(socket)
-        },
-        reject: (error) => {
-          clearTimeout(timer)
-          reject(error)
-        },
-      })
+    const connected = timed<Socket>(this.options.startTimeoutMs, () => {
+      this.pending.delete(id)
+      this.send({ op: 'kill', id })
+      return new Error(`worker ${id} did not connect within ${this.options.startTimeoutMs} ms: ${this.lastStderrLine()}`)
     })
+    this.pending.set(id, { token, resolve: connected.resolve, reject: connected.reject })
     const region = this.regionDir ? FileRegion.create(this.regionDir, REGION_BYTES) : null
     this.send({ op: 'spawn', id, token, ...(region ? { region: region.name, region_bytes: region.size } : {}) })
     let socket: Socket
     try {
-      socket = await connected
+      socket = await connected.promise
     } catch (error) {
       region?.close()
       throw error
