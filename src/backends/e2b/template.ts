@@ -1,0 +1,24 @@
+// What the E2B side of blockgate agrees on with its template (template/e2b.*, template/build.ts):
+// the template's name, which carries the runtime's version, and the port its server listens on.
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+
+const RUNTIME_PACKAGE = resolve(import.meta.dir, '../../../template/runtime/__init__.py')
+
+/** The Python runtime's `__version__`: a sandbox built from an older template would speak an older protocol. */
+export function runtimeVersion(): string {
+  const match = readFileSync(RUNTIME_PACKAGE, 'utf8').match(/^__version__ = "([^"]+)"/m)
+  if (!match?.[1]) throw new Error(`${RUNTIME_PACKAGE} has no __version__ line`)
+  return match[1]
+}
+
+/** E2B template names allow lowercase letters, digits and dashes: `blockgate-runtime-v0-1-0`. */
+export function defaultTemplateId(version = runtimeVersion()): string {
+  return `blockgate-runtime-v${version.replace(/[^0-9a-z]+/gi, '-').toLowerCase()}`
+}
+
+/** Where `python -m runtime.server` listens inside a sandbox built from the template. */
+export const RUNTIME_PORT = 8000
+
+/** The template the code-interpreter SDK creates by default (no template build needed). */
+export const CODE_INTERPRETER_TEMPLATE = 'code-interpreter-v1'
