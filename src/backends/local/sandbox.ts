@@ -17,11 +17,14 @@ export interface SandboxPaths {
   socketDir: string
   /** Holds the workers' shared-memory regions; bound at SANDBOX_REGION_DIR. */
   regionDir: string | null
+  /** A writable home, bound read-write at SANDBOX_HOME_DIR (the E2B stand-in's /home/user); none if absent. */
+  homeDir?: string | null
 }
 
 /** Where the socket directory appears inside the sandbox: away from /tmp, which each worker replaces. */
 export const SANDBOX_SOCKET_DIR = '/run/blockgate'
 export const SANDBOX_REGION_DIR = '/run/blockgate-shm'
+export const SANDBOX_HOME_DIR = '/home/user'
 
 /**
  * Where the venv and the runtime appear inside the sandbox. Fixed paths, not the host's:
@@ -75,6 +78,10 @@ export function sandboxCommand(paths: SandboxPaths, command: string[], env: Reco
   if (paths.regionDir) {
     parents(SANDBOX_REGION_DIR)
     args.push('--bind', paths.regionDir, SANDBOX_REGION_DIR) // writable files, in a directory no worker can list
+  }
+  if (paths.homeDir) {
+    parents(SANDBOX_HOME_DIR)
+    args.push('--bind', paths.homeDir, SANDBOX_HOME_DIR)
   }
   args.push('--clearenv', ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]))
   args.push('--chdir', SANDBOX_PATHS.runtimeDir)
