@@ -1,0 +1,161 @@
+"""Entry for code-interpreter mode: E2B's stock, stateful Jupyter-like kernel.
+
+The proxy uploads the runtime and the serializers' Python halves with files.write, then
+runs code in the kernel such as
+
+    from runtime.interpreter import run_frame_file
+    run_frame_file("/tmp/blockgate/in.frame", "/tmp/blockgate/out.frame")
+
+Frames travel as files, not through the kernel's stdout (which carries whatever the kernel
+prints, in its own format). The Executor lives as long as the kernel process, so a block
+loaded by one call is still loaded, and warm, for the next.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+# Only the standard library at import time: ensure_requirements must work in a kernel
+# that lacks numpy or cbor2, which the rest of the runtime imports. The frame handling
+# is imported on first use instead.
+if TYPE_CHECKING:
+    from .executor import Executor
+
+# What a block needs importable, and the requirement name that provides each (as written
+# in template/requirements.txt).
+REQUIRED_MODULES: dict[str, str] = {
+    "numpy": "numpy",
+    "cv2": "opencv-python-headless",
+    "supervision": "supervision",
+    "shapely": "shapely",
+    "cbor2": "cbor2",
+    "requests": "requests",
+}
+
+DEFAULT_MAX_FRAME_BYTES = 64 << 20  # runtime.worker's default, without importing it here
+
+_executor: Executor | None = None
+_lock = threading.Lock()  # a kernel may run cells from more than one thread
+
+
+def _shared_executor() -> Executor:
+    """The kernel's one Executor; the heavy imports happen on first use, not on import."""
+    global _executor
+    if _executor is None:
+        from .executor import Executor
+        from .prelude import preload
+        from .worker import DEFAULT_BLOCK_CACHE_SIZE, DEFAULT_MAX_CAPTURE_BYTES
+
+        preload()
+        _executor = Executor(
+            cache_size=DEFAULT_BLOCK_CACHE_SIZE,
+            max_capture_bytes=DEFAULT_MAX_CAPTURE_BYTES,
+            sidecar_outputs=True,
+        )
+    return _executor
+
+
+def run_frame_file(in_path: str, out_path: str, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+    """Answer the one worker frame in ``in_path`` with the reply frame a worker would write.
+
+    The reply appears at ``out_path`` whole or not at all (written aside, then renamed).
+    """
+    from .errors import BadRequest
+    from .executor import failure_reply
+    from .framing import FrameError, read_frame
+    from .worker import encode_reply
+
+    with _lock:
+        executor = _shared_executor()
+        with open(in_path, "rb") as stream:
+            try:
+                frame = read_frame(stream, max_frame_bytes)
+            except FrameError as exc:
+                reply = failure_reply(BadRequest(f"frame: {exc}"))
+            else:
+                if frame is None:
+                    reply = failure_reply(BadRequest("frame: the file is empty"))
+                elif stream.read(1):
+                    reply = failure_reply(BadRequest("frame: bytes follow the frame in the file"))
+                else:
+                    reply = executor.handle(frame.message, frame.sidecar)
+        _write_atomically(out_path, encode_reply(reply, max_frame_bytes))
+
+
+def _write_atomically(path: str, parts: Sequence[bytes | memoryview]) -> None:
+    # Same directory, so the rename cannot cross filesystems; the pid keeps two kernels apart.
+    partial = f"{path}.{os.getpid()}.partial"
+    try:
+        with open(partial, "wb") as stream:
+            for part in parts:
+                stream.write(part)
+        os.replace(partial, path)
+    except BaseException:
+        try:
+            os.unlink(partial)
+        except OSError:
+            pass
+        raise
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def _requirement_name(line: str) -> str:
+    """``opencv-python-headless==5.0.0.93`` → ``opencv-python-headless`` (lower case)."""
+    for separator in ("==", ">=", "<=", "~=", "!=", ">", "<", "[", ";", " "):
+        line = line.split(separator, 1)[0]
+    return line.strip().lower()
+
+
+def _pinned_lines(requirements_path: str) -> dict[str, str]:
+    """Requirement name → its line, comments and blank lines left out."""
+    pinned: dict[str, str] = {}
+    with open(requirements_path) as stream:
+        for raw in stream:
+            line = raw.split("#", 1)[0].strip()
+            if line:
+                pinned[_requirement_name(line)] = line
+    return pinned
+
+
+def _pip_install(requirements: list[str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", *requirements],
+        check=True,
+        stdout=subprocess.DEVNULL,  # nothing on the kernel's stdout; pip's errors stay on stderr
+    )
+
+
+def ensure_requirements(
+    requirements_path: str,
+    *,
+    importable: Callable[[str], bool] = _importable,
+    install: Callable[[list[str]], None] = _pip_install,
+) -> list[str]:
+    """Install the pinned requirement of each module a block needs that does not import.
+
+    Returns the requirement lines installed; empty when everything was already there.
+    """
+    missing = [name for module, name in REQUIRED_MODULES.items() if not importable(module)]
+    if not missing:
+        return []
+    pinned = _pinned_lines(requirements_path)
+    unknown = [name for name in missing if name not in pinned]
+    if unknown:
+        raise ValueError(f"{requirements_path}: no line for {', '.join(unknown)}")
+    lines = [pinned[name] for name in missing]
+    install(lines)
+    importlib.invalidate_caches()  # so the freshly installed packages are found in this process
+    return lines
