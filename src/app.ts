@@ -12,7 +12,7 @@ import { parseRunRequest } from './run/request.ts'
 import { pickBackend, type Backends } from './run/router.ts'
 
 export interface AppOptions {
-  config: Pick<Config, 'defaultBackend' | 'limits'>
+  config: Pick<Config, 'defaultBackend' | 'limits'> & Partial<Pick<Config, 'workspaceBackends'>>
   backends: Backends
 }
 
@@ -43,7 +43,7 @@ export function createApp({ config, backends }: AppOptions): Hono {
     async (c) => {
       const startedAt = performance.now()
       const request = parseRunRequest(await readBody(c.req.raw), config.limits)
-      const backend = pickBackend(request.backend, backends, config.defaultBackend)
+      const backend = pickBackend(request.backend, request.workspace, backends, config)
       const outcome = await backend.run({
         block: request.block,
         inputs: request.inputs,

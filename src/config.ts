@@ -1,8 +1,9 @@
 // Every environment variable blockgate reads, with its default, validated once at start.
 // Nothing else in the code reads process.env: the rest of the app receives a Config.
-import { availableParallelism } from 'node:os'
+import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { z } from 'zod'
+import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId } from './backends/e2b/template.ts'
 
 export const PROJECT_ROOT = resolve(import.meta.dir, '..')
 
@@ -13,6 +14,27 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .regex(/^\d+$/, 'must be a whole number')
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+
+const flag = z.enum(['0', '1', 'true', 'false'], { error: 'must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true')
+const optionalText = z.string().trim().min(1).optional()
+const url = z.url({ error: 'must be a URL' }).optional()
+
+/** `acme=e2b,beta=local`: workspaces whose runs go to a given backend unless the request names one. */
+const workspacePolicy = z
+  .string()
+  .trim()
+  .transform((text, ctx) => {
+    const policy: Record<string, 'local' | 'e2b'> = {}
+    for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const [workspace, backend] = entry.split('=').map((part) => part.trim())
+      if (!workspace || (backend !== 'local' && backend !== 'e2b')) {
+        ctx.addIssue({ code: 'custom', message: `"${entry}" is not workspace=local or workspace=e2b` })
+        return z.NEVER
+      }
+      policy[workspace] = backend
+    }
+    return policy
+  })
 
 const executionMode = z
   .enum(['local', 'remote', 'e2b'], { error: 'must be one of local, remote, e2b' })
@@ -33,7 +55,7 @@ const variables = {
   BLOCKGATE_PROCESS_LIMIT: int(1).default(64),
   BLOCKGATE_FILE_SIZE_LIMIT_BYTES: int(0).default(64 * 1024 * 1024),
   BLOCKGATE_OPEN_FILES_LIMIT: int(16).default(256),
-  BLOCKGATE_ALLOW_UNSANDBOXED: z.enum(['0', '1', 'true', 'false'], { error: 'must be 1/true or 0/false' }).default('0').transform((v) => v === '1' || v === 'true'),
+  BLOCKGATE_ALLOW_UNSANDBOXED: flag.default(false),
   BLOCKGATE_PYTHON: z.string().trim().min(1, 'must not be empty').default(resolve(PROJECT_ROOT, '.venv/bin/python')),
   BLOCKGATE_MAX_BODY_BYTES: int(1024).default(64 * 1024 * 1024),
   BLOCKGATE_DEFAULT_TIMEOUT_MS: int(1).default(10_000),
@@ -42,6 +64,21 @@ const variables = {
   BLOCKGATE_BLOCK_CACHE_SIZE: int(1).default(64),
   BLOCKGATE_WORKER_START_TIMEOUT_MS: int(100).default(60_000),
   BLOCKGATE_QUEUE_TIMEOUT_MS: int(1).default(30_000),
+  BLOCKGATE_WORKSPACE_BACKENDS: workspacePolicy.default({}),
+  E2B_API_KEY: optionalText,
+  E2B_API_URL: url,
+  E2B_SANDBOX_URL: url,
+  E2B_DOMAIN: optionalText,
+  E2B_TEMPLATE_ID: optionalText,
+  E2B_SANDBOX_TIMEOUT: int(10, 86_400).default(300),
+  E2B_SANDBOX_IDLE_TIMEOUT: int(5, 86_400).default(60),
+  BLOCKGATE_E2B_MODE: z.enum(['template', 'code-interpreter'], { error: 'must be template or code-interpreter' }).default('template'),
+  BLOCKGATE_E2B_MIN_WARM: int(0, 100).default(0),
+  BLOCKGATE_E2B_MAX_SANDBOXES: int(1, 10_000).default(20),
+  BLOCKGATE_E2B_CREATES_PER_SECOND: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a positive number').transform(Number).pipe(z.number().positive('must be a positive number')).default(1),
+  BLOCKGATE_E2B_CREATE_RETRIES: int(0, 20).default(3),
+  BLOCKGATE_E2B_ALLOW_INTERNET: flag.default(false),
+  BLOCKGATE_DEPLOYMENT_ID: z.string().trim().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').default(hostname().replace(/[^\w.-]/g, '-').slice(0, 64) || 'blockgate'),
 } as const
 
 type Variables = typeof variables
@@ -67,12 +104,37 @@ export interface Config {
     /** Run without bubblewrap: only when asked for explicitly. */
     allowUnsandboxed: boolean
   }
+  /** Where each workspace's runs go when the request does not say. */
+  workspaceBackends: Record<string, 'local' | 'e2b'>
+  /** Null when no E2B_API_KEY is set: the e2b backend is then off. */
+  e2b: E2BConfig | null
   limits: {
     maxBodyBytes: number
     defaultTimeoutMs: number
     maxTimeoutMs: number
     queueTimeoutMs: number
   }
+}
+
+export interface E2BConfig {
+  apiKey: string
+  /** The SDK's own connection settings; unset means E2B's cloud. */
+  apiUrl?: string
+  sandboxUrl?: string
+  domain?: string
+  mode: 'template' | 'code-interpreter'
+  templateId: string
+  /** Hard lifetime of a sandbox, from its creation. */
+  lifetimeMs: number
+  /** A sandbox unused this long is killed. */
+  idleMs: number
+  minWarm: number
+  maxSandboxes: number
+  createsPerSecond: number
+  createRetries: number
+  allowInternet: boolean
+  /** Tags this deployment's sandboxes, so a restart can find and kill what it left behind. */
+  deploymentId: string
 }
 
 export class ConfigError extends Error {
@@ -98,8 +160,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length === 0 && values.BLOCKGATE_MIN_WARM_WORKERS > values.BLOCKGATE_MAX_WORKERS) {
     problems.push('BLOCKGATE_MIN_WARM_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
   }
-  if (problems.length === 0 && values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE === 'e2b') {
-    problems.push('WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: the e2b backend is not available in this build yet')
+  if (problems.length === 0 && !values.E2B_API_KEY) {
+    if (values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE === 'e2b') {
+      problems.push(`WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=${env.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE}: remote execution needs E2B_API_KEY, which is not set`)
+    }
+    const remote = Object.keys(values.BLOCKGATE_WORKSPACE_BACKENDS).filter((w) => values.BLOCKGATE_WORKSPACE_BACKENDS[w] === 'e2b')
+    if (remote.length > 0) problems.push(`BLOCKGATE_WORKSPACE_BACKENDS: sends ${remote.join(', ')} to e2b, which needs E2B_API_KEY, which is not set`)
+  }
+  if (problems.length === 0 && values.E2B_SANDBOX_IDLE_TIMEOUT > values.E2B_SANDBOX_TIMEOUT) {
+    problems.push('E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT')
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
 
@@ -127,6 +196,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxCaptureBytes: values.BLOCKGATE_MAX_CAPTURE_BYTES,
       startTimeoutMs: values.BLOCKGATE_WORKER_START_TIMEOUT_MS,
     },
+    workspaceBackends: values.BLOCKGATE_WORKSPACE_BACKENDS,
+    e2b: values.E2B_API_KEY
+      ? {
+          apiKey: values.E2B_API_KEY,
+          apiUrl: values.E2B_API_URL,
+          sandboxUrl: values.E2B_SANDBOX_URL,
+          domain: values.E2B_DOMAIN,
+          mode: values.BLOCKGATE_E2B_MODE,
+          templateId: values.E2B_TEMPLATE_ID ?? (values.BLOCKGATE_E2B_MODE === 'code-interpreter' ? CODE_INTERPRETER_TEMPLATE : defaultTemplateId()),
+          lifetimeMs: values.E2B_SANDBOX_TIMEOUT * 1000,
+          idleMs: values.E2B_SANDBOX_IDLE_TIMEOUT * 1000,
+          minWarm: values.BLOCKGATE_E2B_MIN_WARM,
+          maxSandboxes: values.BLOCKGATE_E2B_MAX_SANDBOXES,
+          createsPerSecond: values.BLOCKGATE_E2B_CREATES_PER_SECOND,
+          createRetries: values.BLOCKGATE_E2B_CREATE_RETRIES,
+          allowInternet: values.BLOCKGATE_E2B_ALLOW_INTERNET,
+          deploymentId: values.BLOCKGATE_DEPLOYMENT_ID,
+        }
+      : null,
     limits: {
       maxBodyBytes: values.BLOCKGATE_MAX_BODY_BYTES,
       defaultTimeoutMs: values.BLOCKGATE_DEFAULT_TIMEOUT_MS,

@@ -94,3 +94,10 @@ export class InternalError extends BlockgateError {
     super(500, 'InternalError', message, { cause })
   }
 }
+
+/** 502: a remote backend (E2B) failed; the message names its error class. */
+export class RemoteBackendFailed extends BlockgateError {
+  constructor(message: string, details?: ErrorDetails) {
+    super(502, 'RemoteBackendFailed', message, { details })
+  }
+}

@@ -3,6 +3,7 @@ import { createApp } from './app.ts'
 import type { Backends } from './run/router.ts'
 import { ConfigError, loadConfig, type Config } from './config.ts'
 import { LocalPool } from './backends/local/pool.ts'
+import { E2BPool } from './backends/e2b/pool.ts'
 import { bubblewrapAvailable } from './backends/local/sandbox.ts'
 import { log } from './log.ts'
 
@@ -10,20 +11,31 @@ import { log } from './log.ts'
 export const frameLimitFor = (config: Config) => config.limits.maxBodyBytes + 1024 * 1024
 
 export function createBackends(config: Config): Backends {
+  const backends: Backends = {}
   const { local } = config
-  if (!local.allowUnsandboxed && !bubblewrapAvailable()) {
-    throw new ConfigError(
-      'bubblewrap (bwrap) is not installed, so local workers cannot be isolated: run `npm run setup` (or apt-get install bubblewrap), or set BLOCKGATE_ALLOW_UNSANDBOXED=1 to run user code without isolation',
-    )
-  }
-  return {
-    local: new LocalPool({
+  const sandboxed = local.allowUnsandboxed || bubblewrapAvailable()
+  if (sandboxed) {
+    backends.local = new LocalPool({
       ...local,
       maxFrameBytes: frameLimitFor(config),
       queueTimeoutMs: config.limits.queueTimeoutMs,
       isolation: local.allowUnsandboxed ? 'off' : 'sandboxed',
-    }),
+    })
+  } else if (config.defaultBackend === 'local' || Object.values(config.workspaceBackends).includes('local')) {
+    throw new ConfigError(
+      'bubblewrap (bwrap) is not installed, so local workers cannot be isolated: run `npm run setup` (or apt-get install bubblewrap), or set BLOCKGATE_ALLOW_UNSANDBOXED=1 to run user code without isolation',
+    )
+  } else {
+    log.warn('bubblewrap (bwrap) is not installed: the local backend is off; runs go to e2b')
   }
+  if (config.e2b) {
+    backends.e2b = new E2BPool(config.e2b, {
+      maxFrameBytes: frameLimitFor(config),
+      maxQueue: local.maxQueue,
+      queueTimeoutMs: config.limits.queueTimeoutMs,
+    })
+  }
+  return backends
 }
 
 async function main(): Promise<void> {
@@ -46,12 +58,19 @@ async function main(): Promise<void> {
   }
   if (config.local.allowUnsandboxed) log.warn('ISOLATION IS OFF: BLOCKGATE_ALLOW_UNSANDBOXED is set; user code runs without bubblewrap, namespaces or seccomp')
   const startedAt = performance.now()
-  await Promise.all(Object.values(backends).map((backend) => backend.start()))
+  try {
+    await Promise.all(Object.values(backends).map((backend) => backend.start()))
+  } catch (error) {
+    console.error(`blockgate: a backend could not start: ${(error as Error).message}`)
+    await Promise.allSettled(Object.values(backends).map((backend) => backend.stop()))
+    process.exit(2)
+  }
   log.info('backends ready', {
     backends: Object.keys(backends),
     default_backend: config.defaultBackend,
-    local_workers: { min_warm: config.local.minWarm, max: config.local.maxWorkers },
-    isolation: config.local.allowUnsandboxed ? 'off' : 'sandboxed',
+    local_workers: backends.local ? { min_warm: config.local.minWarm, max: config.local.maxWorkers } : 'off',
+    isolation: backends.local ? (config.local.allowUnsandboxed ? 'off' : 'sandboxed') : undefined,
+    e2b: config.e2b ? { mode: config.e2b.mode, template: config.e2b.templateId, max_sandboxes: config.e2b.maxSandboxes } : 'off (no E2B_API_KEY)',
     ms: Math.round(performance.now() - startedAt),
   })
 

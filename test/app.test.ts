@@ -128,7 +128,7 @@ describe('bad requests get a 400 that names the problem', () => {
     const { app } = appWith()
     const response = await app.request('/v1/run', runRequest({ ...validBody, backend: 'e2b' }, 'json'))
     expect(response.status).toBe(400)
-    expect((await readAnswer(response)).error.message).toBe('backend: "e2b" is not enabled on this server (enabled: local)')
+    expect((await readAnswer(response)).error.message).toBe('backend: "e2b" is not enabled on this server (enabled: local) (set E2B_API_KEY to enable e2b)')
   })
 })
 

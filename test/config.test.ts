@@ -21,6 +21,17 @@ describe('config', () => {
     expect(config.limits.maxBodyBytes).toBe(2048)
   })
 
+  test('e2b is off without a key, and on with one, with the template named after the runtime version', () => {
+    expect(loadConfig({}).e2b).toBeNull()
+    const config = loadConfig({ E2B_API_KEY: 'e2b_test', WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'remote', BLOCKGATE_WORKSPACE_BACKENDS: ' acme = e2b , beta=local ' })
+    expect(config.defaultBackend).toBe('e2b')
+    expect(config.workspaceBackends).toEqual({ acme: 'e2b', beta: 'local' })
+    expect(config.e2b).toMatchObject({ apiKey: 'e2b_test', mode: 'template', lifetimeMs: 300_000, idleMs: 60_000, maxSandboxes: 20, createsPerSecond: 1 })
+    expect(config.e2b?.templateId).toMatch(/^blockgate-runtime-v\d+-\d+-\d+$/)
+    expect(loadConfig({ E2B_API_KEY: 'k', BLOCKGATE_E2B_MODE: 'code-interpreter' }).e2b?.templateId).toBe('code-interpreter-v1')
+    expect(loadConfig({ E2B_API_KEY: 'k', E2B_TEMPLATE_ID: 'mine' }).e2b?.templateId).toBe('mine')
+  })
+
   test('an empty value means the default', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(8000)
   })
@@ -32,6 +43,12 @@ describe('config', () => {
     [{ BLOCKGATE_MAX_BODY_BYTES: '-5' }, /BLOCKGATE_MAX_BODY_BYTES="-5": must be a whole number/],
     [{ WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'modal' }, /WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE="modal": must be one of local, remote, e2b/],
     [{ BLOCKGATE_DEFAULT_TIMEOUT_MS: '90000', BLOCKGATE_MAX_TIMEOUT_MS: '60000' }, /BLOCKGATE_DEFAULT_TIMEOUT_MS: must not exceed BLOCKGATE_MAX_TIMEOUT_MS/],
+    [{ WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'remote' }, /WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=remote: remote execution needs E2B_API_KEY, which is not set/],
+    [{ BLOCKGATE_WORKSPACE_BACKENDS: 'acme=e2b' }, /BLOCKGATE_WORKSPACE_BACKENDS: sends acme to e2b, which needs E2B_API_KEY/],
+    [{ BLOCKGATE_WORKSPACE_BACKENDS: 'acme=modal' }, /BLOCKGATE_WORKSPACE_BACKENDS="acme=modal": "acme=modal" is not workspace=local or workspace=e2b/],
+    [{ E2B_API_KEY: 'k', E2B_SANDBOX_IDLE_TIMEOUT: '600', E2B_SANDBOX_TIMEOUT: '300' }, /E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT/],
+    [{ E2B_API_URL: 'not a url' }, /E2B_API_URL="not a url": must be a URL/],
+    [{ BLOCKGATE_E2B_MODE: 'jupyter' }, /BLOCKGATE_E2B_MODE="jupyter": must be template or code-interpreter/],
   ]
   for (const [env, message] of bad) {
     test(`rejects ${JSON.stringify(env)}`, () => {

@@ -164,6 +164,12 @@ class Executor:
         bad_key = next((key for key in raw_inputs if not isinstance(key, str)), None)
         if bad_key is not None:
             raise BadRequest(f"inputs: names must be strings, got {bad_key!r}")
+        loaded_now: dict[str, Any] | None = None
+        if block_hash not in self._blocks and "code" in message:
+            # A remote proxy sends the code with the run: one round trip on a cold start.
+            loaded_now = self._load(message)
+            if not loaded_now["ok"]:
+                return loaded_now
         block = self._blocks.get(block_hash)
         if block is None:
             raise UnknownBlock(f"hash: no block loaded with hash {block_hash!r}; send a load first")
@@ -205,6 +211,10 @@ class Executor:
             "timings_ms": {"decode": decode_ms, "execute": execute_ms, "encode": encode_ms},
             "rss_bytes": _resident_bytes(),
         }
+        if loaded_now is not None:
+            reply["loaded"] = {"evicted": loaded_now["evicted"], "load_ms": loaded_now["timings_ms"]["load"]}
+            reply["stdout"] = loaded_now["stdout"] + reply["stdout"]
+            reply["stderr"] = loaded_now["stderr"] + reply["stderr"]
         if buffers:
             reply[BUFFERS_KEY] = buffers
         return reply

@@ -149,3 +149,24 @@ def test_error_reply_shape_is_stable(runner):
 def test_executor_rejects_a_zero_cache():
     with pytest.raises(ValueError, match="cache_size"):
         Executor(cache_size=0, max_capture_bytes=10)
+
+
+def test_a_run_that_carries_its_code_loads_the_block_in_the_same_round_trip():
+    runner = Runner(Executor(cache_size=1, max_capture_bytes=1024))
+    runner.load(code(SUM), "old")
+    block = code(SUM, init_function_code="def init():\n    print('init ran')\n")
+    message = {"op": "run", "hash": "new", "code": block, "inputs": {"a": 1, "b": 2}}
+    reply = runner.executor.handle(message)
+    assert reply["ok"] and reply["outputs"] == {"sum": 3}
+    assert reply["loaded"]["evicted"] == ["old"] and reply["loaded"]["load_ms"] >= 0
+    assert reply["stdout"] == "init ran\n"
+    # Loaded now: the same message runs without loading again.
+    again = runner.executor.handle(message)
+    assert again["ok"] and "loaded" not in again and again["stdout"] == ""
+
+
+def test_a_run_that_carries_broken_code_answers_the_compile_error():
+    runner = Runner(Executor(cache_size=2, max_capture_bytes=1024))
+    reply = runner.executor.handle({"op": "run", "hash": "x", "code": code("def run(self):\n    return (\n"), "inputs": {}})
+    assert reply["ok"] is False and reply["error"]["type"] == "BlockCompileError"
+    assert runner.executor.loaded_hashes == []

@@ -2,19 +2,11 @@
 // workspace for its whole life; a run goes to an idle worker of its workspace that holds
 // the block, else any idle one of its workspace, else a warm spare, else a new fork, else
 // it waits in a bounded queue. Workers are recycled after N runs or past a memory mark.
-import { OutputsDocument, type Backend, type BackendStatus, type RunJob, type RunOutcome } from '../backend.ts'
-import {
-  BadRequest,
-  BlockCodeError,
-  BlockgateError,
-  BlockTimeout,
-  InternalError,
-  OutputTooLarge,
-  Overloaded,
-  WorkerCrashed,
-} from '../../errors.ts'
+import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
+import { outputsOf, runBlock, userCodeMs } from '../runtime-session.ts'
+import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
 import { log } from '../../log.ts'
-import { describeExit, Worker, WorkerExited, WorkerUnresponsive, type WorkerReply } from './worker.ts'
+import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
 import { timed } from './timed.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 
@@ -86,40 +78,22 @@ export class LocalPool implements Backend {
     // broke the protocol is not.
     let answered = true
     try {
-      let coldStart = acquired.forked
-      let reply: WorkerReply
-      for (let attempt = 0; ; attempt++) {
-        if (!worker.loaded.has(job.block.hash)) {
-          coldStart = true
-          await this.load(worker, job, deadline)
-        }
-        const loadedAt = performance.now()
-        reply = await worker.request(
-          { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat },
-          remaining(deadline),
-        )
-        // The runtime may have evicted the block since our mirror last heard: load again once.
-        if (!reply.ok && reply.error?.type === 'UnknownBlock' && attempt === 0) {
-          worker.loaded.delete(job.block.hash)
-          continue
-        }
-        if (typeof reply.rss_bytes === 'number') worker.rssBytes = reply.rss_bytes
-        if (!reply.ok) throw blockError(reply)
-        worker.runs++
-        const doneAt = performance.now()
-        return {
-          outputs: outputsOf(reply),
-          stdout: String(reply.stdout ?? ''),
-          stderr: String(reply.stderr ?? ''),
-          debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
-          coldStart,
-          timings: {
-            queue: acquiredAt - queuedAt,
-            acquire: loadedAt - acquiredAt + acquired.forkMs,
-            execute: doneAt - loadedAt,
-            user_code: (reply.timings_ms as { execute?: number } | undefined)?.execute ?? 0,
-          },
-        }
+      const { reply, loadedBlock, runStartedAt } = await runBlock(worker, job, deadline)
+      if (typeof reply.rss_bytes === 'number') worker.rssBytes = reply.rss_bytes
+      worker.runs++
+      const doneAt = performance.now()
+      return {
+        outputs: outputsOf(reply),
+        stdout: String(reply.stdout ?? ''),
+        stderr: String(reply.stderr ?? ''),
+        debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
+        coldStart: acquired.forked || loadedBlock,
+        timings: {
+          queue: acquiredAt - queuedAt,
+          acquire: runStartedAt - acquiredAt + acquired.forkMs,
+          execute: doneAt - runStartedAt,
+          user_code: userCodeMs(reply),
+        },
       }
     } catch (error) {
       answered = error instanceof BlockgateError
@@ -144,13 +118,6 @@ export class LocalPool implements Backend {
   /** Live workers, by id, with their workspace: for tests and diagnostics. */
   workers(): { id: string; workspace: string | null; runs: number }[] {
     return [...this.all].map((w) => ({ id: w.id, workspace: w.workspace, runs: w.runs }))
-  }
-
-  private async load(worker: Worker, job: RunJob, deadline: number): Promise<void> {
-    const reply = await worker.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline))
-    if (!reply.ok) throw blockError(reply)
-    worker.loaded.add(job.block.hash)
-    for (const evicted of (reply.evicted as string[] | undefined) ?? []) worker.loaded.delete(evicted)
   }
 
   private async acquire(job: RunJob): Promise<{ worker: Worker; forked: boolean; forkMs: number }> {
@@ -332,21 +299,4 @@ export class LocalPool implements Backend {
     }
     return new InternalError(`local worker ${worker.id} failed: ${(error as Error).message}`, error)
   }
-}
-
-function outputsOf(reply: WorkerReply): unknown {
-  const document = reply.outputs_document as { format: 'cbor' | 'json'; pieces: Uint8Array[] } | undefined
-  return document ? new OutputsDocument(document.format, document.pieces) : reply.outputs
-}
-
-function remaining(deadline: number): number {
-  return Math.max(1, deadline - performance.now())
-}
-
-function blockError(reply: WorkerReply): BlockgateError {
-  const { type = 'InternalError', message = 'the runtime gave no message', ...details } = reply.error ?? {}
-  if (type === 'BlockCompileError' || type === 'BlockRuntimeError') return new BlockCodeError(type, message, details)
-  if (type === 'OutputTooLarge') return new OutputTooLarge(message)
-  if (type === 'InvalidInput') return new BadRequest(message)
-  return new InternalError(`the runtime answered ${type}: ${message}`)
 }

@@ -6,13 +6,9 @@ import { dirname } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
 import type { FileRegion } from './region.ts'
 import { timed } from './timed.ts'
+import type { BlockRuntime, RuntimeReply as WorkerReply } from '../runtime-session.ts'
 
-/** What every runtime reply carries; ops add their own fields. */
-export interface WorkerReply {
-  ok: boolean
-  error?: { type: string; message: string } & Record<string, unknown>
-  [field: string]: unknown
-}
+export type { RuntimeReply as WorkerReply } from '../runtime-session.ts'
 
 export type ExitInfo = { code: number | null; signal: string | null; stderrTail: string }
 
@@ -73,7 +69,7 @@ export function workerEnvironment(runtimeDir: string): Record<string, string> {
 let nextWorkerId = 1
 export const newWorkerId = () => `w${nextWorkerId++}`
 
-export class Worker {
+export class Worker implements BlockRuntime {
   /** Block hashes the runtime holds, mirrored from its load/evict replies. */
   readonly loaded = new Set<string>()
   runs = 0

@@ -1,0 +1,125 @@
+// Every call blockgate makes to E2B's control plane, through the e2b SDK: create (spaced
+// to the plan's creation rate and retried on 429/503), keep-alive, kill, and the sweep of
+// sandboxes a previous run of this deployment left behind. Each call is counted, so the
+// bench can show that a warm run makes none.
+import { AuthenticationError, NotFoundError, RateLimitError, Sandbox, ServiceBusyError } from 'e2b'
+import { Sandbox as InterpreterSandbox } from '@e2b/code-interpreter'
+import type { E2BConfig } from '../../config.ts'
+import { BlockgateError, Overloaded, RemoteBackendFailed } from '../../errors.ts'
+import { log } from '../../log.ts'
+import { runtimeVersion } from './template.ts'
+
+export type LifecycleCall = 'create' | 'kill' | 'set_timeout' | 'list'
+
+/** Metadata every sandbox carries: who it serves, what made it, which deployment owns it. */
+export const METADATA = { workspace: 'workspace', version: 'blockgate_version', deployment: 'blockgate_deployment' } as const
+
+/** Unbound pre-warmed sandboxes carry this workspace until a run claims them. */
+export const UNASSIGNED_WORKSPACE = '-'
+
+const RETRY_BASE_MS = 250
+const RETRY_MAX_MS = 8000
+
+export class Lifecycle {
+  readonly calls: Record<LifecycleCall, number> = { create: 0, kill: 0, set_timeout: 0, list: 0 }
+  private nextCreateAt = 0
+
+  constructor(private readonly config: E2BConfig) {}
+
+  /** The SDK's connection options: explicit, so the SDK never reads the server's environment. */
+  get connection() {
+    const { apiKey, apiUrl, sandboxUrl, domain } = this.config
+    // The SDK itself honours Retry-After on 429s for this many retries.
+    return { apiKey, apiUrl, sandboxUrl, domain, retries: this.config.createRetries }
+  }
+
+  /** A new sandbox for `workspace`; throws Overloaded when E2B keeps refusing, RemoteBackendFailed otherwise. */
+  async create(workspace: string, deadline: number): Promise<Sandbox> {
+    const SandboxClass = this.config.mode === 'code-interpreter' ? InterpreterSandbox : Sandbox
+    for (let attempt = 0; ; attempt++) {
+      await this.waitForCreateSlot(deadline)
+      this.calls.create++
+      try {
+        return await SandboxClass.create(this.config.templateId, {
+          ...this.connection,
+          timeoutMs: this.keepAliveMs(0),
+          metadata: {
+            [METADATA.workspace]: workspace,
+            [METADATA.version]: runtimeVersion(),
+            [METADATA.deployment]: this.config.deploymentId,
+          },
+          // Secrets never travel in envs: the sandbox gets none.
+          secure: true,
+          allowInternetAccess: this.config.allowInternet,
+          // Only holders of the traffic token reach the runtime's port.
+          network: { allowPublicTraffic: false },
+        })
+      } catch (error) {
+        const retryable = error instanceof RateLimitError || error instanceof ServiceBusyError
+        const waitMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2)
+        if (retryable && attempt < this.config.createRetries && performance.now() + waitMs < deadline) {
+          log.warn('e2b refused a create; retrying', { error: (error as Error).name, attempt: attempt + 1, wait_ms: Math.round(waitMs) })
+          await Bun.sleep(waitMs)
+          continue
+        }
+        throw lifecycleError('create a sandbox', error)
+      }
+    }
+  }
+
+  /**
+   * How long E2B should keep a sandbox after now: past our own idle kill (so E2B's timer
+   * is only the backstop if blockgate dies), never past the sandbox's hard lifetime.
+   */
+  keepAliveMs(ageMs: number): number {
+    return Math.max(1000, Math.min(2 * this.config.idleMs, this.config.lifetimeMs - ageMs))
+  }
+
+  async extend(sandbox: Sandbox, timeoutMs: number): Promise<void> {
+    this.calls.set_timeout++
+    await sandbox.setTimeout(timeoutMs)
+  }
+
+  async kill(sandboxId: string): Promise<void> {
+    this.calls.kill++
+    try {
+      await Sandbox.kill(sandboxId, this.connection)
+    } catch (error) {
+      // Already gone is fine; anything else is logged, E2B's own timeout ends it later.
+      if (!(error instanceof NotFoundError)) log.warn('e2b kill failed', { sandbox: sandboxId, error: (error as Error).message })
+    }
+  }
+
+  /** Kills every sandbox this deployment owns (left behind by a crash or an unclean stop). */
+  async sweep(except: ReadonlySet<string> = new Set()): Promise<string[]> {
+    const paginator = Sandbox.list({ ...this.connection, query: { metadata: { [METADATA.deployment]: this.config.deploymentId } } })
+    const found: string[] = []
+    while (paginator.hasNext) {
+      this.calls.list++
+      for (const info of await paginator.nextItems()) if (!except.has(info.sandboxId)) found.push(info.sandboxId)
+    }
+    await Promise.all(found.map((id) => this.kill(id)))
+    return found
+  }
+
+  /** Spaces creates evenly at the plan's creation rate (E2B answers 429 beyond it). */
+  private async waitForCreateSlot(deadline: number): Promise<void> {
+    const now = performance.now()
+    const at = Math.max(now, this.nextCreateAt)
+    if (at > deadline) throw new Overloaded(`the E2B creation rate (${this.config.createsPerSecond}/s) leaves no slot before this run's deadline`, Math.ceil((at - now) / 1000))
+    this.nextCreateAt = at + 1000 / this.config.createsPerSecond
+    if (at > now) await Bun.sleep(at - now)
+  }
+}
+
+/** An SDK failure as the client should see it: overloaded (retry later) or a 502 naming E2B's error class. */
+export function lifecycleError(what: string, error: unknown): BlockgateError {
+  if (error instanceof BlockgateError) return error
+  const name = (error as Error)?.name ?? 'Error'
+  const message = (error as Error)?.message ?? String(error)
+  if (error instanceof RateLimitError || error instanceof ServiceBusyError) {
+    return new Overloaded(`E2B could not ${what} (${name}: ${message})`, 5)
+  }
+  if (error instanceof AuthenticationError) return new RemoteBackendFailed(`E2B refused the API key while trying to ${what} (${name}); check E2B_API_KEY`)
+  return new RemoteBackendFailed(`E2B could not ${what} (${name}: ${message})`)
+}

@@ -1,0 +1,360 @@
+// The e2b backend: E2B sandboxes kept warm and reused. A sandbox serves one workspace for
+// its whole life; a run goes to an idle sandbox of its workspace that holds the block, else
+// any idle one of its workspace, else a pre-warmed spare, else a new sandbox, else it waits
+// in a bounded queue. A sandbox idle for E2B_SANDBOX_IDLE_TIMEOUT is killed, and none lives
+// past E2B_SANDBOX_TIMEOUT. A warm run is one HTTP round trip and no control-plane call.
+import type { Sandbox } from 'e2b'
+import type { Sandbox as InterpreterSandbox } from '@e2b/code-interpreter'
+import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
+import { outputsOf, runBlock, userCodeMs, type BlockRuntime, type RuntimeReply } from '../runtime-session.ts'
+import type { E2BConfig } from '../../config.ts'
+import { BlockgateError, BlockTimeout, Overloaded, RemoteBackendFailed } from '../../errors.ts'
+import { log } from '../../log.ts'
+import { timed } from '../local/timed.ts'
+import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
+import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
+import { InterpreterRuntime } from './runtime-interpreter.ts'
+
+export interface E2BPoolOptions {
+  maxFrameBytes: number
+  /** Runs waiting for a sandbox, at most; beyond it a run is refused with 429. */
+  maxQueue: number
+  /** How long a run may wait for a sandbox (creation included) before a 503. */
+  queueTimeoutMs: number
+}
+
+/** A runtime that can also be cancelled mid-request (the client went away). */
+interface RemoteRuntime extends BlockRuntime {
+  request(message: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<RuntimeReply>
+}
+
+interface RemoteSandbox {
+  id: string
+  sandbox: Sandbox
+  runtime: RemoteRuntime
+  workspace: string | null
+  runs: number
+  createdAt: number
+  /** When E2B's own timer would end it (performance.now() time). */
+  expiresAt: number
+  idleTimer: ReturnType<typeof setTimeout> | null
+}
+
+interface Waiter {
+  workspace: string
+  hash: string
+  resolve: (sandbox: RemoteSandbox) => void
+  reject: (error: Error) => void
+}
+
+/** Do not hand out a sandbox this close to its hard lifetime: a run could be cut off. */
+const LIFETIME_MARGIN_MS = 5000
+
+export class E2BPool implements Backend {
+  readonly name = 'e2b' as const
+  readonly lifecycle: Lifecycle
+  private readonly idle: RemoteSandbox[] = []
+  private readonly spares: RemoteSandbox[] = []
+  private readonly all = new Map<string, RemoteSandbox>()
+  private readonly waiters: Waiter[] = []
+  private readonly pending = new Set<Promise<unknown>>()
+  private creating = 0
+  private stopped = false
+  private lastError: string | null = null
+
+  constructor(
+    private readonly config: E2BConfig,
+    private readonly options: E2BPoolOptions,
+  ) {
+    this.lifecycle = new Lifecycle(config)
+  }
+
+  async start(): Promise<void> {
+    try {
+      const swept = await this.lifecycle.sweep()
+      if (swept.length > 0) log.warn('killed sandboxes a previous run of this deployment left behind', { sandboxes: swept })
+    } catch (error) {
+      const failure = lifecycleError('list sandboxes at start-up', error)
+      // A wrong key will never work: say so now, not on every request.
+      if ((error as Error).name === 'AuthenticationError') throw failure
+      this.lastError = failure.message
+      log.warn('e2b is not reachable at start-up; runs will retry', { error: failure.message })
+    }
+    this.refillSpares()
+  }
+
+  status(): BackendStatus {
+    const byWorkspace: Record<string, number> = {}
+    for (const s of this.all.values()) if (s.workspace) byWorkspace[s.workspace] = (byWorkspace[s.workspace] ?? 0) + 1
+    return {
+      ready: !this.stopped && this.lastError === null,
+      mode: this.config.mode,
+      template: this.config.templateId,
+      sandboxes: this.all.size,
+      idle: this.idle.length,
+      spares: this.spares.length,
+      creating: this.creating,
+      queued: this.waiters.length,
+      by_workspace: byWorkspace,
+      api_calls: { ...this.lifecycle.calls },
+      ...(this.lastError ? { last_error: this.lastError } : {}),
+    }
+  }
+
+  /** Live sandboxes with their workspace: for tests and diagnostics. */
+  sandboxes(): { id: string; workspace: string | null; runs: number }[] {
+    return [...this.all.values()].map((s) => ({ id: s.id, workspace: s.workspace, runs: s.runs }))
+  }
+
+  async run(job: RunJob): Promise<RunOutcome> {
+    const queuedAt = performance.now()
+    for (let attempt = 0; ; attempt++) {
+      const acquired = await this.acquire(job)
+      const remote = acquired.sandbox
+      const acquiredAt = performance.now()
+      const deadline = acquiredAt + job.timeoutMs
+      const cancel = new AbortController()
+      const abort = () => cancel.abort()
+      job.signal?.addEventListener('abort', abort)
+      const runtime: BlockRuntime = { loaded: remote.runtime.loaded, request: (message, timeoutMs) => remote.runtime.request(message, timeoutMs, cancel.signal) }
+      // A sandbox that answered (even with a block error) is reusable; one that vanished,
+      // stalled or was cancelled mid-run is not.
+      let answered = true
+      try {
+        const { reply, loadedBlock, runStartedAt } = await runBlock(runtime, job, deadline, { inlineLoad: true })
+        remote.runs++
+        const doneAt = performance.now()
+        return {
+          outputs: outputsOf(reply),
+          stdout: String(reply.stdout ?? ''),
+          stderr: String(reply.stderr ?? ''),
+          debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
+          coldStart: acquired.created || loadedBlock,
+          timings: {
+            queue: acquired.waitedMs,
+            acquire: acquiredAt - queuedAt - acquired.waitedMs + (runStartedAt - acquiredAt),
+            execute: doneAt - runStartedAt,
+            user_code: userCodeMs(reply),
+          },
+        }
+      } catch (error) {
+        answered = error instanceof BlockgateError
+        // The sandbox vanished under us (E2B ended it, or its runtime died): once, on a new one.
+        if (error instanceof SandboxGone && attempt === 0 && !job.signal?.aborted) {
+          log.warn('e2b sandbox gone; retrying the run on a new one', { sandbox: remote.id, error: error.message })
+          continue
+        }
+        throw this.translate(error, job, remote)
+      } finally {
+        job.signal?.removeEventListener('abort', abort)
+        if (answered) this.release(remote)
+        else this.retire(remote)
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new Overloaded('the server is shutting down', 1))
+    await Promise.allSettled([...this.pending])
+    for (const remote of [...this.all.values()]) this.retire(remote)
+    await Promise.allSettled([...this.pending])
+  }
+
+  private async acquire(job: RunJob): Promise<{ sandbox: RemoteSandbox; created: boolean; waitedMs: number }> {
+    if (this.stopped) throw new Overloaded('the server is shutting down', 1)
+    const { workspace } = job
+    const mine = this.idle.filter((s) => s.workspace === workspace)
+    const warm = mine.find((s) => s.runtime.loaded.has(job.block.hash)) ?? mine[0]
+    if (warm) {
+      this.take(warm)
+      return { sandbox: warm, created: false, waitedMs: 0 }
+    }
+    const spare = this.spares.shift()
+    if (spare) {
+      spare.workspace = workspace
+      this.refillSpares()
+      return { sandbox: spare, created: true, waitedMs: 0 }
+    }
+    if (this.all.size + this.creating >= this.config.maxSandboxes) {
+      // Full: make room by retiring an idle sandbox of another workspace, if there is one.
+      const other = this.idle.find((s) => s.workspace !== workspace)
+      if (other) this.retire(other, false)
+    }
+    if (this.all.size + this.creating < this.config.maxSandboxes) {
+      return { sandbox: await this.create(workspace, performance.now() + this.options.queueTimeoutMs), created: true, waitedMs: 0 }
+    }
+    const waitStart = performance.now()
+    const sandbox = await this.enqueue(workspace, job.block.hash, job.signal)
+    return { sandbox, created: false, waitedMs: performance.now() - waitStart }
+  }
+
+  private enqueue(workspace: string, hash: string, signal: AbortSignal | undefined): Promise<RemoteSandbox> {
+    if (this.waiters.length >= this.options.maxQueue) {
+      return Promise.reject(new Overloaded(`all ${this.config.maxSandboxes} E2B sandboxes are busy and ${this.options.maxQueue} runs are waiting`, 1, 429))
+    }
+    const leave = () => {
+      const at = this.waiters.indexOf(waiter)
+      if (at >= 0) this.waiters.splice(at, 1)
+    }
+    const place = timed<RemoteSandbox>(this.options.queueTimeoutMs, () => {
+      leave()
+      return new Overloaded(`no E2B sandbox became free within ${this.options.queueTimeoutMs} ms`, 1)
+    })
+    const waiter: Waiter = { workspace, hash, resolve: place.resolve, reject: place.reject }
+    const onAbort = () => {
+      leave()
+      place.reject(new Overloaded('the client went away while the run waited', 1))
+    }
+    signal?.addEventListener('abort', onAbort)
+    const stopListening = () => signal?.removeEventListener('abort', onAbort)
+    place.promise.then(stopListening, stopListening)
+    this.waiters.push(waiter)
+    return place.promise
+  }
+
+  /** A new sandbox, its runtime ready; counted against the cap while it is being made. */
+  private async create(workspace: string | null, deadline: number): Promise<RemoteSandbox> {
+    this.creating++
+    const creation = (async () => {
+      const sandbox = await this.lifecycle.create(workspace ?? UNASSIGNED_WORKSPACE, deadline)
+      const createdAt = performance.now()
+      const remote: RemoteSandbox = {
+        id: sandbox.sandboxId,
+        sandbox,
+        runtime: HttpRuntime.forSandbox(sandbox, this.config.sandboxUrl, this.options.maxFrameBytes),
+        workspace,
+        runs: 0,
+        createdAt,
+        expiresAt: createdAt + this.lifecycle.keepAliveMs(0),
+        idleTimer: null,
+      }
+      this.all.set(remote.id, remote)
+      if (this.config.mode === 'code-interpreter') {
+        const runtime = new InterpreterRuntime(sandbox as InterpreterSandbox, this.options.maxFrameBytes)
+        remote.runtime = runtime
+        try {
+          await runtime.prepare(Math.max(1000, deadline - performance.now()))
+        } catch (error) {
+          this.retire(remote, false)
+          throw error
+        }
+      }
+      return remote
+    })()
+    this.track(creation)
+    try {
+      const remote = await creation
+      this.lastError = null
+      if (this.stopped) {
+        this.retire(remote, false)
+        throw new Overloaded('the server is shutting down', 1)
+      }
+      return remote
+    } catch (error) {
+      const failure = error instanceof BlockgateError ? error : lifecycleError('create a sandbox', error)
+      this.lastError = failure.message
+      throw failure
+    } finally {
+      this.creating--
+    }
+  }
+
+  private take(remote: RemoteSandbox): void {
+    this.idle.splice(this.idle.indexOf(remote), 1)
+    if (remote.idleTimer) clearTimeout(remote.idleTimer)
+    remote.idleTimer = null
+  }
+
+  private release(remote: RemoteSandbox): void {
+    if (this.stopped || !this.all.has(remote.id)) return this.retire(remote)
+    const now = performance.now()
+    if (now - remote.createdAt > this.config.lifetimeMs - LIFETIME_MARGIN_MS) return this.retire(remote)
+    // A waiter of this workspace takes it, the one whose block it holds first.
+    const sameWorkspace = this.waiters.filter((w) => w.workspace === remote.workspace)
+    const waiter = sameWorkspace.find((w) => remote.runtime.loaded.has(w.hash)) ?? sameWorkspace[0]
+    if (waiter) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1)
+      return waiter.resolve(remote)
+    }
+    if (this.waiters.length > 0) return this.retire(remote) // only other workspaces wait: make room
+    this.idle.push(remote)
+    remote.idleTimer = setTimeout(() => {
+      if (this.idle.includes(remote)) this.retire(remote)
+    }, this.config.idleMs)
+    this.keepAlive(remote, now)
+  }
+
+  /**
+   * Moves E2B's timer past our idle kill when it gets close: off the run's path, and at
+   * most about once per idle period, so warm runs make no control-plane call.
+   */
+  private keepAlive(remote: RemoteSandbox, now: number): void {
+    if (remote.expiresAt - now > this.config.idleMs + LIFETIME_MARGIN_MS) return
+    const timeoutMs = this.lifecycle.keepAliveMs(now - remote.createdAt)
+    remote.expiresAt = now + timeoutMs
+    this.track(
+      this.lifecycle.extend(remote.sandbox, timeoutMs).catch((error) => {
+        log.warn('e2b keep-alive failed; retiring the sandbox', { sandbox: remote.id, error: (error as Error).message })
+        this.retire(remote)
+      }),
+    )
+  }
+
+  /** Ends a sandbox (E2B kill in the background) and keeps the pool's shape. */
+  private retire(remote: RemoteSandbox, refill = true): void {
+    if (remote.idleTimer) clearTimeout(remote.idleTimer)
+    remote.idleTimer = null
+    for (const list of [this.idle, this.spares]) {
+      const at = list.indexOf(remote)
+      if (at >= 0) list.splice(at, 1)
+    }
+    if (this.all.delete(remote.id)) this.track(this.lifecycle.kill(remote.id))
+    if (refill) this.serveWaiters()
+  }
+
+  /** Waiters the pool can now serve with a new sandbox get one. */
+  private serveWaiters(): void {
+    if (this.stopped) return
+    while (this.waiters.length > 0 && this.all.size + this.creating < this.config.maxSandboxes) {
+      const waiter = this.waiters.shift()!
+      this.create(waiter.workspace, performance.now() + this.options.queueTimeoutMs).then(waiter.resolve, waiter.reject)
+    }
+    this.refillSpares()
+  }
+
+  private refillSpares(): void {
+    if (this.stopped) return
+    const wanted = this.config.minWarm - this.spares.length - this.creating
+    for (let i = 0; i < wanted && this.all.size + this.creating < this.config.maxSandboxes; i++) {
+      this.create(null, performance.now() + this.options.queueTimeoutMs).then(
+        (remote) => {
+          const waiter = this.waiters.shift()
+          if (waiter) {
+            remote.workspace = waiter.workspace
+            return waiter.resolve(remote)
+          }
+          this.spares.push(remote)
+        },
+        (error) => log.warn('e2b pre-warm failed', { error: (error as Error).message }),
+      )
+    }
+  }
+
+  private track(promise: Promise<unknown>): void {
+    const settled = promise.then(
+      () => {},
+      () => {},
+    )
+    this.pending.add(settled)
+    void settled.then(() => this.pending.delete(settled))
+  }
+
+  private translate(error: unknown, job: RunJob, remote: RemoteSandbox): Error {
+    if (error instanceof BlockgateError) return error
+    if (error instanceof RuntimeTimeout) return new BlockTimeout(job.timeoutMs, { sandbox: remote.id })
+    if (job.signal?.aborted) return new Overloaded('the client went away during the run', 1)
+    const name = (error as Error)?.name ?? 'Error'
+    return new RemoteBackendFailed(`E2B sandbox ${remote.id} failed the run (${name}: ${(error as Error)?.message ?? error}); it was replaced`)
+  }
+}

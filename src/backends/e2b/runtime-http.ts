@@ -1,0 +1,97 @@
+// Template mode: the runtime server (template/runtime/server.py) is already running in the
+// sandbox when it boots; each request is one worker frame POSTed to it, the reply one frame
+// back. One HTTP round trip per request and no control-plane call.
+import type { Sandbox } from 'e2b'
+import { encodeFrame, FrameReader } from '../local/framing.ts'
+import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
+import { RUNTIME_PORT } from './template.ts'
+
+export const FRAME_CONTENT_TYPE = 'application/vnd.blockgate.frame'
+
+/** The sandbox is gone or its server is not answering (E2B's edge answers 502). */
+export class SandboxGone extends Error {
+  override name = 'SandboxGone'
+}
+
+/** The run did not answer within its budget. */
+export class RuntimeTimeout extends Error {
+  override name = 'RuntimeTimeout'
+}
+
+export interface RuntimeEndpoint {
+  url: string
+  headers: Record<string, string>
+}
+
+/**
+ * How to reach a port of a sandbox: through `sandboxUrl` with routing headers when one is
+ * configured (E2B's single-host mode, and the offline stand-in), else its own host name.
+ */
+export function endpointOf(sandbox: Sandbox, port: number, sandboxUrl: string | undefined): RuntimeEndpoint {
+  const headers: Record<string, string> = {}
+  if (sandbox.trafficAccessToken) headers['e2b-traffic-access-token'] = sandbox.trafficAccessToken
+  if (sandboxUrl) {
+    headers['E2b-Sandbox-Id'] = sandbox.sandboxId
+    headers['E2b-Sandbox-Port'] = String(port)
+    return { url: sandboxUrl.replace(/\/$/, ''), headers }
+  }
+  return { url: `https://${sandbox.getHost(port)}`, headers }
+}
+
+export class HttpRuntime implements BlockRuntime {
+  readonly loaded = new Set<string>()
+  private readonly frameUrl: string
+  private readonly headers: Record<string, string>
+
+  constructor(
+    endpoint: RuntimeEndpoint,
+    private readonly maxFrameBytes: number,
+  ) {
+    this.frameUrl = `${endpoint.url}/frame`
+    this.headers = { ...endpoint.headers, 'content-type': FRAME_CONTENT_TYPE }
+  }
+
+  static forSandbox(sandbox: Sandbox, sandboxUrl: string | undefined, maxFrameBytes: number): HttpRuntime {
+    return new HttpRuntime(endpointOf(sandbox, RUNTIME_PORT, sandboxUrl), maxFrameBytes)
+  }
+
+  async request(message: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<RuntimeReply> {
+    const deadline = AbortSignal.timeout(timeoutMs)
+    let response: Response
+    try {
+      response = await fetch(this.frameUrl, {
+        method: 'POST',
+        headers: this.headers,
+        body: new Blob(encodeFrame(message)),
+        signal: signal ? AbortSignal.any([deadline, signal]) : deadline,
+      })
+    } catch (error) {
+      if (deadline.aborted) throw new RuntimeTimeout(`the sandbox gave no reply within ${timeoutMs} ms`)
+      if (signal?.aborted) throw error
+      throw new SandboxGone(`the sandbox's runtime could not be reached: ${(error as Error).message}`)
+    }
+    if (response.status === 502 || response.status === 404) {
+      throw new SandboxGone(`the sandbox's runtime is gone (HTTP ${response.status}: ${(await response.text()).slice(0, 200)})`)
+    }
+    if (!response.ok) throw new Error(`the sandbox's runtime answered HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`)
+    let body: Uint8Array
+    try {
+      body = new Uint8Array(await response.arrayBuffer())
+    } catch (error) {
+      if (deadline.aborted) throw new RuntimeTimeout(`the sandbox gave no reply within ${timeoutMs} ms`)
+      throw new SandboxGone(`the sandbox's reply broke off: ${(error as Error).message}`)
+    }
+    return onlyFrame(body, this.maxFrameBytes)
+  }
+}
+
+/** The single reply frame a body must hold. */
+export function onlyFrame(body: Uint8Array, maxFrameBytes: number): RuntimeReply {
+  const frames = new FrameReader(maxFrameBytes).push(body)
+  if (frames.length !== 1 || !isReply(frames[0])) throw new Error(`the sandbox's runtime answered ${frames.length} frames, not one reply`)
+  return frames[0]
+}
+
+function isReply(value: unknown): value is RuntimeReply {
+  return typeof value === 'object' && value !== null && typeof (value as { ok?: unknown }).ok === 'boolean'
+}

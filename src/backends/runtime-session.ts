@@ -1,0 +1,92 @@
+// What both backends do with a runtime once they hold one: load the block unless the
+// runtime already has it, run it, and turn the runtime's reply into an outcome or a
+// typed error. The runtime is a local worker or a remote sandbox; the protocol is the same.
+import { OutputsDocument, type RunJob } from './backend.ts'
+import { BadRequest, BlockCodeError, BlockgateError, InternalError, OutputTooLarge } from '../errors.ts'
+
+/** What every runtime reply carries; ops add their own fields. */
+export interface RuntimeReply {
+  ok: boolean
+  error?: { type: string; message: string } & Record<string, unknown>
+  [field: string]: unknown
+}
+
+/** A Python runtime that answers one request at a time, whatever carries the frames. */
+export interface BlockRuntime {
+  /** Block hashes the runtime holds, mirrored from its load/evict replies. */
+  readonly loaded: Set<string>
+  request(message: Record<string, unknown>, timeoutMs: number): Promise<RuntimeReply>
+}
+
+export interface SessionResult {
+  reply: RuntimeReply
+  /** True when the block had to be loaded first. */
+  loadedBlock: boolean
+  /** When the load (if any) ended and the run began. */
+  runStartedAt: number
+}
+
+/**
+ * Loads (if needed) and runs `job` on `runtime` before `deadline` (a performance.now() time).
+ * With `inlineLoad`, a block the runtime lacks travels with the run itself: one round trip
+ * instead of two, for runtimes across a network.
+ */
+export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: number, { inlineLoad = false } = {}): Promise<SessionResult> {
+  let loadedBlock = false
+  for (let attempt = 0; ; attempt++) {
+    const missing = !runtime.loaded.has(job.block.hash)
+    if (missing && !inlineLoad) {
+      loadedBlock = true
+      await loadBlock(runtime, job, deadline)
+    }
+    const runStartedAt = performance.now()
+    const message: Record<string, unknown> = { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat }
+    if (missing && inlineLoad) message.code = job.block.code
+    const reply = await runtime.request(message, remaining(deadline))
+    const loadedNow = reply.loaded as { evicted?: string[] } | undefined
+    if (loadedNow) {
+      loadedBlock = true
+      noteLoaded(runtime, job.block.hash, loadedNow.evicted)
+    }
+    // The runtime may have evicted the block since our mirror last heard: load again once.
+    if (!reply.ok && reply.error?.type === 'UnknownBlock' && attempt === 0) {
+      runtime.loaded.delete(job.block.hash)
+      continue
+    }
+    if (!reply.ok) throw blockError(reply)
+    return { reply, loadedBlock, runStartedAt }
+  }
+}
+
+async function loadBlock(runtime: BlockRuntime, job: RunJob, deadline: number): Promise<void> {
+  const reply = await runtime.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline))
+  if (!reply.ok) throw blockError(reply)
+  noteLoaded(runtime, job.block.hash, reply.evicted as string[] | undefined)
+}
+
+function noteLoaded(runtime: BlockRuntime, hash: string, evicted: string[] = []): void {
+  runtime.loaded.add(hash)
+  for (const gone of evicted) runtime.loaded.delete(gone)
+}
+
+export function outputsOf(reply: RuntimeReply): unknown {
+  const document = reply.outputs_document as { format: 'cbor' | 'json'; pieces: Uint8Array[] } | undefined
+  return document ? new OutputsDocument(document.format, document.pieces) : reply.outputs
+}
+
+/** The block's own run time as the runtime measured it. */
+export function userCodeMs(reply: RuntimeReply): number {
+  return (reply.timings_ms as { execute?: number } | undefined)?.execute ?? 0
+}
+
+export function remaining(deadline: number): number {
+  return Math.max(1, deadline - performance.now())
+}
+
+export function blockError(reply: RuntimeReply): BlockgateError {
+  const { type = 'InternalError', message = 'the runtime gave no message', ...details } = reply.error ?? {}
+  if (type === 'BlockCompileError' || type === 'BlockRuntimeError') return new BlockCodeError(type, message, details)
+  if (type === 'OutputTooLarge') return new OutputTooLarge(message)
+  if (type === 'InvalidInput') return new BadRequest(message)
+  return new InternalError(`the runtime answered ${type}: ${message}`)
+}
