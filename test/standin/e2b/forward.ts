@@ -1,0 +1,30 @@
+// A sandbox port other than envd's and the interpreter's: the request goes, streamed both
+// ways, to the server behind that port inside the sandbox (a Unix socket on the host).
+
+/** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1). */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+/** Meant for E2B's edge, not for the code in the sandbox. */
+const EDGE_ONLY = ['e2b-traffic-access-token', 'x-access-token']
+
+export async function forwardToSocket(request: Request, socketPath: string): Promise<Response> {
+  const url = new URL(request.url)
+  const headers = new Headers(request.headers)
+  for (const name of [...HOP_BY_HOP, ...EDGE_ONLY, 'accept-encoding']) headers.delete(name) // accept-encoding: pass the bytes through untouched
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null
+  const upstream = await fetch(`http://sandbox${url.pathname}${url.search}`, {
+    method: request.method,
+    headers,
+    body: hasBody ? request.body : undefined,
+    unix: socketPath,
+    redirect: 'manual',
+    duplex: 'half', // the request body streams through, it is not buffered first
+  })
+  const answer = new Headers(upstream.headers)
+  for (const name of HOP_BY_HOP) answer.delete(name)
+  if (answer.has('content-encoding')) {
+    // fetch decoded the body: its encoding and length no longer describe what we send
+    answer.delete('content-encoding')
+    answer.delete('content-length')
+  }
+  return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: answer })
+}

@@ -1,0 +1,96 @@
+// An offline stand-in for E2B: the control plane (E2B_API_URL) and the sandbox edge
+// (E2B_SANDBOX_URL) on 127.0.0.1, driven unchanged by the real `e2b` and
+// `@e2b/code-interpreter` SDKs. Sandboxes are bubblewrapped local processes.
+import { randomBytes } from 'node:crypto'
+import { CallLog } from './calls.ts'
+import { controlPlane } from './control-plane.ts'
+import { dataPlane } from './data-plane.ts'
+import { noFaults, type Faults } from './faults.ts'
+import { resolveIsolation } from './isolation.ts'
+import { SandboxRegistry } from './registry.ts'
+import type { SandboxState } from './sandbox.ts'
+
+export type { Faults } from './faults.ts'
+export { CallLog } from './calls.ts'
+
+export interface StandinOptions {
+  /** Ports to listen on (127.0.0.1); 0 or absent lets the OS choose. */
+  apiPort?: number
+  sandboxPort?: number
+  /** The key every control-plane call must send as X-API-KEY; random if absent. */
+  apiKey?: string
+  /** Run sandboxes without bubblewrap (also BLOCKGATE_ALLOW_UNSANDBOXED=1); otherwise bwrap is required. */
+  unsandboxed?: boolean
+  /** The venv interpreter (default: BLOCKGATE_PYTHON, else the repo's .venv). */
+  python?: string
+  /** The directory holding the `runtime` package (default: the repo's template/). */
+  runtimeDir?: string
+  /** How long a runtime template's server may take to answer GET /health (default 30 s). */
+  bootTimeoutMs?: number
+  /** Initial fault switches. */
+  faults?: Partial<Faults>
+}
+
+export interface LiveSandbox {
+  sandboxId: string
+  templateId: string
+  state: SandboxState
+  metadata: Record<string, string>
+  endAt: Date
+  /** Its live processes, bubblewrap included. */
+  pids: number[]
+}
+
+export interface Standin {
+  apiUrl: string
+  sandboxUrl: string
+  apiKey: string
+  /** The fault switches; change them in place. */
+  faults: Faults
+  calls: CallLog
+  /** The sandboxes alive now, running or paused. */
+  alive(): LiveSandbox[]
+  /** Kills every sandbox and closes both ports. */
+  stop(): Promise<void>
+}
+
+export async function startStandin(options: StandinOptions = {}): Promise<Standin> {
+  const isolation = resolveIsolation(options)
+  const apiKey = options.apiKey ?? `e2b_${randomBytes(20).toString('hex')}`
+  const faults: Faults = { ...noFaults(), ...options.faults }
+  const calls = new CallLog()
+  const registry = new SandboxRegistry()
+  const api = Bun.serve({
+    hostname: '127.0.0.1',
+    port: options.apiPort ?? 0,
+    fetch: controlPlane({ apiKey, registry, faults, calls, isolation, bootTimeoutMs: options.bootTimeoutMs ?? 30_000 }).fetch,
+  })
+  const edge = Bun.serve({
+    hostname: '127.0.0.1',
+    port: options.sandboxPort ?? 0,
+    idleTimeout: 0, // a long execution streams nothing for a while
+    fetch: dataPlane(registry, faults),
+  })
+  let stopping: Promise<void> | null = null
+  return {
+    apiUrl: `http://127.0.0.1:${api.port}`,
+    sandboxUrl: `http://127.0.0.1:${edge.port}`,
+    apiKey,
+    faults,
+    calls,
+    alive: () =>
+      registry.all().map((sandbox) => ({
+        sandboxId: sandbox.id,
+        templateId: sandbox.spec.templateId,
+        state: sandbox.state,
+        metadata: sandbox.spec.metadata,
+        endAt: sandbox.endAt,
+        pids: sandbox.pids(),
+      })),
+    stop: () =>
+      (stopping ??= (async () => {
+        await Promise.all([api.stop(true), edge.stop(true)])
+        await registry.killAll()
+      })()),
+  }
+}

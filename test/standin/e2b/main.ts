@@ -1,0 +1,21 @@
+// `npm run standin:e2b`: the stand-in as a process of its own, for tests in another
+// process. Prints the SDK's variables, then serves until SIGTERM or SIGINT, killing every
+// sandbox on the way out.
+import { startStandin } from './index.ts'
+
+const port = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined)
+
+const standin = await startStandin({
+  apiPort: port('STANDIN_API_PORT'),
+  sandboxPort: port('STANDIN_SANDBOX_PORT'),
+  apiKey: process.env.STANDIN_API_KEY || undefined,
+})
+console.log(`E2B_API_URL=${standin.apiUrl}`)
+console.log(`E2B_SANDBOX_URL=${standin.sandboxUrl}`)
+console.log(`E2B_API_KEY=${standin.apiKey}`)
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.on(signal, () => {
+    void standin.stop().then(() => process.exit(0))
+  })
+}

@@ -1,0 +1,67 @@
+// A sandbox's processes, found by parentage: bubblewrap starts the code in a new session
+// inside a PID namespace, so the process group of the bwrap we spawned does not hold them
+// all. Pausing stops every one of them; killing kills every one.
+import { readdirSync, readFileSync } from 'node:fs'
+
+/** The parent of each live process, read from /proc. */
+function parents(): Map<number, number> {
+  const parentOf = new Map<number, number>()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      // The command name may hold spaces and parentheses: fields resume after the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      parentOf.set(Number(entry), Number(fields[1]))
+    } catch {
+      // the process exited while we looked
+    }
+  }
+  return parentOf
+}
+
+/** `root` and every process below it, parents before children. */
+export function processTree(root: number): number[] {
+  const childrenOf = new Map<number, number[]>()
+  for (const [pid, parent] of parents()) {
+    const siblings = childrenOf.get(parent)
+    if (siblings) siblings.push(pid)
+    else childrenOf.set(parent, [pid])
+  }
+  const tree: number[] = []
+  const queue = [root]
+  while (queue.length > 0) {
+    const pid = queue.shift()!
+    tree.push(pid)
+    queue.push(...(childrenOf.get(pid) ?? []))
+  }
+  return tree
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Sends `signal` to each pid (and its process group, for the group leaders we spawned). */
+export function signalAll(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export function signalGroup(leader: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-leader, signal)
+  } catch {
+    // the group is empty
+  }
+}

@@ -1,0 +1,124 @@
+// One stand-in sandbox: what E2B's API says about it, its private directories on the host,
+// and the processes its template runs. Pausing freezes every process (SIGSTOP); killing
+// ends them all and removes the directories.
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SANDBOX_UID } from '../../../src/backends/local/sandbox.ts'
+import type { Isolation, SandboxDirs } from './isolation.ts'
+import { Kernel } from './kernel.ts'
+import { isAlive, processTree, signalAll } from './process-tree.ts'
+import { RuntimeServer } from './runtime-server.ts'
+import type { TemplateKind } from './templates.ts'
+
+export type SandboxState = 'running' | 'paused'
+
+/** What a create request asked for, as the stand-in keeps it. */
+export interface SandboxSpec {
+  templateId: string
+  kind: TemplateKind
+  metadata: Record<string, string>
+  envVars: Record<string, string>
+  timeoutSeconds: number
+  autoPause: boolean
+  allowInternetAccess: boolean | null
+  network: Record<string, unknown> | null
+  envdAccessToken: string | null
+  trafficAccessToken: string | null
+}
+
+export class StandinSandbox {
+  state: SandboxState = 'running'
+  readonly startedAt = new Date()
+  endAt: Date
+  private kernel: Kernel | null = null
+  private runtime: RuntimeServer | null = null
+  private killed = false
+
+  private constructor(
+    readonly id: string,
+    readonly spec: SandboxSpec,
+    readonly dirs: SandboxDirs & { root: string },
+    private readonly isolation: Isolation,
+  ) {
+    this.endAt = new Date(this.startedAt.getTime() + spec.timeoutSeconds * 1000)
+  }
+
+  /** Boots the sandbox: returns once its template's servers answer, as a snapshot would. */
+  static async boot(id: string, spec: SandboxSpec, isolation: Isolation, startTimeoutMs: number): Promise<StandinSandbox> {
+    const sandbox = new StandinSandbox(id, spec, makeDirs(isolation), isolation)
+    try {
+      if (spec.kind.kernelAtStart) sandbox.kernel = Kernel.start(isolation, sandbox.dirs, spec.envVars)
+      if (spec.kind.runtimeServer) sandbox.runtime = await RuntimeServer.start(isolation, sandbox.dirs, startTimeoutMs)
+      if (sandbox.kernel) await sandbox.kernel.ready
+      return sandbox
+    } catch (error) {
+      await sandbox.kill()
+      throw error
+    }
+  }
+
+  get alive(): boolean {
+    return !this.killed
+  }
+
+  /** The kernel behind port 49999, started on first use for templates that do not start it. */
+  codeKernel(): Kernel {
+    if (!this.kernel?.alive) this.kernel = Kernel.start(this.isolation, this.dirs, this.spec.envVars)
+    return this.kernel
+  }
+
+  /** The host path of the runtime server's socket, or null if this sandbox has none. */
+  get runtimeSocket(): string | null {
+    return this.runtime?.socketPath ?? null
+  }
+
+  /** Who must own the files the stand-in writes into the home, for the code inside to change them. */
+  get fileOwner(): number | null {
+    return this.isolation.sandboxed && process.getuid?.() === 0 ? SANDBOX_UID : null
+  }
+
+  /** Every live process of the sandbox, its bubblewrap launchers included. */
+  pids(): number[] {
+    return this.launchers().flatMap((pid) => processTree(pid)).filter(isAlive)
+  }
+
+  pause(): void {
+    // Top-down, so no parent starts a child that escapes the freeze.
+    signalAll(this.pids(), 'SIGSTOP')
+    this.state = 'paused'
+  }
+
+  resume(): void {
+    signalAll(this.pids(), 'SIGCONT')
+    this.state = 'running'
+  }
+
+  async kill(): Promise<void> {
+    if (this.killed) return
+    this.killed = true
+    const pids = this.pids()
+    for (const child of [this.kernel, this.runtime]) child?.kill()
+    signalAll(pids, 'SIGKILL') // the code inside runs in sessions of its own
+    signalAll(pids, 'SIGCONT') // a paused process dies only once it runs again
+    await Promise.all([this.kernel?.stopped(), this.runtime?.stopped()])
+    rmSync(this.dirs.root, { recursive: true, force: true })
+  }
+
+  private launchers(): number[] {
+    return [this.kernel?.pid, this.runtime?.pid].filter((pid): pid is number => pid !== undefined)
+  }
+}
+
+/** A private root with the sandbox's home and its socket directory, both writable by the sandbox's user. */
+function makeDirs(isolation: Isolation): SandboxDirs & { root: string } {
+  const root = mkdtempSync(join(tmpdir(), 'e2b-standin-'))
+  chmodSync(root, 0o755)
+  const dirs = { root, homeDir: join(root, 'home'), socketDir: join(root, 'run') }
+  for (const dir of [dirs.homeDir, dirs.socketDir]) {
+    mkdirSync(dir, { mode: 0o755 })
+    // As root, bubblewrap runs the code as nobody: that user must own what it writes to.
+    if (isolation.sandboxed && process.getuid?.() === 0) chownSync(dir, SANDBOX_UID, SANDBOX_UID)
+  }
+  return dirs
+}
