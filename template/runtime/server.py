@@ -23,7 +23,6 @@ import socketserver
 import stat
 import sys
 import threading
-import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO, TextIO
@@ -169,6 +168,7 @@ def _media_type(header: str | None) -> str:
 
 class RuntimeRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the proxy reuses one connection per sandbox
+    default_request_version = "HTTP/1.0"  # so even a garbled request line gets a status line
     server_version = f"blockgate-runtime/{__version__}"
     sys_version = ""
 
@@ -238,7 +238,10 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
             return HTTPStatus.BAD_REQUEST, f"Content-Length must be a byte count, got {length_header!r}"
         limit = self.runner.max_frame_bytes + HEADER_BYTES
         if length > limit:
-            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"a body of {length} bytes is over the frame limit of {limit} bytes"
+            return (
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"a body of {length} bytes is over the limit of {limit} bytes (a frame of --max-frame-bytes and its length)",
+            )
         return None
 
     def _handle_frame(self, body: _BodyReader) -> list[bytes | memoryview]:
@@ -280,7 +283,8 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send_error(self, status: HTTPStatus, message: str, *, close: bool = False, allow: str | None = None) -> None:
-        self.log(f"{self.command} {self.path} → {status.value}: {message}")
+        # A request line that did not parse leaves no command or path to name.
+        self.log(f"{self.command or '-'} {getattr(self, 'path', '-')} → {status.value}: {message}")
         error_type = HTTP_ERROR_TYPES.get(status.value, status.phrase.replace(" ", ""))
         self._send_json(status, {"error": {"type": error_type, "message": message}}, close=close, allow=allow)
 
@@ -354,14 +358,12 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = _Log()
-    started = time.perf_counter()
     preload()
     executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True)
     runner = FrameRunner(executor, args.max_frame_bytes)
     server = make_server(args, runner, log)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    warm_ms = (time.perf_counter() - started) * 1000
-    log(f"listening on {_describe_address(server)} (version {__version__}, pid {os.getpid()}, warm in {warm_ms:.0f} ms)")
+    log(f"listening on {_describe_address(server)} (version {__version__}, pid {os.getpid()})")
     try:
         server.serve_forever()
     except (SystemExit, KeyboardInterrupt):

@@ -168,6 +168,16 @@ def test_an_ndarray_round_trips_through_the_sidecar(conn):
     assert doubled.dtype == np.float32 and np.array_equal(doubled, image * 2)
 
 
+@pytest.mark.parametrize("side", [4, 40, 400])  # 64 B inline, 6.4 kB joined with the head, 640 kB on its own
+def test_outputs_of_every_size_and_layout_come_back_whole(conn, side):
+    block = code("def run(self, n):\n    a = np.arange(n * n, dtype=np.float32).reshape(n, n)\n    return {'a': a, 'strided': a[:, ::2]}\n")
+    assert send(conn, {"op": "load", "hash": f"sizes-{side}", "code": block})["ok"]
+    outputs = send(conn, {"op": "run", "hash": f"sizes-{side}", "inputs": {"n": side}, "context": {}})["outputs"]
+    decoded = decode_inputs(outputs)
+    expected = np.arange(side * side, dtype=np.float32).reshape(side, side)
+    assert np.array_equal(decoded["a"], expected) and np.array_equal(decoded["strided"], expected[:, ::2])
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -194,9 +204,7 @@ def test_a_body_over_the_frame_limit_is_413_without_being_sent(server):
             f"POST /frame HTTP/1.1\r\nHost: x\r\nContent-Type: {FRAME_TYPE}\r\n"
             f"Content-Length: {MAX_FRAME_BYTES + 5}\r\n\r\n".encode()
         )
-        answer = sock.makefile("rb")
         response = http.client.HTTPResponse(sock)
-        response.fp = answer
         response.begin()
         assert response.status == 413
         assert response.getheader("Connection") == "close"
@@ -213,6 +221,17 @@ def test_a_client_that_expects_100_continue_hears_the_refusal_first(server):
             f"Content-Length: {MAX_FRAME_BYTES * 2}\r\n\r\n".encode()
         )
         assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_request_line_that_does_not_parse_is_a_json_400(server):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(server)
+        sock.sendall(b"NONSENSE\r\n\r\n")
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        assert response.status == 400
+        assert json.loads(response.read())["error"]["type"] == "BadRequest"
 
 
 def test_wrong_content_type_is_415(conn):
