@@ -26,7 +26,6 @@ export function runtimeFiles(root = PROJECT_ROOT): string[] {
 export class InterpreterRuntime implements BlockRuntime {
   readonly loaded = new Set<string>()
   private uploaded = false
-  private sequence = 0
 
   constructor(
     private readonly sandbox: Sandbox,
@@ -52,7 +51,8 @@ export class InterpreterRuntime implements BlockRuntime {
   async request(message: Record<string, unknown>, timeoutMs: number): Promise<RuntimeReply> {
     if (!this.uploaded) throw new Error('the runtime was not uploaded to this sandbox')
     const deadline = performance.now() + timeoutMs
-    const name = `${SANDBOX_ROOT}/io/${++this.sequence}`
+    // One request at a time per sandbox: the same two files serve every request, so nothing piles up.
+    const name = `${SANDBOX_ROOT}/io/frame`
     await this.sandbox.files.write(`${name}.in`, new Blob(encodeFrame(message)), { requestTimeoutMs: timeoutMs })
     await this.execute(`run_frame_file(${JSON.stringify(`${name}.in`)}, ${JSON.stringify(`${name}.out`)})`, Math.max(1, deadline - performance.now()))
     const reply = await this.sandbox.files.read(`${name}.out`, { format: 'bytes', requestTimeoutMs: Math.max(1, deadline - performance.now()) })
