@@ -11,6 +11,9 @@ import { isAlive, processTree, signalAll } from './process-tree.ts'
 import { RuntimeServer } from './runtime-server.ts'
 import type { TemplateKind } from './templates.ts'
 
+/** How long the bwrap launchers get to exit on their own once everything inside is killed. */
+const LAUNCHER_EXIT_WAIT_MS = 1000
+
 export type SandboxState = 'running' | 'paused'
 
 /** What a create request asked for, as the stand-in keeps it. */
@@ -97,11 +100,18 @@ export class StandinSandbox {
   async kill(): Promise<void> {
     if (this.killed) return
     this.killed = true
-    const pids = this.pids()
-    for (const child of [this.kernel, this.runtime]) child?.kill()
-    signalAll(pids, 'SIGKILL') // the code inside runs in sessions of its own
-    signalAll(pids, 'SIGCONT') // a paused process dies only once it runs again
-    await Promise.all([this.kernel?.stopped(), this.runtime?.stopped()])
+    // Inside first, the bwrap we spawned last: it then sees its child die and exits, reaped
+    // by us. Killed first, it would orphan its child, which lingers as a zombie on hosts
+    // whose init does not reap.
+    const launchers = this.launchers()
+    const inside = this.pids().filter((pid) => !launchers.includes(pid))
+    signalAll(inside, 'SIGKILL') // the code inside runs in sessions of its own
+    signalAll([...launchers, ...inside], 'SIGCONT') // a paused launcher must run to exit
+    const stopped = Promise.all([this.kernel?.stopped(), this.runtime?.stopped()])
+    if ((await Promise.race([stopped.then(() => true), Bun.sleep(LAUNCHER_EXIT_WAIT_MS).then(() => false)])) === false) {
+      for (const child of [this.kernel, this.runtime]) child?.kill()
+      await stopped
+    }
     rmSync(this.dirs.root, { recursive: true, force: true })
   }
 
