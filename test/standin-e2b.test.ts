@@ -327,6 +327,24 @@ describe('code interpreter', () => {
     expect(await sandbox.files.read('/home/user/out.txt')).toBe('from the kernel')
   })
 
+  test('a kernel that dies reports it, and the next runCode gets a fresh kernel', async () => {
+    const sandbox = await CodeSandbox.create({ ...connection })
+    made.push(sandbox)
+    await sandbox.runCode('kept = 1')
+    const died = await sandbox.runCode('import os\nos._exit(3)')
+    expect(died.error?.name).toBe('KernelDied')
+    const fresh = await sandbox.runCode('"kept" in globals()')
+    expect(fresh.text).toBe('False')
+  })
+
+  test('a sandbox killed mid-execution drops the stream: a TimeoutError, as with E2B', async () => {
+    const sandbox = await CodeSandbox.create({ ...connection })
+    const running = sandbox.runCode('import time\nprint("started", flush=True)\ntime.sleep(30)').catch((error: unknown) => error)
+    await Bun.sleep(200)
+    await sandbox.kill()
+    expect(await running).toBeInstanceOf(TimeoutError)
+  })
+
   test('the kernel is sandboxed: no network, the host invisible', async () => {
     const sandbox = await CodeSandbox.create({ ...connection })
     made.push(sandbox)

@@ -7,6 +7,7 @@ import { controlPlane } from './control-plane.ts'
 import { dataPlane } from './data-plane.ts'
 import { noFaults, type Faults } from './faults.ts'
 import { resolveIsolation } from './isolation.ts'
+import { SANDBOX_KILLED } from './kernel.ts'
 import { SandboxRegistry } from './registry.ts'
 import type { SandboxState } from './sandbox.ts'
 
@@ -63,6 +64,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
   const api = Bun.serve({
     hostname: '127.0.0.1',
     port: options.apiPort ?? 0,
+    idleTimeout: 0, // a slow create (slowCreateMs, a runtime's boot) may take longer than Bun's default 10 s
     fetch: controlPlane({ apiKey, registry, faults, calls, isolation, bootTimeoutMs: options.bootTimeoutMs ?? 30_000 }).fetch,
   })
   const edge = Bun.serve({
@@ -70,6 +72,10 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     port: options.sandboxPort ?? 0,
     idleTimeout: 0, // a long execution streams nothing for a while
     fetch: dataPlane(registry, faults),
+    // A response broken off on purpose (its sandbox was killed mid-stream) is no error of
+    // ours: answered quietly here, and development mode would print it anyway.
+    development: false,
+    error: (error) => (error.message === SANDBOX_KILLED ? new Response(null, { status: 502 }) : new Response(error.message, { status: 500 })),
   })
   let stopping: Promise<void> | null = null
   return {

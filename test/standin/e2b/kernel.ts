@@ -8,6 +8,8 @@ import { StderrTail } from './stderr-tail.ts'
 
 const KERNEL_SOURCE = join(import.meta.dir, 'kernel.py')
 const KERNEL_START_TIMEOUT_MS = 30_000
+/** Why a response stream is broken off when its sandbox is killed. */
+export const SANDBOX_KILLED = 'the sandbox was killed'
 
 type KernelEvent = { type: string } & Record<string, unknown>
 
@@ -18,7 +20,11 @@ export class Kernel {
   private sink: ((event: KernelEvent) => void) | null = null
   /** The tail of the queue: each execution starts when the one before it has ended. */
   private queue: Promise<void> = Promise.resolve()
+  /** Breaks off the response of the execution in flight without ending it properly. */
+  private cut: (() => void) | null = null
   private exited = false
+  /** Set when the whole sandbox is being killed, not just the kernel dying. */
+  sandboxGone = false
 
   private constructor(private readonly proc: Subprocess<'pipe', 'pipe', 'pipe'>) {
     this.stderr = new StderrTail(proc.stderr)
@@ -40,6 +46,7 @@ export class Kernel {
       this.exited = true
       clearTimeout(timer)
       failStart(new Error(`the kernel exited: ${this.stderr.text() || `code ${proc.exitCode}, signal ${proc.signalCode}`}`))
+      if (this.sandboxGone) return this.cut?.() // as in E2B: the connection drops with the sandbox
       this.sink?.({ type: 'error', name: 'KernelDied', value: `the kernel process exited: ${this.stderr.text()}`, traceback: '' })
       this.sink?.({ type: 'end_of_execution' })
     })
@@ -84,6 +91,7 @@ export class Kernel {
         }
         const end = () => {
           this.sink = null
+          this.cut = null
           try {
             controller.close()
           } catch {
@@ -102,6 +110,12 @@ export class Kernel {
         this.sink = (event) => {
           emit(event)
           if (event.type === 'end_of_execution') end()
+        }
+        this.cut = () => {
+          this.sink = null
+          this.cut = null
+          controller.error(new Error(SANDBOX_KILLED))
+          finished()
         }
         if (this.exited) {
           emit({ type: 'error', name: 'KernelDied', value: 'the kernel process is not running', traceback: '' })

@@ -103,6 +103,7 @@ export class StandinSandbox {
     // Inside first, the bwrap we spawned last: it then sees its child die and exits, reaped
     // by us. Killed first, it would orphan its child, which lingers as a zombie on hosts
     // whose init does not reap.
+    if (this.kernel) this.kernel.sandboxGone = true
     const launchers = this.launchers()
     const inside = this.pids().filter((pid) => !launchers.includes(pid))
     signalAll(inside, 'SIGKILL') // the code inside runs in sessions of its own
