@@ -422,7 +422,18 @@ describe('lifetime of the stand-in', () => {
       const vars = Object.fromEntries(lines.map((line) => line.split('=', 2) as [string, string]))
       expect(Object.keys(vars)).toEqual(['E2B_API_URL', 'E2B_SANDBOX_URL', 'E2B_API_KEY'])
       expect(vars.E2B_API_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
-      const sandbox = await Sandbox.create('base', { apiKey: vars.E2B_API_KEY, apiUrl: vars.E2B_API_URL, sandboxUrl: vars.E2B_SANDBOX_URL })
+      // The SDK's own variables point it at the stand-in, with no connection options at all.
+      const saved = { ...process.env }
+      Object.assign(process.env, vars)
+      let sandbox: Sandbox
+      try {
+        sandbox = await Sandbox.create('base')
+      } finally {
+        for (const name of Object.keys(vars)) {
+          if (saved[name] === undefined) delete process.env[name]
+          else process.env[name] = saved[name]
+        }
+      }
       expect(await sandbox.isRunning()).toBe(true)
       const sandboxPids = processTree(proc.pid).slice(1)
       expect(sandboxPids.length).toBeGreaterThan(0)
