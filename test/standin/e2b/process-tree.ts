@@ -47,7 +47,7 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-/** Sends `signal` to each pid (and its process group, for the group leaders we spawned). */
+/** Sends `signal` to each pid that is still there. */
 export function signalAll(pids: number[], signal: NodeJS.Signals): void {
   for (const pid of pids) {
     try {
@@ -55,13 +55,5 @@ export function signalAll(pids: number[], signal: NodeJS.Signals): void {
     } catch {
       // already gone
     }
-  }
-}
-
-export function signalGroup(leader: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-leader, signal)
-  } catch {
-    // the group is empty
   }
 }

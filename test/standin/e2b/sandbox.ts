@@ -61,10 +61,6 @@ export class StandinSandbox {
     }
   }
 
-  get alive(): boolean {
-    return !this.killed
-  }
-
   /** The kernel behind port 49999, started on first use for templates that do not start it. */
   codeKernel(): Kernel {
     if (!this.kernel?.alive) this.kernel = Kernel.start(this.isolation, this.dirs, this.spec.envVars)
