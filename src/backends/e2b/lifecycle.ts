@@ -72,7 +72,12 @@ export class Lifecycle {
    * is only the backstop if blockgate dies), never past the sandbox's hard lifetime.
    */
   keepAliveMs(ageMs: number): number {
-    return Math.max(1000, Math.min(2 * this.config.idleMs, this.config.lifetimeMs - ageMs))
+    return Math.max(1000, Math.min(2 * this.config.idleMs + this.keepAliveMarginMs, this.config.lifetimeMs - ageMs))
+  }
+
+  /** How far E2B's timer must stay past our idle kill: time for a kill call to arrive. */
+  get keepAliveMarginMs(): number {
+    return Math.min(5000, this.config.idleMs / 2)
   }
 
   async extend(sandbox: Sandbox, timeoutMs: number): Promise<void> {

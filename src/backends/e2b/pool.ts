@@ -290,7 +290,7 @@ export class E2BPool implements Backend {
    * most about once per idle period, so warm runs make no control-plane call.
    */
   private keepAlive(remote: RemoteSandbox, now: number): void {
-    if (remote.expiresAt - now > this.config.idleMs + LIFETIME_MARGIN_MS) return
+    if (remote.expiresAt - now > this.config.idleMs + this.lifecycle.keepAliveMarginMs) return
     const timeoutMs = this.lifecycle.keepAliveMs(now - remote.createdAt)
     remote.expiresAt = now + timeoutMs
     this.track(
