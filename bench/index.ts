@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { LARGE_BUFFER_MALLOC } from '../src/backends/local/worker.ts'
 import { coldAndWarm } from './cold-warm.ts'
+import { e2bColdAndWarm } from './e2b.ts'
 import { httpScenarios } from './http.ts'
 import { serializationThroughput, type ThroughputRow } from './serializers.ts'
 
@@ -16,6 +17,11 @@ const startup = await coldAndWarm(quick)
 console.log('\nCold start against warm start')
 console.table(startup.rows)
 console.log(`zygote fork vs fresh interpreter (p50): ${startup.forkVsFresh.toFixed(0)}x faster; cold (fork) vs warm run: ${startup.coldVsWarm.toFixed(0)}x`)
+
+const e2b = await e2bColdAndWarm(quick)
+console.log(`\nE2B backend, cold against warm (${e2b.cloud ? 'offline stand-in and E2B cloud' : 'offline stand-in only: set E2B_API_KEY to add E2B itself'})`)
+console.table(e2b.rows)
+console.table(e2b.summary)
 
 const http = await httpScenarios(quick)
 console.log('\nOver HTTP (server here, load from a separate process; overhead = server time minus the block\'s own code)')

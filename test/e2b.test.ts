@@ -88,13 +88,17 @@ describe('the sandbox lifecycle', () => {
     const pool = new E2BPool(config, poolOptions)
     await pool.start()
     try {
+      const dataBefore = standin.calls.dataTotal()
       const first = await pool.run(job(SUM_BLOCK, { a: 1, b: 2 }))
       expect(outputs(first)).toEqual({ sum: 3 })
       expect(first.coldStart).toBe(true)
+      // The cold run was a create and one request: the block's code travelled with the run.
+      expect(standin.calls.dataTotal() - dataBefore).toBe(1)
       const [sandbox] = pool.sandboxes()
       expect(sandbox?.workspace).toBe('acme')
       const callsAfterCold = { ...pool.lifecycle.calls }
       const standinCallsAfterCold = standin.calls.total()
+      const dataRequestsAfterCold = standin.calls.dataTotal()
 
       const second = await pool.run(job(SUM_BLOCK, { a: 3, b: 4 }))
       expect(outputs(second)).toEqual({ sum: 7 })
@@ -102,6 +106,7 @@ describe('the sandbox lifecycle', () => {
       expect(pool.sandboxes().map((s) => s.id)).toEqual([sandbox!.id])
       expect(pool.lifecycle.calls).toEqual(callsAfterCold)
       expect(standin.calls.total()).toBe(standinCallsAfterCold)
+      expect(standin.calls.dataTotal()).toBe(dataRequestsAfterCold + 1) // one round trip to the sandbox
 
       // Idle past E2B_SANDBOX_IDLE_TIMEOUT: killed, in the pool and at E2B.
       await Bun.sleep(2500)

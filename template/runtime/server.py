@@ -46,6 +46,9 @@ DEFAULT_PORT = 8000  # RUNTIME_PORT in src/backends/e2b/template.ts
 # Reply parts smaller than this are joined before sending: fewer syscalls and packets,
 # while the large sidecar buffers still go out as they are, uncopied.
 COALESCE_BELOW_BYTES = 64 * 1024
+# A refused request's body up to this size is read and dropped, so the client (still
+# sending it) hears the refusal instead of a broken pipe, and the connection stays usable.
+DRAIN_REFUSED_BODIES_UP_TO = 1 << 20
 DRAIN_CHUNK_BYTES = 64 * 1024
 
 # The error "type" of each plain HTTP error this server answers with.
@@ -195,14 +198,16 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self.path != "/frame":
             if self.path == "/health":
-                self._send_error(HTTPStatus.METHOD_NOT_ALLOWED, "/health takes GET", allow="GET", close=True)
+                self._send_error(HTTPStatus.METHOD_NOT_ALLOWED, "/health takes GET", allow="GET", close=not self._drain_small_body())
             else:
-                self._send_error(HTTPStatus.NOT_FOUND, f"no route for POST {self.path}", close=True)
+                self._send_error(HTTPStatus.NOT_FOUND, f"no route for POST {self.path}", close=not self._drain_small_body())
             return
         refusal = self._refusal()
         if refusal is not None:
             status, text = refusal
-            self._send_error(status, text, close=True)  # the body is unread: the connection is out of step
+            # A body left unread puts the connection out of step: close it then.
+            drained = status != HTTPStatus.REQUEST_ENTITY_TOO_LARGE and self._drain_small_body()
+            self._send_error(status, text, close=not drained)
             return
         body = _BodyReader(self.rfile, int(self.headers["Content-Length"]))
         parts = self._handle_frame(body)
@@ -210,6 +215,17 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self._send_frame(parts)
+
+    def _drain_small_body(self) -> bool:
+        """Reads and drops a small body with a known length; False when it is left unread."""
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return False
+        if self.headers.get("Transfer-Encoding") or not 0 <= length <= DRAIN_REFUSED_BODIES_UP_TO:
+            return False
+        _BodyReader(self.rfile, length).drain()
+        return True
 
     def handle_expect_100(self) -> bool:
         # A client that asks first learns about a refusal before sending the body.

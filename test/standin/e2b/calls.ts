@@ -7,6 +7,17 @@ export class CallLog {
   readonly byRoute: Record<string, number> = {}
   /** The body of each POST /v2/sandboxes, parsed JSON as received (null if it had none). */
   readonly creates: unknown[] = []
+  /** Requests to sandboxes through the edge, by port ("8000", "49983", …): not control-plane calls. */
+  readonly dataPlane: Record<string, number> = {}
+
+  countData(port: number): void {
+    this.dataPlane[port] = (this.dataPlane[port] ?? 0) + 1
+  }
+
+  /** Requests to sandboxes so far, all ports. */
+  dataTotal(): number {
+    return Object.values(this.dataPlane).reduce((sum, n) => sum + n, 0)
+  }
 
   count(route: string): void {
     this.byRoute[route] = (this.byRoute[route] ?? 0) + 1
@@ -24,6 +35,7 @@ export class CallLog {
 
   reset(): void {
     for (const route of Object.keys(this.byRoute)) delete this.byRoute[route]
+    for (const port of Object.keys(this.dataPlane)) delete this.dataPlane[port]
     this.creates.length = 0
   }
 }

@@ -9,14 +9,16 @@ import type { Faults } from './faults.ts'
 import { forwardToSocket } from './forward.ts'
 import { interpreter } from './interpreter.ts'
 import type { SandboxRegistry } from './registry.ts'
+import type { CallLog } from './calls.ts'
 
 export const ENVD_PORT = 49983
 export const INTERPRETER_PORT = 49999
 
-export function dataPlane(registry: SandboxRegistry, faults: Faults): (request: Request) => Promise<Response> {
+export function dataPlane(registry: SandboxRegistry, faults: Faults, calls: CallLog): (request: Request) => Promise<Response> {
   return async (request) => {
     const id = request.headers.get('e2b-sandbox-id')
     const port = Number(request.headers.get('e2b-sandbox-port'))
+    calls.countData(port)
     if (!id || !Number.isInteger(port) || port < 1 || port > 65535) {
       return edgeError(400, 'the E2b-Sandbox-Id and E2b-Sandbox-Port headers name the sandbox and port', id, port)
     }

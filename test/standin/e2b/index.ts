@@ -71,7 +71,7 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     hostname: '127.0.0.1',
     port: options.sandboxPort ?? 0,
     idleTimeout: 0, // a long execution streams nothing for a while
-    fetch: dataPlane(registry, faults),
+    fetch: dataPlane(registry, faults, calls),
     // A response broken off on purpose (its sandbox was killed mid-stream) is no error of
     // ours: answered quietly here, and development mode would print it anyway.
     development: false,
