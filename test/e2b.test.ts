@@ -290,6 +290,40 @@ describe('failures of the block and of the service', () => {
   }, 30_000)
 })
 
+describe('more faults of the service', () => {
+  test('a key revoked while serving: the run is a 502 naming AuthenticationError, and runs recover with the key', async () => {
+    await withPool({}, async (pool) => {
+      standin.faults.unauthorized = true
+      try {
+        const error = await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }, 'revoked')).catch((e) => e)
+        expect(error.status).toBe(502)
+        expect(error.message).toContain('AuthenticationError')
+        expect(error.message).toContain('E2B_API_KEY')
+      } finally {
+        standin.faults.unauthorized = false
+      }
+      expect(outputs(await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }, 'revoked')))).toEqual({ sum: 2 })
+    })
+  }, 30_000)
+
+  test("the plan's concurrent-sandbox cap at E2B: a create refused with 429 becomes a 503 with Retry-After", async () => {
+    await withPool({ createRetries: 0 }, async (pool) => {
+      await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }, 'first'))
+      standin.faults.maxConcurrent = standin.alive().length
+      try {
+        const error = await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }, 'second')).catch((e) => e)
+        expect(error.status).toBe(503)
+        expect(error.headers['Retry-After']).toBeDefined()
+        expect(error.message).toContain('RateLimitError')
+        // The workspace that has its sandbox is not affected.
+        expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 2 }, 'first')))).toEqual({ sum: 4 })
+      } finally {
+        standin.faults.maxConcurrent = null
+      }
+    })
+  }, 30_000)
+})
+
 describe('code-interpreter mode', () => {
   test('the runtime is uploaded once; later runs reuse it warm', async () => {
     await withPool({ mode: 'code-interpreter', templateId: 'code-interpreter-v1' }, async (pool) => {
@@ -302,6 +336,22 @@ describe('code-interpreter mode', () => {
       const error = await pool.run(job('def run(self):\n    return 1 / 0\n')).catch((e) => e)
       expect(error.status).toBe(422)
       expect(error.details.line).toBe(2)
+    })
+  }, 60_000)
+
+  test('a vanished sandbox is replaced; a loop is a 504', async () => {
+    await withPool({ mode: 'code-interpreter', templateId: 'code-interpreter-v1' }, async (pool) => {
+      await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }))
+      const [first] = pool.sandboxes()
+      standin.faults.notFoundIds = [first!.id]
+      try {
+        expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 3 })))).toEqual({ sum: 5 })
+      } finally {
+        standin.faults.notFoundIds = []
+      }
+      expect(pool.sandboxes().map((s) => s.id)).not.toContain(first!.id)
+      const error = await pool.run(job('def run(self):\n    while True:\n        pass\n', {}, 'acme', 1000)).catch((e) => e)
+      expect(error.status).toBe(504)
     })
   }, 60_000)
 })

@@ -51,25 +51,36 @@ export class InterpreterRuntime implements BlockRuntime {
   async request(message: Record<string, unknown>, timeoutMs: number): Promise<RuntimeReply> {
     if (!this.uploaded) throw new Error('the runtime was not uploaded to this sandbox')
     const deadline = performance.now() + timeoutMs
+    const left = () => Math.max(1, deadline - performance.now())
     // One request at a time per sandbox: the same two files serve every request, so nothing piles up.
     const name = `${SANDBOX_ROOT}/io/frame`
-    await this.sandbox.files.write(`${name}.in`, new Blob(encodeFrame(message)), { requestTimeoutMs: timeoutMs })
-    await this.execute(`run_frame_file(${JSON.stringify(`${name}.in`)}, ${JSON.stringify(`${name}.out`)})`, Math.max(1, deadline - performance.now()))
-    const reply = await this.sandbox.files.read(`${name}.out`, { format: 'bytes', requestTimeoutMs: Math.max(1, deadline - performance.now()) })
+    await this.call(deadline, () => this.sandbox.files.write(`${name}.in`, new Blob(encodeFrame(message)), { requestTimeoutMs: left() }))
+    await this.execute(`run_frame_file(${JSON.stringify(`${name}.in`)}, ${JSON.stringify(`${name}.out`)})`, left())
+    const reply = await this.call(deadline, () => this.sandbox.files.read(`${name}.out`, { format: 'bytes', requestTimeoutMs: left() }))
     return onlyFrame(reply, this.maxFrameBytes)
   }
 
   private async execute(code: string, timeoutMs: number): Promise<void> {
-    let execution
-    try {
-      execution = await this.sandbox.runCode(code, { timeoutMs, requestTimeoutMs: timeoutMs })
-    } catch (error) {
-      const name = (error as Error).name
-      if (name === 'TimeoutError') throw new RuntimeTimeout(`the code interpreter gave no reply within ${timeoutMs} ms`)
-      if (name === 'NotFoundError' || name === 'SandboxNotFoundError') throw new SandboxGone((error as Error).message)
-      throw error
-    }
+    const execution = await this.call(performance.now() + timeoutMs, () => this.sandbox.runCode(code, { timeoutMs, requestTimeoutMs: timeoutMs }))
     // run_frame_file answers every block error in its reply frame; an error here is the runtime's own.
     if (execution.error) throw new Error(`the code interpreter raised ${execution.error.name}: ${execution.error.value}`)
+  }
+
+  /**
+   * One data-plane call, its SDK errors sorted: the SDK reports a vanished sandbox (E2B's
+   * edge answers 502) as a TimeoutError too, so a timeout before our deadline means "gone".
+   */
+  private async call<T>(deadline: number, operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (error) {
+      const { name, message } = error as Error
+      if (name === 'NotFoundError' || name === 'SandboxNotFoundError') throw new SandboxGone(message)
+      if (name === 'TimeoutError') {
+        if (performance.now() >= deadline - 5) throw new RuntimeTimeout(`the code interpreter gave no reply in time (${message})`)
+        throw new SandboxGone(`the sandbox stopped answering (${name}: ${message})`)
+      }
+      throw error
+    }
   }
 }
