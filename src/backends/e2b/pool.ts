@@ -10,7 +10,7 @@ import { outputsOf, runBlock, userCodeMs, type BlockRuntime, type RuntimeReply }
 import type { E2BConfig } from '../../config.ts'
 import { BlockgateError, BlockTimeout, Overloaded, RemoteBackendFailed } from '../../errors.ts'
 import { log } from '../../log.ts'
-import { timed } from '../local/timed.ts'
+import { RunQueue } from '../run-queue.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
 import { InterpreterRuntime } from './runtime-interpreter.ts'
@@ -40,12 +40,6 @@ interface RemoteSandbox {
   idleTimer: ReturnType<typeof setTimeout> | null
 }
 
-interface Waiter {
-  workspace: string
-  hash: string
-  resolve: (sandbox: RemoteSandbox) => void
-  reject: (error: Error) => void
-}
 
 /** Do not hand out a sandbox this close to its hard lifetime: a run could be cut off. */
 const LIFETIME_MARGIN_MS = 5000
@@ -56,7 +50,7 @@ export class E2BPool implements Backend {
   private readonly idle: RemoteSandbox[] = []
   private readonly spares: RemoteSandbox[] = []
   private readonly all = new Map<string, RemoteSandbox>()
-  private readonly waiters: Waiter[] = []
+  private readonly waiters: RunQueue<RemoteSandbox>
   private readonly pending = new Set<Promise<unknown>>()
   private creating = 0
   private stopped = false
@@ -67,6 +61,7 @@ export class E2BPool implements Backend {
     private readonly options: E2BPoolOptions,
   ) {
     this.lifecycle = new Lifecycle(config)
+    this.waiters = new RunQueue(options.maxQueue, options.queueTimeoutMs, () => `all ${config.maxSandboxes} E2B sandboxes`)
   }
 
   async start(): Promise<void> {
@@ -155,7 +150,7 @@ export class E2BPool implements Backend {
 
   async stop(): Promise<void> {
     this.stopped = true
-    for (const waiter of this.waiters.splice(0)) waiter.reject(new Overloaded('the server is shutting down', 1))
+    this.waiters.rejectAll(new Overloaded('the server is shutting down', 1))
     await Promise.allSettled([...this.pending])
     for (const remote of [...this.all.values()]) this.retire(remote)
     await Promise.allSettled([...this.pending])
@@ -185,33 +180,10 @@ export class E2BPool implements Backend {
       return { sandbox: await this.create(workspace, performance.now() + this.options.queueTimeoutMs), created: true, waitedMs: 0 }
     }
     const waitStart = performance.now()
-    const sandbox = await this.enqueue(workspace, job.block.hash, job.signal)
+    const sandbox = await this.waiters.wait(workspace, job.block.hash, job.signal)
     return { sandbox, created: false, waitedMs: performance.now() - waitStart }
   }
 
-  private enqueue(workspace: string, hash: string, signal: AbortSignal | undefined): Promise<RemoteSandbox> {
-    if (this.waiters.length >= this.options.maxQueue) {
-      return Promise.reject(new Overloaded(`all ${this.config.maxSandboxes} E2B sandboxes are busy and ${this.options.maxQueue} runs are waiting`, 1, 429))
-    }
-    const leave = () => {
-      const at = this.waiters.indexOf(waiter)
-      if (at >= 0) this.waiters.splice(at, 1)
-    }
-    const place = timed<RemoteSandbox>(this.options.queueTimeoutMs, () => {
-      leave()
-      return new Overloaded(`no E2B sandbox became free within ${this.options.queueTimeoutMs} ms`, 1)
-    })
-    const waiter: Waiter = { workspace, hash, resolve: place.resolve, reject: place.reject }
-    const onAbort = () => {
-      leave()
-      place.reject(new Overloaded('the client went away while the run waited', 1))
-    }
-    signal?.addEventListener('abort', onAbort)
-    const stopListening = () => signal?.removeEventListener('abort', onAbort)
-    place.promise.then(stopListening, stopListening)
-    this.waiters.push(waiter)
-    return place.promise
-  }
 
   /** A new sandbox, its runtime ready; counted against the cap while it is being made. */
   private async create(workspace: string | null, deadline: number): Promise<RemoteSandbox> {
@@ -271,12 +243,8 @@ export class E2BPool implements Backend {
     const now = performance.now()
     if (now - remote.createdAt > this.config.lifetimeMs - LIFETIME_MARGIN_MS) return this.retire(remote)
     // A waiter of this workspace takes it, the one whose block it holds first.
-    const sameWorkspace = this.waiters.filter((w) => w.workspace === remote.workspace)
-    const waiter = sameWorkspace.find((w) => remote.runtime.loaded.has(w.hash)) ?? sameWorkspace[0]
-    if (waiter) {
-      this.waiters.splice(this.waiters.indexOf(waiter), 1)
-      return waiter.resolve(remote)
-    }
+    const waiter = this.waiters.takeFor(remote.workspace, (hash) => remote.runtime.loaded.has(hash))
+    if (waiter) return waiter.resolve(remote)
     if (this.waiters.length > 0) return this.retire(remote) // only other workspaces wait: make room
     this.idle.push(remote)
     remote.idleTimer = setTimeout(() => {

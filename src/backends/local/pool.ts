@@ -7,7 +7,7 @@ import { outputsOf, runBlock, userCodeMs } from '../runtime-session.ts'
 import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
-import { timed } from './timed.ts'
+import { RunQueue } from '../run-queue.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 
 export interface LocalPoolOptions extends ZygoteOptions {
@@ -22,12 +22,6 @@ export interface LocalPoolOptions extends ZygoteOptions {
   maxRssBytes: number
 }
 
-interface Waiter {
-  workspace: string
-  hash: string
-  resolve: (worker: Worker) => void
-  reject: (error: BlockgateError) => void
-}
 
 const RESTART_BACKOFF_MS = 1000
 
@@ -37,12 +31,14 @@ export class LocalPool implements Backend {
   private readonly idle: Worker[] = []
   private readonly spares: Worker[] = []
   private readonly all = new Set<Worker>()
-  private readonly waiters: Waiter[] = []
+  private readonly waiters: RunQueue<Worker>
   private forking = 0
   private stopped = false
   private lastError: string | null = null
 
-  constructor(private readonly options: LocalPoolOptions) {}
+  constructor(private readonly options: LocalPoolOptions) {
+    this.waiters = new RunQueue(options.maxQueue, options.queueTimeoutMs, () => `all ${options.maxWorkers} workers`)
+  }
 
   async start(): Promise<void> {
     this.zygote = await Zygote.start(this.options)
@@ -107,7 +103,7 @@ export class LocalPool implements Backend {
 
   async stop(): Promise<void> {
     this.stopped = true
-    for (const waiter of this.waiters.splice(0)) waiter.reject(new Overloaded('the server is shutting down', 1))
+    this.waiters.rejectAll(new Overloaded('the server is shutting down', 1))
     for (const worker of this.all) worker.kill()
     this.all.clear()
     this.idle.length = 0
@@ -147,43 +143,16 @@ export class LocalPool implements Backend {
       worker.workspace = workspace
       return { worker, forked: true, forkMs: performance.now() - startedAt }
     }
-    return { worker: await this.enqueue(workspace, hash, job.signal), forked: false, forkMs: 0 }
+    return { worker: await this.waiters.wait(workspace, hash, job.signal), forked: false, forkMs: 0 }
   }
 
-  private enqueue(workspace: string, hash: string, signal: AbortSignal | undefined): Promise<Worker> {
-    if (this.waiters.length >= this.options.maxQueue) {
-      return Promise.reject(new Overloaded(`all ${this.options.maxWorkers} workers are busy and ${this.options.maxQueue} runs are waiting`, 1, 429))
-    }
-    const leaveQueue = () => {
-      const at = this.waiters.indexOf(waiter)
-      if (at >= 0) this.waiters.splice(at, 1)
-    }
-    const place = timed<Worker>(this.options.queueTimeoutMs, () => {
-      leaveQueue()
-      return new Overloaded(`no worker became free within ${this.options.queueTimeoutMs} ms`, 1)
-    })
-    const waiter: Waiter = { workspace, hash, resolve: place.resolve, reject: place.reject }
-    const onAbort = () => {
-      leaveQueue()
-      place.reject(new Overloaded('the client went away while the run waited', 1))
-    }
-    signal?.addEventListener('abort', onAbort)
-    const stopListening = () => signal?.removeEventListener('abort', onAbort)
-    place.promise.then(stopListening, stopListening)
-    this.waiters.push(waiter)
-    return place.promise
-  }
 
   private release(worker: Worker): void {
     if (this.stopped) return this.retire(worker)
     if (worker.runs >= this.options.maxRunsPerWorker || worker.rssBytes > this.options.maxRssBytes) return this.retire(worker)
     // A waiter of this workspace takes it, the one whose block it holds first.
-    const sameWorkspace = this.waiters.filter((w) => w.workspace === worker.workspace)
-    const waiter = sameWorkspace.find((w) => worker.loaded.has(w.hash)) ?? sameWorkspace[0]
-    if (waiter) {
-      this.waiters.splice(this.waiters.indexOf(waiter), 1)
-      return waiter.resolve(worker)
-    }
+    const waiter = this.waiters.takeFor(worker.workspace, (hash) => worker.loaded.has(hash))
+    if (waiter) return waiter.resolve(worker)
     if (this.waiters.length > 0) {
       // Only other workspaces wait: this worker cannot serve them, so it makes room.
       return this.retire(worker)
