@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import types
 from collections.abc import Callable, Mapping
@@ -90,6 +91,7 @@ class LoadedBlock:
     run_function: Callable[..., Any]
     instance: BlockSelf
     sources: dict[str, str] = field(default_factory=dict)
+    takes_self: bool = True
 
     def register_sources(self) -> None:
         register_sources(self.sources)
@@ -101,7 +103,10 @@ class LoadedBlock:
         self.register_sources()
         self.instance._workflow_context = {key: None for key in CONTEXT_KEYS} | dict(context)
         try:
-            outputs = self.run_function(self.instance, **inputs)
+            if self.takes_self:
+                outputs = self.run_function(self.instance, **inputs)
+            else:
+                outputs = self.run_function(**inputs)
         except BaseException as exc:  # SystemExit and KeyboardInterrupt from a block too
             raise BlockRuntimeError.from_exception(exc, self.sources) from None
         check_outputs(outputs, self.code.run_function_name)
@@ -169,7 +174,23 @@ def load_block(code: BlockCode, module_name: str = "blockgate_block") -> LoadedB
         except BaseException as exc:
             raise BlockRuntimeError.from_exception(exc, sources) from None
 
-    return LoadedBlock(code=code, run_function=run_function, instance=BlockSelf(init_results), sources=sources)
+    return LoadedBlock(
+        code=code,
+        run_function=run_function,
+        instance=BlockSelf(init_results),
+        sources=sources,
+        takes_self=_takes_self(run_function),
+    )
+
+
+def _takes_self(function: Callable[..., Any]) -> bool:
+    """Whether ``run`` gets ``self``: when its first parameter is so named, as Inference's remote
+    executor decides (its code validation sends a ``validate_syntax()`` that takes none)."""
+    try:
+        parameters = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):  # a builtin without a signature: call it as usual
+        return True
+    return bool(parameters) and parameters[0] == "self"
 
 
 def _exec_piece(text: str, source: str, namespace: dict[str, Any], sources: Mapping[str, str]) -> None:

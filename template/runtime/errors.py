@@ -33,6 +33,7 @@ class BlockError(Exception):
         source: str | None = None,
         snippet: str | None = None,
         traceback: str | None = None,
+        exception: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -41,6 +42,9 @@ class BlockError(Exception):
         self.source = source
         self.snippet = snippet
         self.traceback = traceback
+        # The user's exception as Python names it ({"type": "ValueError", "message": "boom"}):
+        # Roboflow's webexec protocol reports the two apart.
+        self.exception = exception
 
     @property
     def type(self) -> str:
@@ -55,6 +59,7 @@ class BlockError(Exception):
             "source": self.source,
             "snippet": self.snippet,
             "traceback": self.traceback,
+            "exception": self.exception,
         }
 
     @classmethod
@@ -91,10 +96,15 @@ class InternalError(BlockError):
     """A bug in the runtime itself, not in the block; reported rather than ending the worker."""
 
 
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, but a SyntaxError's bare message, not its ``(file, line)`` suffix."""
+    return exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+
+
 def exception_message(exc: BaseException) -> str:
-    """``"ValueError: boom"``; a SyntaxError gives its bare message, not the ``(file, line)`` suffix."""
+    """``"ValueError: boom"``, or just ``"SystemExit"`` when the exception has no text."""
     name = type(exc).__qualname__
-    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    text = exception_text(exc)
     return f"{name}: {text}" if text else name
 
 
@@ -128,6 +138,7 @@ def describe_exception(exc: BaseException, sources: Mapping[str, str]) -> dict[s
         "source": source,
         "snippet": snippet,
         "traceback": format_user_traceback(exc),
+        "exception": {"type": type(exc).__name__, "message": exception_text(exc)},
     }
 
 

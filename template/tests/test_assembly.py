@@ -86,6 +86,14 @@ def test_custom_function_names():
     assert block.run({"x": 2}, {}) == {"y": 6}
 
 
+def test_self_is_passed_only_to_a_run_whose_first_parameter_is_self():
+    # Inference's remote executor rule: its validation block is `def validate_syntax():`.
+    assert load(run_function_code="def run():\n    return {'ok': True}\n").run({}, {}) == {"ok": True}
+    assert load(run_function_code="def run(a, b):\n    return {'sum': a + b}\n").run({"a": 1, "b": 2}, {}) == {"sum": 3}
+    with_self = load(run_function_code="def run(self, a):\n    return {'init': self._init_results, 'a': a}\n")
+    assert with_self.run({"a": 1}, {}) == {"init": {}, "a": 1}
+
+
 def test_workflow_context_is_the_runs_context_and_a_copy():
     block = load(
         run_function_code=src(

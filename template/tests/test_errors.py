@@ -146,6 +146,14 @@ def test_exception_message_forms():
     assert exception_message(SystemExit()) == "SystemExit"
 
 
+def test_the_exception_is_named_apart_from_its_text(runner):
+    reply = runner.load_and_run(code("def run(self):\n    x = 1\n    raise KeyError('k')\n"))
+    assert reply["error"]["message"] == "KeyError: 'k'"
+    assert reply["error"]["exception"] == {"type": "KeyError", "message": "'k'"}
+    bad = runner.load(code("def run(self):\n    return (\n"))
+    assert bad["error"]["exception"] == {"type": "SyntaxError", "message": "'(' was never closed"}
+
+
 def test_to_dict_has_every_field():
     error = BlockRuntimeError("ValueError: x", line=2, function="run")
     assert error.to_dict() == {
@@ -156,6 +164,7 @@ def test_to_dict_has_every_field():
         "source": None,
         "snippet": None,
         "traceback": None,
+        "exception": None,
     }
 
 

@@ -141,7 +141,7 @@ def test_malformed_messages_are_bad_requests_naming_the_field(runner, message, e
 def test_error_reply_shape_is_stable(runner):
     error = runner.run("nope")["error"]
     assert set(error) == {
-        "type", "message", "line", "function", "source", "snippet", "traceback",
+        "type", "message", "line", "function", "source", "snippet", "traceback", "exception",
         "stdout", "stderr", "stdout_truncated", "stderr_truncated",
     }
 
