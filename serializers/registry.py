@@ -20,6 +20,7 @@ import cbor2
 import numpy as np
 from cbor2 import CBORTag
 
+from .batch import Batch
 from .kind import Kind, KindError
 from .detections.codec import KIND as DETECTIONS
 from .image.codec import KIND as IMAGE
@@ -107,7 +108,25 @@ class Decoder:
                 raise KindError(f"{path}.value", "not valid base64") from None
         if marker == "object":  # Roboflow sends str(obj) of what it could not serialise
             return obj.get("value")
+        if marker == "batch":  # a batch-oriented input from Inference's remote executor
+            return self._decode_batch(obj, path)
         return _NOT_MARKED
+
+    def _decode_batch(self, obj: Mapping[str, Any], path: str) -> Batch:
+        content = obj.get("value")
+        if not isinstance(content, (list, tuple)):
+            raise KindError(f"{path}.value", f"must be a list, got {type(content).__name__}")
+        indices = obj.get("indices")
+        if indices is not None:
+            well_formed = isinstance(indices, (list, tuple)) and all(
+                isinstance(index, (list, tuple)) and all(type(i) is int for i in index) for index in indices
+            )
+            if not well_formed:
+                raise KindError(f"{path}.indices", "must be a list of lists of integers")
+            if len(indices) != len(content):
+                raise KindError(f"{path}.indices", f"has {len(indices)} entries for {len(content)} elements")
+        values = [self.decode_value(item, f"{path}.value[{i}]") for i, item in enumerate(content)]
+        return Batch(values, indices)
 
     def resolve_bytes(self, content: Any, path: str) -> bytes | memoryview:
         if isinstance(content, (bytes, bytearray, memoryview)):
