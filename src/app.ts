@@ -7,12 +7,13 @@ import type { OutputFormat } from './backends/backend.ts'
 import type { Config } from './config.ts'
 import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge } from './errors.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
+import { registerWebexec } from './interop/webexec.ts'
 import { log } from './log.ts'
 import { parseRunRequest } from './run/request.ts'
 import { pickBackend, type Backends } from './run/router.ts'
 
 export interface AppOptions {
-  config: Pick<Config, 'defaultBackend' | 'limits'> & Partial<Pick<Config, 'workspaceBackends'>>
+  config: Pick<Config, 'defaultBackend' | 'limits'> & Partial<Pick<Config, 'workspaceBackends' | 'webexec'>>
   backends: Backends
 }
 
@@ -70,6 +71,9 @@ export function createApp({ config, backends }: AppOptions): Hono {
       })
     },
   )
+
+  // Roboflow Inference's remote-execution protocol, on the same run path (Contract 5).
+  if (config.webexec) registerWebexec(app, { config: { ...config, webexec: config.webexec }, backends })
 
   app.notFound((c) => {
     const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

@@ -36,6 +36,25 @@ const workspacePolicy = z
     return policy
   })
 
+/** `key:secret,key2:secret2`: the Modal-Key/Modal-Secret pairs /webexec accepts; empty accepts any. */
+const webexecKeys = z
+  .string()
+  .trim()
+  .transform((text, ctx) => {
+    const pairs: { key: string; secret: string }[] = []
+    for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const colon = entry.indexOf(':')
+      const key = entry.slice(0, colon).trim()
+      const secret = entry.slice(colon + 1).trim()
+      if (colon < 0 || !key || !secret) {
+        ctx.addIssue({ code: 'custom', message: `an entry is not key:secret (entries are comma-separated)` })
+        return z.NEVER
+      }
+      pairs.push({ key, secret })
+    }
+    return pairs
+  })
+
 const executionMode = z
   .enum(['local', 'remote', 'e2b'], { error: 'must be one of local, remote, e2b' })
   .transform((mode) => (mode === 'remote' ? 'e2b' : mode))
@@ -65,6 +84,8 @@ const variables = {
   BLOCKGATE_WORKER_START_TIMEOUT_MS: int(100).default(60_000),
   BLOCKGATE_QUEUE_TIMEOUT_MS: int(1).default(30_000),
   BLOCKGATE_WORKSPACE_BACKENDS: workspacePolicy.default({}),
+  BLOCKGATE_WEBEXEC_KEYS: webexecKeys.default([]),
+  BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES: int(0).default(32 * 1024 * 1024),
   E2B_API_KEY: optionalText,
   E2B_API_URL: url,
   E2B_SANDBOX_URL: url,
@@ -80,6 +101,9 @@ const variables = {
   BLOCKGATE_E2B_ALLOW_INTERNET: flag.default(false),
   BLOCKGATE_DEPLOYMENT_ID: z.string().trim().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').default(hostname().replace(/[^\w.-]/g, '-').slice(0, 64) || 'blockgate'),
 } as const
+
+/** Values never echoed in an error message: they hold credentials. */
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['E2B_API_KEY', 'BLOCKGATE_WEBEXEC_KEYS'])
 
 type Variables = typeof variables
 export type VariableName = keyof Variables
@@ -108,6 +132,8 @@ export interface Config {
   workspaceBackends: Record<string, 'local' | 'e2b'>
   /** Null when no E2B_API_KEY is set: the e2b backend is then off. */
   e2b: E2BConfig | null
+  /** Roboflow Inference's remote-execution endpoint (POST /webexec). */
+  webexec: WebexecConfig
   limits: {
     maxBodyBytes: number
     defaultTimeoutMs: number
@@ -137,6 +163,13 @@ export interface E2BConfig {
   deploymentId: string
 }
 
+export interface WebexecConfig {
+  /** Modal-Key/Modal-Secret pairs accepted; empty means no check (trusted networks only). */
+  credentials: { key: string; secret: string }[]
+  /** Code remembered per (workspace, code hash) so hash-only requests run, in bytes of code. */
+  codeCacheBytes: number
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError'
 }
@@ -148,7 +181,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const raw = env[name]
     const parsed = variables[name].safeParse(raw === '' ? undefined : raw)
     if (parsed.success) return parsed.data as z.output<Variables[K]>
-    problems.push(`${name}=${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`)
+    const shown = SECRET_VARIABLES.has(name) ? '(secret, not shown)' : JSON.stringify(raw)
+    problems.push(`${name}=${shown}: ${parsed.error.issues.map((i) => i.message).join('; ')}`)
     return undefined as never
   }
   const values = Object.fromEntries(VARIABLE_NAMES.map((name) => [name, read(name)])) as {
@@ -215,6 +249,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           deploymentId: values.BLOCKGATE_DEPLOYMENT_ID,
         }
       : null,
+    webexec: {
+      credentials: values.BLOCKGATE_WEBEXEC_KEYS,
+      codeCacheBytes: values.BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES,
+    },
     limits: {
       maxBodyBytes: values.BLOCKGATE_MAX_BODY_BYTES,
       defaultTimeoutMs: values.BLOCKGATE_DEFAULT_TIMEOUT_MS,

@@ -35,6 +35,13 @@ export class BadRequest extends BlockgateError {
   }
 }
 
+/** 401: the request's credentials are missing or not among those configured. */
+export class Unauthorized extends BlockgateError {
+  constructor(message: string) {
+    super(401, 'Unauthorized', message)
+  }
+}
+
 export class NotFound extends BlockgateError {
   constructor(message: string) {
     super(404, 'NotFound', message)

@@ -39,10 +39,15 @@ export async function readBody(request: Request): Promise<unknown> {
       throw new BadRequest(`body: not valid CBOR (${(error as Error).message})`)
     }
   }
+  return parseJson(new TextDecoder().decode(bytes), 'body')
+}
+
+/** JSON text as a value, large integers kept exact; a 400 naming `what` if it is not JSON. */
+export function parseJson(text: string, what: string): unknown {
   try {
-    return JSON.parse(new TextDecoder().decode(bytes), keepLargeIntegers)
+    return JSON.parse(text, keepLargeIntegers)
   } catch (error) {
-    throw new BadRequest(`body: not valid JSON (${(error as Error).message})`)
+    throw new BadRequest(`${what}: not valid JSON (${(error as Error).message})`)
   }
 }
 

@@ -10,9 +10,14 @@ const required = (what: string) => ({
   error: (issue: { input: unknown }) => (issue.input === undefined ? 'is required' : `must be ${what}`),
 })
 
-const pythonName = z
+export const pythonName = z
   .string(required('a string'))
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a Python identifier')
+
+/** A tenant's name: runs of different workspaces never share a process. */
+export const workspaceName = z
+  .string(required('a string'))
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1-128 letters, digits, "_", "." or "-"')
 
 const codeSchema = z.object(
   {
@@ -31,10 +36,7 @@ const runRequestSchema = z.object(
     inputs: z.record(z.string(), z.unknown(), required('an object of named inputs')).default({}),
     backend: z.enum(['local', 'e2b'], required('"local" or "e2b"')).optional(),
     timeout_ms: z.number(required('a number')).int('must be a whole number').positive('must be positive').optional(),
-    workspace: z
-      .string(required('a string'))
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'must be 1-128 letters, digits, "_", "." or "-"')
-      .default('default'),
+    workspace: workspaceName.default('default'),
     step_name: z.string(required('a string')).max(256, 'must be at most 256 characters').optional(),
     json_arrays: z.enum(['lists', 'base64'], required('"lists" or "base64"')).default('lists'),
   },

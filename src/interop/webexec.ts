@@ -1,0 +1,257 @@
+// Roboflow Inference's remote-execution protocol, so a stock Inference server runs its custom
+// Python blocks here: the HTTP transport of its Modal executor (WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=modal,
+// MODAL_WEB_ENDPOINT_URL pointing at this route).
+//
+//   POST /webexec?workspace_id=<ws>   Modal-Key, Modal-Secret, Content-Encoding: gzip
+//   {code_hash, run_function_name, inputs_json, workflow_context, code_str?, imports?}
+//   → 200 {success: true, result: "<JSON text>", stdout, stderr}
+//   → 200 {success: false, error, error_type, line_number, function_name, stdout, stderr}
+//
+// A run takes the /v1/run path: the same backends, limits and tenants (workspace_id is the
+// workspace). Problems with the HTTP request itself (credentials, size, encoding) are HTTP
+// errors; everything after that is the protocol's 200 with `success: false`, which Inference
+// turns into its own error message.
+import { gunzip } from 'node:zlib'
+import { promisify } from 'node:util'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { z } from 'zod'
+import { decodeKinds, KindError } from '../../serializers/index.ts'
+import { OutputsDocument, type RunTimings, type WorkflowContext } from '../backends/backend.ts'
+import type { Config, WebexecConfig } from '../config.ts'
+import { BadRequest, BlockgateError, InternalError, PayloadTooLarge, Unauthorized, UnsupportedMediaType } from '../errors.ts'
+import { encodeBody, parseJson } from '../http/wire.ts'
+import { log } from '../log.ts'
+import { blockOf } from '../run/block.ts'
+import { pythonName, workspaceName } from '../run/request.ts'
+import { pickBackend, type Backends } from '../run/router.ts'
+import { CodeCache, inferenceCodeHash, type CachedCode } from './code-cache.ts'
+
+export const WEBEXEC_PATH = '/webexec'
+
+export interface WebexecOptions {
+  config: Pick<Config, 'defaultBackend' | 'limits' | 'webexec'> & Partial<Pick<Config, 'workspaceBackends'>>
+  backends: Backends
+}
+
+const requestSchema = z.object({
+  code_hash: z.string().nullish(),
+  run_function_name: pythonName,
+  inputs_json: z.string().default('{}'),
+  workflow_context: z.record(z.string(), z.unknown()).nullish(),
+  code_str: z.string().nullish(),
+  imports: z.array(z.string()).nullish(),
+})
+type WebexecRequest = z.output<typeof requestSchema>
+
+interface Success {
+  success: true
+  /** The block's outputs as JSON text with Inference's `_type` markers. */
+  result: string
+  stdout: string | null
+  stderr: string | null
+  /** Inference bills the block by this when the remote runtime reports it. */
+  execution_time_seconds: number
+  /** Ours; Inference ignores it. */
+  blockgate: { backend: string; cold_start: boolean; block_hash: string; timings_ms: RunTimings & { total: number } }
+}
+
+interface Failure {
+  success: false
+  error: string
+  error_type: string
+  /** Counted in run_function_code (Inference's `code_str`), or null when the failure is not there. */
+  line_number: number | null
+  function_name: string | null
+  stdout: string | null
+  stderr: string | null
+  /** Set when blockgate, not the block, failed: Inference resends code only for such an UnknownCodeHash. */
+  server_error?: true
+}
+
+// Failures the block itself caused; any other failure is blockgate's (`server_error`).
+const BLOCK_FAULTS = new Set(['BlockCompileError', 'BlockRuntimeError', 'BlockTimeout', 'WorkerCrashed', 'OutputTooLarge'])
+
+export function registerWebexec(app: Hono, { config, backends }: WebexecOptions): void {
+  const codes = new CodeCache(config.webexec.codeCacheBytes)
+  const maxBytes = config.limits.maxBodyBytes
+
+  app.post(
+    WEBEXEC_PATH,
+    bodyLimit({
+      maxSize: maxBytes,
+      onError: () => {
+        throw new PayloadTooLarge(`body: larger than the ${maxBytes}-byte limit (BLOCKGATE_MAX_BODY_BYTES)`)
+      },
+    }),
+    async (c) => {
+      checkCredentials(c.req.raw.headers, config.webexec.credentials)
+      const workspace = workspaceName.safeParse(c.req.query('workspace_id'))
+      if (!workspace.success) throw new BadRequest(`workspace_id: ${workspace.error.issues[0]!.message}`)
+      const body = await readBody(c.req.raw, maxBytes)
+
+      const startedAt = performance.now()
+      let answer: Success | Failure
+      try {
+        const request = requestSchema.safeParse(body)
+        if (!request.success) {
+          const problems = request.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
+          answer = serverFailure('InvalidRequest', problems.join('; '))
+        } else {
+          answer = await execute(request.data, workspace.data, c.req.raw.signal, startedAt)
+        }
+      } catch (thrown) {
+        answer = failureOf(thrown)
+      }
+      return c.json(answer)
+    },
+  )
+
+  async function execute(request: WebexecRequest, workspace: string, signal: AbortSignal, startedAt: number): Promise<Success | Failure> {
+    if (!request.code_str && !request.code_hash) return serverFailure('InvalidRequest', 'the request has neither code_str nor code_hash')
+    const code = codeOf(request, workspace)
+    if (!code) {
+      return serverFailure('UnknownCodeHash', `no code is held for hash ${JSON.stringify(request.code_hash)} in workspace ${workspace}; send code_str`)
+    }
+    // Inference sends only run_function_code (as code_str): an `init` defined there is found
+    // by name and run once per loaded block, as Inference does locally.
+    const block = blockOf({ run_function_code: code.code, run_function_name: request.run_function_name, init_function_code: null, init_function_name: 'init', imports: code.imports })
+    const backend = pickBackend(undefined, workspace, backends, config)
+    const outcome = await backend.run({
+      block,
+      inputs: inputsOf(request.inputs_json),
+      workspace,
+      context: contextOf(request.workflow_context),
+      timeoutMs: config.limits.defaultTimeoutMs,
+      outputFormat: 'json',
+      signal,
+    })
+    return {
+      success: true,
+      result: resultText(outcome.outputs),
+      stdout: outcome.stdout || null,
+      stderr: outcome.stderr || null,
+      execution_time_seconds: (outcome.timings.user_code ?? outcome.timings.execute) / 1000,
+      blockgate: {
+        backend: backend.name,
+        cold_start: outcome.coldStart,
+        block_hash: block.hash,
+        timings_ms: { ...outcome.timings, total: performance.now() - startedAt },
+      },
+    }
+  }
+
+  /** The code to run: sent with the request (and remembered), or remembered from before. */
+  function codeOf(request: WebexecRequest, workspace: string): CachedCode | undefined {
+    if (request.code_str) {
+      const code = { code: request.code_str, imports: request.imports ?? [] }
+      // Kept under the hash of what was sent, whatever hash the client named, as Modal does.
+      codes.remember(workspace, inferenceCodeHash(code.code, code.imports), code)
+      return code
+    }
+    return codes.recall(workspace, request.code_hash!)
+  }
+}
+
+/** Passes when no pairs are configured, or when Modal-Key and Modal-Secret match one of them. */
+export function checkCredentials(headers: Headers, credentials: WebexecConfig['credentials']): void {
+  if (credentials.length === 0) return
+  const key = headers.get('modal-key') ?? ''
+  const secret = headers.get('modal-secret') ?? ''
+  let match = false
+  // Every pair is compared in full, in constant time: timing says nothing about which part matched.
+  for (const pair of credentials) {
+    const keyMatches = sameSecret(key, pair.key)
+    const secretMatches = sameSecret(secret, pair.secret)
+    match = (keyMatches && secretMatches) || match
+  }
+  if (!match) throw new Unauthorized('Modal-Key and Modal-Secret do not match a pair in BLOCKGATE_WEBEXEC_KEYS')
+}
+
+function sameSecret(given: string, expected: string): boolean {
+  // Equal-length digests, so the comparison time does not depend on the lengths either.
+  const digest = (text: string) => createHash('sha256').update(text).digest()
+  return timingSafeEqual(digest(given), digest(expected))
+}
+
+const gunzipAsync = promisify(gunzip)
+
+/** The JSON body, gunzipped when it says so; a body over the limit once decompressed is a 413. */
+async function readBody(request: Request, maxBytes: number): Promise<unknown> {
+  const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+  if (type !== '' && type !== 'application/json') throw new UnsupportedMediaType(`Content-Type ${JSON.stringify(type)}: send application/json`)
+  const encoding = (request.headers.get('content-encoding') ?? 'identity').trim().toLowerCase()
+  if (encoding !== 'gzip' && encoding !== 'identity') throw new UnsupportedMediaType(`Content-Encoding ${JSON.stringify(encoding)}: send gzip or none`)
+  let bytes: Uint8Array = new Uint8Array(await request.arrayBuffer())
+  if (encoding === 'gzip') {
+    try {
+      // The cap stops inflating at the limit: a small bomb never becomes a large buffer.
+      bytes = await gunzipAsync(bytes, { maxOutputLength: maxBytes })
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
+        throw new PayloadTooLarge(`body: larger than the ${maxBytes}-byte limit once decompressed (BLOCKGATE_MAX_BODY_BYTES)`)
+      }
+      throw new BadRequest(`body: not valid gzip (${(error as Error).message})`)
+    }
+  }
+  if (bytes.byteLength === 0) throw new BadRequest('body: empty; expected a webexec request')
+  return parseJson(new TextDecoder().decode(bytes), 'body')
+}
+
+function inputsOf(inputsJson: string): Record<string, unknown> {
+  const inputs = parseJson(inputsJson, 'inputs_json')
+  if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs)) throw new BadRequest('inputs_json: must be a JSON object of named inputs')
+  try {
+    // `_type` markers stay as they are for the runtime to decode; this applies the depth and size caps.
+    return decodeKinds(inputs, 'inputs') as Record<string, unknown>
+  } catch (error) {
+    if (error instanceof KindError) throw new BadRequest(error.message)
+    throw error
+  }
+}
+
+/** What Inference's block would have answered to get_workflow_context(), kept as sent. */
+function contextOf(sent: Record<string, unknown> | null | undefined): WorkflowContext {
+  const text = (value: unknown) => (typeof value === 'string' ? value : null)
+  return {
+    ...sent,
+    step_name: text(sent?.step_name),
+    step_selector: text(sent?.step_selector),
+    block_type: text(sent?.block_type) ?? 'custom_python_block',
+    workflow_execution_id: text(sent?.workflow_execution_id) ?? crypto.randomUUID(),
+  }
+}
+
+function resultText(outputs: unknown): string {
+  // The runtime's JSON document is the result as it is: Inference gets it byte for byte, as a string.
+  if (outputs instanceof OutputsDocument) return Buffer.concat(outputs.pieces).toString('utf8')
+  const { body } = encodeBody(outputs, 'json')
+  return typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
+}
+
+function serverFailure(errorType: string, message: string): Failure {
+  return { success: false, error: message, error_type: errorType, line_number: null, function_name: null, stdout: null, stderr: null, server_error: true }
+}
+
+/** A failed run in Inference's terms: the user's exception by its Python name, its line in code_str. */
+function failureOf(thrown: unknown): Failure {
+  const error = thrown instanceof BlockgateError ? thrown : new InternalError('an unexpected error occurred inside blockgate', thrown)
+  if (error instanceof InternalError) log.error('webexec run failed', { error: thrown })
+  const details = error.details
+  const exception = details.exception as { type: string; message: string } | null | undefined
+  // Inference quotes code_str at line_number: a line in the imports would point at the wrong text.
+  const inRunCode = details.source === 'run_function_code' && typeof details.line === 'number'
+  const text = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null)
+  const failure: Failure = {
+    success: false,
+    error: exception?.message ?? error.message,
+    error_type: exception?.type ?? error.type,
+    line_number: inRunCode ? (details.line as number) : null,
+    function_name: inRunCode ? text(details.function) : null,
+    stdout: text(details.stdout),
+    stderr: text(details.stderr),
+  }
+  if (!BLOCK_FAULTS.has(error.type)) failure.server_error = true
+  return failure
+}
