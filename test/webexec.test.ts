@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { Hono } from 'hono'
 import { createApp } from '../src/app.ts'
-import { loadConfig } from '../src/config.ts'
+import { ConfigError, loadConfig } from '../src/config.ts'
 import { createBackends } from '../src/server.ts'
 
 const MAX_BODY = 1024 * 1024
@@ -306,6 +306,23 @@ describe('the HTTP envelope', () => {
     expect(((await broken.json()) as any).error.message).toStartWith('body: not valid gzip')
     const brotli = await app.request('/webexec?workspace_id=acme', { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'br', ...KEYS }, body: '{}' })
     expect(brotli.status).toBe(415)
+  })
+})
+
+describe('configuration', () => {
+  test('BLOCKGATE_WEBEXEC_KEYS: key:secret pairs, the secret may hold colons; none by default', () => {
+    expect(config.webexec.credentials).toEqual([
+      { key: 'key-a', secret: 'secret-a' },
+      { key: 'key-b', secret: 'secret:with:colons' },
+    ])
+    expect(loadConfig({}).webexec).toEqual({ credentials: [], codeCacheBytes: 32 * 1024 * 1024 })
+  })
+
+  test('a malformed pair stops the start without echoing the secrets', () => {
+    const load = () => loadConfig({ BLOCKGATE_WEBEXEC_KEYS: 'key-a:hunter2,no-secret-here' })
+    expect(load).toThrow(ConfigError)
+    expect(load).toThrow(/BLOCKGATE_WEBEXEC_KEYS=\(secret, not shown\): an entry is not key:secret/)
+    expect(load).not.toThrow(/hunter2/)
   })
 })
 

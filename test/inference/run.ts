@@ -3,7 +3,7 @@
 // ~7 GB, torch included), starts blockgate on a free port on 127.0.0.1 with webexec keys, and
 // runs test/inference/test_inference.py with Inference's own remote-execution settings
 // pointing at it. `-- --record` also saves what the client sent, and what blockgate answered,
-// as test/fixtures/webexec/*.json: test/webexec-contract.test.ts replays them in `npm test`.
+// as test/fixtures/webexec/*.json: test/webexec.test.ts replays them in `npm test`.
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
