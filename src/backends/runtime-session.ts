@@ -3,6 +3,8 @@
 // typed error. The runtime is a local worker or a remote sandbox; the protocol is the same.
 import { OutputsDocument, type RunJob } from './backend.ts'
 import { BadRequest, BlockCodeError, BlockgateError, InternalError, OutputTooLarge } from '../errors.ts'
+import { ATTR, runtimePhaseSpan, SPAN } from '../telemetry/names.ts'
+import { inSpan, pastSpan } from '../telemetry/spans.ts'
 
 /** What every runtime reply carries; ops add their own fields. */
 export interface RuntimeReply {
@@ -42,26 +44,55 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
     const runStartedAt = performance.now()
     const message: Record<string, unknown> = { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat }
     if (missing && inlineLoad) message.code = job.block.code
-    const reply = await runtime.request(message, remaining(deadline))
+    const reply = await inSpan(SPAN.execute, { [ATTR.timeoutMs]: Math.round(remaining(deadline)) }, async (span) => {
+      const sentAt = Date.now()
+      const reply = await runtime.request(message, remaining(deadline))
+      if (span.isRecording()) addRuntimePhases(reply, sentAt, Date.now())
+      // The runtime may have evicted the block since our mirror last heard: load again once.
+      if (isUnknownBlock(reply) && attempt === 0) return reply
+      if (!reply.ok) throw blockError(reply)
+      return reply
+    })
+    if (isUnknownBlock(reply)) {
+      runtime.loaded.delete(job.block.hash)
+      continue
+    }
     const loadedNow = reply.loaded as { evicted?: string[] } | undefined
     if (loadedNow) {
       loadedBlock = true
       noteLoaded(runtime, job.block.hash, loadedNow.evicted)
     }
-    // The runtime may have evicted the block since our mirror last heard: load again once.
-    if (!reply.ok && reply.error?.type === 'UnknownBlock' && attempt === 0) {
-      runtime.loaded.delete(job.block.hash)
-      continue
-    }
-    if (!reply.ok) throw blockError(reply)
     return { reply, loadedBlock, runStartedAt }
   }
 }
 
 async function loadBlock(runtime: BlockRuntime, job: RunJob, deadline: number): Promise<void> {
-  const reply = await runtime.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline))
-  if (!reply.ok) throw blockError(reply)
-  noteLoaded(runtime, job.block.hash, reply.evicted as string[] | undefined)
+  await inSpan(SPAN.init, { [ATTR.blockHash]: job.block.hash }, async (span) => {
+    const sentAt = Date.now()
+    const reply = await runtime.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline))
+    if (span.isRecording()) addRuntimePhases(reply, sentAt, Date.now())
+    if (!reply.ok) throw blockError(reply)
+    noteLoaded(runtime, job.block.hash, reply.evicted as string[] | undefined)
+  })
+}
+
+const isUnknownBlock = (reply: RuntimeReply) => !reply.ok && reply.error?.type === 'UnknownBlock'
+
+/**
+ * The runtime's own phases (decode, load, execute, encode) as child spans, by the wall-clock
+ * times it reported, kept inside the request's own interval (a remote clock may be skewed).
+ * A block loaded in the same request also gets its `sandbox.init` span.
+ */
+function addRuntimePhases(reply: RuntimeReply, sentAtMs: number, answeredAtMs: number): void {
+  const phases = reply.phases_ns as Record<string, [number, number]> | undefined
+  if (!phases || typeof phases !== 'object') return
+  const clamp = (ms: number) => Math.min(answeredAtMs, Math.max(sentAtMs, ms))
+  for (const [phase, times] of Object.entries(phases)) {
+    if (!Array.isArray(times) || times.length !== 2) continue
+    const [start, end] = [clamp(Number(times[0]) / 1e6), clamp(Number(times[1]) / 1e6)]
+    if (phase === 'load' && reply.loaded) pastSpan(SPAN.init, start, end, { [ATTR.inlineInit]: true })
+    pastSpan(runtimePhaseSpan(phase), start, end)
+  }
 }
 
 function noteLoaded(runtime: BlockRuntime, hash: string, evicted: string[] = []): void {

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from serializers.kind import KindError
@@ -31,8 +32,23 @@ def _resident_bytes() -> int:
         return 0
 
 
-def _elapsed_ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
+class Phases:
+    """How long each phase of a request took, and when it ran by the wall clock: the proxy
+    turns ``spans_ns`` into trace spans, so one trace shows both sides without an OTel SDK here."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self.spans_ns: dict[str, list[int]] = {}
+
+    @contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        wall, start = time.time_ns(), time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.ms[name] = round(elapsed * 1000, 3)
+            self.spans_ns[name] = [wall, wall + int(elapsed * 1e9)]
 
 
 def _field(message: Mapping[str, Any], name: str, kind: type, *, required: bool = True, default: Any = None) -> Any:
@@ -112,8 +128,8 @@ class Executor:
             return {"ok": True, "hash": block_hash, "evicted": [], "stdout": "", "stderr": "",
                     "stdout_truncated": False, "stderr_truncated": False, "timings_ms": {"load": 0.0}}
 
-        start = time.perf_counter()
-        with capture_output(self._max_capture_bytes) as captured:
+        phases = Phases()
+        with phases.measure("load"), capture_output(self._max_capture_bytes) as captured:
             try:
                 block = load_block(code, module_name=f"blockgate_block_{block_hash[:16]}")
             except BlockError as error:
@@ -122,7 +138,6 @@ class Executor:
                 failed = None
         if failed is not None:
             return failure_reply(failed, captured)
-        load_ms = _elapsed_ms(start)
 
         self._blocks[block_hash] = block
         evicted = []
@@ -137,7 +152,8 @@ class Executor:
             "stderr": captured.stderr,
             "stdout_truncated": captured.stdout_truncated,
             "stderr_truncated": captured.stderr_truncated,
-            "timings_ms": {"load": load_ms},
+            "timings_ms": phases.ms,
+            "phases_ns": phases.spans_ns,
         }
 
     def _encode(self, outputs: Any, output_format: str) -> tuple[dict[str, Any], list[memoryview]]:
@@ -174,15 +190,14 @@ class Executor:
         if block is None:
             raise UnknownBlock(f"hash: no block loaded with hash {block_hash!r}; send a load first")
         self._blocks.move_to_end(block_hash)
-        start = time.perf_counter()
-        try:
-            inputs = decode_inputs(raw_inputs, sidecar, region=self._region)
-        except KindError as exc:
-            raise InvalidInput(str(exc)) from None
-        decode_ms = _elapsed_ms(start)
+        phases = Phases()
+        with phases.measure("decode"):
+            try:
+                inputs = decode_inputs(raw_inputs, sidecar, region=self._region)
+            except KindError as exc:
+                raise InvalidInput(str(exc)) from None
 
-        start = time.perf_counter()
-        with capture_output(self._max_capture_bytes) as captured, collecting_traces(
+        with phases.measure("execute"), capture_output(self._max_capture_bytes) as captured, collecting_traces(
             context.get("step_name")
         ) as traces:
             try:
@@ -191,15 +206,13 @@ class Executor:
                 failed: BlockError | None = error
             else:
                 failed = None
-        execute_ms = _elapsed_ms(start)
         if failed is not None:
             return failure_reply(failed, captured)
-        start = time.perf_counter()
-        try:
-            encoded, buffers = self._encode(outputs, output_format)
-        except KindError as exc:
-            return failure_reply(BlockRuntimeError(str(exc), function=block.code.run_function_name), captured)
-        encode_ms = _elapsed_ms(start)
+        with phases.measure("encode"):
+            try:
+                encoded, buffers = self._encode(outputs, output_format)
+            except KindError as exc:
+                return failure_reply(BlockRuntimeError(str(exc), function=block.code.run_function_name), captured)
         reply = {
             "ok": True,
             **encoded,
@@ -208,11 +221,13 @@ class Executor:
             "stdout_truncated": captured.stdout_truncated,
             "stderr_truncated": captured.stderr_truncated,
             "debug_traces": traces,
-            "timings_ms": {"decode": decode_ms, "execute": execute_ms, "encode": encode_ms},
+            "timings_ms": phases.ms,
+            "phases_ns": phases.spans_ns,
             "rss_bytes": _resident_bytes(),
         }
         if loaded_now is not None:
             reply["loaded"] = {"evicted": loaded_now["evicted"], "load_ms": loaded_now["timings_ms"]["load"]}
+            reply["phases_ns"] = {**loaded_now["phases_ns"], **phases.spans_ns}
             reply["stdout"] = loaded_now["stdout"] + reply["stdout"]
             reply["stderr"] = loaded_now["stderr"] + reply["stderr"]
         if buffers:

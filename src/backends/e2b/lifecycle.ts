@@ -7,6 +7,7 @@ import { Sandbox as InterpreterSandbox } from '@e2b/code-interpreter'
 import type { E2BConfig } from '../../config.ts'
 import { BlockgateError, Overloaded, RemoteBackendFailed } from '../../errors.ts'
 import { log } from '../../log.ts'
+import { trace } from '@opentelemetry/api'
 import { runtimeVersion } from './template.ts'
 
 export type LifecycleCall = 'create' | 'kill' | 'set_timeout' | 'list'
@@ -39,6 +40,7 @@ export class Lifecycle {
     for (let attempt = 0; ; attempt++) {
       await this.waitForCreateSlot(deadline)
       this.calls.create++
+      trace.getActiveSpan()?.addEvent('e2b.create', { 'blockgate.attempt': attempt + 1 })
       try {
         return await SandboxClass.create(this.config.templateId, {
           ...this.connection,
@@ -59,6 +61,7 @@ export class Lifecycle {
         const waitMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2)
         if (retryable && attempt < this.config.createRetries && performance.now() + waitMs < deadline) {
           log.warn('e2b refused a create; retrying', { error: (error as Error).name, attempt: attempt + 1, wait_ms: Math.round(waitMs) })
+          trace.getActiveSpan()?.addEvent('e2b.retry', { 'error.type': (error as Error).name, 'blockgate.attempt': attempt + 1, 'blockgate.wait_ms': Math.round(waitMs) })
           await Bun.sleep(waitMs)
           continue
         }

@@ -10,6 +10,9 @@ import { outputsOf, runBlock, userCodeMs, type BlockRuntime, type RuntimeReply }
 import type { E2BConfig } from '../../config.ts'
 import { BlockgateError, BlockTimeout, Overloaded, RemoteBackendFailed } from '../../errors.ts'
 import { log } from '../../log.ts'
+import { trace } from '@opentelemetry/api'
+import { ATTR, SPAN } from '../../telemetry/names.ts'
+import { traceAcquire, traceEnd, traceStart } from '../../telemetry/run-spans.ts'
 import { RunQueue } from '../run-queue.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
@@ -104,7 +107,7 @@ export class E2BPool implements Backend {
   async run(job: RunJob): Promise<RunOutcome> {
     const queuedAt = performance.now()
     for (let attempt = 0; ; attempt++) {
-      const acquired = await this.acquire(job)
+      const acquired = await traceAcquire('e2b', job, () => this.acquire(job), (a) => ({ cold: a.created, runtimeId: a.sandbox.id, waitedMs: a.waitedMs }))
       const remote = acquired.sandbox
       const acquiredAt = performance.now()
       const deadline = acquiredAt + job.timeoutMs
@@ -115,6 +118,7 @@ export class E2BPool implements Backend {
       // A sandbox that answered (even with a block error) is reusable; one that vanished,
       // stalled or was cancelled mid-run is not.
       let answered = true
+      let exitReason: string | undefined
       try {
         const { reply, loadedBlock, runStartedAt } = await runBlock(runtime, job, deadline, { inlineLoad: true })
         remote.runs++
@@ -134,14 +138,17 @@ export class E2BPool implements Backend {
         }
       } catch (error) {
         answered = error instanceof BlockgateError
+        exitReason = job.signal?.aborted ? 'client_gone' : error instanceof RuntimeTimeout ? 'timeout' : error instanceof SandboxGone ? 'gone' : 'error'
         // The sandbox vanished under us (E2B ended it, or its runtime died): once, on a new one.
         if (error instanceof SandboxGone && attempt === 0 && !job.signal?.aborted) {
           log.warn('e2b sandbox gone; retrying the run on a new one', { sandbox: remote.id, error: error.message })
+          trace.getActiveSpan()?.addEvent('e2b.sandbox_gone', { [ATTR.runtimeId]: remote.id, 'exception.message': error.message })
           continue
         }
         throw this.translate(error, job, remote)
       } finally {
         job.signal?.removeEventListener('abort', abort)
+        traceEnd(remote.id, answered, exitReason)
         if (answered) this.release(remote)
         else this.retire(remote)
       }
@@ -177,7 +184,9 @@ export class E2BPool implements Backend {
       if (other) this.retire(other, false)
     }
     if (this.all.size + this.creating < this.config.maxSandboxes) {
-      return { sandbox: await this.create(workspace, performance.now() + this.options.queueTimeoutMs), created: true, waitedMs: 0 }
+      const deadline = performance.now() + this.options.queueTimeoutMs
+      const sandbox = await traceStart(SPAN.sandboxCreate, { [ATTR.backend]: 'e2b', 'blockgate.e2b.template': this.config.templateId }, () => this.create(workspace, deadline))
+      return { sandbox, created: true, waitedMs: 0 }
     }
     const waitStart = performance.now()
     const sandbox = await this.waiters.wait(workspace, job.block.hash, job.signal)

@@ -4,6 +4,8 @@
 // it waits in a bounded queue. Workers are recycled after N runs or past a memory mark.
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
 import { outputsOf, runBlock, userCodeMs } from '../runtime-session.ts'
+import { ATTR, SPAN } from '../../telemetry/names.ts'
+import { traceAcquire, traceEnd, traceStart } from '../../telemetry/run-spans.ts'
 import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
@@ -64,7 +66,7 @@ export class LocalPool implements Backend {
 
   async run(job: RunJob): Promise<RunOutcome> {
     const queuedAt = performance.now()
-    const acquired = await this.acquire(job)
+    const acquired = await traceAcquire('local', job, () => this.acquire(job), (a) => ({ cold: a.forked, runtimeId: a.worker.id, waitedMs: a.waitedMs }))
     const worker = acquired.worker
     const acquiredAt = performance.now()
     const deadline = acquiredAt + job.timeoutMs
@@ -73,6 +75,7 @@ export class LocalPool implements Backend {
     // A worker that answered (even with an error) is reusable; one that died, stalled or
     // broke the protocol is not.
     let answered = true
+    let exitReason: string | undefined
     try {
       const { reply, loadedBlock, runStartedAt } = await runBlock(worker, job, deadline)
       if (typeof reply.rss_bytes === 'number') worker.rssBytes = reply.rss_bytes
@@ -85,18 +88,21 @@ export class LocalPool implements Backend {
         debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
         coldStart: acquired.forked || loadedBlock,
         timings: {
-          queue: acquiredAt - queuedAt,
-          acquire: runStartedAt - acquiredAt + acquired.forkMs,
+          queue: acquired.waitedMs,
+          acquire: acquiredAt - queuedAt - acquired.waitedMs + (runStartedAt - acquiredAt),
           execute: doneAt - runStartedAt,
           user_code: userCodeMs(reply),
         },
       }
     } catch (error) {
       answered = error instanceof BlockgateError
+      exitReason = job.signal?.aborted ? 'client_gone' : error instanceof WorkerUnresponsive ? 'timeout' : error instanceof WorkerExited ? 'crashed' : 'error'
       throw this.translate(error, job, worker)
     } finally {
       job.signal?.removeEventListener('abort', abort)
-      if (answered && worker.alive) this.release(worker)
+      const kept = answered && worker.alive
+      traceEnd(worker.id, kept, exitReason)
+      if (kept) this.release(worker)
       else this.retire(worker)
     }
   }
@@ -116,7 +122,7 @@ export class LocalPool implements Backend {
     return [...this.all].map((w) => ({ id: w.id, workspace: w.workspace, runs: w.runs }))
   }
 
-  private async acquire(job: RunJob): Promise<{ worker: Worker; forked: boolean; forkMs: number }> {
+  private async acquire(job: RunJob): Promise<{ worker: Worker; forked: boolean; waitedMs: number }> {
     if (this.stopped) throw new Overloaded('the server is shutting down', 1)
     const { workspace } = job
     const hash = job.block.hash
@@ -124,13 +130,13 @@ export class LocalPool implements Backend {
     const warm = mine.find((w) => w.loaded.has(hash)) ?? mine[0]
     if (warm) {
       this.idle.splice(this.idle.indexOf(warm), 1)
-      return { worker: warm, forked: false, forkMs: 0 }
+      return { worker: warm, forked: false, waitedMs: 0 }
     }
     const spare = this.spares.shift()
     if (spare) {
       spare.workspace = workspace
       this.refillSpares()
-      return { worker: spare, forked: true, forkMs: 0 }
+      return { worker: spare, forked: true, waitedMs: 0 }
     }
     if (this.all.size + this.forking >= this.options.maxWorkers) {
       // Full: make room by retiring an idle worker of another workspace, if there is one.
@@ -138,12 +144,13 @@ export class LocalPool implements Backend {
       if (other) this.retire(other, false)
     }
     if (this.all.size + this.forking < this.options.maxWorkers) {
-      const startedAt = performance.now()
-      const worker = await this.forkOrOverloaded()
+      const worker = await traceStart(SPAN.workerSpawn, { [ATTR.backend]: 'local' }, () => this.forkOrOverloaded())
       worker.workspace = workspace
-      return { worker, forked: true, forkMs: performance.now() - startedAt }
+      return { worker, forked: true, waitedMs: 0 }
     }
-    return { worker: await this.waiters.wait(workspace, hash, job.signal), forked: false, forkMs: 0 }
+    const waitStart = performance.now()
+    const worker = await this.waiters.wait(workspace, hash, job.signal)
+    return { worker, forked: false, waitedMs: performance.now() - waitStart }
   }
 
 

@@ -1,0 +1,50 @@
+// Span, attribute and metric names. The span names are a contract (ARCHITECTURE.md,
+// Telemetry): dashboards and tests find spans by them. Stable semantic conventions come
+// from the package; incubating ones are written here, as the package advises, so an
+// upgrade cannot rename them under us.
+
+export const SPAN = {
+  decode: 'blockgate.decode',
+  acquire: 'blockgate.acquire',
+  workerSpawn: 'worker.spawn',
+  sandboxCreate: 'sandbox.create',
+  init: 'sandbox.init',
+  execute: 'sandbox.execute',
+  encode: 'blockgate.encode',
+  release: 'sandbox.release',
+  kill: 'sandbox.kill',
+} as const
+
+/** Spans the runtime reports from inside a worker or sandbox, by its phase names. */
+export const runtimePhaseSpan = (phase: string) => `runtime.${phase}`
+
+export const ATTR = {
+  // Incubating semantic conventions (faas.*, process.*).
+  coldStart: 'faas.coldstart',
+  invocationId: 'faas.invocation_id',
+  processPid: 'process.pid',
+  // blockgate's own.
+  backend: 'blockgate.backend',
+  workspace: 'blockgate.workspace',
+  blockHash: 'blockgate.block.hash',
+  stepName: 'blockgate.step_name',
+  runtimeId: 'blockgate.runtime.id',
+  inputBytes: 'blockgate.input.bytes',
+  outputBytes: 'blockgate.output.bytes',
+  timeoutMs: 'blockgate.timeout_ms',
+  queueMs: 'blockgate.queue_ms',
+  exitReason: 'blockgate.exit_reason',
+  outcome: 'blockgate.outcome',
+  inlineInit: 'blockgate.init.inline',
+  attempt: 'blockgate.attempt',
+} as const
+
+export const METRIC = {
+  // Incubating semantic conventions.
+  invokeDuration: 'faas.invoke_duration',
+  coldStarts: 'faas.coldstarts',
+  timeouts: 'faas.timeouts',
+  // blockgate's own.
+  queueDepth: 'blockgate.queue.depth',
+  liveRuntimes: 'blockgate.runtimes.live',
+} as const
