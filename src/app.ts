@@ -9,6 +9,9 @@ import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge } 
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
 import { registerWebexec } from './interop/webexec.ts'
 import { log } from './log.ts'
+import { traceRequests } from './telemetry/http.ts'
+import { ATTR, SPAN } from './telemetry/names.ts'
+import { inSpan } from './telemetry/spans.ts'
 import { parseRunRequest } from './run/request.ts'
 import { pickBackend, type Backends } from './run/router.ts'
 
@@ -22,6 +25,15 @@ function send(c: Context, status: number, value: unknown, headers: Record<string
   return new Response(body, { status, headers: { ...headers, 'content-type': contentType } })
 }
 
+/** `send`, inside the `blockgate.encode` span: the response body is assembled here. */
+function sendTraced(c: Context, status: number, value: unknown): Promise<Response> {
+  return inSpan(SPAN.encode, {}, async (span) => {
+    const { body, contentType } = encodeBody(value, responseFormat(c.req.raw))
+    if (span.isRecording()) span.setAttribute(ATTR.outputBytes, typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
+    return new Response(body, { status, headers: { 'content-type': contentType } })
+  })
+}
+
 export function createApp({ config, backends }: AppOptions): Hono {
   const app = new Hono()
 
@@ -33,6 +45,9 @@ export function createApp({ config, backends }: AppOptions): Hono {
     return send(c, ready ? 200 : 503, { ready, default_backend: config.defaultBackend, backends: statuses })
   })
 
+  // Every run route gets its server span first, so the trace covers the whole request.
+  for (const route of ['/v1/run', '/webexec']) app.use(route, traceRequests(route))
+
   app.post(
     '/v1/run',
     bodyLimit({
@@ -43,7 +58,12 @@ export function createApp({ config, backends }: AppOptions): Hono {
     }),
     async (c) => {
       const startedAt = performance.now()
-      const request = parseRunRequest(await readBody(c.req.raw), config.limits)
+      const request = await inSpan(SPAN.decode, {}, async (span) => {
+        const body = await readBody(c.req.raw, (bytes) => span.setAttribute(ATTR.inputBytes, bytes))
+        const request = parseRunRequest(body, config.limits)
+        span.setAttributes({ [ATTR.workspace]: request.workspace, [ATTR.blockHash]: request.block.hash, ...(request.stepName ? { [ATTR.stepName]: request.stepName } : {}) })
+        return request
+      })
       const backend = pickBackend(request.backend, request.workspace, backends, config)
       const outcome = await backend.run({
         block: request.block,
@@ -59,7 +79,7 @@ export function createApp({ config, backends }: AppOptions): Hono {
           workflow_execution_id: crypto.randomUUID(),
         },
       })
-      return send(c, 200, {
+      return sendTraced(c, 200, {
         outputs: outcome.outputs,
         stdout: outcome.stdout,
         stderr: outcome.stderr,

@@ -3,7 +3,8 @@
 import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { z } from 'zod'
-import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId } from './backends/e2b/template.ts'
+import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, runtimeVersion } from './backends/e2b/template.ts'
+import type { TelemetryConfig } from './telemetry/setup.ts'
 
 export const PROJECT_ROOT = resolve(import.meta.dir, '..')
 
@@ -86,6 +87,14 @@ const variables = {
   BLOCKGATE_WORKSPACE_BACKENDS: workspacePolicy.default({}),
   BLOCKGATE_WEBEXEC_KEYS: webexecKeys.default([]),
   BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES: int(0).default(32 * 1024 * 1024),
+  // OpenTelemetry: the standard variables. These decide whether telemetry starts; the SDK
+  // itself reads the rest of OTEL_* (sampler, batch sizes, headers, resource attributes).
+  OTEL_EXPORTER_OTLP_ENDPOINT: url,
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url,
+  OTEL_EXPORTER_OTLP_PROTOCOL: z.literal('http/protobuf', { error: 'only http/protobuf is supported' }).optional(),
+  OTEL_SDK_DISABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
+  OTEL_SERVICE_NAME: z.string().trim().min(1, 'must not be empty').default('blockgate'),
+  OTEL_METRIC_EXPORT_INTERVAL: int(100).default(60_000),
   E2B_API_KEY: optionalText,
   E2B_API_URL: url,
   E2B_SANDBOX_URL: url,
@@ -134,6 +143,7 @@ export interface Config {
   e2b: E2BConfig | null
   /** Roboflow Inference's remote-execution endpoint (POST /webexec). */
   webexec: WebexecConfig
+  telemetry: TelemetryConfig
   limits: {
     maxBodyBytes: number
     defaultTimeoutMs: number
@@ -249,6 +259,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           deploymentId: values.BLOCKGATE_DEPLOYMENT_ID,
         }
       : null,
+    telemetry: {
+      enabled: !values.OTEL_SDK_DISABLED && Boolean(values.OTEL_EXPORTER_OTLP_ENDPOINT || values.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+      serviceName: values.OTEL_SERVICE_NAME,
+      serviceVersion: runtimeVersion(),
+      metricIntervalMs: values.OTEL_METRIC_EXPORT_INTERVAL,
+    },
     webexec: {
       credentials: values.BLOCKGATE_WEBEXEC_KEYS,
       codeCacheBytes: values.BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES,

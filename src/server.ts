@@ -6,6 +6,8 @@ import { LocalPool } from './backends/local/pool.ts'
 import { E2BPool } from './backends/e2b/pool.ts'
 import { bubblewrapAvailable } from './backends/local/sandbox.ts'
 import { log } from './log.ts'
+import { observeBackends, withRunMetrics } from './telemetry/metrics.ts'
+import { startTelemetry } from './telemetry/setup.ts'
 
 /** Frames between proxy and worker carry a body's inputs or a block's outputs, plus headroom. */
 export const frameLimitFor = (config: Config) => config.limits.maxBodyBytes + 1024 * 1024
@@ -38,6 +40,14 @@ export function createBackends(config: Config): Backends {
   return backends
 }
 
+/** Every backend's runs measured (duration, cold starts, timeouts), and its gauges observed. */
+function withMetrics(backends: Backends): Backends {
+  const measured: Backends = {}
+  for (const [name, backend] of Object.entries(backends) as [keyof Backends, NonNullable<Backends[keyof Backends]>][]) measured[name] = withRunMetrics(backend)
+  observeBackends(Object.values(backends))
+  return measured
+}
+
 async function main(): Promise<void> {
   let config: Config
   try {
@@ -48,9 +58,11 @@ async function main(): Promise<void> {
     process.exit(2)
   }
 
+  // Telemetry first, so the backends' first spans and instruments are real ones.
+  const telemetry = startTelemetry(config.telemetry)
   let backends: Backends
   try {
-    backends = createBackends(config)
+    backends = withMetrics(createBackends(config))
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     console.error(`blockgate: ${error.message}`)
@@ -63,6 +75,7 @@ async function main(): Promise<void> {
   } catch (error) {
     console.error(`blockgate: a backend could not start: ${(error as Error).message}`)
     await Promise.allSettled(Object.values(backends).map((backend) => backend.stop()))
+    await telemetry.shutdown()
     process.exit(2)
   }
   log.info('backends ready', {
@@ -71,6 +84,7 @@ async function main(): Promise<void> {
     local_workers: backends.local ? { min_warm: config.local.minWarm, max: config.local.maxWorkers } : 'off',
     isolation: backends.local ? (config.local.allowUnsandboxed ? 'off' : 'sandboxed') : undefined,
     e2b: config.e2b ? { mode: config.e2b.mode, template: config.e2b.templateId, max_sandboxes: config.e2b.maxSandboxes } : 'off (no E2B_API_KEY)',
+    telemetry: telemetry.enabled ? 'OTLP export on' : 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)',
     ms: Math.round(performance.now() - startedAt),
   })
 
@@ -91,6 +105,7 @@ async function main(): Promise<void> {
     log.info('draining', { signal })
     await server.stop(false) // stop accepting; let in-flight requests finish
     await Promise.all(Object.values(backends).map((backend) => backend.stop()))
+    await telemetry.shutdown() // the last spans and metrics go out before the process ends
     log.info('stopped')
     process.exit(0)
   }

@@ -23,7 +23,7 @@ export function responseFormat(request: Request): WireFormat {
   return formatOfContentType(request.headers.get('content-type')) ?? 'json'
 }
 
-export async function readBody(request: Request): Promise<unknown> {
+export async function readBody(request: Request, onSize?: (bytes: number) => void): Promise<unknown> {
   const format = formatOfContentType(request.headers.get('content-type'))
   if (format === null) {
     throw new UnsupportedMediaType(
@@ -31,6 +31,7 @@ export async function readBody(request: Request): Promise<unknown> {
     )
   }
   const bytes = new Uint8Array(await request.arrayBuffer())
+  onSize?.(bytes.byteLength)
   if (bytes.byteLength === 0) throw new BadRequest('body: empty; expected a run request')
   if (format === 'cbor') {
     try {
