@@ -1,59 +1,69 @@
-// `bun run bench` (`--quick` for fewer samples): cold start against warm start, then
-// serialization throughput in TS and in Python on the same payloads. Absolute times are
-// for this machine; compare the ratios.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { LARGE_BUFFER_MALLOC } from '../src/backends/local/worker.ts'
-import { coldAndWarm } from './cold-warm.ts'
-import { e2bColdAndWarm } from './e2b.ts'
-import { httpScenarios } from './http.ts'
-import { serializationThroughput, type ThroughputRow } from './serializers.ts'
+// `bun run bench` (`--quick`: fewer rounds and samples, under a minute): every scenario in
+// scenarios.ts, then bench/results/ (latest.json, a dated copy, latest.md, latest.svg) and
+// a comparison with the previous latest.json. Progress goes to stderr; the cold/warm table
+// and any regression to stdout. Absolute times are for this machine; compare the ratios.
+import { compare } from './compare.ts'
+import { createContext } from './context.ts'
+import { describeMachine, loadNow } from './machine.ts'
+import { factor, ms } from './markdown.ts'
+import { elapsedSeconds, progress } from './progress.ts'
+import { addRatios, coldWarmRatios } from './ratios.ts'
+import { readPrevious, writeResults, type BenchResult } from './results.ts'
+import { SCENARIOS } from './scenarios.ts'
+import type { Row } from './stats.ts'
 
 const quick = process.argv.includes('--quick')
-console.error(`blockgate bench${quick ? ' (quick)' : ''}: ${navigator.hardwareConcurrency} cores, Bun ${Bun.version}`)
+const date = new Date().toISOString()
+const machine = describeMachine()
+progress(`blockgate bench${quick ? ' --quick' : ''}: ${machine.cores} cores, ${machine.cpu}, load ${machine.load_at_start}`)
 
-const startup = await coldAndWarm(quick)
-console.log('\nCold start against warm start')
-console.table(startup.rows)
-console.log(`zygote fork vs fresh interpreter (p50): ${startup.forkVsFresh.toFixed(0)}x faster; cold (fork) vs warm run: ${startup.coldVsWarm.toFixed(0)}x`)
-
-const e2b = await e2bColdAndWarm(quick)
-console.log(`\nE2B backend, cold against warm (${e2b.cloud ? 'offline stand-in and E2B cloud' : 'offline stand-in only: set E2B_API_KEY to add E2B itself'})`)
-console.table(e2b.rows)
-console.table(e2b.summary)
-
-const http = await httpScenarios(quick)
-console.log('\nOver HTTP (server here, load from a separate process; overhead = server time minus the block\'s own code)')
-console.table(http)
-
-const python = resolve(import.meta.dir, '../.venv/bin/python')
-const script = resolve(import.meta.dir, 'serializers.py')
-const pythonEnv = { ...process.env, ...LARGE_BUFFER_MALLOC } // as a worker runs
-function runPython(args: string[]): string {
-  const result = Bun.spawnSync({ cmd: [python, script, ...args], stderr: 'inherit', env: pythonEnv })
-  if (result.exitCode !== 0) throw new Error(`bench/serializers.py ${args.join(' ')} failed`)
-  return result.stdout.toString()
-}
-
-const payloadDir = mkdtempSync(join(tmpdir(), 'blockgate-bench-'))
+const ctx = createContext(quick)
+const rows: Row[] = []
+const skipped: BenchResult['skipped'] = []
+let e2bTarget = 'none'
 try {
-  console.error('serialization: building payloads…')
-  runPython(['--emit', payloadDir])
-  console.error('serialization: TS…')
-  const ts = await serializationThroughput(payloadDir)
-  console.error('serialization: Python…')
-  const py: ThroughputRow[] = runPython(quick ? ['--quick'] : []).trim().split('\n').map((line) => JSON.parse(line))
-
-  for (const [language, rows] of [['TS', ts], ['Python', py]] as const) {
-    console.log(`\nSerialization, encode + decode (${language})`)
-    console.table(rows)
-    for (const payload of new Set(rows.map((row) => row.payload))) {
-      const cbor = rows.find((row) => row.payload === payload && row.form === 'cbor')!
-      const json = rows.find((row) => row.payload === payload && row.form.startsWith('json'))!
-      console.log(`${payload}: CBOR ${(json.p50_ms / cbor.p50_ms).toFixed(1)}x faster than ${json.form}`)
+  for (const [index, scenario] of SCENARIOS.entries()) {
+    progress(`── ${index + 1}/${SCENARIOS.length} ${scenario.title}`)
+    try {
+      rows.push(...(await scenario.run(ctx)))
+    } catch (error) {
+      // One backend missing here (no bubblewrap, no template on E2B) must not cost the others.
+      const reason = (error as Error).message.split('\n')[0]!.slice(0, 300)
+      progress(`   not measured: ${reason}`)
+      skipped.push({ scenario: scenario.title, reason })
     }
   }
+  e2bTarget = rows.find((row) => row.target.startsWith('e2b'))?.target ?? 'none'
 } finally {
-  rmSync(payloadDir, { recursive: true, force: true })
+  await ctx.close()
 }
+
+addRatios(rows)
+machine.load_at_end = loadNow()
+const result: BenchResult = {
+  schema: 1,
+  date,
+  mode: quick ? 'quick' : 'full',
+  command: `bun run bench${quick ? ' --quick' : ''}`,
+  duration_s: Math.round(elapsedSeconds()),
+  machine,
+  e2b_target: e2bTarget,
+  rows,
+  cold_warm: coldWarmRatios(rows),
+  skipped,
+  comparison: compare(rows, machine, readPrevious()),
+}
+const files = await writeResults(result)
+
+console.log('\nCold against warm (no-op block, p50):')
+for (const entry of result.cold_warm) {
+  const ratio = entry.ratio === null ? 'every run cold' : `cold/warm ${factor(entry.ratio)}`
+  console.log(`  ${`${entry.backend} (${entry.target})`.padEnd(36)} cold ${ms(entry.cold_p50_ms).padStart(10)}   warm ${ms(entry.warm_p50_ms).padStart(10)}   ${ratio}`)
+}
+const { comparison } = result
+if (comparison.previous) {
+  console.log(`\nAgainst the previous run (${comparison.previous.date}, ${comparison.previous.mode}): ${comparison.rows_compared} figures, ${comparison.regressions.length} slower and ${comparison.improvements.length} faster beyond the noise${comparison.other_machine ? ' (another machine)' : ''}`)
+  for (const change of comparison.regressions) console.log(`  REGRESSION ${change.name}: ${ms(change.before_p50_ms)} → ${ms(change.after_p50_ms)} (+${Math.round(change.change * 100)}%, threshold ${Math.round(change.threshold * 100)}%)`)
+}
+for (const skip of skipped) console.log(`\nNot measured: ${skip.scenario}: ${skip.reason}`)
+console.log(`\nWrote ${files.join(', ')} in ${result.duration_s} s`)

@@ -1,21 +1,16 @@
-// Serialization throughput in TS, on the payloads bench/serializers.py emits (the same
-// values the Python half measures). CBOR: encode the kind values and decode them back
-// (decodeKinds included). JSON/base64: the same values as JSON with every byte buffer
+// Serialization, encode + decode of one payload, CBOR against the JSON/base64 form, in TS
+// (here, timed with mitata) and in Python (bench/serializers.py), on the payloads
+// bench/payloads.py built. TS CBOR: encode the kind values and decode them back
+// (decodeKinds included). TS JSON/base64: the same values as JSON with every byte buffer
 // base64'd (the lossless JSON a TS client could send), written and read back.
 import { measure } from 'mitata'
-import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { decodeCbor, encodeCbor } from '../serializers/cbor.ts'
 import { decodeKinds } from '../serializers/index.ts'
-
-export interface ThroughputRow {
-  payload: string
-  form: string
-  p50_ms: number
-  mb_per_s: number
-}
-
-const options = { min_cpu_time: 0.4e9, batch_samples: 1, batch_unroll: 1, max_samples: 200 }
+import { LARGE_BUFFER_MALLOC } from '../src/backends/local/worker.ts'
+import type { BenchContext } from './context.ts'
+import { PYTHON } from './payloads.ts'
+import { rowOf, type Row } from './stats.ts'
 
 // Byte buffers become {"base64": …}; everything else is written as its fields.
 function toJsonBase64(this: unknown, _key: string, value: unknown): unknown {
@@ -33,20 +28,47 @@ function fromJsonBase64(value: unknown): unknown {
   return record
 }
 
-export async function serializationThroughput(payloadDir: string): Promise<ThroughputRow[]> {
-  const index: { name: string; bytes: number; file: string }[] = JSON.parse(readFileSync(resolve(payloadDir, 'index.json'), 'utf8'))
-  const rows: ThroughputRow[] = []
-  for (const payload of index) {
-    const value = decodeKinds(decodeCbor(new Uint8Array(readFileSync(resolve(payloadDir, `${payload.file}.cbor`)))), 'x')
+function serializationRow(language: 'ts' | 'python', payload: string, bytes: number, form: string, rounds: number[][]): Row {
+  const row = rowOf({ scenario: 'serialization', name: `${language === 'ts' ? 'TS' : 'Python'}: ${payload}, ${form}, encode + decode`, backend: language, target: 'local', payload, form }, rounds)
+  row.extra.mb_per_s = Math.round(bytes / 1e6 / (row.p50_ms / 1000))
+  return row
+}
+
+export async function serializationTs(ctx: BenchContext): Promise<Row[]> {
+  const rows: Row[] = []
+  // Per round: a few samples of the slow forms, many of the fast ones. Enough time per
+  // round matters: the collector runs in phases of a dozen iterations, so a short round
+  // can land on a slow phase and miss the steady state (0.6 ms becomes 3 ms).
+  const options = { min_cpu_time: ctx.count(0.15, 0.5) * 1e9, min_samples: ctx.count(3, 8), max_samples: ctx.count(100, 300), batch_samples: 1, batch_unroll: 1 }
+  for (const payload of ctx.payloads.serialization) {
+    ctx.progress(`serialization (TS): ${payload.name}`)
+    const value = decodeKinds(decodeCbor(payload.cbor), 'x')
     const forms = {
       cbor: () => decodeKinds(decodeCbor(encodeCbor(value)), 'x'),
       'json-base64': () => fromJsonBase64(JSON.parse(JSON.stringify(value, toJsonBase64))),
     }
     for (const [form, run] of Object.entries(forms)) {
-      const stats = await measure(run, options)
-      const ms = stats.p50 / 1e6
-      rows.push({ payload: payload.name, form, p50_ms: +ms.toFixed(3), mb_per_s: Math.round(payload.bytes / 1e6 / (ms / 1000)) })
+      const rounds: number[][] = []
+      for (let r = 0; r < ctx.rounds; r++) rounds.push((await measure(run, options)).samples.map((ns) => ns / 1e6))
+      rows.push(serializationRow('ts', payload.name, payload.bytes, form, rounds))
     }
   }
   return rows
+}
+
+export async function serializationPython(ctx: BenchContext): Promise<Row[]> {
+  ctx.progress('serialization (Python): every payload, CBOR (worker frame and plain) and JSON/base64')
+  const child = Bun.spawn({
+    cmd: [PYTHON, resolve(import.meta.dir, 'serializers.py'), ...(ctx.quick ? ['--quick'] : [])],
+    env: { ...process.env, ...LARGE_BUFFER_MALLOC }, // as a worker runs
+    stdout: 'pipe',
+    stderr: 'inherit',
+  })
+  const output = await new Response(child.stdout).text()
+  if ((await child.exited) !== 0) throw new Error('bench/serializers.py failed')
+  return output
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { payload: string; form: string; bytes: number; rounds: number[][] })
+    .map(({ payload, form, bytes, rounds }) => serializationRow('python', payload, bytes, form, rounds))
 }

@@ -1,0 +1,32 @@
+// Every scenario `bun run bench` runs, in order: the one list to add to. Each returns rows
+// of one shape (stats.ts). A scenario to come: tracing on against tracing off (the same
+// warm runs with OTEL_* export on), as one more entry here.
+import type { BenchContext } from './context.ts'
+import { coldAndWarm } from './cold-warm.ts'
+import { e2bColdAndWarm } from './e2b.ts'
+import { freshInterpreter } from './fresh-interpreter.ts'
+import { httpThroughput } from './http.ts'
+import { inProcessExec } from './in-process.ts'
+import { seedFlow } from './seed-flow.ts'
+import { serializationPython, serializationTs } from './serializers.ts'
+import type { Row } from './stats.ts'
+
+export interface Scenario {
+  title: string
+  run(ctx: BenchContext): Promise<Row[]>
+}
+
+export const SCENARIOS: Scenario[] = [
+  { title: 'baseline: in-process exec, no isolation (Roboflow local mode)', run: inProcessExec },
+  { title: 'local: fresh interpreter per worker, cold and warm', run: freshInterpreter },
+  {
+    title: 'local: zygote fork, cold and warm, every payload, over HTTP',
+    run: async (ctx) => coldAndWarm(ctx, { backend: 'local-zygote', target: 'local', server: await ctx.localServer(), coldPerRound: ctx.count(4, 10) }),
+  },
+  { title: 'local: HTTP throughput at concurrency 1, 8, 64', run: httpThroughput },
+  { title: 'e2b: template mode, cold and warm, every payload, over HTTP', run: e2bColdAndWarm('template') },
+  { title: 'e2b: code-interpreter mode, cold and warm, every payload, over HTTP', run: e2bColdAndWarm('code-interpreter') },
+  { title: "baseline: the seed's flow, one code-interpreter sandbox per run, base64 JSON", run: seedFlow },
+  { title: 'serialization: CBOR against JSON/base64, TS', run: serializationTs },
+  { title: 'serialization: CBOR against JSON/base64, Python', run: serializationPython },
+]
