@@ -9,6 +9,11 @@ import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge } 
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
 import { registerWebexec } from './interop/webexec.ts'
 import { log } from './log.ts'
+import { trace } from '@opentelemetry/api'
+import { AuditLog } from './auth/audit.ts'
+import { callerOf, checkBodySize, identifyCaller, timeoutFor, workspaceFor, type CallerEnv } from './auth/caller.ts'
+import { KeyRing } from './auth/keys.ts'
+import { Quotas } from './auth/quotas.ts'
 import { traceRequests } from './telemetry/http.ts'
 import { ATTR, SPAN } from './telemetry/names.ts'
 import { inSpan } from './telemetry/spans.ts'
@@ -16,8 +21,10 @@ import { parseRunRequest } from './run/request.ts'
 import { pickBackend, type Backends } from './run/router.ts'
 
 export interface AppOptions {
-  config: Pick<Config, 'defaultBackend' | 'limits'> & Partial<Pick<Config, 'workspaceBackends' | 'webexec'>>
+  config: Pick<Config, 'defaultBackend' | 'limits'> & Partial<Pick<Config, 'workspaceBackends' | 'webexec' | 'auth'>>
   backends: Backends
+  /** Where the audit trail goes (the structured log unless a test listens). */
+  audit?: AuditLog
 }
 
 function send(c: Context, status: number, value: unknown, headers: Record<string, string> = {}): Response {
@@ -34,8 +41,10 @@ function sendTraced(c: Context, status: number, value: unknown): Promise<Respons
   })
 }
 
-export function createApp({ config, backends }: AppOptions): Hono {
-  const app = new Hono()
+export function createApp({ config, backends, audit = new AuditLog() }: AppOptions): Hono<CallerEnv> {
+  const app = new Hono<CallerEnv>()
+  const keys = config.auth?.keys ?? KeyRing.empty()
+  const quotas = new Quotas()
 
   app.get('/healthz', (c) => send(c, 200, { status: 'ok' }))
 
@@ -47,6 +56,9 @@ export function createApp({ config, backends }: AppOptions): Hono {
 
   // Every run route gets its server span first, so the trace covers the whole request.
   for (const route of ['/v1/run', '/webexec']) app.use(route, traceRequests(route))
+  // Then who is calling: a key (when keys are configured) and a quota slot held for the request.
+  app.use('/v1/run', identifyCaller(keys, quotas))
+  app.use('/webexec', identifyCaller(keys, quotas, { modalPair: true }))
 
   app.post(
     '/v1/run',
@@ -58,18 +70,22 @@ export function createApp({ config, backends }: AppOptions): Hono {
     }),
     async (c) => {
       const startedAt = performance.now()
+      const caller = callerOf(c)
       const request = await inSpan(SPAN.decode, {}, async (span) => {
-        const body = await readBody(c.req.raw, (bytes) => span.setAttribute(ATTR.inputBytes, bytes))
-        const request = parseRunRequest(body, config.limits)
-        span.setAttributes({ [ATTR.workspace]: request.workspace, [ATTR.blockHash]: request.block.hash, ...(request.stepName ? { [ATTR.stepName]: request.stepName } : {}) })
-        return request
+        const body = await readBody(c.req.raw, (bytes) => {
+          span.setAttribute(ATTR.inputBytes, bytes)
+          checkBodySize(caller, bytes)
+        })
+        return parseRunRequest(body, config.limits)
       })
-      const backend = pickBackend(request.backend, request.workspace, backends, config)
-      const outcome = await backend.run({
+      const workspace = workspaceFor(caller, request.workspace)
+      trace.getActiveSpan()?.setAttributes({ [ATTR.workspace]: workspace, [ATTR.blockHash]: request.block.hash, ...(caller ? { [ATTR.keyId]: caller.id } : {}) })
+      const backend = pickBackend(request.backend, workspace, backends, config)
+      const outcome = await audit.run(backend, {
         block: request.block,
         inputs: request.inputs,
-        workspace: request.workspace,
-        timeoutMs: request.timeoutMs,
+        workspace,
+        timeoutMs: timeoutFor(caller, request.timeoutMs),
         outputFormat: outputFormat(responseFormat(c.req.raw), request.jsonArrays),
         signal: c.req.raw.signal,
         context: {
@@ -78,7 +94,7 @@ export function createApp({ config, backends }: AppOptions): Hono {
           block_type: 'custom_python_block',
           workflow_execution_id: crypto.randomUUID(),
         },
-      })
+      }, caller, '/v1/run')
       return sendTraced(c, 200, {
         outputs: outcome.outputs,
         stdout: outcome.stdout,
@@ -93,7 +109,7 @@ export function createApp({ config, backends }: AppOptions): Hono {
   )
 
   // Roboflow Inference's remote-execution protocol, on the same run path (Contract 5).
-  if (config.webexec) registerWebexec(app, { config: { ...config, webexec: config.webexec }, backends })
+  if (config.webexec) registerWebexec(app, { config: { ...config, webexec: config.webexec }, backends, audit })
 
   app.notFound((c) => {
     const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

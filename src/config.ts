@@ -5,6 +5,8 @@ import { resolve } from 'node:path'
 import { z } from 'zod'
 import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, runtimeVersion } from './backends/e2b/template.ts'
 import type { TelemetryConfig } from './telemetry/setup.ts'
+import { keyFileSchema, KeyRing } from './auth/keys.ts'
+import { readFileSync } from 'node:fs'
 
 export const PROJECT_ROOT = resolve(import.meta.dir, '..')
 
@@ -37,25 +39,6 @@ const workspacePolicy = z
     return policy
   })
 
-/** `key:secret,key2:secret2`: the Modal-Key/Modal-Secret pairs /webexec accepts; empty accepts any. */
-const webexecKeys = z
-  .string()
-  .trim()
-  .transform((text, ctx) => {
-    const pairs: { key: string; secret: string }[] = []
-    for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
-      const colon = entry.indexOf(':')
-      const key = entry.slice(0, colon).trim()
-      const secret = entry.slice(colon + 1).trim()
-      if (colon < 0 || !key || !secret) {
-        ctx.addIssue({ code: 'custom', message: `an entry is not key:secret (entries are comma-separated)` })
-        return z.NEVER
-      }
-      pairs.push({ key, secret })
-    }
-    return pairs
-  })
-
 const executionMode = z
   .enum(['local', 'remote', 'e2b'], { error: 'must be one of local, remote, e2b' })
   .transform((mode) => (mode === 'remote' ? 'e2b' : mode))
@@ -85,7 +68,9 @@ const variables = {
   BLOCKGATE_WORKER_START_TIMEOUT_MS: int(100).default(60_000),
   BLOCKGATE_QUEUE_TIMEOUT_MS: int(1).default(30_000),
   BLOCKGATE_WORKSPACE_BACKENDS: workspacePolicy.default({}),
-  BLOCKGATE_WEBEXEC_KEYS: webexecKeys.default([]),
+  BLOCKGATE_API_KEYS_FILE: optionalText,
+  BLOCKGATE_API_KEYS: optionalText,
+  BLOCKGATE_ALLOW_OPEN_BIND: flag.default(false),
   BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES: int(0).default(32 * 1024 * 1024),
   // OpenTelemetry: the standard variables. These decide whether telemetry starts; the SDK
   // itself reads the rest of OTEL_* (sampler, batch sizes, headers, resource attributes).
@@ -112,7 +97,7 @@ const variables = {
 } as const
 
 /** Values never echoed in an error message: they hold credentials. */
-const SECRET_VARIABLES: ReadonlySet<string> = new Set(['E2B_API_KEY', 'BLOCKGATE_WEBEXEC_KEYS'])
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['E2B_API_KEY'])
 
 type Variables = typeof variables
 export type VariableName = keyof Variables
@@ -143,6 +128,8 @@ export interface Config {
   e2b: E2BConfig | null
   /** Roboflow Inference's remote-execution endpoint (POST /webexec). */
   webexec: WebexecConfig
+  /** API keys; an empty ring means anonymous runs, on a loopback-only bind. */
+  auth: { keys: KeyRing; openBind: boolean }
   telemetry: TelemetryConfig
   limits: {
     maxBodyBytes: number
@@ -174,8 +161,6 @@ export interface E2BConfig {
 }
 
 export interface WebexecConfig {
-  /** Modal-Key/Modal-Secret pairs accepted; empty means no check (trusted networks only). */
-  credentials: { key: string; secret: string }[]
   /** Code remembered per (workspace, code hash) so hash-only requests run, in bytes of code. */
   codeCacheBytes: number
 }
@@ -213,6 +198,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (problems.length === 0 && values.E2B_SANDBOX_IDLE_TIMEOUT > values.E2B_SANDBOX_TIMEOUT) {
     problems.push('E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT')
+  }
+  const keys = problems.length === 0 ? readKeys(env, values.BLOCKGATE_API_KEYS_FILE, values.BLOCKGATE_API_KEYS, problems) : KeyRing.empty()
+  if (problems.length === 0 && keys.size === 0 && !isLoopback(values.HOST) && !values.BLOCKGATE_ALLOW_OPEN_BIND) {
+    problems.push(
+      `HOST=${values.HOST}: with no API keys (BLOCKGATE_API_KEYS_FILE) anyone who reaches the server could run code, so it binds to loopback only; configure keys, or set BLOCKGATE_ALLOW_OPEN_BIND=1 to bind ${values.HOST} without them`,
+    )
   }
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
 
@@ -265,8 +256,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       serviceVersion: runtimeVersion(),
       metricIntervalMs: values.OTEL_METRIC_EXPORT_INTERVAL,
     },
+    auth: { keys, openBind: values.BLOCKGATE_ALLOW_OPEN_BIND },
     webexec: {
-      credentials: values.BLOCKGATE_WEBEXEC_KEYS,
       codeCacheBytes: values.BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES,
     },
     limits: {
@@ -275,5 +266,47 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxTimeoutMs: values.BLOCKGATE_MAX_TIMEOUT_MS,
       queueTimeoutMs: values.BLOCKGATE_QUEUE_TIMEOUT_MS,
     },
+  }
+}
+
+/** Addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/** The API keys from BLOCKGATE_API_KEYS_FILE or BLOCKGATE_API_KEYS (the same JSON inline). */
+function readKeys(env: Record<string, string | undefined>, file: string | undefined, inline: string | undefined, problems: string[]): KeyRing {
+  if (file && inline) {
+    problems.push('BLOCKGATE_API_KEYS_FILE, BLOCKGATE_API_KEYS: set one of them, not both')
+    return KeyRing.empty()
+  }
+  const name = file ? 'BLOCKGATE_API_KEYS_FILE' : 'BLOCKGATE_API_KEYS'
+  let text = inline
+  if (file) {
+    try {
+      text = readFileSync(resolve(env.PWD ?? process.cwd(), file), 'utf8')
+    } catch (error) {
+      problems.push(`BLOCKGATE_API_KEYS_FILE=${JSON.stringify(file)}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+      return KeyRing.empty()
+    }
+  }
+  if (text === undefined) return KeyRing.empty()
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch (error) {
+    problems.push(`${name}: not JSON (${(error as Error).message})`)
+    return KeyRing.empty()
+  }
+  const parsed = keyFileSchema.safeParse(json)
+  if (!parsed.success) {
+    problems.push(`${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`)
+    return KeyRing.empty()
+  }
+  try {
+    return KeyRing.from(parsed.data)
+  } catch (error) {
+    problems.push(`${name}: ${(error as Error).message}`)
+    return KeyRing.empty()
   }
 }

@@ -38,7 +38,14 @@ export class BadRequest extends BlockgateError {
 /** 401: the request's credentials are missing or not among those configured. */
 export class Unauthorized extends BlockgateError {
   constructor(message: string) {
-    super(401, 'Unauthorized', message)
+    super(401, 'Unauthorized', message, { headers: { 'WWW-Authenticate': 'Bearer realm="blockgate"' } })
+  }
+}
+
+/** 403: a valid key, asking for what it does not hold (another workspace). */
+export class Forbidden extends BlockgateError {
+  constructor(message: string) {
+    super(403, 'Forbidden', message)
   }
 }
 

@@ -1,7 +1,7 @@
 // Entry point: read the config, warm the backends, serve HTTP, drain on SIGTERM.
 import { createApp } from './app.ts'
 import type { Backends } from './run/router.ts'
-import { ConfigError, loadConfig, type Config } from './config.ts'
+import { ConfigError, isLoopback, loadConfig, type Config } from './config.ts'
 import { LocalPool } from './backends/local/pool.ts'
 import { E2BPool } from './backends/e2b/pool.ts'
 import { bubblewrapAvailable } from './backends/local/sandbox.ts'
@@ -97,6 +97,9 @@ async function main(): Promise<void> {
     maxRequestBodySize: config.limits.maxBodyBytes + 1024 * 1024,
   })
   log.info('listening', { url: server.url.href })
+  if (config.auth.keys.size > 0) log.info('API keys required', { keys: config.auth.keys.size })
+  else if (isLoopback(config.host)) log.warn('no API keys configured: listening on loopback only; anyone who can reach this port can run code', { host: config.host })
+  else log.warn('OPEN BIND WITHOUT API KEYS: BLOCKGATE_ALLOW_OPEN_BIND is set; anyone who can reach this address can run code', { host: config.host })
 
   let stopping = false
   const shutdown = async (signal: string) => {

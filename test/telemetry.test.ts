@@ -100,7 +100,8 @@ describe('local workers', () => {
     }
     expect(t.one(SPAN.decode).attributes[ATTR.inputBytes]).toBeGreaterThan(0)
     expect(t.one(SPAN.encode).attributes[ATTR.outputBytes]).toBeGreaterThan(0)
-    expect(t.one(SPAN.decode).attributes[ATTR.blockHash]).toHaveLength(64)
+    expect(t.server.attributes[ATTR.blockHash]).toHaveLength(64)
+    expect(t.server.attributes[ATTR.workspace]).toBe('cold-local')
   })
 
   test('a warm run: no spawn, no init, faas.coldstart false', async () => {

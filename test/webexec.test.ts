@@ -9,16 +9,25 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { Hono } from 'hono'
 import { createApp } from '../src/app.ts'
-import { ConfigError, loadConfig } from '../src/config.ts'
+import { loadConfig } from '../src/config.ts'
+import { KeyRing } from '../src/auth/keys.ts'
 import { createBackends } from '../src/server.ts'
 
 const MAX_BODY = 1024 * 1024
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 const config = loadConfig({
   BLOCKGATE_MIN_WARM_WORKERS: '1',
   BLOCKGATE_MAX_WORKERS: '4',
   BLOCKGATE_MAX_BODY_BYTES: String(MAX_BODY),
   BLOCKGATE_DEFAULT_TIMEOUT_MS: '3000',
-  BLOCKGATE_WEBEXEC_KEYS: 'key-a:secret-a, key-b:secret:with:colons',
+  // Inference sends MODAL_TOKEN_ID as Modal-Key (the key's id) and MODAL_TOKEN_SECRET as Modal-Secret (the key).
+  BLOCKGATE_API_KEYS: JSON.stringify({
+    keys: [
+      { id: 'key-a', sha256: sha256('secret-a'), workspaces: ['acme', 'init-test', 'slow', 'cache-test', 'someone-else', 'anonymous'] },
+      { id: 'key-b', sha256: sha256('secret:with:colons'), workspaces: ['acme'] },
+      { id: 'inference-proof-key', sha256: sha256('replayed'), workspaces: ['anonymous'] },
+    ],
+  }),
 })
 const backends = createBackends(config)
 const app = createApp({ config, backends })
@@ -38,7 +47,7 @@ interface Send {
   workspace?: string | null
   headers?: Record<string, string>
   gzip?: boolean
-  on?: Hono
+  on?: Hono<any>
 }
 
 /** POSTs a webexec body as Inference's client does: gzip JSON with its credentials. */
@@ -260,7 +269,7 @@ describe('failures in Inference’s terms', () => {
 })
 
 describe('the HTTP envelope', () => {
-  test('credentials: one of the configured pairs, compared in full', async () => {
+  test("credentials: an API key's id and the key, as Modal-Key and Modal-Secret, or the key as a bearer token", async () => {
     const body = withCode('def run(self):\n    return {}\n')
     expect((await post(body, { headers: {} })).status).toBe(401)
     expect((await post(body, { headers: { 'modal-key': 'key-a', 'modal-secret': 'wrong' } })).status).toBe(401)
@@ -269,10 +278,18 @@ describe('the HTTP envelope', () => {
     expect(refused.status).toBe(401)
     expect(refused.answer.error.type).toBe('Unauthorized')
     expect((await post(body, { headers: { 'modal-key': 'key-b', 'modal-secret': 'secret:with:colons' } })).answer.success).toBe(true)
+    expect((await post(body, { headers: { authorization: 'Bearer secret:with:colons' } })).answer.success).toBe(true)
   })
 
-  test('with no pairs configured, any request is accepted (trusted networks only)', async () => {
-    const open = createApp({ config: { ...config, webexec: { ...config.webexec, credentials: [] } }, backends })
+  test("a key used for a workspace it does not hold is a 403", async () => {
+    const body = withCode('def run(self):\n    return {}\n')
+    const other = await post(body, { workspace: 'init-test', headers: { 'modal-key': 'key-b', 'modal-secret': 'secret:with:colons' } })
+    expect(other.status).toBe(403)
+    expect(other.answer.error.type).toBe('Forbidden')
+  })
+
+  test('with no keys configured, any request is accepted (the server then binds to loopback only)', async () => {
+    const open = createApp({ config: { ...config, auth: { keys: KeyRing.empty(), openBind: false } }, backends })
     expect((await post(withCode('def run(self):\n    return {}\n'), { headers: {}, on: open })).answer.success).toBe(true)
   })
 
@@ -309,23 +326,6 @@ describe('the HTTP envelope', () => {
   })
 })
 
-describe('configuration', () => {
-  test('BLOCKGATE_WEBEXEC_KEYS: key:secret pairs, the secret may hold colons; none by default', () => {
-    expect(config.webexec.credentials).toEqual([
-      { key: 'key-a', secret: 'secret-a' },
-      { key: 'key-b', secret: 'secret:with:colons' },
-    ])
-    expect(loadConfig({}).webexec).toEqual({ credentials: [], codeCacheBytes: 32 * 1024 * 1024 })
-  })
-
-  test('a malformed pair stops the start without echoing the secrets', () => {
-    const load = () => loadConfig({ BLOCKGATE_WEBEXEC_KEYS: 'key-a:hunter2,no-secret-here' })
-    expect(load).toThrow(ConfigError)
-    expect(load).toThrow(/BLOCKGATE_WEBEXEC_KEYS=\(secret, not shown\): an entry is not key:secret/)
-    expect(load).not.toThrow(/hunter2/)
-  })
-})
-
 describe('requests recorded from the real Inference client', () => {
   const dir = join(import.meta.dir, 'fixtures/webexec')
   const fixtures = readdirSync(dir)
@@ -341,8 +341,8 @@ describe('requests recorded from the real Inference client', () => {
   })
 
   test('replayed in order, each gets the answer the client got', async () => {
-    // Its own webexec keys and an empty code cache, as the recording blockgate had.
-    const replayConfig = { ...config, webexec: { ...config.webexec, credentials: [{ key: fixtures[0]!.request.headers['modal-key'], secret: 'replayed' }] } }
+    // The key the recording used (its id as Modal-Key), and an empty code cache, as the recording blockgate had.
+    const replayConfig = config
     let replay = createApp({ config: replayConfig, backends })
     for (const { name, request, response } of fixtures) {
       // The recording restarted blockgate where the client met UnknownCodeHash; so does the replay.

@@ -13,14 +13,15 @@
 // turns into its own error message.
 import { gunzip } from 'node:zlib'
 import { promisify } from 'node:util'
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
 import { decodeKinds, KindError } from '../../serializers/index.ts'
 import { OutputsDocument, type RunTimings, type WorkflowContext } from '../backends/backend.ts'
-import type { Config, WebexecConfig } from '../config.ts'
-import { BadRequest, BlockgateError, InternalError, PayloadTooLarge, Unauthorized, UnsupportedMediaType } from '../errors.ts'
+import type { AuditLog } from '../auth/audit.ts'
+import { callerOf, timeoutFor, workspaceFor, type Caller, type CallerEnv } from '../auth/caller.ts'
+import type { Config } from '../config.ts'
+import { BadRequest, BlockgateError, InternalError, PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
 import { encodeBody, parseJson } from '../http/wire.ts'
 import { log } from '../log.ts'
 import { blockOf } from '../run/block.ts'
@@ -33,6 +34,7 @@ export const WEBEXEC_PATH = '/webexec'
 export interface WebexecOptions {
   config: Pick<Config, 'defaultBackend' | 'limits' | 'webexec'> & Partial<Pick<Config, 'workspaceBackends'>>
   backends: Backends
+  audit: AuditLog
 }
 
 const requestSchema = z.object({
@@ -73,7 +75,7 @@ interface Failure {
 // Failures the block itself caused; any other failure is blockgate's (`server_error`).
 const BLOCK_FAULTS = new Set(['BlockCompileError', 'BlockRuntimeError', 'BlockTimeout', 'WorkerCrashed', 'OutputTooLarge'])
 
-export function registerWebexec(app: Hono, { config, backends }: WebexecOptions): void {
+export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit }: WebexecOptions): void {
   const codes = new CodeCache(config.webexec.codeCacheBytes)
   const maxBytes = config.limits.maxBodyBytes
 
@@ -86,10 +88,11 @@ export function registerWebexec(app: Hono, { config, backends }: WebexecOptions)
       },
     }),
     async (c) => {
-      checkCredentials(c.req.raw.headers, config.webexec.credentials)
-      const workspace = workspaceName.safeParse(c.req.query('workspace_id'))
-      if (!workspace.success) throw new BadRequest(`workspace_id: ${workspace.error.issues[0]!.message}`)
-      const body = await readBody(c.req.raw, maxBytes)
+      const caller = callerOf(c)
+      const named = workspaceName.safeParse(c.req.query('workspace_id'))
+      if (!named.success) throw new BadRequest(`workspace_id: ${named.error.issues[0]!.message}`)
+      const workspace = { data: workspaceFor(caller, named.data) }
+      const body = await readBody(c.req.raw, Math.min(maxBytes, caller?.limits.maxBodyBytes ?? maxBytes))
 
       const startedAt = performance.now()
       let answer: Success | Failure
@@ -99,7 +102,7 @@ export function registerWebexec(app: Hono, { config, backends }: WebexecOptions)
           const problems = request.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
           answer = serverFailure('InvalidRequest', problems.join('; '))
         } else {
-          answer = await execute(request.data, workspace.data, c.req.raw.signal, startedAt)
+          answer = await execute(request.data, workspace.data, caller, c.req.raw.signal, startedAt)
         }
       } catch (thrown) {
         answer = failureOf(thrown)
@@ -108,7 +111,7 @@ export function registerWebexec(app: Hono, { config, backends }: WebexecOptions)
     },
   )
 
-  async function execute(request: WebexecRequest, workspace: string, signal: AbortSignal, startedAt: number): Promise<Success | Failure> {
+  async function execute(request: WebexecRequest, workspace: string, caller: Caller, signal: AbortSignal, startedAt: number): Promise<Success | Failure> {
     if (!request.code_str && !request.code_hash) return serverFailure('InvalidRequest', 'the request has neither code_str nor code_hash')
     const code = codeOf(request, workspace)
     if (!code) {
@@ -118,15 +121,16 @@ export function registerWebexec(app: Hono, { config, backends }: WebexecOptions)
     // by name and run once per loaded block, as Inference does locally.
     const block = blockOf({ run_function_code: code.code, run_function_name: request.run_function_name, init_function_code: null, init_function_name: 'init', imports: code.imports })
     const backend = pickBackend(undefined, workspace, backends, config)
-    const outcome = await backend.run({
+    const job = {
       block,
       inputs: inputsOf(request.inputs_json),
       workspace,
       context: contextOf(request.workflow_context),
-      timeoutMs: config.limits.defaultTimeoutMs,
-      outputFormat: 'json',
+      timeoutMs: timeoutFor(caller, config.limits.defaultTimeoutMs),
+      outputFormat: 'json' as const,
       signal,
-    })
+    }
+    const outcome = await audit.run(backend, job, caller, WEBEXEC_PATH)
     return {
       success: true,
       result: resultText(outcome.outputs),
@@ -154,26 +158,6 @@ export function registerWebexec(app: Hono, { config, backends }: WebexecOptions)
   }
 }
 
-/** Passes when no pairs are configured, or when Modal-Key and Modal-Secret match one of them. */
-export function checkCredentials(headers: Headers, credentials: WebexecConfig['credentials']): void {
-  if (credentials.length === 0) return
-  const key = headers.get('modal-key') ?? ''
-  const secret = headers.get('modal-secret') ?? ''
-  let match = false
-  // Every pair is compared in full, in constant time: timing says nothing about which part matched.
-  for (const pair of credentials) {
-    const keyMatches = sameSecret(key, pair.key)
-    const secretMatches = sameSecret(secret, pair.secret)
-    match = (keyMatches && secretMatches) || match
-  }
-  if (!match) throw new Unauthorized('Modal-Key and Modal-Secret do not match a pair in BLOCKGATE_WEBEXEC_KEYS')
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  // Equal-length digests, so the comparison time does not depend on the lengths either.
-  const digest = (text: string) => createHash('sha256').update(text).digest()
-  return timingSafeEqual(digest(given), digest(expected))
-}
 
 const gunzipAsync = promisify(gunzip)
 

@@ -36,7 +36,8 @@ const runRequestSchema = z.object(
     inputs: z.record(z.string(), z.unknown(), required('an object of named inputs')).default({}),
     backend: z.enum(['local', 'e2b'], required('"local" or "e2b"')).optional(),
     timeout_ms: z.number(required('a number')).int('must be a whole number').positive('must be positive').optional(),
-    workspace: workspaceName.default('default'),
+    // Absent: the API key's first workspace, or `default` when runs are anonymous.
+    workspace: workspaceName.optional(),
     step_name: z.string(required('a string')).max(256, 'must be at most 256 characters').optional(),
     json_arrays: z.enum(['lists', 'base64'], required('"lists" or "base64"')).default('lists'),
   },
@@ -48,7 +49,7 @@ export interface RunRequest {
   inputs: Record<string, unknown>
   backend: BackendName | undefined
   timeoutMs: number
-  workspace: string
+  workspace: string | undefined
   stepName: string | null
   /** How arrays come back in a JSON response: Roboflow's nested lists, or compact base64. */
   jsonArrays: 'lists' | 'base64'

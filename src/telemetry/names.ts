@@ -26,6 +26,8 @@ export const ATTR = {
   // blockgate's own.
   backend: 'blockgate.backend',
   workspace: 'blockgate.workspace',
+  /** The API key's id, never the key. */
+  keyId: 'blockgate.key.id',
   blockHash: 'blockgate.block.hash',
   stepName: 'blockgate.step_name',
   runtimeId: 'blockgate.runtime.id',

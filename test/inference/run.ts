@@ -4,6 +4,7 @@
 // runs test/inference/test_inference.py with Inference's own remote-execution settings
 // pointing at it. `-- --record` also saves what the client sent, and what blockgate answered,
 // as test/fixtures/webexec/*.json: test/webexec.test.ts replays them in `npm test`.
+import { createHash } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { homedir } from 'node:os'
@@ -20,7 +21,8 @@ const venv = join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'bloc
 const python = join(venv, 'bin', 'python')
 const fixtures = join(root, 'test/fixtures/webexec')
 const record = process.argv.includes('--record')
-// What Inference sends as Modal-Key/Modal-Secret; blockgate is configured to accept only this pair.
+// What Inference sends as Modal-Key/Modal-Secret: an API key's id and the key. blockgate is
+// configured with only this key, for the workspace Inference names when it has no Roboflow key.
 const KEY = 'inference-proof-key'
 const SECRET = 'inference-proof-secret'
 
@@ -52,7 +54,8 @@ if (installedVersion() !== INFERENCE.split('==')[1]) {
 }
 
 // 2. blockgate, in this process, on a free port.
-const config = loadConfig({ ...process.env, BLOCKGATE_WEBEXEC_KEYS: `${KEY}:${SECRET}`, BLOCKGATE_MIN_WARM_WORKERS: '1' })
+const apiKeys = { keys: [{ id: KEY, sha256: createHash('sha256').update(SECRET).digest('hex'), workspaces: ['anonymous'] }] }
+const config = loadConfig({ ...process.env, BLOCKGATE_API_KEYS: JSON.stringify(apiKeys), BLOCKGATE_MIN_WARM_WORKERS: '1' })
 const backends = createBackends(config)
 await Promise.all(Object.values(backends).map((backend) => backend.start()))
 let app = createApp({ config, backends })
