@@ -1,3 +1,3 @@
 """blockgate's Python runtime: loads and runs Custom Python Blocks behind a CBOR frame channel."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

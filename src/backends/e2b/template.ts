@@ -12,7 +12,7 @@ export function runtimeVersion(): string {
   return match[1]
 }
 
-/** E2B template names allow lowercase letters, digits and dashes: `blockgate-runtime-v0-1-0`. */
+/** E2B template names allow lowercase letters, digits and dashes: `blockgate-runtime-v0-2-0`. */
 export function defaultTemplateId(version = runtimeVersion()): string {
   return `blockgate-runtime-v${version.replace(/[^0-9a-z]+/gi, '-').toLowerCase()}`
 }
