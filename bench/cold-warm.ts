@@ -21,8 +21,8 @@ export interface ColdWarmTarget {
 /** Warm samples per round, by payload: fewer for the large ones. */
 function warmPerRound(ctx: BenchContext, payload: BlockPayload): number {
   if (payload.id === 'no-op') return ctx.count(40, 200)
-  if (payload.id === '1080p-frame') return ctx.count(8, 30)
-  return ctx.count(2, 8)
+  if (payload.id === '1080p-frame') return ctx.count(6, 30)
+  return ctx.count(1, 8)
 }
 
 async function post(url: string, body: Uint8Array): Promise<void> {
@@ -72,7 +72,6 @@ export async function coldAndWarm(ctx: BenchContext, subject: ColdWarmTarget): P
     ctx.progress(`${backend} (${target}): warm runs, ${payload.id}, ${ctx.rounds} rounds of ${count}`)
     const body = runBody(payload, 'warm')
     await post(server.url, body) // loads the block: every measured run below is warm
-    await post(server.url, body)
     const warm = await perRun(subject.calls, ctx.rounds * count, () => loadRounds(server.url, body, ctx.rounds, count, 1))
     const extra: Record<string, number> = { ...warm.extra }
     if (warm.result.overheads.length) extra.server_overhead_p50_ms = +median(warm.result.overheads).toFixed(3)

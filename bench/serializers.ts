@@ -36,10 +36,10 @@ function serializationRow(language: 'ts' | 'python', payload: string, bytes: num
 
 export async function serializationTs(ctx: BenchContext): Promise<Row[]> {
   const rows: Row[] = []
-  // Per round: a few samples of the slow forms, many of the fast ones. Enough time per
-  // round matters: the collector runs in phases of a dozen iterations, so a short round
-  // can land on a slow phase and miss the steady state (0.6 ms becomes 3 ms).
-  const options = { min_cpu_time: ctx.count(0.15, 0.5) * 1e9, min_samples: ctx.count(3, 8), max_samples: ctx.count(100, 300), batch_samples: 1, batch_unroll: 1 }
+  // Per round: a few samples of the slow forms, many of the fast ones. No full collection
+  // before a round (mitata's default): after one, the next ~50 runs of a 1080p frame take
+  // 3 ms instead of 0.6 ms, and a round would measure that recovery, not the steady state.
+  const options = { gc: false, min_cpu_time: ctx.count(0.15, 0.5) * 1e9, min_samples: ctx.count(3, 8), max_samples: ctx.count(100, 300), batch_samples: 1, batch_unroll: 1 }
   for (const payload of ctx.payloads.serialization) {
     ctx.progress(`serialization (TS): ${payload.name}`)
     const value = decodeKinds(decodeCbor(payload.cbor), 'x')
@@ -48,6 +48,10 @@ export async function serializationTs(ctx: BenchContext): Promise<Row[]> {
       'json-base64': () => fromJsonBase64(JSON.parse(JSON.stringify(value, toJsonBase64))),
     }
     for (const [form, run] of Object.entries(forms)) {
+      // The first ~50 runs are up to 6x slower (the JIT and the heap settle); a proxy
+      // serializes thousands, so the steady state is the figure. mitata's own warm-up is shorter.
+      const warmUntil = performance.now() + ctx.count(300, 1500)
+      for (let i = 0; i < 150 && performance.now() < warmUntil; i++) run()
       const rounds: number[][] = []
       for (let r = 0; r < ctx.rounds; r++) rounds.push((await measure(run, options)).samples.map((ns) => ns / 1e6))
       rows.push(serializationRow('ts', payload.name, payload.bytes, form, rounds))
