@@ -45,9 +45,9 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
     const message: Record<string, unknown> = { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat }
     if (missing && inlineLoad) message.code = job.block.code
     const reply = await inSpan(SPAN.execute, { [ATTR.timeoutMs]: Math.round(remaining(deadline)) }, async (span) => {
-      const sentAt = Date.now()
+      const sentAt = wallClockMs()
       const reply = await runtime.request(message, remaining(deadline))
-      if (span.isRecording()) addRuntimePhases(reply, sentAt, Date.now())
+      if (span.isRecording()) addRuntimePhases(reply, sentAt, wallClockMs())
       // The runtime may have evicted the block since our mirror last heard: load again once.
       if (isUnknownBlock(reply) && attempt === 0) return reply
       if (!reply.ok) throw blockError(reply)
@@ -68,13 +68,16 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
 
 async function loadBlock(runtime: BlockRuntime, job: RunJob, deadline: number): Promise<void> {
   await inSpan(SPAN.init, { [ATTR.blockHash]: job.block.hash }, async (span) => {
-    const sentAt = Date.now()
+    const sentAt = wallClockMs()
     const reply = await runtime.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline))
-    if (span.isRecording()) addRuntimePhases(reply, sentAt, Date.now())
+    if (span.isRecording()) addRuntimePhases(reply, sentAt, wallClockMs())
     if (!reply.ok) throw blockError(reply)
     noteLoaded(runtime, job.block.hash, reply.evicted as string[] | undefined)
   })
 }
+
+/** Epoch milliseconds with sub-millisecond precision (Date.now() has whole milliseconds only). */
+const wallClockMs = () => performance.timeOrigin + performance.now()
 
 const isUnknownBlock = (reply: RuntimeReply) => !reply.ok && reply.error?.type === 'UnknownBlock'
 
