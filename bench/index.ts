@@ -11,11 +11,11 @@ import { addRatios, coldWarmRatios } from './ratios.ts'
 import { readPrevious, writeResults, type BenchResult } from './results.ts'
 import { SCENARIOS } from './scenarios.ts'
 import type { Row } from './stats.ts'
-import { log } from '../src/log.ts'
+import { setLogLevel } from '../src/log.ts'
 
-// The servers here log one line per run: tens of thousands in a full run, burying the
-// progress lines. Off for the bench, as a log level of "warn" would have it.
-log.info = () => {}
+// The servers here log one audit line per run: tens of thousands in a full run, burying
+// the progress lines. Warnings and errors still show.
+setLogLevel('warn')
 
 const quick = process.argv.includes('--quick')
 const date = new Date().toISOString()

@@ -1,6 +1,5 @@
 // Every scenario `bun run bench` runs, in order: the one list to add to. Each returns rows
-// of one shape (stats.ts). A scenario to come: tracing on against tracing off (the same
-// warm runs with OTEL_* export on), as one more entry here.
+// of one shape (stats.ts).
 import type { BenchContext } from './context.ts'
 import { coldAndWarm } from './cold-warm.ts'
 import { e2bColdAndWarm } from './e2b.ts'
@@ -8,6 +7,7 @@ import { freshInterpreter } from './fresh-interpreter.ts'
 import { httpThroughput } from './http.ts'
 import { inProcessExec } from './in-process.ts'
 import { seedFlow } from './seed-flow.ts'
+import { tracingOverhead } from './tracing.ts'
 import { serializationPython, serializationTs } from './serializers.ts'
 import type { Row } from './stats.ts'
 
@@ -24,6 +24,7 @@ export const SCENARIOS: Scenario[] = [
     run: async (ctx) => coldAndWarm(ctx, { backend: 'local-zygote', target: 'local', server: await ctx.localServer(), coldPerRound: ctx.count(4, 10) }),
   },
   { title: 'local: HTTP throughput at concurrency 1, 8, 64', run: httpThroughput },
+  { title: 'local: tracing on against tracing off, concurrency 8', run: tracingOverhead },
   { title: 'e2b: template mode, cold and warm, every payload, over HTTP', run: e2bColdAndWarm('template') },
   { title: 'e2b: code-interpreter mode, cold and warm, every payload, over HTTP', run: e2bColdAndWarm('code-interpreter') },
   { title: "baseline: the seed's flow, one code-interpreter sandbox per run, base64 JSON", run: seedFlow },

@@ -7,6 +7,7 @@ import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, runtimeVersion } from './
 import type { TelemetryConfig } from './telemetry/setup.ts'
 import { keyFileSchema, KeyRing } from './auth/keys.ts'
 import { readFileSync } from 'node:fs'
+import { LOG_LEVELS, type LogLevel } from './log.ts'
 
 export const PROJECT_ROOT = resolve(import.meta.dir, '..')
 
@@ -39,6 +40,9 @@ const workspacePolicy = z
     return policy
   })
 
+/** Root traces kept when OTEL_TRACES_SAMPLER is not set (see src/telemetry/setup.ts). */
+export const DEFAULT_TRACE_SAMPLE_RATIO = 0.1
+
 const executionMode = z
   .enum(['local', 'remote', 'e2b'], { error: 'must be one of local, remote, e2b' })
   .transform((mode) => (mode === 'remote' ? 'e2b' : mode))
@@ -47,6 +51,7 @@ const executionMode = z
 const variables = {
   PORT: int(1, 65535).default(8000),
   HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
+  BLOCKGATE_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
   WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: executionMode.default('local'),
   BLOCKGATE_MIN_WARM_WORKERS: int(0, 256).default(2),
   BLOCKGATE_MAX_WORKERS: int(1, 1024).default(Math.max(4, 2 * availableParallelism())),
@@ -80,6 +85,8 @@ const variables = {
   OTEL_SDK_DISABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
   OTEL_SERVICE_NAME: z.string().trim().min(1, 'must not be empty').default('blockgate'),
   OTEL_METRIC_EXPORT_INTERVAL: int(100).default(60_000),
+  // Only whether it is set: the SDK reads it (and OTEL_TRACES_SAMPLER_ARG) itself.
+  OTEL_TRACES_SAMPLER: optionalText,
   E2B_API_KEY: optionalText,
   E2B_API_URL: url,
   E2B_SANDBOX_URL: url,
@@ -106,6 +113,7 @@ export const VARIABLE_NAMES = Object.keys(variables) as VariableName[]
 export interface Config {
   port: number
   host: string
+  logLevel: LogLevel
   defaultBackend: 'local' | 'e2b'
   local: {
     minWarm: number
@@ -210,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     port: values.PORT,
     host: values.HOST,
+    logLevel: values.BLOCKGATE_LOG_LEVEL,
     defaultBackend: values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE,
     local: {
       minWarm: values.BLOCKGATE_MIN_WARM_WORKERS,
@@ -255,6 +264,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       serviceName: values.OTEL_SERVICE_NAME,
       serviceVersion: runtimeVersion(),
       metricIntervalMs: values.OTEL_METRIC_EXPORT_INTERVAL,
+      defaultSampleRatio: values.OTEL_TRACES_SAMPLER ? null : DEFAULT_TRACE_SAMPLE_RATIO,
     },
     auth: { keys, openBind: values.BLOCKGATE_ALLOW_OPEN_BIND },
     webexec: {

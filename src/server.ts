@@ -5,7 +5,7 @@ import { ConfigError, isLoopback, loadConfig, type Config } from './config.ts'
 import { LocalPool } from './backends/local/pool.ts'
 import { E2BPool } from './backends/e2b/pool.ts'
 import { bubblewrapAvailable } from './backends/local/sandbox.ts'
-import { log } from './log.ts'
+import { log, setLogLevel } from './log.ts'
 import { observeBackends, withRunMetrics } from './telemetry/metrics.ts'
 import { startTelemetry } from './telemetry/setup.ts'
 
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     process.exit(2)
   }
 
+  setLogLevel(config.logLevel)
   // Telemetry first, so the backends' first spans and instruments are real ones.
   const telemetry = startTelemetry(config.telemetry)
   let backends: Backends

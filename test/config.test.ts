@@ -32,6 +32,15 @@ describe('config', () => {
     expect(loadConfig({ E2B_API_KEY: 'k', E2B_TEMPLATE_ID: 'mine' }).e2b?.templateId).toBe('mine')
   })
 
+  test('telemetry starts with an OTLP endpoint only, keeping 10% of root traces unless OTEL_TRACES_SAMPLER says', () => {
+    expect(loadConfig({}).telemetry.enabled).toBe(false)
+    const on = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }).telemetry
+    expect(on).toMatchObject({ enabled: true, serviceName: 'blockgate', defaultSampleRatio: 0.1 })
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_SAMPLER: 'parentbased_always_on' }).telemetry.defaultSampleRatio).toBeNull()
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' }).telemetry.enabled).toBe(false)
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL="grpc": only http\/protobuf is supported/)
+  })
+
   test('an empty value means the default', () => {
     expect(loadConfig({ PORT: '' }).port).toBe(8000)
   })

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace'
+import { InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace'
 import { createApp } from '../src/app.ts'
 import { defaultTemplateId } from '../src/backends/e2b/template.ts'
 import { E2BPool } from '../src/backends/e2b/pool.ts'
@@ -146,6 +146,25 @@ describe('local workers', () => {
     expect(t.server.spanContext().traceId).toBe(traceId)
     expect(t.server.parentSpanContext?.spanId).toBe(parentId)
     expect(t.spans.length).toBeGreaterThan(5)
+  })
+})
+
+describe('sampling', () => {
+  test("an unsampled run makes no spans at all; a caller's sampled traceparent is always followed", async () => {
+    const keepNone = new TracerProvider({ sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }), spanProcessors: [new SimpleSpanProcessor({ exporter })] })
+    trace.disable()
+    trace.setGlobalTracerProvider(keepNone)
+    try {
+      expect((await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 } })).status).toBe(200)
+      expect(exporter.getFinishedSpans()).toEqual([])
+      await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 } }, { traceparent: '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' })
+      const t = traceOfLastRequest()
+      expect(t.names).toContain(SPAN.execute)
+      expect(t.names).toContain('runtime.execute')
+    } finally {
+      trace.disable()
+      trace.setGlobalTracerProvider(provider)
+    }
   })
 })
 

@@ -23,7 +23,6 @@ export function traceRequests(route: string): MiddlewareHandler {
   return async (c, next) => {
     const request = c.req.raw
     const parent = propagation.extract(context.active(), request.headers, headerGetter)
-    const url = new URL(request.url)
     const span = tracer().startSpan(
       `${request.method} ${route}`,
       {
@@ -31,8 +30,8 @@ export function traceRequests(route: string): MiddlewareHandler {
         attributes: {
           [ATTR_HTTP_REQUEST_METHOD]: request.method,
           [ATTR_HTTP_ROUTE]: route,
-          [ATTR_URL_PATH]: url.pathname,
-          [ATTR_URL_SCHEME]: url.protocol.replace(':', ''),
+          [ATTR_URL_PATH]: c.req.path,
+          [ATTR_URL_SCHEME]: request.url.startsWith('https:') ? 'https' : 'http',
           ...(request.headers.get('user-agent') ? { [ATTR_USER_AGENT_ORIGINAL]: request.headers.get('user-agent')! } : {}),
         },
       },
