@@ -10,6 +10,7 @@ const WIDTH = 480
 const SHORT_NAMES: Record<string, string> = {
   'in-process-exec': 'in-process exec (baseline)',
   'local-fresh': 'local: fresh interpreter',
+  'local-fork': 'local: zygote fork (no HTTP)',
   'local-zygote': 'local: zygote fork',
   'e2b-template': 'E2B: template',
   'e2b-code-interpreter': 'E2B: code interpreter',

@@ -5,6 +5,7 @@ import type { Row } from './stats.ts'
 
 export const BACKEND_TITLES: Record<string, string> = {
   'local-fresh': 'local, fresh interpreter per worker',
+  'local-fork': 'local, fork from the sandboxed zygote, at the runtime protocol (no HTTP)',
   'local-zygote': 'local, fork from the sandboxed zygote',
   'e2b-template': 'E2B, blockgate template',
   'e2b-code-interpreter': 'E2B, code-interpreter mode',
@@ -79,6 +80,14 @@ export function renderMarkdown(result: BenchResult): string {
     table(
       ['what', 'concurrency', 'p50', 'p95', 'p99', 'runs/s', 'server overhead p50', 'vs in-process exec'],
       by('http-throughput').map((row) => [row.name, String(row.concurrency ?? ''), ms(row.p50_ms), ms(row.p95_ms), ms(row.p99_ms), (row.ops_per_s ?? 0).toLocaleString('en-US'), typeof row.extra.server_overhead_p50_ms === 'number' ? ms(row.extra.server_overhead_p50_ms) : '–', times(row.ratios.in_process)]),
+    ),
+  )
+
+  lines.push('\n## Tracing on against off (no-op block, concurrency 8; target: on costs ≤ 5% of the throughput)\n')
+  lines.push(
+    table(
+      ['tracing', 'p50', 'p99', 'runs/s', 'throughput cost'],
+      by('tracing').map((row) => [row.name.replace(/^.*concurrency 8, /, ''), ms(row.p50_ms), ms(row.p99_ms), (row.ops_per_s ?? 0).toLocaleString('en-US'), typeof row.extra.throughput_cost_percent === 'number' ? `${row.extra.throughput_cost_percent}%` : '–']),
     ),
   )
 

@@ -3,7 +3,9 @@
 // - in_process: the block run in-process without isolation (Roboflow's local mode), same
 //   payload; cold rows against its compile-and-run, warm and throughput rows against its run;
 // - seed_flow: one code-interpreter sandbox per run with base64 JSON (the seed), same payload;
-// - json_base64: serialization rows against the JSON/base64 form, same language and payload.
+// - json_base64: serialization rows against the JSON/base64 form, same language and payload;
+// - local_fresh: the zygote fork's cold start against a fresh interpreter's, both measured at
+//   the runtime's protocol (what a fork saves).
 import type { Row } from './stats.ts'
 
 const ratio = (row: Row, baseline: Row | undefined) => (baseline && baseline.p50_ms > 0 ? +(row.p50_ms / baseline.p50_ms).toPrecision(4) : undefined)
@@ -22,6 +24,10 @@ export function addRatios(rows: Row[]): void {
       const phase = row.scenario === 'cold-start' ? 'cold-start' : 'warm-start'
       const inProcess = ratio(row, find((r) => r.backend === 'in-process-exec' && r.scenario === phase && r.payload === row.payload))
       if (inProcess !== undefined) row.ratios.in_process = inProcess
+    }
+    if (row.backend === 'local-fork') {
+      const fresh = ratio(row, find((r) => r.backend === 'local-fresh' && r.scenario === 'cold-start' && r.payload === row.payload))
+      if (fresh !== undefined) row.ratios.local_fresh = fresh
     }
     if (row.backend !== 'seed-flow') {
       const seeds = rows.filter((r) => r.backend === 'seed-flow' && r.payload === row.payload)

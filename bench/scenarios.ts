@@ -8,6 +8,7 @@ import { httpThroughput } from './http.ts'
 import { inProcessExec } from './in-process.ts'
 import { seedFlow } from './seed-flow.ts'
 import { tracingOverhead } from './tracing.ts'
+import { zygoteFork } from './zygote-fork.ts'
 import { serializationPython, serializationTs } from './serializers.ts'
 import type { Row } from './stats.ts'
 
@@ -19,6 +20,7 @@ export interface Scenario {
 export const SCENARIOS: Scenario[] = [
   { title: 'baseline: in-process exec, no isolation (Roboflow local mode)', run: inProcessExec },
   { title: 'local: fresh interpreter per worker, cold and warm', run: freshInterpreter },
+  { title: 'local: fork from the sandboxed zygote, at the runtime protocol', run: zygoteFork },
   {
     title: 'local: zygote fork, cold and warm, every payload, over HTTP',
     run: async (ctx) => coldAndWarm(ctx, { backend: 'local-zygote', target: 'local', server: await ctx.localServer(), coldPerRound: ctx.count(4, 10) }),
