@@ -1,7 +1,7 @@
 // What both backends do with a runtime once they hold one: load the block unless the
 // runtime already has it, run it, and turn the runtime's reply into an outcome or a
 // typed error. The runtime is a local worker or a remote sandbox; the protocol is the same.
-import { OutputsDocument, type RunJob } from './backend.ts'
+import { OutputsDocument, type RunJob, type RunOutcome } from './backend.ts'
 import { BadRequest, BlockCodeError, BlockgateError, InternalError, OutputTooLarge } from '../errors.ts'
 import { ATTR, runtimePhaseSpan, SPAN } from '../telemetry/names.ts'
 import { inSpan, pastSpan } from '../telemetry/spans.ts'
@@ -101,6 +101,33 @@ function addRuntimePhases(reply: RuntimeReply, sentAtMs: number, answeredAtMs: n
 function noteLoaded(runtime: BlockRuntime, hash: string, evicted: string[] = []): void {
   runtime.loaded.add(hash)
   for (const gone of evicted) runtime.loaded.delete(gone)
+}
+
+/** When a run was queued and got its runtime, and whether that runtime was started for it. */
+export interface Acquisition {
+  queuedAt: number
+  acquiredAt: number
+  waitedMs: number
+  started: boolean
+}
+
+/** The run's outcome from its session, timed from queueing to the reply. */
+export function outcomeOf({ reply, loadedBlock, runStartedAt }: SessionResult, acquisition: Acquisition): RunOutcome {
+  const { queuedAt, acquiredAt, waitedMs, started } = acquisition
+  return {
+    outputs: outputsOf(reply),
+    stdout: String(reply.stdout ?? ''),
+    stderr: String(reply.stderr ?? ''),
+    debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
+    coldStart: started || loadedBlock,
+    timings: {
+      queue: waitedMs,
+      // Starting a runtime (outside the wait) and loading the block.
+      acquire: acquiredAt - queuedAt - waitedMs + (runStartedAt - acquiredAt),
+      execute: performance.now() - runStartedAt,
+      user_code: userCodeMs(reply),
+    },
+  }
 }
 
 export function outputsOf(reply: RuntimeReply): unknown {

@@ -6,7 +6,7 @@
 import type { Sandbox } from 'e2b'
 import type { Sandbox as InterpreterSandbox } from '@e2b/code-interpreter'
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
-import { outputsOf, runBlock, userCodeMs, type BlockRuntime, type RuntimeReply } from '../runtime-session.ts'
+import { outcomeOf, runBlock, type BlockRuntime, type RuntimeReply } from '../runtime-session.ts'
 import type { E2BConfig } from '../../config.ts'
 import { BlockgateError, BlockTimeout, Overloaded, RemoteBackendFailed } from '../../errors.ts'
 import { log } from '../../log.ts'
@@ -120,22 +120,9 @@ export class E2BPool implements Backend {
       let answered = true
       let exitReason: string | undefined
       try {
-        const { reply, loadedBlock, runStartedAt } = await runBlock(runtime, job, deadline, { inlineLoad: true })
+        const session = await runBlock(runtime, job, deadline, { inlineLoad: true })
         remote.runs++
-        const doneAt = performance.now()
-        return {
-          outputs: outputsOf(reply),
-          stdout: String(reply.stdout ?? ''),
-          stderr: String(reply.stderr ?? ''),
-          debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
-          coldStart: acquired.created || loadedBlock,
-          timings: {
-            queue: acquired.waitedMs,
-            acquire: acquiredAt - queuedAt - acquired.waitedMs + (runStartedAt - acquiredAt),
-            execute: doneAt - runStartedAt,
-            user_code: userCodeMs(reply),
-          },
-        }
+        return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.created })
       } catch (error) {
         answered = error instanceof BlockgateError
         exitReason = job.signal?.aborted ? 'client_gone' : error instanceof RuntimeTimeout ? 'timeout' : error instanceof SandboxGone ? 'gone' : 'error'

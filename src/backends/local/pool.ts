@@ -3,7 +3,7 @@
 // the block, else any idle one of its workspace, else a warm spare, else a new fork, else
 // it waits in a bounded queue. Workers are recycled after N runs or past a memory mark.
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
-import { outputsOf, runBlock, userCodeMs } from '../runtime-session.ts'
+import { outcomeOf, runBlock } from '../runtime-session.ts'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
 import { traceAcquire, traceEnd, traceStart } from '../../telemetry/run-spans.ts'
 import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
@@ -77,23 +77,10 @@ export class LocalPool implements Backend {
     let answered = true
     let exitReason: string | undefined
     try {
-      const { reply, loadedBlock, runStartedAt } = await runBlock(worker, job, deadline)
-      if (typeof reply.rss_bytes === 'number') worker.rssBytes = reply.rss_bytes
+      const session = await runBlock(worker, job, deadline)
+      if (typeof session.reply.rss_bytes === 'number') worker.rssBytes = session.reply.rss_bytes
       worker.runs++
-      const doneAt = performance.now()
-      return {
-        outputs: outputsOf(reply),
-        stdout: String(reply.stdout ?? ''),
-        stderr: String(reply.stderr ?? ''),
-        debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
-        coldStart: acquired.forked || loadedBlock,
-        timings: {
-          queue: acquired.waitedMs,
-          acquire: acquiredAt - queuedAt - acquired.waitedMs + (runStartedAt - acquiredAt),
-          execute: doneAt - runStartedAt,
-          user_code: userCodeMs(reply),
-        },
-      }
+      return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.forked })
     } catch (error) {
       answered = error instanceof BlockgateError
       exitReason = job.signal?.aborted ? 'client_gone' : error instanceof WorkerUnresponsive ? 'timeout' : error instanceof WorkerExited ? 'crashed' : 'error'

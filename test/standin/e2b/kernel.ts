@@ -4,6 +4,7 @@ import type { Subprocess } from 'bun'
 import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { launch, type Isolation, type SandboxDirs } from './isolation.ts'
+import { killGroup } from './process-tree.ts'
 import { StderrTail } from './stderr-tail.ts'
 
 const KERNEL_SOURCE = join(import.meta.dir, 'kernel.py')
@@ -133,11 +134,7 @@ export class Kernel {
   }
 
   kill(): void {
-    try {
-      process.kill(-this.proc.pid, 'SIGKILL')
-    } catch {
-      this.proc.kill('SIGKILL')
-    }
+    killGroup(this.proc)
   }
 
   async stopped(): Promise<void> {

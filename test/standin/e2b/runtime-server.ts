@@ -5,6 +5,7 @@
 import type { Subprocess } from 'bun'
 import { join } from 'node:path'
 import { launch, type Isolation, type SandboxDirs } from './isolation.ts'
+import { killGroup } from './process-tree.ts'
 import { StderrTail } from './stderr-tail.ts'
 
 const SOCKET_NAME = 'runtime.sock'
@@ -48,11 +49,7 @@ export class RuntimeServer {
   }
 
   kill(): void {
-    try {
-      process.kill(-this.proc.pid, 'SIGKILL')
-    } catch {
-      this.proc.kill('SIGKILL')
-    }
+    killGroup(this.proc)
   }
 
   async stopped(): Promise<void> {
