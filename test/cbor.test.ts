@@ -4,6 +4,7 @@ import { describe, expect, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { decodeCbor, encodeCbor, TimestampText } from '../serializers/cbor.ts'
 import { PROJECT_ROOT } from '../src/config.ts'
+import { hex } from './support/vectors.ts'
 
 const python = resolve(PROJECT_ROOT, '.venv/bin/python')
 
@@ -14,7 +15,6 @@ function py(script: string, input: Uint8Array = new Uint8Array()): Uint8Array {
   return new Uint8Array(result.stdout)
 }
 
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
 
 const sample = {
   int: 10,

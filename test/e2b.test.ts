@@ -2,19 +2,18 @@
 // control plane, and runs reach real runtime servers in bubblewrap through its data plane.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Sandbox } from 'e2b'
-import { readdirSync, readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
 import { createApp } from '../src/app.ts'
 import type { RunJob } from '../src/backends/backend.ts'
 import { E2BPool } from '../src/backends/e2b/pool.ts'
 import { METADATA } from '../src/backends/e2b/lifecycle.ts'
 import { defaultTemplateId } from '../src/backends/e2b/template.ts'
 import { blockOf } from '../src/run/block.ts'
-import { loadConfig, PROJECT_ROOT, type E2BConfig } from '../src/config.ts'
+import { loadConfig, type E2BConfig } from '../src/config.ts'
 import { createBackends } from '../src/server.ts'
 import { decodeCbor } from '../serializers/cbor.ts'
 import { startStandin, type Standin } from './standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
+import { allGoldenVectors } from './support/vectors.ts'
 
 let standin: Standin
 
@@ -370,21 +369,7 @@ describe('local and e2b give identical answers', () => {
   })
 
   /** Every golden vector of every kind, as one input each. */
-  function vectors(): Record<string, unknown> {
-    const inputs: Record<string, unknown> = {}
-    const root = resolve(PROJECT_ROOT, 'serializers')
-    for (const kind of readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory())) {
-      const dir = join(root, kind.name, 'vectors')
-      let files: string[] = []
-      try {
-        files = readdirSync(dir).filter((f) => f.endsWith('.cbor'))
-      } catch {
-        continue
-      }
-      for (const file of files) inputs[`${kind.name}_${file.replace(/\W/g, '_')}`] = decodeCbor(readFileSync(join(dir, file)))
-    }
-    return inputs
-  }
+  const vectors = () => Object.fromEntries(allGoldenVectors().map(({ kind, name, raw }) => [`${kind}_${name.replace(/\W/g, '_')}`, decodeCbor(raw)]))
 
   const makeKinds = [
     'def run(self):',

@@ -1,17 +1,12 @@
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
-import { decodeCbor, encodeCbor, Tag } from '../../serializers/cbor.ts'
+import { encodeCbor, Tag } from '../../serializers/cbor.ts'
 import { DETECTIONS_TAG, type DataColumn, Detections, ObjectColumn, PackedMask } from '../../serializers/detections/index.ts'
-import { decodeKinds, KindError, kindOf, serializerFor } from '../../serializers/index.ts'
+import { KindError, kindOf, serializerFor } from '../../serializers/index.ts'
 import { DTYPES, NDArray, type NumericDType } from '../../serializers/ndarray/index.ts'
 import { pythonRoundTrip } from '../support/python.ts'
+import { decodeKind, goldenVectors, hex } from '../support/vectors.ts'
 
-const VECTORS = resolve(import.meta.dir, '../../serializers/detections/vectors')
-const index: { name: string; n: number; expect: unknown }[] = JSON.parse(readFileSync(resolve(VECTORS, 'index.json'), 'utf8'))
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
-const decode = (bytes: Uint8Array, path = 'v') => decodeKinds(decodeCbor(bytes), path)
 
 /** The language-neutral description index.json uses (see make_vectors.py). */
 function describeValue(value: unknown): unknown {
@@ -47,10 +42,10 @@ function describeDetections(d: Detections): unknown {
 }
 
 describe('detections golden vectors', () => {
-  for (const entry of index) {
+  for (const entry of goldenVectors<{ name: string; n: number; expect: unknown }>('detections')) {
     test(entry.name, () => {
-      const raw = new Uint8Array(readFileSync(resolve(VECTORS, `${entry.name}.cbor`)))
-      const detections = decode(raw) as Detections
+      const { raw } = entry
+      const detections = decodeKind(raw) as Detections
       expect(detections).toBeInstanceOf(Detections)
       expect(detections.length).toBe(entry.n)
       expect(describeDetections(detections)).toEqual(entry.expect)
@@ -140,7 +135,7 @@ describe('detections TS → Python → TS', () => {
   test('random detections come back bit-exact through sv.Detections', () => {
     // One Python process for the whole sample: a list of detections in, the same list back.
     const samples = fc.sample(arbitraryDetections, { numRuns: 200, seed: 7 })
-    const back = decode(pythonRoundTrip(encodeCbor(samples))) as Detections[]
+    const back = decodeKind(pythonRoundTrip(encodeCbor(samples))) as Detections[]
     expect(back).toHaveLength(samples.length)
     samples.forEach((sent, i) => {
       const got = back[i]!
@@ -211,24 +206,24 @@ describe('detections values', () => {
       const content: Record<string, unknown> = { ...base(), ...overrides }
       for (const [k, v] of Object.entries(content)) if (v === undefined) delete content[k]
       const bytes = encodeCbor(new Tag(content, DETECTIONS_TAG))
-      expect(() => decode(bytes)).toThrow(KindError)
-      expect(() => decode(bytes)).toThrow(message)
+      expect(() => decodeKind(bytes)).toThrow(KindError)
+      expect(() => decodeKind(bytes)).toThrow(message)
     })
   }
 
   test('a bad ndarray inside a data column names the column', () => {
     const content = { ...base(), data: { score: new Tag([[3], new Uint8Array(8)], 40) } }
-    expect(() => decode(encodeCbor(new Tag(content, DETECTIONS_TAG)))).toThrow(/^v\.data\.score: /)
+    expect(() => decodeKind(encodeCbor(new Tag(content, DETECTIONS_TAG)))).toThrow(/^v\.data\.score: /)
   })
 
   test('not a map, and a bad one inside a list, are named', () => {
-    expect(() => decode(encodeCbor(new Tag([1, 2], DETECTIONS_TAG)))).toThrow(/^v: tag 61442 must hold a map of columns$/)
+    expect(() => decodeKind(encodeCbor(new Tag([1, 2], DETECTIONS_TAG)))).toThrow(/^v: tag 61442 must hold a map of columns$/)
     const batch = [new Tag(base(), DETECTIONS_TAG), new Tag({ ...base(), confidence: f32([1, 1]) }, DETECTIONS_TAG)]
-    expect(() => decode(encodeCbor(batch), 'inputs.batch')).toThrow(/^inputs\.batch\[1\]\.confidence: expected 3 values, got 2$/)
+    expect(() => decodeKind(encodeCbor(batch), 'inputs.batch')).toThrow(/^inputs\.batch\[1\]\.confidence: expected 3 values, got 2$/)
   })
 
   test('missing optional fields read as empty', () => {
-    const d = decode(encodeCbor(new Tag({ xyxy: f32(new Array(8).fill(1), [2, 4]) }, DETECTIONS_TAG))) as Detections
+    const d = decodeKind(encodeCbor(new Tag({ xyxy: f32(new Array(8).fill(1), [2, 4]) }, DETECTIONS_TAG))) as Detections
     expect([d.length, d.confidence, d.classId, d.trackerId, d.mask, d.data, d.metadata]).toEqual([2, null, null, null, null, {}, {}])
   })
 })

@@ -3,12 +3,10 @@
 // problem: never a 500, a crash or a hang.
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
-import { existsSync, readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { decodeCbor, encodeCbor } from '../../serializers/cbor.ts'
-import { SERIALIZERS } from '../../serializers/index.ts'
 import { createApp } from '../../src/app.ts'
 import { FakeBackend } from '../support/fake-backend.ts'
+import { allGoldenVectors } from '../support/vectors.ts'
 
 const app = createApp({
   config: { defaultBackend: 'local', limits: { maxBodyBytes: 1 << 20, defaultTimeoutMs: 1000, maxTimeoutMs: 1000, queueTimeoutMs: 1000 } },
@@ -29,12 +27,7 @@ async function statusFor(item: Uint8Array): Promise<{ status: number; message: s
   return { status: response.status, message: answer.error?.message ?? '' }
 }
 
-const vectors: Uint8Array[] = SERIALIZERS.flatMap(({ kind }) => {
-  const dir = resolve(import.meta.dir, '../../serializers', kind, 'vectors')
-  if (!existsSync(resolve(dir, 'index.json'))) return []
-  const index: { name: string }[] = JSON.parse(readFileSync(resolve(dir, 'index.json'), 'utf8'))
-  return index.map(({ name }) => new Uint8Array(readFileSync(resolve(dir, `${name}.cbor`))))
-})
+const vectors: Uint8Array[] = allGoldenVectors().map(({ raw }) => raw)
 
 const mutation = fc.oneof(
   fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),

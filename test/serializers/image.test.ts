@@ -1,15 +1,13 @@
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
-import { decodeCbor, encodeCbor, Tag, TimestampText, TypedBytes } from '../../serializers/cbor.ts'
+import { encodeCbor, Tag, TimestampText, TypedBytes } from '../../serializers/cbor.ts'
 import { IMAGE_TAG, type ImageParent, imageFormat, type Origin, WorkflowImage } from '../../serializers/image/index.ts'
-import { decodeKinds, KindError, kindOf } from '../../serializers/index.ts'
+import { KindError, kindOf } from '../../serializers/index.ts'
 import { NDArray } from '../../serializers/ndarray/index.ts'
 import { VideoMetadata } from '../../serializers/video_metadata/index.ts'
 import { pythonRoundTrip } from '../support/python.ts'
+import { decodeKind, goldenVectors, hex } from '../support/vectors.ts'
 
-const VECTORS = resolve(import.meta.dir, '../../serializers/image/vectors')
 type WireOrigin = { offset_x: number; offset_y: number; width: number; height: number }
 interface Entry {
   name: string
@@ -25,17 +23,14 @@ interface Entry {
   image_reference: string | null
   video_metadata: { video_identifier: string; frame_number: number; frame_timestamp: string; fps: number | null; measured_fps: number | null; comes_from_video_file: boolean | null } | null
 }
-const index: Entry[] = JSON.parse(readFileSync(resolve(VECTORS, 'index.json'), 'utf8'))
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
-const decode = (bytes: Uint8Array, path = 'v') => decodeKinds(decodeCbor(bytes), path)
 const wireOrigin = (origin: Origin | null): WireOrigin | null =>
   origin && { offset_x: origin.offsetX, offset_y: origin.offsetY, width: origin.width, height: origin.height }
 
 describe('image golden vectors', () => {
-  for (const entry of index) {
+  for (const entry of goldenVectors<Entry>('image')) {
     test(entry.name, () => {
-      const raw = new Uint8Array(readFileSync(resolve(VECTORS, `${entry.name}.cbor`)))
-      const image = decode(raw) as WorkflowImage
+      const { raw } = entry
+      const image = decodeKind(raw) as WorkflowImage
       expect(image).toBeInstanceOf(WorkflowImage)
       if (entry.source === 'pixels') {
         expect(image.encoded).toBeNull()
@@ -124,7 +119,7 @@ describe('image TS → Python → TS', () => {
     const sent = encodeCbor(samples)
     const answer = pythonRoundTrip(sent)
     expect(hex(answer)).toBe(hex(sent)) // Python writes exactly what TS wrote: nothing re-encoded
-    const back = decode(answer) as WorkflowImage[]
+    const back = decodeKind(answer) as WorkflowImage[]
     expect(back).toHaveLength(samples.length)
     back.forEach((got, i) => {
       const want = samples[i]!
@@ -140,7 +135,7 @@ describe('image TS → Python → TS', () => {
       WorkflowImage.fromPixels(NDArray.of('uint8', Uint8Array.of(0, 255, 1, 254), [2, 2]), { videoMetadata: video }),
       WorkflowImage.fromPixels(NDArray.of('uint8', Uint8Array.of(1, 2, 3, 0, 4, 5, 6, 255), [1, 2, 4])),
     ]
-    const [gray, bgra] = decode(pythonRoundTrip(encodeCbor(sent))) as WorkflowImage[]
+    const [gray, bgra] = decodeKind(pythonRoundTrip(encodeCbor(sent))) as WorkflowImage[]
     expect([gray!.pixels!.shape, [...gray!.pixels!.bytes]]).toEqual([[2, 2], [0, 255, 1, 254]])
     expect(gray!.videoMetadata!.frameTimestamp.text).toBe('2024-05-01T12:00:00.250000+05:30')
     expect(gray!.videoMetadata!.utcOffsetMinutes).toBe(330)
@@ -213,13 +208,13 @@ describe('image validation', () => {
   for (const [name, value, message] of bad) {
     test(`rejects ${name} with the path`, () => {
       const bytes = encodeCbor(value)
-      expect(() => decode(bytes, 'inputs.image')).toThrow(KindError)
-      expect(() => decode(bytes, 'inputs.image')).toThrow(message)
+      expect(() => decodeKind(bytes, 'inputs.image')).toThrow(KindError)
+      expect(() => decodeKind(bytes, 'inputs.image')).toThrow(message)
     })
   }
 
   test('a missing root is the parent', () => {
-    const image = decode(encodeCbor(content({ parent_origin: ORIGIN }))) as WorkflowImage
+    const image = decodeKind(encodeCbor(content({ parent_origin: ORIGIN }))) as WorkflowImage
     expect(image.root).toEqual({ id: 'p', origin: { offsetX: 0, offsetY: 0, width: 2, height: 2 } })
   })
 })

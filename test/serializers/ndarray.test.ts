@@ -1,24 +1,17 @@
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
 import { decodeCbor, encodeCbor, Tag } from '../../serializers/cbor.ts'
 import { decodeKinds, KindError } from '../../serializers/index.ts'
 import { DTYPES, NDArray, type NumericDType } from '../../serializers/ndarray/index.ts'
 import { pythonRoundTrip } from '../support/python.ts'
+import { decodeKind, goldenVectors, hex } from '../support/vectors.ts'
 
-const VECTORS = resolve(import.meta.dir, '../../serializers/ndarray/vectors')
-const index: { name: string; dtype: string; shape: number[]; hex?: string; values?: string[]; reencoded_hex?: string }[] = JSON.parse(
-  readFileSync(resolve(VECTORS, 'index.json'), 'utf8'),
-)
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
-const decode = (bytes: Uint8Array) => decodeKinds(decodeCbor(bytes), 'v')
 
 describe('ndarray golden vectors', () => {
-  for (const entry of index) {
+  for (const entry of goldenVectors<{ name: string; dtype: string; shape: number[]; hex?: string; values?: string[]; reencoded_hex?: string }>('ndarray')) {
     test(entry.name, () => {
-      const raw = new Uint8Array(readFileSync(resolve(VECTORS, `${entry.name}.cbor`)))
-      const array = decode(raw) as NDArray
+      const { raw } = entry
+      const array = decodeKind(raw) as NDArray
       expect(array).toBeInstanceOf(NDArray)
       expect(array.dtype).toBe(entry.dtype as NDArray['dtype'])
       expect(array.shape).toEqual(entry.shape)
@@ -57,7 +50,7 @@ describe('ndarray TS → Python → TS', () => {
 
   test('string arrays too', () => {
     const sent = NDArray.ofStrings(['car', 'person', 'ünïcode'], [3])
-    const got = decode(pythonRoundTrip(encodeCbor(sent))) as NDArray
+    const got = decodeKind(pythonRoundTrip(encodeCbor(sent))) as NDArray
     expect([got.dtype, got.shape, got.strings]).toEqual(['str', [3], ['car', 'person', 'ünïcode']])
   })
 })
@@ -88,12 +81,12 @@ describe('ndarray values', () => {
   for (const [name, content, message] of bad) {
     test(`rejects ${name} with the path`, () => {
       const bytes = encodeCbor(new Tag(content, 40))
-      expect(() => decode(bytes)).toThrow(KindError)
-      expect(() => decode(bytes)).toThrow(message)
+      expect(() => decodeKind(bytes)).toThrow(KindError)
+      expect(() => decodeKind(bytes)).toThrow(message)
     })
   }
 
   test('an unknown tag is named', () => {
-    expect(() => decode(new Uint8Array([0xd9, 0x03, 0xe7, 0x01]))).toThrow(/^v: unknown CBOR tag 999/)
+    expect(() => decodeKind(new Uint8Array([0xd9, 0x03, 0xe7, 0x01]))).toThrow(/^v: unknown CBOR tag 999/)
   })
 })

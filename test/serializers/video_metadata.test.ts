@@ -1,13 +1,11 @@
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
-import { readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
-import { decodeCbor, encodeCbor, Tag, TimestampText } from '../../serializers/cbor.ts'
-import { decodeKinds, KindError } from '../../serializers/index.ts'
+import { encodeCbor, Tag, TimestampText } from '../../serializers/cbor.ts'
+import { KindError } from '../../serializers/index.ts'
 import { VIDEO_METADATA_TAG, VideoMetadata } from '../../serializers/video_metadata/index.ts'
 import { pythonRoundTrip } from '../support/python.ts'
+import { decodeKind, goldenVectors, hex } from '../support/vectors.ts'
 
-const VECTORS = resolve(import.meta.dir, '../../serializers/video_metadata/vectors')
 interface Entry {
   name: string
   video_identifier: string
@@ -18,15 +16,12 @@ interface Entry {
   measured_fps: number | null
   comes_from_video_file: boolean | null
 }
-const index: Entry[] = JSON.parse(readFileSync(resolve(VECTORS, 'index.json'), 'utf8'))
-const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex')
-const decode = (bytes: Uint8Array, path = 'v') => decodeKinds(decodeCbor(bytes), path)
 
 describe('video_metadata golden vectors', () => {
-  for (const entry of index) {
+  for (const entry of goldenVectors<Entry>('video_metadata')) {
     test(entry.name, () => {
-      const raw = new Uint8Array(readFileSync(resolve(VECTORS, `${entry.name}.cbor`)))
-      const value = decode(raw) as VideoMetadata
+      const { raw } = entry
+      const value = decodeKind(raw) as VideoMetadata
       expect(value).toBeInstanceOf(VideoMetadata)
       expect([value.videoIdentifier, value.frameNumber, value.frameTimestamp.text, value.utcOffsetMinutes]).toEqual([
         entry.video_identifier,
@@ -83,14 +78,14 @@ describe('video_metadata TS → Python → TS', () => {
     const sent = encodeCbor(samples)
     const answer = pythonRoundTrip(sent)
     expect(hex(answer)).toBe(hex(sent)) // Python writes exactly what TS wrote
-    const back = decode(answer) as VideoMetadata[]
+    const back = decodeKind(answer) as VideoMetadata[]
     expect(back.map(fieldsOf)).toEqual(samples.map(fieldsOf))
   })
 
   test('the timestamp offset survives: +05:30 stays +05:30, not UTC', () => {
     const texts = ['2024-05-01T12:34:56.789000+05:30', '1999-12-31T23:59:59-08:00', '2024-01-01T00:00:00Z']
     const sent = texts.map((text) => new VideoMetadata({ videoIdentifier: 'cam', frameNumber: 1, frameTimestamp: text }))
-    const back = decode(pythonRoundTrip(encodeCbor(sent))) as VideoMetadata[]
+    const back = decodeKind(pythonRoundTrip(encodeCbor(sent))) as VideoMetadata[]
     expect(back.map((v) => v.frameTimestamp.text)).toEqual(texts)
     expect(back.map((v) => v.utcOffsetMinutes)).toEqual([330, -480, 0])
     const ist = new VideoMetadata({ videoIdentifier: 'cam', frameNumber: 1, frameTimestamp: '2024-05-01T12:00:00+05:30' })
@@ -123,13 +118,13 @@ describe('video_metadata validation', () => {
   for (const [name, content, message] of bad) {
     test(`rejects ${name} with the path`, () => {
       const bytes = encodeCbor(new Tag(content, VIDEO_METADATA_TAG))
-      expect(() => decode(bytes, 'inputs.v')).toThrow(KindError)
-      expect(() => decode(bytes, 'inputs.v')).toThrow(message)
+      expect(() => decodeKind(bytes, 'inputs.v')).toThrow(KindError)
+      expect(() => decodeKind(bytes, 'inputs.v')).toThrow(message)
     })
   }
 
   test('optional fields may be missing, a tag 1 epoch is read as UTC', () => {
-    const value = decode(encodeCbor(new Tag({ video_identifier: 'c', frame_number: 0, frame_timestamp: new Date(Date.UTC(2024, 0, 2)) }, VIDEO_METADATA_TAG))) as VideoMetadata
+    const value = decodeKind(encodeCbor(new Tag({ video_identifier: 'c', frame_number: 0, frame_timestamp: new Date(Date.UTC(2024, 0, 2)) }, VIDEO_METADATA_TAG))) as VideoMetadata
     expect([value.fps, value.measuredFps, value.comesFromVideoFile, value.frameTimestamp.text]).toEqual([null, null, null, '2024-01-02T00:00:00.000Z'])
   })
 
