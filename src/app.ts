@@ -27,18 +27,17 @@ export interface AppOptions {
   audit?: AuditLog
 }
 
-function send(c: Context, status: number, value: unknown, headers: Record<string, string> = {}): Response {
+function send(c: Context, status: number, value: unknown, headers: Record<string, string> = {}, onSize?: (bytes: number) => void): Response {
   const { body, contentType } = encodeBody(value, responseFormat(c.req.raw))
+  onSize?.(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
   return new Response(body, { status, headers: { ...headers, 'content-type': contentType } })
 }
 
 /** `send`, inside the `blockgate.encode` span: the response body is assembled here. */
 function sendTraced(c: Context, status: number, value: unknown): Promise<Response> {
-  return inSpan(SPAN.encode, {}, async (span) => {
-    const { body, contentType } = encodeBody(value, responseFormat(c.req.raw))
-    if (span.isRecording()) span.setAttribute(ATTR.outputBytes, typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
-    return new Response(body, { status, headers: { 'content-type': contentType } })
-  })
+  return inSpan(SPAN.encode, {}, async (span) =>
+    send(c, status, value, {}, span.isRecording() ? (bytes) => span.setAttribute(ATTR.outputBytes, bytes) : undefined),
+  )
 }
 
 export function createApp({ config, backends, audit = new AuditLog() }: AppOptions): Hono<CallerEnv> {

@@ -207,7 +207,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length === 0 && values.E2B_SANDBOX_IDLE_TIMEOUT > values.E2B_SANDBOX_TIMEOUT) {
     problems.push('E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT')
   }
-  const keys = problems.length === 0 ? readKeys(env, values.BLOCKGATE_API_KEYS_FILE, values.BLOCKGATE_API_KEYS, problems) : KeyRing.empty()
+  const keys = problems.length === 0 ? readKeys(values.BLOCKGATE_API_KEYS_FILE, values.BLOCKGATE_API_KEYS, problems) : KeyRing.empty()
   if (problems.length === 0 && keys.size === 0 && !isLoopback(values.HOST) && !values.BLOCKGATE_ALLOW_OPEN_BIND) {
     problems.push(
       `HOST=${values.HOST}: with no API keys (BLOCKGATE_API_KEYS_FILE) anyone who reaches the server could run code, so it binds to loopback only; configure keys, or set BLOCKGATE_ALLOW_OPEN_BIND=1 to bind ${values.HOST} without them`,
@@ -285,7 +285,7 @@ export function isLoopback(host: string): boolean {
 }
 
 /** The API keys from BLOCKGATE_API_KEYS_FILE or BLOCKGATE_API_KEYS (the same JSON inline). */
-function readKeys(env: Record<string, string | undefined>, file: string | undefined, inline: string | undefined, problems: string[]): KeyRing {
+function readKeys(file: string | undefined, inline: string | undefined, problems: string[]): KeyRing {
   if (file && inline) {
     problems.push('BLOCKGATE_API_KEYS_FILE, BLOCKGATE_API_KEYS: set one of them, not both')
     return KeyRing.empty()
@@ -294,7 +294,7 @@ function readKeys(env: Record<string, string | undefined>, file: string | undefi
   let text = inline
   if (file) {
     try {
-      text = readFileSync(resolve(env.PWD ?? process.cwd(), file), 'utf8')
+      text = readFileSync(resolve(file), 'utf8')
     } catch (error) {
       problems.push(`BLOCKGATE_API_KEYS_FILE=${JSON.stringify(file)}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
       return KeyRing.empty()

@@ -130,7 +130,7 @@ export function outcomeOf({ reply, loadedBlock, runStartedAt }: SessionResult, a
   }
 }
 
-export function outputsOf(reply: RuntimeReply): unknown {
+function outputsOf(reply: RuntimeReply): unknown {
   const document = reply.outputs_document as { format: 'cbor' | 'json'; pieces: Uint8Array[] } | undefined
   return document ? new OutputsDocument(document.format, document.pieces) : reply.outputs
 }

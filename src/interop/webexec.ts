@@ -91,7 +91,7 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
       const caller = callerOf(c)
       const named = workspaceName.safeParse(c.req.query('workspace_id'))
       if (!named.success) throw new BadRequest(`workspace_id: ${named.error.issues[0]!.message}`)
-      const workspace = { data: workspaceFor(caller, named.data) }
+      const workspace = workspaceFor(caller, named.data)
       const body = await readBody(c.req.raw, Math.min(maxBytes, caller?.limits.maxBodyBytes ?? maxBytes))
 
       const startedAt = performance.now()
@@ -102,7 +102,7 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
           const problems = request.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
           answer = serverFailure('InvalidRequest', problems.join('; '))
         } else {
-          answer = await execute(request.data, workspace.data, caller, c.req.raw.signal, startedAt)
+          answer = await execute(request.data, workspace, caller, c.req.raw.signal, startedAt)
         }
       } catch (thrown) {
         answer = failureOf(thrown)

@@ -1,5 +1,6 @@
-// The spans every backend opens around a run, the same way: acquiring a runtime (with the
-// spawn or create under it on a cold start), and handing it back or killing it.
+// The spans every backend opens around a run, the same way: acquiring a runtime, and
+// handing it back or killing it. (A cold start's worker.spawn or sandbox.create is an
+// inSpan inside the acquire.)
 import type { Attributes } from '@opentelemetry/api'
 import type { BackendName, RunJob } from '../backends/backend.ts'
 import { ATTR, SPAN } from './names.ts'
@@ -25,11 +26,6 @@ export function traceAcquire<T>(backend: BackendName, job: RunJob, acquire: () =
     span.setAttributes({ [ATTR.coldStart]: cold, [ATTR.runtimeId]: runtimeId, [ATTR.queueMs]: Math.round(waitedMs * 1000) / 1000 })
     return acquired
   })
-}
-
-/** `worker.spawn` or `sandbox.create` around starting a runtime on a run's path. */
-export function traceStart<T>(name: typeof SPAN.workerSpawn | typeof SPAN.sandboxCreate, attributes: Attributes, start: () => Promise<T>): Promise<T> {
-  return inSpan(name, attributes, start)
 }
 
 /** `sandbox.release` when the runtime goes back to the pool, `sandbox.kill` (with why) when it does not. */

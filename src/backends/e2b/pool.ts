@@ -12,7 +12,8 @@ import { BlockgateError, BlockTimeout, Overloaded, RemoteBackendFailed } from '.
 import { log } from '../../log.ts'
 import { trace } from '@opentelemetry/api'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
-import { traceAcquire, traceEnd, traceStart } from '../../telemetry/run-spans.ts'
+import { traceAcquire, traceEnd } from '../../telemetry/run-spans.ts'
+import { inSpan } from '../../telemetry/spans.ts'
 import { RunQueue } from '../run-queue.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
@@ -172,7 +173,7 @@ export class E2BPool implements Backend {
     }
     if (this.all.size + this.creating < this.config.maxSandboxes) {
       const deadline = performance.now() + this.options.queueTimeoutMs
-      const sandbox = await traceStart(SPAN.sandboxCreate, { [ATTR.backend]: 'e2b', 'blockgate.e2b.template': this.config.templateId }, () => this.create(workspace, deadline))
+      const sandbox = await inSpan(SPAN.sandboxCreate, { [ATTR.backend]: 'e2b', 'blockgate.e2b.template': this.config.templateId }, () => this.create(workspace, deadline))
       return { sandbox, created: true, waitedMs: 0 }
     }
     const waitStart = performance.now()
@@ -187,10 +188,11 @@ export class E2BPool implements Backend {
     const creation = (async () => {
       const sandbox = await this.lifecycle.create(workspace ?? UNASSIGNED_WORKSPACE, deadline)
       const createdAt = performance.now()
+      const runtime = this.runtimeFor(sandbox)
       const remote: RemoteSandbox = {
         id: sandbox.sandboxId,
         sandbox,
-        runtime: HttpRuntime.forSandbox(sandbox, this.config.sandboxUrl, this.options.maxFrameBytes),
+        runtime,
         workspace,
         runs: 0,
         createdAt,
@@ -198,9 +200,7 @@ export class E2BPool implements Backend {
         idleTimer: null,
       }
       this.all.set(remote.id, remote)
-      if (this.config.mode === 'code-interpreter') {
-        const runtime = new InterpreterRuntime(sandbox as InterpreterSandbox, this.options.maxFrameBytes)
-        remote.runtime = runtime
+      if (runtime instanceof InterpreterRuntime) {
         try {
           await runtime.prepare(Math.max(1000, deadline - performance.now()))
         } catch (error) {
@@ -226,6 +226,12 @@ export class E2BPool implements Backend {
     } finally {
       this.creating--
     }
+  }
+
+  /** Template mode talks to the runtime server already up in the sandbox; code-interpreter mode uploads the runtime. */
+  private runtimeFor(sandbox: Sandbox): RemoteRuntime {
+    if (this.config.mode === 'code-interpreter') return new InterpreterRuntime(sandbox as InterpreterSandbox, this.options.maxFrameBytes)
+    return HttpRuntime.forSandbox(sandbox, this.config.sandboxUrl, this.options.maxFrameBytes)
   }
 
   private take(remote: RemoteSandbox): void {

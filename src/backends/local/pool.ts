@@ -5,7 +5,8 @@
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
 import { outcomeOf, runBlock } from '../runtime-session.ts'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
-import { traceAcquire, traceEnd, traceStart } from '../../telemetry/run-spans.ts'
+import { traceAcquire, traceEnd } from '../../telemetry/run-spans.ts'
+import { inSpan } from '../../telemetry/spans.ts'
 import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
@@ -131,7 +132,7 @@ export class LocalPool implements Backend {
       if (other) this.retire(other, false)
     }
     if (this.all.size + this.forking < this.options.maxWorkers) {
-      const worker = await traceStart(SPAN.workerSpawn, { [ATTR.backend]: 'local' }, () => this.forkOrOverloaded())
+      const worker = await inSpan(SPAN.workerSpawn, { [ATTR.backend]: 'local' }, () => this.forkOrOverloaded())
       worker.workspace = workspace
       return { worker, forked: true, waitedMs: 0 }
     }

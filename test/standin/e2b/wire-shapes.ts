@@ -11,13 +11,20 @@ export const CLIENT_ID = 'standin'
 
 const RESOURCES = { cpuCount: 2, memoryMB: 512, diskSizeMB: 2048 } as const
 
-export function sandboxShape(sandbox: StandinSandbox) {
+/** The fields every shape starts with: which sandbox, from which template, which envd. */
+function identity(sandbox: StandinSandbox) {
   return {
     sandboxID: sandbox.id,
     templateID: sandbox.spec.templateId,
     alias: sandbox.spec.templateId,
     clientID: CLIENT_ID,
     envdVersion: ENVD_VERSION,
+  }
+}
+
+export function sandboxShape(sandbox: StandinSandbox) {
+  return {
+    ...identity(sandbox),
     domain: null,
     ...(sandbox.spec.envdAccessToken ? { envdAccessToken: sandbox.spec.envdAccessToken } : {}),
     trafficAccessToken: sandbox.spec.trafficAccessToken,
@@ -26,11 +33,7 @@ export function sandboxShape(sandbox: StandinSandbox) {
 
 export function listedShape(sandbox: StandinSandbox) {
   return {
-    sandboxID: sandbox.id,
-    templateID: sandbox.spec.templateId,
-    alias: sandbox.spec.templateId,
-    clientID: CLIENT_ID,
-    envdVersion: ENVD_VERSION,
+    ...identity(sandbox),
     ...RESOURCES,
     metadata: sandbox.spec.metadata,
     startedAt: sandbox.startedAt.toISOString(),
