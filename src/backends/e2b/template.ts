@@ -5,11 +5,17 @@ import { resolve } from 'node:path'
 
 const RUNTIME_PACKAGE = resolve(import.meta.dir, '../../../template/runtime/__init__.py')
 
+let version: string | null = null
+
 /** The Python runtime's `__version__`: a sandbox built from an older template would speak an older protocol. */
 export function runtimeVersion(): string {
-  const match = readFileSync(RUNTIME_PACKAGE, 'utf8').match(/^__version__ = "([^"]+)"/m)
-  if (!match?.[1]) throw new Error(`${RUNTIME_PACKAGE} has no __version__ line`)
-  return match[1]
+  // Read once: every sandbox create and every config load asks for it.
+  if (version === null) {
+    const match = readFileSync(RUNTIME_PACKAGE, 'utf8').match(/^__version__ = "([^"]+)"/m)
+    if (!match?.[1]) throw new Error(`${RUNTIME_PACKAGE} has no __version__ line`)
+    version = match[1]
+  }
+  return version
 }
 
 /** E2B template names allow lowercase letters, digits and dashes: `blockgate-runtime-v0-2-0`. */
