@@ -63,6 +63,8 @@ const variables = {
   BLOCKGATE_PROCESS_LIMIT: int(1).default(64),
   BLOCKGATE_FILE_SIZE_LIMIT_BYTES: int(0).default(64 * 1024 * 1024),
   BLOCKGATE_OPEN_FILES_LIMIT: int(16).default(256),
+  BLOCKGATE_WORKER_CPU_CORES: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a positive number').transform(Number).pipe(z.number().min(0.01, 'must be at least 0.01')).default(1),
+  BLOCKGATE_CGROUPS: z.enum(['auto', 'required', 'off'], { error: 'must be auto, required or off' }).default('auto'),
   BLOCKGATE_ALLOW_UNSANDBOXED: flag.default(false),
   BLOCKGATE_PYTHON: z.string().trim().min(1, 'must not be empty').default(resolve(PROJECT_ROOT, '.venv/bin/python')),
   BLOCKGATE_MAX_BODY_BYTES: int(1024).default(64 * 1024 * 1024),
@@ -126,7 +128,9 @@ export interface Config {
     blockCacheSize: number
     maxCaptureBytes: number
     startTimeoutMs: number
-    limits: { memoryBytes: number; cpuSeconds: number; processes: number; fileSizeBytes: number; openFiles: number }
+    limits: { memoryBytes: number; cpuSeconds: number; processes: number; fileSizeBytes: number; openFiles: number; cpuCores: number }
+    /** A cgroup per worker: where the machine allows it (auto), always (required), or never. */
+    cgroups: 'auto' | 'required' | 'off'
     /** Run without bubblewrap: only when asked for explicitly. */
     allowUnsandboxed: boolean
   }
@@ -232,7 +236,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         processes: values.BLOCKGATE_PROCESS_LIMIT,
         fileSizeBytes: values.BLOCKGATE_FILE_SIZE_LIMIT_BYTES,
         openFiles: values.BLOCKGATE_OPEN_FILES_LIMIT,
+        cpuCores: values.BLOCKGATE_WORKER_CPU_CORES,
       },
+      cgroups: values.BLOCKGATE_CGROUPS,
       allowUnsandboxed: values.BLOCKGATE_ALLOW_UNSANDBOXED,
       python: values.BLOCKGATE_PYTHON,
       runtimeDir: resolve(PROJECT_ROOT, 'template'),

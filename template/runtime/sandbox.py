@@ -4,9 +4,12 @@ The zygote already runs inside bubblewrap (no network, a read-only minimal files
 own PID namespace, no capabilities, an unprivileged uid). Each worker then goes further,
 so that tenants are apart from each other too:
 
-- its own user, PID, mount and IPC namespaces: it is PID 1 of a namespace, so it cannot
-  see or signal other workers, and killing it takes every process it started with it;
-- a private ``/tmp``;
+- its own user, PID, mount, IPC and network namespaces: it is PID 1 of a namespace, so it
+  cannot see or signal other workers, and killing it takes every process it started with
+  it; abstract Unix sockets of one worker are out of another's reach;
+- its own ``/proc`` (read-only, showing only its own processes), its own ``/dev/pts``
+  (no terminal of another worker) and a private ``/tmp``; the proxy's socket and
+  shared-memory directories hidden once the worker has connected and mapped its region;
 - no capabilities, no new privileges, not dumpable (no ptrace or /proc/<pid>/mem of it);
 - a seccomp filter: no sockets but Unix ones (so no network, loopback included), no new
   namespaces, mounts, ptrace, keyrings, bpf, io_uring or kernel modules;
@@ -23,6 +26,7 @@ import os
 import platform
 import random
 import resource
+import signal
 import struct
 from dataclasses import dataclass
 
@@ -32,6 +36,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 NAMESPACE_FLAGS = 0x7E020000  # every CLONE_NEW* flag, for the clone() check
 
 PR_SET_PDEATHSIG = 1
@@ -41,7 +46,7 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 
-MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x1, 0x2, 0x4, 0x8, 0x4000, 0x40000
 
 AF_UNIX = 1
 EPERM, EACCES, ENOSYS = 1, 13, 38
@@ -67,10 +72,10 @@ class Limits:
 
 
 def enter_namespaces() -> None:
-    """In the first child: new user, PID, mount and IPC namespaces (the PID one applies to
-    the next fork), with this process's uid and gid mapped to themselves."""
+    """In the first child: new user, PID, mount, IPC and network namespaces (the PID one
+    applies to the next fork), with this process's uid and gid mapped to themselves."""
     uid, gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC), "unshare")
+    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
@@ -79,11 +84,21 @@ def enter_namespaces() -> None:
         f.write(f"{gid} {gid} 1")
 
 
-def become_worker(limits: Limits, keep_fds: tuple[int, ...] = ()) -> None:
-    """In the second child (PID 1 of its namespace): everything up to running user code."""
+def become_worker(limits: Limits, keep_fds: tuple[int, ...] = (), hide: tuple[str, ...] = ()) -> None:
+    """In the second child (PID 1 of its namespace): everything up to running user code.
+
+    ``hide``: directories to cover with an empty read-only tmpfs (the proxy's socket and
+    region directories: connected and mapped already, nothing a block should reach).
+    """
     _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")  # its holder dies → it dies
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
+    # A procfs of this PID namespace: the zygote's /proc would show (and let a block write
+    # to, e.g. oom_score_adj) the zygote and every other tenant's processes.
+    _check(_libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting a private /proc")
+    _check(_libc.mount(b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC, b"newinstance,ptmxmode=0666,mode=0620"), "mounting a private /dev/pts")
     _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777"), "mounting a private /tmp")
+    for directory in hide:
+        _check(_libc.mount(b"tmpfs", directory.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k,mode=0555"), f"hiding {directory}")
     close_other_fds(keep_fds)
     _drop_capabilities()
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
@@ -129,6 +144,31 @@ def apply_limits(limits: Limits) -> None:
             resource.setrlimit(resource_id, (value, value))
         except (ValueError, OSError) as exc:
             raise SandboxError(f"setting the {name} limit to {value} failed: {exc}") from None
+
+
+def end_stray_processes() -> int:
+    """As PID 1 of the worker's namespace: end every other process in it and reap them.
+
+    Called after each request, so nothing a run started outlives it (no child left
+    burning CPU, holding memory or connections, and no zombie). Outside its own PID
+    namespace (no isolation) a worker is not PID 1, and kill(-1) would reach every
+    process of its uid on the machine: then it does nothing. Returns how many ended.
+    """
+    if os.getpid() != 1:
+        return 0
+    ended = 0
+    while True:
+        # kill(-1) from PID 1 signals every process of the namespace but itself; orphans
+        # are re-parented to PID 1, so "no child left" means nothing else runs.
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return ended
+        ended += 1
 
 
 def reseed() -> None:

@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Any, BinaryIO
 
-from . import __version__
+from . import __version__, sandbox
 from .capture import Captured
 from .codec import EncodeError
 from .errors import BadRequest, BlockRuntimeError, OutputTooLarge
@@ -92,8 +92,26 @@ def _send(channel_out: BinaryIO, parts: list[bytes | memoryview]) -> None:
     channel_out.flush()
 
 
+def _thread_count() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def _end_what_the_run_left(reply: dict[str, Any], threads_at_start: int) -> None:
+    """Nothing a request started outlives it: stray processes end (when this worker is PID 1
+    of its namespace), and a thread left running makes the proxy retire the worker."""
+    ended = sandbox.end_stray_processes()
+    if ended:
+        reply["stray_processes"] = ended
+    if _thread_count() > threads_at_start:
+        reply["retire"] = "the block left a thread running"
+
+
 def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_frame_bytes: int, greet: bool = True) -> int:
     """Read, handle, reply until EOF; returns the process exit code."""
+    threads_at_start = _thread_count()
     if greet:
         _send(channel_out, frame_parts({"op": "ready", "version": __version__, "pid": os.getpid()}))
     while True:
@@ -113,6 +131,7 @@ def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_f
         if frame is None:
             return 0
         reply = executor.handle(frame.message, frame.sidecar)
+        _end_what_the_run_left(reply, threads_at_start)
         _send(channel_out, encode_reply(reply, max_frame_bytes))
 
 

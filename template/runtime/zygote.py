@@ -114,6 +114,7 @@ class Zygote:
                     _, wait_status = os.waitpid(pid, 0)
                     code = os.waitstatus_to_exitcode(wait_status)
                     os._exit(128 - code if code < 0 else code)
+            host_pid = _host_pid()  # before this worker mounts a /proc of its own
             channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             channel.connect(self.args.socket)
             region = _map_region(self.args.region_dir, region_name, region_bytes)
@@ -122,8 +123,9 @@ class Zygote:
                 sandbox.apply_limits(self.limits)
                 sandbox.reseed()
             else:
-                sandbox.become_worker(self.limits, keep_fds=(channel.fileno(), 2))
-            status = run_worker(channel, worker_id, token, self.args, region)
+                hide = (os.path.dirname(self.args.socket),) + ((self.args.region_dir,) if self.args.region_dir else ())
+                sandbox.become_worker(self.limits, keep_fds=(channel.fileno(), 2), hide=hide)
+            status = run_worker(channel, worker_id, token, self.args, region, host_pid)
         except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
             print(f"blockgate worker {worker_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
@@ -151,10 +153,28 @@ def _map_region(directory: str | None, name: str | None, size: int) -> mmap.mmap
         os.close(fd)
 
 
-def run_worker(channel: socket.socket, worker_id: str, token: str, args: argparse.Namespace, region: mmap.mmap | None = None) -> int:
+def _host_pid() -> int | None:
+    """This process's pid as the proxy sees it: the sandbox binds the host's /proc, whose
+    /proc/self names it (os.getpid() gives the pid in our own namespace)."""
+    try:
+        return int(os.readlink("/proc/self"))
+    except (OSError, ValueError):
+        return None
+
+
+def run_worker(channel: socket.socket, worker_id: str, token: str, args: argparse.Namespace, region: mmap.mmap | None = None, host_pid: int | None = None) -> int:
     reader = _SocketReader(channel)
     writer = channel.makefile("wb")
-    _send(writer, {"op": "hello", "id": worker_id, "token": token, "pid": os.getpid()})
+    # Sent before any user code runs, so the proxy can trust host_pid to place this
+    # worker in its cgroup.
+    _send(writer, {"op": "hello", "id": worker_id, "token": token, "pid": os.getpid(), "host_pid": host_pid})
+    # From here on user code runs: what reaches fds 1 and 2 is the block's, and the
+    # zygote's stderr is shared by every tenant (its last line shows up in messages).
+    # Blocks' prints are captured per run; anything written to the fds directly is dropped.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
     executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True, region=region)
     return serve(reader, writer, executor, args.max_frame_bytes, greet=False)
 

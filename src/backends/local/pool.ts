@@ -12,6 +12,7 @@ import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
 import { RunQueue } from '../run-queue.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
+import { WorkerCgroups } from './cgroups.ts'
 
 export interface LocalPoolOptions extends ZygoteOptions {
   /** Forked workers kept ready, not yet bound to a workspace. */
@@ -38,13 +39,16 @@ export class LocalPool implements Backend {
   private forking = 0
   private stopped = false
   private lastError: string | null = null
+  /** A cgroup per worker, or why there is none. */
+  private cgroups: WorkerCgroups | { unavailable: string } | null = null
 
   constructor(private readonly options: LocalPoolOptions) {
     this.waiters = new RunQueue(options.maxQueue, options.queueTimeoutMs, () => `all ${options.maxWorkers} workers`)
   }
 
   async start(): Promise<void> {
-    this.zygote = await Zygote.start(this.options)
+    this.cgroups = this.openCgroups()
+    this.zygote = await Zygote.start(this.options, this.workerCgroups())
     this.watchZygote(this.zygote)
     await Promise.all(Array.from({ length: this.options.minWarm }, () => this.fork().then((w) => this.addSpare(w))))
   }
@@ -55,6 +59,7 @@ export class LocalPool implements Backend {
     return {
       ready: !this.stopped && this.zygote?.alive === true,
       isolation: this.options.isolation === 'sandboxed' ? 'bubblewrap + per-worker namespaces, seccomp, rlimits' : 'OFF (BLOCKGATE_ALLOW_UNSANDBOXED)',
+      cgroups: this.cgroups instanceof WorkerCgroups ? this.cgroups.describe() : `off: ${this.cgroups?.unavailable ?? 'not started'}`,
       workers: this.all.size,
       idle: this.idle.length,
       spares: this.spares.length,
@@ -73,22 +78,26 @@ export class LocalPool implements Backend {
     const deadline = acquiredAt + job.timeoutMs
     const abort = () => worker.kill() // the client left: stop its code, not just its answer
     job.signal?.addEventListener('abort', abort)
-    // A worker that answered (even with an error) is reusable; one that died, stalled or
-    // broke the protocol is not.
-    let answered = true
+    // A worker that answered (even with an error) is reusable; one that died, stalled,
+    // broke the protocol or was left with a thread of the block's running is not.
+    let reusable = true
     let exitReason: string | undefined
     try {
       const session = await runBlock(worker, job, deadline)
       if (typeof session.reply.rss_bytes === 'number') worker.rssBytes = session.reply.rss_bytes
+      if (session.reply.retire) {
+        reusable = false
+        exitReason = 'left_running'
+      }
       worker.runs++
       return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.forked })
     } catch (error) {
-      answered = error instanceof BlockgateError
+      reusable = error instanceof BlockgateError
       exitReason = job.signal?.aborted ? 'client_gone' : error instanceof WorkerUnresponsive ? 'timeout' : error instanceof WorkerExited ? 'crashed' : 'error'
       throw this.translate(error, job, worker)
     } finally {
       job.signal?.removeEventListener('abort', abort)
-      const kept = answered && worker.alive
+      const kept = reusable && worker.alive
       traceEnd(worker.id, kept, exitReason)
       if (kept) this.release(worker)
       else this.retire(worker)
@@ -103,6 +112,23 @@ export class LocalPool implements Backend {
     this.idle.length = 0
     this.spares.length = 0
     await this.zygote?.stop()
+    await this.workerCgroups()?.close()
+  }
+
+  /** The per-worker cgroups as configured: `required` refuses to start without them. */
+  private openCgroups(): WorkerCgroups | { unavailable: string } {
+    if (this.options.cgroups === 'off') return { unavailable: 'BLOCKGATE_CGROUPS=off' }
+    if (this.options.isolation !== 'sandboxed') return { unavailable: 'isolation is off' }
+    const { memoryBytes, processes, cpuCores } = this.options.limits
+    const cgroups = WorkerCgroups.open({ memoryBytes, processes, cpuCores })
+    if (cgroups instanceof WorkerCgroups) return cgroups
+    if (this.options.cgroups === 'required') throw new Error(`BLOCKGATE_CGROUPS=required, but ${cgroups.unavailable}`)
+    log.warn('no cgroup per worker: memory, process and CPU limits hold per process only (rlimits)', { reason: cgroups.unavailable })
+    return cgroups
+  }
+
+  private workerCgroups(): WorkerCgroups | null {
+    return this.cgroups instanceof WorkerCgroups ? this.cgroups : null
   }
 
   /** Live workers, by id, with their workspace: for tests and diagnostics. */
@@ -241,7 +267,7 @@ export class LocalPool implements Backend {
         try {
           await Bun.sleep(RESTART_BACKOFF_MS)
           if (this.stopped) return
-          this.zygote = await Zygote.start(this.options)
+          this.zygote = await Zygote.start(this.options, this.workerCgroups())
           this.watchZygote(this.zygote)
           this.serveWaiters()
           return

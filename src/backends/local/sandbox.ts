@@ -19,6 +19,13 @@ export interface SandboxPaths {
   regionDir: string | null
   /** A writable home, bound read-write at SANDBOX_HOME_DIR (the E2B stand-in's /home/user); none if absent. */
   homeDir?: string | null
+  /**
+   * 'own': a procfs of the sandbox's PID namespace. 'for-workers': the host's /proc, which
+   * no user code ever sees: each worker mounts a procfs of its own PID namespace over it,
+   * and the kernel allows that only where a procfs is already fully visible (bubblewrap's
+   * own /proc has read-only mounts over parts of it).
+   */
+  proc?: 'own' | 'for-workers'
 }
 
 /** Where the socket directory appears inside the sandbox: away from /tmp, which each worker replaces. */
@@ -62,7 +69,9 @@ export function sandboxCommand(paths: SandboxPaths, command: string[], env: Reco
     args.push('--ro-bind', path, at)
     made.add(at)
   }
-  args.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp')
+  if (paths.proc === 'for-workers') args.push('--bind', '/proc', '/proc')
+  else args.push('--proc', '/proc')
+  args.push('--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp')
   for (const dir of ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']) {
     if (!existsSync(dir)) continue
     if (lstatSync(dir).isSymbolicLink()) args.push('--symlink', `usr${dir}`, dir) // merged /usr

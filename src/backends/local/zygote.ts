@@ -4,11 +4,12 @@
 // spawn it is with a one-time token.
 import type { Subprocess } from 'bun'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
+import type { WorkerCgroups } from './cgroups.ts'
 import { FileRegion } from './region.ts'
 import { timed } from './timed.ts'
 import { SANDBOX_PATHS, SANDBOX_REGION_DIR, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
@@ -20,18 +21,27 @@ export interface WorkerLimits {
   processes: number
   fileSizeBytes: number
   openFiles: number
+  /** CPU time per wall-clock second for a worker and its processes (its cgroup's quota). */
+  cpuCores: number
 }
 
 export interface ZygoteOptions extends ProcessWorkerOptions {
   limits: WorkerLimits
+  cgroups: 'auto' | 'required' | 'off'
   /** bubblewrap around the zygote and namespaces per worker, or nothing (an explicit opt-out). */
   isolation: 'sandboxed' | 'off'
 }
 
 interface PendingSpawn {
   token: string
-  resolve: (socket: Socket) => void
+  resolve: (connection: Connection) => void
   reject: (error: Error) => void
+}
+
+/** A worker's socket once it proved its token, and its pid as the server sees it. */
+interface Connection {
+  socket: Socket
+  hostPid: number | null
 }
 
 const STDERR_TAIL_BYTES = 4096
@@ -39,12 +49,20 @@ const STDERR_TAIL_BYTES = 4096
 const REGION_BYTES = 64 * 1024 * 1024
 /** How long a closed socket waits for the zygote to say how its worker ended. */
 const EXIT_REPORT_GRACE_MS = 250
+/**
+ * A connection must prove a pending spawn's token this soon, and only so many may be
+ * waiting to: a worker says hello milliseconds after its fork, while anything else that
+ * connects only holds one of the server's file descriptors.
+ */
+const HELLO_DEADLINE_MS = 5000
+const UNPROVEN_CONNECTIONS_OVER_PENDING = 16
 
 export class Zygote {
   private readonly pending = new Map<string, PendingSpawn>()
   private readonly exitReports = new Map<string, (exit: { code: number | null; signal: number | null }) => void>()
   private readonly control: FrameReader
   private stderrTail = ''
+  private unproven = 0
   private readyWaiter: ((message: Record<string, unknown>) => void) | null = null
   readonly exited: Promise<void>
 
@@ -54,6 +72,7 @@ export class Zygote {
     private readonly server: Server,
     private readonly socketDir: string,
     private readonly regionDir: string | null,
+    private readonly cgroups: WorkerCgroups | null,
   ) {
     this.control = new FrameReader(1 << 20)
     this.exited = proc.exited.then(() => {
@@ -64,7 +83,7 @@ export class Zygote {
     void this.pumpStderr()
   }
 
-  static async start(options: ZygoteOptions): Promise<Zygote> {
+  static async start(options: ZygoteOptions, cgroups: WorkerCgroups | null = null): Promise<Zygote> {
     const socketDir = mkdtempSync(join(tmpdir(), 'blockgate-'))
     chmodSync(socketDir, 0o755) // the sandbox's unprivileged uid must reach the socket
     const socketPath = join(socketDir, 'workers.sock')
@@ -104,13 +123,14 @@ export class Zygote {
               serializersDir: join(dirname(options.runtimeDir), 'serializers'),
               socketDir,
               regionDir,
+              proc: 'for-workers',
             },
             zygoteCommand,
             env,
           )
         : zygoteCommand
     const proc = Bun.spawn({ cmd, cwd: options.runtimeDir, env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
-    const zygote = new Zygote(options, proc, server, socketDir, regionDir)
+    const zygote = new Zygote(options, proc, server, socketDir, regionDir, sandboxed ? cgroups : null)
     server.on('connection', (socket) => zygote.accept(socket))
     try {
       await zygote.waitReady(options.startTimeoutMs)
@@ -130,7 +150,7 @@ export class Zygote {
     if (!this.alive) throw new Error(`the zygote is not running: ${this.lastStderrLine()}`)
     const id = newWorkerId()
     const token = randomBytes(16).toString('hex')
-    const connected = timed<Socket>(this.options.startTimeoutMs, () => {
+    const connected = timed<Connection>(this.options.startTimeoutMs, () => {
       this.pending.delete(id)
       this.send({ op: 'kill', id })
       return new Error(`worker ${id} did not connect within ${this.options.startTimeoutMs} ms: ${this.lastStderrLine()}`)
@@ -138,15 +158,32 @@ export class Zygote {
     this.pending.set(id, { token, resolve: connected.resolve, reject: connected.reject })
     const region = this.regionDir ? FileRegion.create(this.regionDir, REGION_BYTES) : null
     this.send({ op: 'spawn', id, token, ...(region ? { region: region.name, region_bytes: region.size } : {}) })
-    let socket: Socket
+    let connection: Connection
     try {
-      socket = await connected.promise
+      connection = await connected.promise
+      this.placeInCgroup(id, connection.hostPid)
     } catch (error) {
+      this.send({ op: 'kill', id })
       region?.close()
       throw error
     }
     region?.unlink() // the worker mapped it before saying hello
-    return new Worker(id, this.socketChannel(id, socket), this.options.maxFrameBytes, region)
+    const worker = new Worker(id, this.socketChannel(id, connection.socket), this.options.maxFrameBytes, region)
+    if (this.cgroups) void worker.exited.then(() => this.cgroups?.remove(id)).catch(() => {})
+    return worker
+  }
+
+  /** Moves a worker that just said hello (no user code has run yet) into a cgroup of its own. */
+  private placeInCgroup(id: string, hostPid: number | null): void {
+    if (!this.cgroups) return
+    if (hostPid === null || !isWorkerOf(hostPid, this.proc.pid)) {
+      throw new Error(`worker ${id} reported pid ${hostPid}, which is not a worker of this sandbox`)
+    }
+    try {
+      this.cgroups.place(id, hostPid)
+    } catch (error) {
+      throw new Error(`worker ${id} could not be placed in its cgroup: ${(error as Error).message}`)
+    }
   }
 
   async stop(): Promise<void> {
@@ -158,8 +195,23 @@ export class Zygote {
   }
 
   private accept(socket: Socket): void {
+    socket.on('error', () => socket.destroy())
+    if (this.unproven >= this.pending.size + UNPROVEN_CONNECTIONS_OVER_PENDING) return void socket.destroy()
+    this.unproven++
+    let proven = false
+    const settle = () => {
+      if (proven) return
+      proven = true
+      this.unproven--
+      clearTimeout(deadline)
+    }
+    const deadline = setTimeout(() => {
+      settle()
+      socket.destroy()
+    }, HELLO_DEADLINE_MS)
+    socket.once('close', settle)
     // The first frame must be a hello naming a pending spawn and its token.
-    const reader = new FrameReader(1 << 16)
+    const reader = new FrameReader(1 << 12)
     const onData = (chunk: Uint8Array) => {
       let frames: unknown[]
       try {
@@ -169,14 +221,14 @@ export class Zygote {
       }
       if (frames.length === 0) return
       socket.off('data', onData)
-      const hello = frames[0] as { op?: string; id?: string; token?: string }
+      settle()
+      const hello = frames[0] as { op?: string; id?: string; token?: string; host_pid?: unknown }
       const spawn = typeof hello.id === 'string' ? this.pending.get(hello.id) : undefined
       if (frames.length !== 1 || hello.op !== 'hello' || !spawn || !sameToken(spawn.token, hello.token)) return socket.destroy()
       this.pending.delete(hello.id!)
-      spawn.resolve(socket)
+      spawn.resolve({ socket, hostPid: Number.isSafeInteger(hello.host_pid) ? (hello.host_pid as number) : null })
     }
     socket.on('data', onData)
-    socket.on('error', () => socket.destroy())
   }
 
   private socketChannel(id: string, socket: Socket): WorkerChannel {
@@ -259,6 +311,32 @@ function exitInfo(report: { code: number | null; signal: number | null } | null)
 function sameToken(expected: string, given: unknown): boolean {
   if (typeof given !== 'string' || given.length !== expected.length) return false
   return timingSafeEqual(Buffer.from(expected), Buffer.from(given))
+}
+
+/**
+ * Whether `pid` is a worker of the sandbox whose bubblewrap process is `sandboxPid`: PID 1 of
+ * a namespace of its own, descended from that bubblewrap within a few generations
+ * (bubblewrap → its init → the zygote → a holder → the worker).
+ */
+function isWorkerOf(pid: number, sandboxPid: number): boolean {
+  const status = (p: number) => {
+    try {
+      return readFileSync(`/proc/${p}/status`, 'utf8')
+    } catch {
+      return ''
+    }
+  }
+  const field = (text: string, name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1]?.trim().split(/\s+/) ?? []
+  const nsPids = field(status(pid), 'NSpid')
+  if (nsPids.length < 2 || nsPids.at(-1) !== '1') return false
+  let current = pid
+  for (let generation = 0; generation < 6; generation++) {
+    const parent = Number(field(status(current), 'PPid')[0])
+    if (!parent) return false
+    if (parent === sandboxPid) return true
+    current = parent
+  }
+  return false
 }
 
 /** The interpreter's `sys.base_prefix`: the standard library the sandbox must see. */
