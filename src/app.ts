@@ -84,6 +84,7 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
         block: request.block,
         inputs: request.inputs,
         workspace,
+        keyId: caller?.id,
         timeoutMs: timeoutFor(caller, request.timeoutMs),
         outputFormat: outputFormat(responseFormat(c.req.raw), request.jsonArrays),
         signal: c.req.raw.signal,

@@ -56,6 +56,9 @@ const variables = {
   BLOCKGATE_MIN_WARM_WORKERS: int(0, 256).default(2),
   BLOCKGATE_MAX_WORKERS: int(1, 1024).default(Math.max(4, 2 * availableParallelism())),
   BLOCKGATE_MAX_QUEUE: int(0).default(256),
+  // Defaults derived from the pool's size and the queue's bound, below.
+  BLOCKGATE_TENANT_MAX_WORKERS: int(1, 1024).optional(),
+  BLOCKGATE_TENANT_MAX_QUEUE: int(0).optional(),
   BLOCKGATE_WORKER_MAX_RUNS: int(1).default(10_000),
   BLOCKGATE_WORKER_MAX_RSS_BYTES: int(64 * 1024 * 1024).default(1536 * 1024 * 1024),
   BLOCKGATE_MEMORY_LIMIT_BYTES: int(256 * 1024 * 1024).default(2 * 1024 * 1024 * 1024),
@@ -99,6 +102,7 @@ const variables = {
   BLOCKGATE_E2B_MODE: z.enum(['template', 'code-interpreter'], { error: 'must be template or code-interpreter' }).default('template'),
   BLOCKGATE_E2B_MIN_WARM: int(0, 100).default(0),
   BLOCKGATE_E2B_MAX_SANDBOXES: int(1, 10_000).default(20),
+  BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: int(1, 10_000).optional(),
   BLOCKGATE_E2B_CREATES_PER_SECOND: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a positive number').transform(Number).pipe(z.number().positive('must be a positive number')).default(1),
   BLOCKGATE_E2B_CREATE_RETRIES: int(0, 20).default(3),
   BLOCKGATE_E2B_ALLOW_INTERNET: flag.default(false),
@@ -121,6 +125,10 @@ export interface Config {
     minWarm: number
     maxWorkers: number
     maxQueue: number
+    /** Workers one tenant (an API key, else a workspace) may hold at once; its further runs wait for one of its own. */
+    tenantMaxWorkers: number
+    /** Runs of one tenant waiting at most; beyond it that tenant's runs are refused with 429. */
+    tenantMaxQueue: number
     maxRunsPerWorker: number
     maxRssBytes: number
     python: string
@@ -165,6 +173,9 @@ export interface E2BConfig {
   idleMs: number
   minWarm: number
   maxSandboxes: number
+  /** Sandboxes one tenant may hold at once, and its runs waiting at most (absent: no bound but the pool's). */
+  tenantMaxSandboxes?: number
+  tenantMaxQueue?: number
   createsPerSecond: number
   createRetries: number
   allowInternet: boolean
@@ -201,6 +212,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length === 0 && values.BLOCKGATE_MIN_WARM_WORKERS > values.BLOCKGATE_MAX_WORKERS) {
     problems.push('BLOCKGATE_MIN_WARM_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
   }
+  // A tenant's share: half the pool (so two tenants fit side by side), at least one.
+  const tenantMaxWorkers = values.BLOCKGATE_TENANT_MAX_WORKERS ?? Math.max(1, Math.floor(values.BLOCKGATE_MAX_WORKERS / 2))
+  const tenantMaxSandboxes = values.BLOCKGATE_E2B_TENANT_MAX_SANDBOXES ?? Math.max(1, Math.floor(values.BLOCKGATE_E2B_MAX_SANDBOXES / 2))
+  const tenantMaxQueue = values.BLOCKGATE_TENANT_MAX_QUEUE ?? Math.min(values.BLOCKGATE_MAX_QUEUE, Math.max(1, Math.floor(values.BLOCKGATE_MAX_QUEUE / 4)))
+  if (problems.length === 0 && tenantMaxWorkers > values.BLOCKGATE_MAX_WORKERS) {
+    problems.push('BLOCKGATE_TENANT_MAX_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
+  }
+  if (problems.length === 0 && tenantMaxSandboxes > values.BLOCKGATE_E2B_MAX_SANDBOXES) {
+    problems.push('BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: must not exceed BLOCKGATE_E2B_MAX_SANDBOXES')
+  }
+  if (problems.length === 0 && tenantMaxQueue > values.BLOCKGATE_MAX_QUEUE) {
+    problems.push('BLOCKGATE_TENANT_MAX_QUEUE: must not exceed BLOCKGATE_MAX_QUEUE')
+  }
   if (problems.length === 0 && !values.E2B_API_KEY) {
     if (values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE === 'e2b') {
       problems.push(`WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=${env.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE}: remote execution needs E2B_API_KEY, which is not set`)
@@ -228,6 +252,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       minWarm: values.BLOCKGATE_MIN_WARM_WORKERS,
       maxWorkers: values.BLOCKGATE_MAX_WORKERS,
       maxQueue: values.BLOCKGATE_MAX_QUEUE,
+      tenantMaxWorkers,
+      tenantMaxQueue,
       maxRunsPerWorker: values.BLOCKGATE_WORKER_MAX_RUNS,
       maxRssBytes: values.BLOCKGATE_WORKER_MAX_RSS_BYTES,
       limits: {
@@ -259,6 +285,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           idleMs: values.E2B_SANDBOX_IDLE_TIMEOUT * 1000,
           minWarm: values.BLOCKGATE_E2B_MIN_WARM,
           maxSandboxes: values.BLOCKGATE_E2B_MAX_SANDBOXES,
+          tenantMaxSandboxes,
+          tenantMaxQueue,
           createsPerSecond: values.BLOCKGATE_E2B_CREATES_PER_SECOND,
           createRetries: values.BLOCKGATE_E2B_CREATE_RETRIES,
           allowInternet: values.BLOCKGATE_E2B_ALLOW_INTERNET,

@@ -17,6 +17,8 @@ export interface RunJob {
   block: Block
   inputs: Record<string, unknown>
   workspace: string
+  /** The id of the API key the run came with, when keys are configured: the key, not the workspace, then gets a share of the pool. */
+  keyId?: string
   context: WorkflowContext
   /** Wall-clock budget for loading and running the block. */
   timeoutMs: number

@@ -1,45 +1,111 @@
-// Runs waiting for a worker or sandbox, shared by both pools: bounded (full → 429),
-// each wait bounded in time (→ 503), left when the client goes away, and served in order
-// except that a freed runtime goes to a waiter of its own workspace, one whose block it
-// holds first.
+// Who gets a runtime, shared by both pools. A tenant (the API key a run came with, else its
+// workspace) holds at most its share of the pool at once: past it, its runs wait for one of
+// its own to end, so one tenant's long runs never leave another without a worker. Waiting
+// runs are bounded, all together and per tenant (full → 429), each wait is bounded in time
+// (→ 503) and left when the client goes away. A runtime that frees, or a new one, goes to
+// the waiting tenant that holds the fewest, then to one it serves without starting a new
+// runtime (its workspace's, holding its block), then to the oldest.
+import type { RunJob } from './backend.ts'
 import { Overloaded } from '../errors.ts'
 import { timed } from './local/timed.ts'
 
+/** The unit of fairness: with API keys, the key (which may hold several workspaces). */
+export const tenantOf = (job: Pick<RunJob, 'workspace' | 'keyId'>): string => (job.keyId ? `key ${job.keyId}` : `workspace ${job.workspace}`)
+
 export interface Waiter<T> {
+  tenant: string
   workspace: string
   hash: string
-  resolve: (runtime: T) => void
-  reject: (error: Error) => void
+  /** Hands it the runtime; false when it stopped waiting meanwhile, so the runtime is the pool's again. */
+  give: (runtime: T) => boolean
+  fail: (error: Error) => void
 }
+
+export interface RunQueueOptions {
+  /** Runs waiting at most, all tenants together. */
+  maxQueue: number
+  /** Runs of one tenant waiting at most. */
+  tenantMaxQueue: number
+  /** Runtimes one tenant may hold at once. */
+  tenantShare: number
+  timeoutMs: number
+  /** The pool, for the messages: 4 "workers", 20 "E2B sandboxes", and the setting of the share. */
+  size: number
+  runtimes: string
+  shareSetting: string
+}
+
+/**
+ * How a pool would serve a waiter right now: lower is cheaper (0: a warm runtime that holds its
+ * block … ), undefined when it cannot be served until something frees.
+ */
+export type ServeCost<T> = (waiter: Waiter<T>) => number | undefined
 
 export class RunQueue<T> {
   private readonly waiters: Waiter<T>[] = []
+  /** Runtimes each tenant holds: running its runs, or being started for one. */
+  private readonly holding = new Map<string, number>()
 
-  constructor(
-    private readonly maxQueue: number,
-    private readonly timeoutMs: number,
-    /** What is busy, for the messages: "all 8 workers", "all 20 E2B sandboxes". */
-    private readonly busy: () => string,
-  ) {}
+  constructor(private readonly options: RunQueueOptions) {}
 
   get length(): number {
     return this.waiters.length
   }
 
+  held(tenant: string): number {
+    return this.holding.get(tenant) ?? 0
+  }
+
+  /** Whether `tenant` may take another runtime, or must wait for one of its own. */
+  underShare(tenant: string): boolean {
+    return this.held(tenant) < this.options.tenantShare
+  }
+
+  /** Counts a runtime as `tenant`'s until `drop`: when its run gets one, or one is started for it. */
+  hold(tenant: string): void {
+    this.holding.set(tenant, this.held(tenant) + 1)
+  }
+
+  drop(tenant: string): void {
+    const left = this.held(tenant) - 1
+    if (left > 0) this.holding.set(tenant, left)
+    else this.holding.delete(tenant)
+  }
+
   /** Waits for a runtime of `workspace`; rejects with Overloaded when full, late or abandoned. */
-  wait(workspace: string, hash: string, signal: AbortSignal | undefined): Promise<T> {
-    if (this.waiters.length >= this.maxQueue) {
-      return Promise.reject(new Overloaded(`${this.busy()} are busy and ${this.maxQueue} runs are waiting`, 1, 429))
+  wait(tenant: string, workspace: string, hash: string, signal: AbortSignal | undefined): Promise<T> {
+    const { maxQueue, tenantMaxQueue, timeoutMs } = this.options
+    if (this.waiters.length >= maxQueue) {
+      return Promise.reject(new Overloaded(`all ${this.pool()} are busy and ${maxQueue} runs are waiting`, 1, 429))
     }
+    if (this.waiters.filter((w) => w.tenant === tenant).length >= tenantMaxQueue) {
+      return Promise.reject(new Overloaded(`${tenant}: ${tenantMaxQueue} of its runs already wait for one of the ${this.pool()}, its limit (BLOCKGATE_TENANT_MAX_QUEUE)`, 1, 429))
+    }
+    let waiting = true
     const leave = () => {
+      waiting = false
       const at = this.waiters.indexOf(waiter)
       if (at >= 0) this.waiters.splice(at, 1)
     }
-    const place = timed<T>(this.timeoutMs, () => {
+    const place = timed<T>(timeoutMs, () => {
       leave()
-      return new Overloaded(`none of ${this.busy()} became free within ${this.timeoutMs} ms`, 1)
+      return new Overloaded(this.lateMessage(tenant), 1)
     })
-    const waiter: Waiter<T> = { workspace, hash, resolve: place.resolve, reject: place.reject }
+    const waiter: Waiter<T> = {
+      tenant,
+      workspace,
+      hash,
+      give: (runtime) => {
+        if (!waiting) return false
+        waiting = false
+        place.resolve(runtime)
+        return true
+      },
+      fail: (error) => {
+        waiting = false
+        place.reject(error)
+      },
+    }
     const onAbort = () => {
       leave()
       place.reject(new Overloaded('the client went away while the run waited', 1))
@@ -51,20 +117,38 @@ export class RunQueue<T> {
     return place.promise
   }
 
-  /** The waiter a freed runtime of `workspace` should serve, taken off the queue. */
-  takeFor(workspace: string | null, holds: (hash: string) => boolean): Waiter<T> | undefined {
-    const sameWorkspace = this.waiters.filter((w) => w.workspace === workspace)
-    const waiter = sameWorkspace.find((w) => holds(w.hash)) ?? sameWorkspace[0]
-    if (waiter) this.waiters.splice(this.waiters.indexOf(waiter), 1)
-    return waiter
-  }
-
-  /** The longest-waiting run, taken off the queue. */
-  shift(): Waiter<T> | undefined {
-    return this.waiters.shift()
+  /**
+   * The waiter to serve next, taken off the queue and counted as holding a runtime (`drop` it
+   * if none comes): of the tenants under their share, the one holding the fewest; then the
+   * cheapest to serve; then the oldest. None when no waiter can be served now.
+   */
+  next(cost: ServeCost<T>): Waiter<T> | undefined {
+    let best: { waiter: Waiter<T>; held: number; cost: number } | undefined
+    for (const waiter of this.waiters) {
+      const held = this.held(waiter.tenant)
+      if (held >= this.options.tenantShare) continue
+      if (best && held > best.held) continue
+      const price = cost(waiter)
+      if (price === undefined) continue
+      if (!best || held < best.held || price < best.cost) best = { waiter, held, cost: price }
+    }
+    if (!best) return undefined
+    this.waiters.splice(this.waiters.indexOf(best.waiter), 1)
+    this.hold(best.waiter.tenant)
+    return best.waiter
   }
 
   rejectAll(error: Error): void {
-    for (const waiter of this.waiters.splice(0)) waiter.reject(error)
+    for (const waiter of this.waiters.splice(0)) waiter.fail(error)
+  }
+
+  private pool(): string {
+    return `${this.options.size} ${this.options.runtimes}`
+  }
+
+  private lateMessage(tenant: string): string {
+    const { tenantShare, timeoutMs, shareSetting } = this.options
+    if (this.underShare(tenant)) return `none of all ${this.pool()} became free within ${timeoutMs} ms`
+    return `${tenant}: none of the ${tenantShare} of the ${this.pool()} it may hold at once (${shareSetting}) became free within ${timeoutMs} ms`
   }
 }

@@ -125,6 +125,7 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
       block,
       inputs: inputsOf(request.inputs_json),
       workspace,
+      keyId: caller?.id,
       context: contextOf(request.workflow_context),
       timeoutMs: timeoutFor(caller, config.limits.defaultTimeoutMs),
       outputFormat: 'json' as const,

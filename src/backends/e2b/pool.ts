@@ -1,8 +1,10 @@
 // The e2b backend: E2B sandboxes kept warm and reused. A sandbox serves one workspace for
 // its whole life; a run goes to an idle sandbox of its workspace that holds the block, else
 // any idle one of its workspace, else a pre-warmed spare, else a new sandbox, else it waits
-// in a bounded queue. A sandbox idle for E2B_SANDBOX_IDLE_TIMEOUT is killed, and none lives
-// past E2B_SANDBOX_TIMEOUT. A warm run is one HTTP round trip and no control-plane call.
+// in a bounded queue. A tenant (API key, else workspace) holds at most its share of the
+// sandboxes; past it, its runs wait for one of its own (see run-queue.ts). A sandbox idle
+// for E2B_SANDBOX_IDLE_TIMEOUT is killed, and none lives past E2B_SANDBOX_TIMEOUT. A warm
+// run is one HTTP round trip and no control-plane call.
 import type { Sandbox } from 'e2b'
 import type { Sandbox as InterpreterSandbox } from '@e2b/code-interpreter'
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
@@ -14,7 +16,7 @@ import { trace } from '@opentelemetry/api'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
 import { traceAcquire, traceEnd } from '../../telemetry/run-spans.ts'
 import { inSpan } from '../../telemetry/spans.ts'
-import { RunQueue } from '../run-queue.ts'
+import { RunQueue, tenantOf, type Waiter } from '../run-queue.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
 import { InterpreterRuntime } from './runtime-interpreter.ts'
@@ -44,6 +46,11 @@ interface RemoteSandbox {
   idleTimer: ReturnType<typeof setTimeout> | null
 }
 
+interface Acquired {
+  sandbox: RemoteSandbox
+  created: boolean
+}
+
 
 /** Do not hand out a sandbox this close to its hard lifetime: a run could be cut off. */
 const LIFETIME_MARGIN_MS = 5000
@@ -54,7 +61,7 @@ export class E2BPool implements Backend {
   private readonly idle: RemoteSandbox[] = []
   private readonly spares: RemoteSandbox[] = []
   private readonly all = new Map<string, RemoteSandbox>()
-  private readonly waiters: RunQueue<RemoteSandbox>
+  private readonly waiters: RunQueue<Acquired>
   private readonly pending = new Set<Promise<unknown>>()
   private creating = 0
   private stopped = false
@@ -65,7 +72,15 @@ export class E2BPool implements Backend {
     private readonly options: E2BPoolOptions,
   ) {
     this.lifecycle = new Lifecycle(config)
-    this.waiters = new RunQueue(options.maxQueue, options.queueTimeoutMs, () => `all ${config.maxSandboxes} E2B sandboxes`)
+    this.waiters = new RunQueue({
+      maxQueue: options.maxQueue,
+      tenantMaxQueue: config.tenantMaxQueue ?? options.maxQueue,
+      tenantShare: config.tenantMaxSandboxes ?? config.maxSandboxes,
+      timeoutMs: options.queueTimeoutMs,
+      size: config.maxSandboxes,
+      runtimes: 'E2B sandboxes',
+      shareSetting: 'BLOCKGATE_E2B_TENANT_MAX_SANDBOXES',
+    })
   }
 
   async start(): Promise<void> {
@@ -107,8 +122,10 @@ export class E2BPool implements Backend {
 
   async run(job: RunJob): Promise<RunOutcome> {
     const queuedAt = performance.now()
+    const tenant = tenantOf(job)
     for (let attempt = 0; ; attempt++) {
-      const acquired = await traceAcquire('e2b', job, () => this.acquire(job), (a) => ({ cold: a.created, runtimeId: a.sandbox.id, waitedMs: a.waitedMs }))
+      // From here until this attempt ends, the sandbox counts against the tenant's share.
+      const acquired = await traceAcquire('e2b', job, () => this.acquire(job, tenant), (a) => ({ cold: a.created, runtimeId: a.sandbox.id, waitedMs: a.waitedMs }))
       const remote = acquired.sandbox
       const acquiredAt = performance.now()
       const deadline = acquiredAt + job.timeoutMs
@@ -137,6 +154,7 @@ export class E2BPool implements Backend {
       } finally {
         job.signal?.removeEventListener('abort', abort)
         traceEnd(remote.id, answered, exitReason)
+        this.waiters.drop(tenant)
         if (answered) this.release(remote)
         else this.retire(remote)
       }
@@ -151,36 +169,72 @@ export class E2BPool implements Backend {
     await Promise.allSettled([...this.pending])
   }
 
-  private async acquire(job: RunJob): Promise<{ sandbox: RemoteSandbox; created: boolean; waitedMs: number }> {
+  private async acquire(job: RunJob, tenant: string): Promise<Acquired & { waitedMs: number }> {
     if (this.stopped) throw new Overloaded('the server is shutting down', 1)
     const { workspace } = job
+    const hash = job.block.hash
+    // At its share, a tenant waits for one of its own sandboxes even if others are free.
+    if (this.waiters.underShare(tenant)) {
+      const now = this.startFor(workspace, hash, true)
+      if (now) {
+        this.waiters.hold(tenant)
+        try {
+          return { ...(await now), waitedMs: 0 }
+        } catch (error) {
+          this.waiters.drop(tenant)
+          throw error
+        }
+      }
+    }
+    const waitStart = performance.now()
+    const acquired = await this.waiters.wait(tenant, workspace, hash, job.signal)
+    return { ...acquired, waitedMs: performance.now() - waitStart }
+  }
+
+  /**
+   * How a run of `workspace` can get a sandbox now, cheapest first (see RunQueue.next): 0 an
+   * idle one of its workspace holding the block, 1 another idle one of its workspace, 2 a
+   * spare or a new sandbox, 3 a new one after retiring an idle sandbox of another workspace;
+   * undefined when every sandbox is busy.
+   */
+  private costFor(workspace: string, hash: string): number | undefined {
     const mine = this.idle.filter((s) => s.workspace === workspace)
-    const warm = mine.find((s) => s.runtime.loaded.has(job.block.hash)) ?? mine[0]
+    if (mine.length > 0) return mine.some((s) => s.runtime.loaded.has(hash)) ? 0 : 1
+    if (this.spares.length > 0 || this.hasRoom()) return 2
+    return this.idle.length > 0 ? 3 : undefined
+  }
+
+  /** Takes the sandbox `costFor` priced (null where it said undefined); a creation is started, not awaited. */
+  private startFor(workspace: string, hash: string, traced: boolean): Promise<Acquired> | null {
+    const mine = this.idle.filter((s) => s.workspace === workspace)
+    const warm = mine.find((s) => s.runtime.loaded.has(hash)) ?? mine[0]
     if (warm) {
       this.take(warm)
-      return { sandbox: warm, created: false, waitedMs: 0 }
+      return Promise.resolve({ sandbox: warm, created: false })
     }
     const spare = this.spares.shift()
     if (spare) {
       spare.workspace = workspace
       this.refillSpares()
-      return { sandbox: spare, created: true, waitedMs: 0 }
+      return Promise.resolve({ sandbox: spare, created: true })
     }
-    if (this.all.size + this.creating >= this.config.maxSandboxes) {
+    if (!this.hasRoom()) {
       // Full: make room by retiring an idle sandbox of another workspace, if there is one.
       const other = this.idle.find((s) => s.workspace !== workspace)
       if (other) this.retire(other, false)
     }
-    if (this.all.size + this.creating < this.config.maxSandboxes) {
-      const deadline = performance.now() + this.options.queueTimeoutMs
-      const sandbox = await inSpan(SPAN.sandboxCreate, { [ATTR.backend]: 'e2b', 'blockgate.e2b.template': this.config.templateId }, () => this.create(workspace, deadline))
-      return { sandbox, created: true, waitedMs: 0 }
-    }
-    const waitStart = performance.now()
-    const sandbox = await this.waiters.wait(workspace, job.block.hash, job.signal)
-    return { sandbox, created: false, waitedMs: performance.now() - waitStart }
+    if (!this.hasRoom()) return null
+    const deadline = performance.now() + this.options.queueTimeoutMs
+    // A creation for a waiter is not traced here: the span in hand is the run that freed room.
+    const creating = traced
+      ? inSpan(SPAN.sandboxCreate, { [ATTR.backend]: 'e2b', 'blockgate.e2b.template': this.config.templateId }, () => this.create(workspace, deadline))
+      : this.create(workspace, deadline)
+    return creating.then((sandbox) => ({ sandbox, created: true }))
   }
 
+  private hasRoom(): boolean {
+    return this.all.size + this.creating < this.config.maxSandboxes
+  }
 
   /** A new sandbox, its runtime ready; counted against the cap while it is being made. */
   private async create(workspace: string | null, deadline: number): Promise<RemoteSandbox> {
@@ -244,15 +298,13 @@ export class E2BPool implements Backend {
     if (this.stopped || !this.all.has(remote.id)) return this.retire(remote)
     const now = performance.now()
     if (now - remote.createdAt > this.config.lifetimeMs - LIFETIME_MARGIN_MS) return this.retire(remote)
-    // A waiter of this workspace takes it, the one whose block it holds first.
-    const waiter = this.waiters.takeFor(remote.workspace, (hash) => remote.runtime.loaded.has(hash))
-    if (waiter) return waiter.resolve(remote)
-    if (this.waiters.length > 0) return this.retire(remote) // only other workspaces wait: make room
+    // Idle until a waiter takes it: one of its workspace, or one that retires it for room.
     this.idle.push(remote)
     remote.idleTimer = setTimeout(() => {
       if (this.idle.includes(remote)) this.retire(remote)
     }, this.config.idleMs)
-    this.keepAlive(remote, now)
+    this.serveWaiters()
+    if (this.idle.includes(remote)) this.keepAlive(remote, now)
   }
 
   /**
@@ -283,28 +335,38 @@ export class E2BPool implements Backend {
     if (refill) this.serveWaiters()
   }
 
-  /** Waiters the pool can now serve with a new sandbox get one. */
+  /** Waiters the pool can serve now get a sandbox, the fairest first (RunQueue.next). */
   private serveWaiters(): void {
     if (this.stopped) return
-    while (this.waiters.length > 0 && this.all.size + this.creating < this.config.maxSandboxes) {
-      const waiter = this.waiters.shift()!
-      this.create(waiter.workspace, performance.now() + this.options.queueTimeoutMs).then(waiter.resolve, waiter.reject)
+    for (;;) {
+      const waiter = this.waiters.next((w) => this.costFor(w.workspace, w.hash))
+      if (!waiter) break
+      this.startFor(waiter.workspace, waiter.hash, false)!.then(
+        (acquired) => this.hand(waiter, acquired),
+        (error) => {
+          this.waiters.drop(waiter.tenant)
+          waiter.fail(error)
+        },
+      )
     }
     this.refillSpares()
+  }
+
+  /** Gives a waiter its sandbox; if it stopped waiting meanwhile, the sandbox is the pool's again. */
+  private hand(waiter: Waiter<Acquired>, acquired: Acquired): void {
+    if (waiter.give(acquired)) return
+    this.waiters.drop(waiter.tenant)
+    this.release(acquired.sandbox)
   }
 
   private refillSpares(): void {
     if (this.stopped) return
     const wanted = this.config.minWarm - this.spares.length - this.creating
-    for (let i = 0; i < wanted && this.all.size + this.creating < this.config.maxSandboxes; i++) {
+    for (let i = 0; i < wanted && this.hasRoom(); i++) {
       this.create(null, performance.now() + this.options.queueTimeoutMs).then(
         (remote) => {
-          const waiter = this.waiters.shift()
-          if (waiter) {
-            remote.workspace = waiter.workspace
-            return waiter.resolve(remote)
-          }
           this.spares.push(remote)
+          this.serveWaiters()
         },
         (error) => log.warn('e2b pre-warm failed', { error: (error as Error).message }),
       )

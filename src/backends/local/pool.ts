@@ -1,7 +1,9 @@
 // The local backend: workers forked from a sandboxed zygote. A worker serves one
 // workspace for its whole life; a run goes to an idle worker of its workspace that holds
 // the block, else any idle one of its workspace, else a warm spare, else a new fork, else
-// it waits in a bounded queue. Workers are recycled after N runs or past a memory mark.
+// it waits in a bounded queue. A tenant (API key, else workspace) holds at most its share
+// of the workers; past it, its runs wait for one of its own (see run-queue.ts). Workers are
+// recycled after N runs or past a memory mark.
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
 import { outcomeOf, runBlock } from '../runtime-session.ts'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
@@ -10,7 +12,7 @@ import { inSpan } from '../../telemetry/spans.ts'
 import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
-import { RunQueue } from '../run-queue.ts'
+import { RunQueue, tenantOf, type Waiter } from '../run-queue.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 import { WorkerCgroups } from './cgroups.ts'
 
@@ -20,12 +22,19 @@ export interface LocalPoolOptions extends ZygoteOptions {
   maxWorkers: number
   /** Runs waiting for a worker, at most; beyond it a run is refused with 429. */
   maxQueue: number
+  /** Workers one tenant may hold at once, and its runs waiting at most. */
+  tenantMaxWorkers: number
+  tenantMaxQueue: number
   /** How long a run may wait for a worker before it is refused with 503. */
   queueTimeoutMs: number
   maxRunsPerWorker: number
   maxRssBytes: number
 }
 
+interface Acquired {
+  worker: Worker
+  forked: boolean
+}
 
 const RESTART_BACKOFF_MS = 1000
 
@@ -35,7 +44,7 @@ export class LocalPool implements Backend {
   private readonly idle: Worker[] = []
   private readonly spares: Worker[] = []
   private readonly all = new Set<Worker>()
-  private readonly waiters: RunQueue<Worker>
+  private readonly waiters: RunQueue<Acquired>
   private forking = 0
   private stopped = false
   private lastError: string | null = null
@@ -43,7 +52,15 @@ export class LocalPool implements Backend {
   private cgroups: WorkerCgroups | { unavailable: string } | null = null
 
   constructor(private readonly options: LocalPoolOptions) {
-    this.waiters = new RunQueue(options.maxQueue, options.queueTimeoutMs, () => `all ${options.maxWorkers} workers`)
+    this.waiters = new RunQueue({
+      maxQueue: options.maxQueue,
+      tenantMaxQueue: options.tenantMaxQueue,
+      tenantShare: options.tenantMaxWorkers,
+      timeoutMs: options.queueTimeoutMs,
+      size: options.maxWorkers,
+      runtimes: 'workers',
+      shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
+    })
   }
 
   async start(): Promise<void> {
@@ -72,7 +89,9 @@ export class LocalPool implements Backend {
 
   async run(job: RunJob): Promise<RunOutcome> {
     const queuedAt = performance.now()
-    const acquired = await traceAcquire('local', job, () => this.acquire(job), (a) => ({ cold: a.forked, runtimeId: a.worker.id, waitedMs: a.waitedMs }))
+    const tenant = tenantOf(job)
+    // From here until the run ends, the worker counts against the tenant's share.
+    const acquired = await traceAcquire('local', job, () => this.acquire(job, tenant), (a) => ({ cold: a.forked, runtimeId: a.worker.id, waitedMs: a.waitedMs }))
     const worker = acquired.worker
     const acquiredAt = performance.now()
     const deadline = acquiredAt + job.timeoutMs
@@ -99,6 +118,7 @@ export class LocalPool implements Backend {
       job.signal?.removeEventListener('abort', abort)
       const kept = reusable && worker.alive
       traceEnd(worker.id, kept, exitReason)
+      this.waiters.drop(tenant)
       if (kept) this.release(worker)
       else this.retire(worker)
     }
@@ -136,49 +156,79 @@ export class LocalPool implements Backend {
     return [...this.all].map((w) => ({ id: w.id, workspace: w.workspace, runs: w.runs }))
   }
 
-  private async acquire(job: RunJob): Promise<{ worker: Worker; forked: boolean; waitedMs: number }> {
+  private async acquire(job: RunJob, tenant: string): Promise<Acquired & { waitedMs: number }> {
     if (this.stopped) throw new Overloaded('the server is shutting down', 1)
     const { workspace } = job
     const hash = job.block.hash
+    // At its share, a tenant waits for one of its own workers even if others are free.
+    if (this.waiters.underShare(tenant)) {
+      const now = this.startFor(workspace, hash, true)
+      if (now) {
+        this.waiters.hold(tenant)
+        try {
+          return { ...(await now), waitedMs: 0 }
+        } catch (error) {
+          this.waiters.drop(tenant)
+          throw error
+        }
+      }
+    }
+    const waitStart = performance.now()
+    const acquired = await this.waiters.wait(tenant, workspace, hash, job.signal)
+    return { ...acquired, waitedMs: performance.now() - waitStart }
+  }
+
+  /**
+   * How a run of `workspace` can get a worker now, cheapest first (see RunQueue.next): 0 an
+   * idle one of its workspace holding the block, 1 another idle one of its workspace, 2 a
+   * spare or a new fork, 3 a fork after retiring an idle worker of another workspace;
+   * undefined when every worker is busy.
+   */
+  private costFor(workspace: string, hash: string): number | undefined {
+    const mine = this.idle.filter((w) => w.workspace === workspace)
+    if (mine.length > 0) return mine.some((w) => w.loaded.has(hash)) ? 0 : 1
+    if (this.spares.length > 0 || this.hasRoom()) return 2
+    return this.idle.length > 0 ? 3 : undefined
+  }
+
+  /** Takes the worker `costFor` priced (null where it said undefined); a fork is started, not awaited. */
+  private startFor(workspace: string, hash: string, traced: boolean): Promise<Acquired> | null {
     const mine = this.idle.filter((w) => w.workspace === workspace)
     const warm = mine.find((w) => w.loaded.has(hash)) ?? mine[0]
     if (warm) {
       this.idle.splice(this.idle.indexOf(warm), 1)
-      return { worker: warm, forked: false, waitedMs: 0 }
+      return Promise.resolve({ worker: warm, forked: false })
     }
     const spare = this.spares.shift()
     if (spare) {
       spare.workspace = workspace
       this.refillSpares()
-      return { worker: spare, forked: true, waitedMs: 0 }
+      return Promise.resolve({ worker: spare, forked: true })
     }
-    if (this.all.size + this.forking >= this.options.maxWorkers) {
+    if (!this.hasRoom()) {
       // Full: make room by retiring an idle worker of another workspace, if there is one.
       const other = this.idle.find((w) => w.workspace !== workspace)
       if (other) this.retire(other, false)
     }
-    if (this.all.size + this.forking < this.options.maxWorkers) {
-      const worker = await inSpan(SPAN.workerSpawn, { [ATTR.backend]: 'local' }, () => this.forkOrOverloaded())
+    if (!this.hasRoom()) return null
+    // A fork for a waiter is not traced here: the span in hand is the run that freed room.
+    const forking = traced ? inSpan(SPAN.workerSpawn, { [ATTR.backend]: 'local' }, () => this.forkOrOverloaded()) : this.forkOrOverloaded()
+    return forking.then((worker) => {
       worker.workspace = workspace
-      return { worker, forked: true, waitedMs: 0 }
-    }
-    const waitStart = performance.now()
-    const worker = await this.waiters.wait(workspace, hash, job.signal)
-    return { worker, forked: false, waitedMs: performance.now() - waitStart }
+      return { worker, forked: true }
+    })
   }
 
+  private hasRoom(): boolean {
+    return this.all.size + this.forking < this.options.maxWorkers
+  }
 
   private release(worker: Worker): void {
     if (this.stopped) return this.retire(worker)
     if (worker.runs >= this.options.maxRunsPerWorker || worker.rssBytes > this.options.maxRssBytes) return this.retire(worker)
-    // A waiter of this workspace takes it, the one whose block it holds first.
-    const waiter = this.waiters.takeFor(worker.workspace, (hash) => worker.loaded.has(hash))
-    if (waiter) return waiter.resolve(worker)
-    if (this.waiters.length > 0) {
-      // Only other workspaces wait: this worker cannot serve them, so it makes room.
-      return this.retire(worker)
-    }
+    // Idle until a waiter takes it: one of its workspace, or one that retires it for room.
     this.idle.push(worker)
+    this.serveWaiters()
   }
 
   /** Ends a worker whose state can no longer be trusted (or is not needed), and keeps the pool's shape. */
@@ -192,26 +242,34 @@ export class LocalPool implements Backend {
     if (refill) this.serveWaiters()
   }
 
-  /** Waiters the pool can now serve with a new fork get one. */
+  /** Waiters the pool can serve now get a worker, the fairest first (RunQueue.next). */
   private serveWaiters(): void {
     if (this.stopped) return
-    while (this.waiters.length > 0 && this.all.size + this.forking < this.options.maxWorkers) {
-      const waiter = this.waiters.shift()!
-      this.forkOrOverloaded().then(
-        (worker) => {
-          worker.workspace = waiter.workspace
-          waiter.resolve(worker)
+    for (;;) {
+      const waiter = this.waiters.next((w) => this.costFor(w.workspace, w.hash))
+      if (!waiter) break
+      this.startFor(waiter.workspace, waiter.hash, false)!.then(
+        (acquired) => this.hand(waiter, acquired),
+        (error) => {
+          this.waiters.drop(waiter.tenant)
+          waiter.fail(error)
         },
-        (error) => waiter.reject(error),
       )
     }
     this.refillSpares()
   }
 
+  /** Gives a waiter its worker; if it stopped waiting meanwhile, the worker is the pool's again. */
+  private hand(waiter: Waiter<Acquired>, acquired: Acquired): void {
+    if (waiter.give(acquired)) return
+    this.waiters.drop(waiter.tenant)
+    this.release(acquired.worker)
+  }
+
   private refillSpares(): void {
     if (this.stopped) return
     const wanted = this.options.minWarm - this.spares.length - this.forking
-    for (let i = 0; i < wanted && this.all.size + this.forking < this.options.maxWorkers; i++) {
+    for (let i = 0; i < wanted && this.hasRoom(); i++) {
       this.fork().then(
         (worker) => this.addSpare(worker),
         () => {},
@@ -220,12 +278,8 @@ export class LocalPool implements Backend {
   }
 
   private addSpare(worker: Worker): void {
-    if (this.waiters.length > 0) {
-      const waiter = this.waiters.shift()!
-      worker.workspace = waiter.workspace
-      return waiter.resolve(worker)
-    }
     this.spares.push(worker)
+    this.serveWaiters()
   }
 
   private async fork(): Promise<Worker> {
