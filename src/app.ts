@@ -5,10 +5,10 @@ import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import type { OutputFormat } from './backends/backend.ts'
 import type { Config } from './config.ts'
-import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge } from './errors.ts'
+import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge, RuntimeReportedError } from './errors.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
 import { registerWebexec } from './interop/webexec.ts'
-import { log } from './log.ts'
+import { blockText, log } from './log.ts'
 import { trace } from '@opentelemetry/api'
 import { AuditLog } from './auth/audit.ts'
 import { callerOf, checkBodySize, identifyCaller, timeoutFor, workspaceFor, type CallerEnv } from './auth/caller.ts'
@@ -118,7 +118,9 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
 
   app.onError((thrown, c) => {
     const error = asBlockgateError(thrown)
-    if (error.status >= 500 && error instanceof InternalError) log.error('request failed', { error: thrown })
+    // What the runtime reported is the block's text: a warning in its own field, not blockgate's error.
+    if (error instanceof RuntimeReportedError) log.warn('request failed in the runtime', { block_error: blockText(error.message) })
+    else if (error.status >= 500 && error instanceof InternalError) log.error('request failed', { error: thrown })
     return send(c, error.status, error.toBody(), error.headers)
   })
 

@@ -109,6 +109,21 @@ export class InternalError extends BlockgateError {
   }
 }
 
+/**
+ * 500, as InternalError (same type, message and body), for a failure the Python runtime reported
+ * under a type blockgate does not map. The runtime shares its process with the block, so this
+ * text is the block's to choose (an output whose __repr__ raises, or a forged reply): it is
+ * logged as the block's (warn, `block_error`), never as blockgate's own fault.
+ */
+export class RuntimeReportedError extends InternalError {
+  constructor(
+    readonly reportedType: string,
+    readonly reportedMessage: string,
+  ) {
+    super(`the runtime answered ${reportedType}: ${reportedMessage}`)
+  }
+}
+
 /** 502: a remote backend (E2B) failed; the message names its error class. */
 export class RemoteBackendFailed extends BlockgateError {
   constructor(message: string, details?: ErrorDetails) {

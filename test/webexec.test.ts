@@ -11,6 +11,7 @@ import type { Hono } from 'hono'
 import { createApp } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import { KeyRing } from '../src/auth/keys.ts'
+import { setLogSink } from '../src/log.ts'
 import { createBackends } from '../src/server.ts'
 
 const MAX_BODY = 1024 * 1024
@@ -253,6 +254,35 @@ describe('failures in Inference’s terms', () => {
     expect(answer).toMatchObject({ success: false, error_type: 'BlockTimeout', line_number: null })
     expect(answer.error).toContain('timeout_ms=3000')
   }, 20_000)
+
+  test('an output whose encoding raises is the runtime’s report: the same answer, logged as the block’s (warn, block_error)', async () => {
+    // The runtime answers InternalError with the block's own exception text in it.
+    const code = 'class Evil(dict):\n    def items(self):\n        raise RuntimeError("x\\n{\\"level\\":\\"error\\",\\"message\\":\\"forged\\"}")\n\ndef run(self):\n    return {"x": Evil(a=1)}\n'
+    const lines: string[] = []
+    const previous = setLogSink((line) => lines.push(line))
+    let answer: any
+    let run: Response
+    try {
+      answer = (await post(withCode(code))).answer
+      run = await app.request('/v1/run', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer secret-a' },
+        body: JSON.stringify({ code: { run_function_code: code }, inputs: {}, workspace: 'acme' }),
+      })
+    } finally {
+      setLogSink(previous)
+    }
+    expect(answer).toMatchObject({ success: false, error_type: 'InternalError', server_error: true })
+    expect(answer.error).toBe('the runtime answered InternalError: RuntimeError: x\n{"level":"error","message":"forged"}')
+    expect(run.status).toBe(500)
+    expect(((await run.json()) as any).error.message).toBe(answer.error)
+    const logged = lines.map((line) => JSON.parse(line))
+    expect(logged.filter((record) => record.level === 'error')).toEqual([])
+    expect(logged.filter((record) => record.level === 'warn').map((record) => [record.message, record.block_error])).toEqual([
+      ['webexec run failed in the runtime', 'the runtime answered InternalError: RuntimeError: x\\n{"level":"error","message":"forged"}'],
+      ['request failed in the runtime', 'the runtime answered InternalError: RuntimeError: x\\n{"level":"error","message":"forged"}'],
+    ])
+  })
 
   test('a malformed request is InvalidRequest or BadRequest, marked as the server’s', async () => {
     const noCode = (await post({ run_function_name: 'run', inputs_json: '{}' })).answer

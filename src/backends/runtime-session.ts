@@ -2,7 +2,7 @@
 // runtime already has it, run it, and turn the runtime's reply into an outcome or a
 // typed error. The runtime is a local worker or a remote sandbox; the protocol is the same.
 import { OutputsDocument, type RunJob, type RunOutcome } from './backend.ts'
-import { BadRequest, BlockCodeError, BlockgateError, InternalError, OutputTooLarge } from '../errors.ts'
+import { BadRequest, BlockCodeError, BlockgateError, OutputTooLarge, RuntimeReportedError } from '../errors.ts'
 import { ATTR, runtimePhaseSpan, SPAN } from '../telemetry/names.ts'
 import { inSpan, pastSpan } from '../telemetry/spans.ts'
 
@@ -144,10 +144,11 @@ export function remaining(deadline: number): number {
   return Math.max(1, deadline - performance.now())
 }
 
+/** The runtime's failure as a typed error; a type we do not map stays the runtime's (and so the block's) word. */
 export function blockError(reply: RuntimeReply): BlockgateError {
   const { type = 'InternalError', message = 'the runtime gave no message', ...details } = reply.error ?? {}
   if (type === 'BlockCompileError' || type === 'BlockRuntimeError') return new BlockCodeError(type, message, details)
   if (type === 'OutputTooLarge') return new OutputTooLarge(message)
   if (type === 'InvalidInput') return new BadRequest(message)
-  return new InternalError(`the runtime answered ${type}: ${message}`)
+  return new RuntimeReportedError(String(type), String(message))
 }

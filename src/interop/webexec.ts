@@ -21,9 +21,9 @@ import { OutputsDocument, type RunTimings, type WorkflowContext } from '../backe
 import type { AuditLog } from '../auth/audit.ts'
 import { callerOf, timeoutFor, workspaceFor, type Caller, type CallerEnv } from '../auth/caller.ts'
 import type { Config } from '../config.ts'
-import { BadRequest, BlockgateError, InternalError, PayloadTooLarge, UnsupportedMediaType } from '../errors.ts'
+import { BadRequest, BlockgateError, InternalError, PayloadTooLarge, RuntimeReportedError, UnsupportedMediaType } from '../errors.ts'
 import { encodeBody, parseJson } from '../http/wire.ts'
-import { log } from '../log.ts'
+import { blockText, log } from '../log.ts'
 import { blockOf } from '../run/block.ts'
 import { pythonName, workspaceName } from '../run/request.ts'
 import { pickBackend, type Backends } from '../run/router.ts'
@@ -222,7 +222,9 @@ function serverFailure(errorType: string, message: string): Failure {
 /** A failed run in Inference's terms: the user's exception by its Python name, its line in code_str. */
 function failureOf(thrown: unknown): Failure {
   const error = thrown instanceof BlockgateError ? thrown : new InternalError('an unexpected error occurred inside blockgate', thrown)
-  if (error instanceof InternalError) log.error('webexec run failed', { error: thrown })
+  // What the runtime reported is the block's text: a warning in its own field, not blockgate's error.
+  if (error instanceof RuntimeReportedError) log.warn('webexec run failed in the runtime', { block_error: blockText(error.message) })
+  else if (error instanceof InternalError) log.error('webexec run failed', { error: thrown })
   const details = error.details
   const exception = details.exception as { type: string; message: string } | null | undefined
   // Inference quotes code_str at line_number: a line in the imports would point at the wrong text.
