@@ -40,9 +40,9 @@ async function serve(env: Record<string, string | undefined>, which: 'local' | '
   }
 }
 
-/** Two workers at most (this machine's cores), none forked ahead of a run. */
+/** Two workers at most (this machine's cores), none forked ahead of a run, all of them the one tenant's share. */
 export function startLocalServer(): Promise<BlockgateServer> {
-  return serve({ ...localEnvironment(), WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local', BLOCKGATE_MIN_WARM_WORKERS: '0', BLOCKGATE_MAX_WORKERS: '2' }, 'local')
+  return serve({ ...localEnvironment(), WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local', BLOCKGATE_MIN_WARM_WORKERS: '0', BLOCKGATE_MAX_WORKERS: '2', BLOCKGATE_TENANT_MAX_WORKERS: '2' }, 'local')
 }
 
 /** Two sandboxes at most: a cold run for a new workspace retires the previous cold one. */
@@ -54,6 +54,7 @@ export async function startE2BServer(targetEnv: Record<string, string>, mode: 't
     BLOCKGATE_E2B_MODE: mode,
     BLOCKGATE_E2B_MIN_WARM: '0',
     BLOCKGATE_E2B_MAX_SANDBOXES: '2',
+    BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: '2', // one tenant: the whole pool is its share
     // The stand-in has no creation rate limit; E2B's own is the user's to set.
     ...(local ? { BLOCKGATE_E2B_CREATES_PER_SECOND: '100' } : {}),
     BLOCKGATE_DEPLOYMENT_ID: `bench-${process.pid}-${mode}`,
