@@ -96,9 +96,9 @@ def become_worker(limits: Limits, keep_fds: tuple[int, ...] = (), hide: tuple[st
     # to, e.g. oom_score_adj) the zygote and every other tenant's processes.
     _check(_libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting a private /proc")
     _check(_libc.mount(b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC, b"newinstance,ptmxmode=0666,mode=0620"), "mounting a private /dev/pts")
-    _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777"), "mounting a private /tmp")
     for directory in hide:
         _check(_libc.mount(b"tmpfs", directory.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k,mode=0555"), f"hiding {directory}")
+    _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777"), "mounting a private /tmp")
     close_other_fds(keep_fds)
     _drop_capabilities()
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")

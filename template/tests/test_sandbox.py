@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import shutil
 import socket
+import tempfile
+import time
 
 import pytest
 
@@ -28,9 +32,34 @@ def test_an_unknown_architecture_is_refused_not_guessed():
         sandbox.seccomp_program("sparc")
 
 
-def _probe() -> dict:
+def _probe(hidden: str, parents_channel: str) -> dict:
     """What a block would find, run inside the finished sandbox."""
     found: dict = {"pid": os.getpid(), "uid": os.getuid(), "tmp": os.listdir("/tmp")}
+    found["proc_pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    found["pts"] = os.listdir("/dev/pts")
+    found["hidden"] = os.listdir(hidden)
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+        found["proc_writable"] = True
+    except OSError:
+        found["proc_writable"] = False
+    channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        channel.connect(parents_channel)
+        found["parents_channel"] = "connected"
+    except OSError as exc:
+        found["parents_channel"] = type(exc).__name__
+    # A process the "run" left behind: the worker, PID 1, ends it and reaps it.
+    if os.fork() == 0:
+        while True:
+            time.sleep(1)
+    found["ended"] = sandbox.end_stray_processes()
+    try:
+        os.waitpid(-1, os.WNOHANG)
+        found["children_left"] = True
+    except ChildProcessError:
+        found["children_left"] = False
     for name, attempt in {
         "inet": lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM),
         "inet6": lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM),
@@ -53,6 +82,14 @@ def _probe() -> dict:
 
 
 def test_a_forked_worker_isolates_itself():
+    # Outside /tmp, which the worker replaces anyway: as the proxy's /run/blockgate is.
+    hidden = pathlib.Path(tempfile.mkdtemp(dir="/dev/shm", prefix="blockgate-test-"))
+    (hidden / "workers.sock").write_text("")
+    # An abstract socket of this (the zygote's) network namespace: a worker must not reach it.
+    parents_channel = f"\0blockgate-test-{os.getpid()}"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(parents_channel)
+    listener.listen(1)
     read_end, write_end = os.pipe()
     holder = os.fork()
     if holder == 0:
@@ -62,8 +99,8 @@ def test_a_forked_worker_isolates_itself():
             worker = os.fork()
             if worker == 0:
                 try:
-                    sandbox.become_worker(LIMITS, keep_fds=(write_end, 2))
-                    os.write(write_end, json.dumps(_probe()).encode())
+                    sandbox.become_worker(LIMITS, keep_fds=(write_end, 2), hide=(str(hidden),))
+                    os.write(write_end, json.dumps(_probe(str(hidden), parents_channel)).encode())
                     os._exit(0)
                 except BaseException as exc:  # noqa: BLE001
                     os.write(write_end, json.dumps({"error": repr(exc)}).encode())
@@ -78,6 +115,8 @@ def test_a_forked_worker_isolates_itself():
         report += chunk
     os.close(read_end)
     os.waitpid(holder, 0)
+    listener.close()
+    shutil.rmtree(hidden)
     found = json.loads(report)
     assert "error" not in found, found
     assert found["pid"] == 1  # PID 1 of its own namespace: no other process is visible to signal
@@ -88,3 +127,15 @@ def test_a_forked_worker_isolates_itself():
     assert int(found["cap_eff"], 16) == 0
     assert found["no_new_privs"] == "1"
     assert found["nproc"] == LIMITS.processes
+    assert found["proc_pids"] == [1]  # a /proc of its own PID namespace
+    assert found["proc_writable"] is False
+    assert found["pts"] == ["ptmx"]  # a devpts of its own: no other worker's terminal
+    assert found["hidden"] == []  # the proxy's directories are covered
+    assert found["parents_channel"] != "connected"  # a network namespace of its own
+    assert found["ended"] == 1 and found["children_left"] is False
+
+
+def test_ending_stray_processes_is_a_no_op_outside_a_pid_namespace():
+    # Not PID 1: kill(-1) would reach every process of this uid on the machine.
+    assert os.getpid() != 1
+    assert sandbox.end_stray_processes() == 0

@@ -99,6 +99,17 @@ def test_oversized_frame_is_answered_then_the_worker_stops():
     assert "over the limit of 1000 bytes" in replies[1]["error"]["message"]
 
 
+def test_a_block_that_leaves_a_thread_running_asks_to_retire_its_worker():
+    leaves = code("import threading, time\ndef run(self):\n    threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n    return {}\n")
+    status, replies = serve_frames(
+        encode_frame({"op": "load", "hash": "t", "code": leaves})
+        + encode_frame({"op": "run", "hash": "t", "inputs": {}, "context": {}})
+    )
+    assert status == 0
+    assert "retire" not in replies[1]  # loading started nothing
+    assert replies[2]["ok"] is True and replies[2]["retire"] == "the block left a thread running"
+
+
 def test_truncated_stream_exits_nonzero():
     status, replies = serve_frames(encode_frame({"op": "ping"})[:-1])
     assert status == 1 and len(replies) == 1
