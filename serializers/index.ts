@@ -58,7 +58,12 @@ export function decodeKinds(value: unknown, path: string): unknown {
     if (Array.isArray(node)) return node.map((item, i) => walk(item, `${at}[${i}]`, depth + 1))
     if (node !== null && typeof node === 'object' && Object.getPrototypeOf(node) === Object.prototype) {
       const out: Record<string, unknown> = {}
-      for (const [key, item] of Object.entries(node)) out[key] = walk(item, `${at}.${key}`, depth + 1)
+      for (const [key, item] of Object.entries(node)) {
+        const value = walk(item, `${at}.${key}`, depth + 1)
+        // `out.__proto__ = v` would set out's prototype: keep the key as JSON.parse does.
+        if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+        else out[key] = value
+      }
       return out
     }
     return node

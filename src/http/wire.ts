@@ -1,6 +1,6 @@
 // Bodies on the wire: CBOR or JSON in, the same type out (unless `Accept` asks for the
 // other). Decoding errors become 400s that say what was wrong with the bytes.
-import { decodeCbor, encodeCbor } from '../../serializers/cbor.ts'
+import { BIGNUM, CborLimitExceeded, decodeCbor, encodeCbor } from '../../serializers/cbor.ts'
 import { OutputsDocument } from '../backends/backend.ts'
 import { BadRequest, UnsupportedMediaType } from '../errors.ts'
 
@@ -37,6 +37,7 @@ export async function readBody(request: Request, onSize?: (bytes: number) => voi
     try {
       return decodeCbor(bytes)
     } catch (error) {
+      if (error instanceof CborLimitExceeded) throw new BadRequest(`body: ${error.message}`)
       throw new BadRequest(`body: not valid CBOR (${(error as Error).message})`)
     }
   }
@@ -46,19 +47,26 @@ export async function readBody(request: Request, onSize?: (bytes: number) => voi
 /** JSON text as a value, large integers kept exact; a 400 naming `what` if it is not JSON. */
 export function parseJson(text: string, what: string): unknown {
   try {
-    return JSON.parse(text, keepLargeIntegers)
+    return JSON.parse(text, (key: string, value: unknown, context?: { source?: string }) => keepLargeIntegers(key, value, context, what))
   } catch (error) {
+    if (error instanceof BadRequest) throw error
     throw new BadRequest(`${what}: not valid JSON (${(error as Error).message})`)
   }
 }
 
-// JSON.parse turns 1700000000000 into a double, and cbor-x writes doubles for integers
-// beyond 32 bits: Python would then see a float. Integer literals outside the 32-bit
-// range become BigInt (exact at any size), which CBOR carries as an integer.
-function keepLargeIntegers(this: unknown, _key: string, value: unknown, context?: { source?: string }): unknown {
-  if (typeof value !== 'number' || !Number.isInteger(value) || Math.abs(value) < 2 ** 31) return value
+// JSON.parse turns 1700000000000 into a double (and an integer of 309 digits or more into
+// Infinity), and cbor-x writes doubles for integers beyond 32 bits: Python would then see
+// a float. Integer literals outside the 32-bit range become BigInt, which CBOR carries as
+// an integer, up to the size CBOR bignums have in blockgate (text to BigInt is quadratic).
+function keepLargeIntegers(key: string, value: unknown, context: { source?: string } | undefined, what: string): unknown {
+  if (typeof value !== 'number' || Math.abs(value) < 2 ** 31) return value
   const source = context?.source
-  return source !== undefined && /^-?\d+$/.test(source) ? BigInt(source) : value
+  if (source === undefined || !/^-?\d+$/.test(source)) return value
+  const digits = source.length - (source.startsWith('-') ? 1 : 0)
+  if (digits > BIGNUM.maxDigits) {
+    throw new BadRequest(`${what}: the integer under ${JSON.stringify(key)} has ${digits} digits, over the limit of ${BIGNUM.maxDigits} (${BIGNUM.maxBytes}-byte bignums)`)
+  }
+  return BigInt(source)
 }
 
 export function encodeBody(value: unknown, format: WireFormat): { body: Uint8Array | string; contentType: string } {

@@ -3,7 +3,12 @@
 //   payload := head length (u32 BE) head (one CBOR item) [padding] sidecar
 // The sidecar carries large typed-array bytes, 64-byte aligned, so they are written to
 // the pipe as they are (no copy into one buffer) and become numpy arrays without a copy.
-import { alignSidecar, decodeWithSidecar, encodeWithSidecar, type SharedRegion } from '../../../serializers/cbor.ts'
+//
+// Everything a worker sends is hostile input: its head is decoded with a budget for the
+// bytes its references may hand over, and may carry only the tags the protocol uses.
+import { alignSidecar, decodeWithSidecar, encodeWithSidecar, Tag, TYPED_ARRAY_TAGS, TypedBytes, type SharedRegion } from '../../../serializers/cbor.ts'
+import { SERIALIZERS } from '../../../serializers/index.ts'
+import { HOMOGENEOUS_TAG } from '../../../serializers/ndarray/index.ts'
 
 const U32 = 4
 
@@ -53,7 +58,7 @@ export class FrameReader {
         throw new FrameTooLarge(`worker sent a ${length}-byte frame, over the ${this.maxFrameBytes}-byte limit`)
       }
       if (this.buffered < U32 + length) return frames
-      frames.push(decodePayload(this.take(U32 + length).subarray(U32), this.region))
+      frames.push(decodePayload(this.take(U32 + length).subarray(U32), this.region, this.maxFrameBytes))
     }
   }
 
@@ -72,11 +77,43 @@ export class FrameReader {
   }
 }
 
-function decodePayload(payload: Uint8Array, region: SharedRegion | null): unknown {
+/**
+ * The tags a frame's values may keep after decoding: dates, the kinds and the arrays inside
+ * them. Bignums (2, 3) and references (61440, 61444) are decoded into values on the way.
+ */
+export const WORKER_FRAME_TAGS: ReadonlySet<number> = new Set([
+  0,
+  1,
+  HOMOGENEOUS_TAG,
+  ...SERIALIZERS.flatMap((serializer) => serializer.tags),
+  ...Array.from({ length: TYPED_ARRAY_TAGS.last - TYPED_ARRAY_TAGS.first + 1 }, (_, i) => TYPED_ARRAY_TAGS.first + i),
+])
+
+function decodePayload(payload: Uint8Array, region: SharedRegion | null, maxReferencedBytes: number): unknown {
+  if (payload.byteLength < U32) throw new Error(`frame payload of ${payload.byteLength} bytes has no head length`)
   const headLength = new DataView(payload.buffer, payload.byteOffset, U32).getUint32(0)
   if (U32 + headLength > payload.byteLength) throw new Error(`frame head of ${headLength} bytes overruns its payload`)
   const head = payload.subarray(U32, U32 + headLength)
-  return decodeWithSidecar(head, payload.subarray(Math.min(payload.byteLength, alignSidecar(U32 + headLength))), region)
+  const message = decodeWithSidecar(head, payload.subarray(Math.min(payload.byteLength, alignSidecar(U32 + headLength))), region, maxReferencedBytes)
+  refuseForeignTags(message)
+  return message
+}
+
+/** Throws at the first tag in `value` that the worker protocol does not use. */
+function refuseForeignTags(value: unknown): void {
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const node = pending.pop()
+    if (node === null || typeof node !== 'object' || ArrayBuffer.isView(node)) continue
+    if (node instanceof Tag || node instanceof TypedBytes) {
+      if (!WORKER_FRAME_TAGS.has(node.tag)) throw new Error(`worker frame carries CBOR tag ${node.tag}, which the worker protocol does not use`)
+      if (node instanceof Tag) pending.push(node.value)
+    } else if (Array.isArray(node)) {
+      for (const item of node) if (item !== null && typeof item === 'object') pending.push(item)
+    } else {
+      for (const item of Object.values(node)) if (item !== null && typeof item === 'object') pending.push(item)
+    }
+  }
 }
 
 function concat(chunks: Uint8Array[], total: number): Uint8Array {

@@ -40,7 +40,10 @@ export class FileRegion implements SharedRegion {
   }
 
   read(offset: number, length: number): Uint8Array {
-    if (offset + length > this.size) throw new Error(`region reference [${offset}, ${length}] is outside the ${this.size}-byte region`)
+    // The frame decoder checks references first; this is the last guard before the allocation.
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new Error(`region reference [${offset}, ${length}] is outside the ${this.size}-byte region`)
+    }
     const out = new Uint8Array(length)
     for (let done = 0; done < length; ) {
       const got = readSync(this.fd, out, done, length - done, offset + done)
