@@ -2,6 +2,7 @@
 // at the runtime's own protocol, no HTTP. A worker forked from the sandboxed zygote (its own
 // namespaces, seccomp and rlimits applied), then the block loaded and run. Also the fork
 // alone, until the worker is connected and ready.
+import { WorkerCgroups } from '../src/backends/local/cgroups.ts'
 import { Zygote } from '../src/backends/local/zygote.ts'
 import { runBlock } from '../src/backends/runtime-session.ts'
 import { loadConfig } from '../src/config.ts'
@@ -12,7 +13,11 @@ import { median, rowOf, type Row } from './stats.ts'
 
 export async function zygoteFork(ctx: BenchContext): Promise<Row[]> {
   const config = loadConfig({ ...process.env, WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local' })
-  const zygote = await Zygote.start({ ...config.local, maxFrameBytes: frameLimitFor(config), isolation: config.local.allowUnsandboxed ? 'off' : 'sandboxed' })
+  // With a cgroup per worker where the machine allows it, as the pool forks them.
+  const { memoryBytes, processes, cpuCores } = config.local.limits
+  const opened = config.local.cgroups === 'off' ? null : WorkerCgroups.open({ memoryBytes, processes, cpuCores })
+  const cgroups = opened instanceof WorkerCgroups ? opened : null
+  const zygote = await Zygote.start({ ...config.local, maxFrameBytes: frameLimitFor(config), isolation: config.local.allowUnsandboxed ? 'off' : 'sandboxed' }, cgroups)
   const job = runJob(ctx.payloads.blocks.find((payload) => payload.id === 'no-op')!, 'bench')
   const perRound = ctx.count(5, 20)
   ctx.progress(`local-fork: forks from the sandboxed zygote (fork + load + run), ${ctx.rounds} rounds of ${perRound}`)
@@ -35,6 +40,7 @@ export async function zygoteFork(ctx: BenchContext): Promise<Row[]> {
     }
   } finally {
     await zygote.stop()
+    await cgroups?.close()
   }
   return [
     rowOf(

@@ -3,7 +3,7 @@
     python -m runtime.zygote --socket PATH [limits…]
 
 It runs inside bubblewrap and talks to the proxy over its stdin/stdout in the worker
-frame format. Requests: ``{"op": "spawn", "id", "token"}`` → ``{"op": "spawned", "id", "pid"}``
+frame format. Requests: ``{"op": "spawn", "id", "token"}`` → ``{"op": "spawned", "id", "pid", "host_pid"}``
 and ``{"op": "kill", "id"}``; events: ``{"op": "exited", "id", "code", "signal"}``. A
 spawned worker sandboxes itself (runtime.sandbox), connects to the proxy's Unix socket at
 PATH, says ``{"op": "hello", "id", "token"}`` and then serves runs like any worker.
@@ -70,12 +70,25 @@ class Zygote:
         )
 
     def spawn(self, worker_id: str, token: str, region: str | None = None, region_bytes: int = 0) -> None:
+        # The child tells its pid as the proxy sees it (fork returns the one in our namespace),
+        # so the proxy can move it into the worker's cgroup while the worker starts.
+        said_read, said_write = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(said_read)
+            os.write(said_write, str(_host_pid() or 0).encode())
+            os.close(said_write)
             self._child(worker_id, token, region, region_bytes)  # never returns
+        os.close(said_write)
+        try:
+            host_pid = int(os.read(said_read, 32) or b"0") or None
+        except ValueError:
+            host_pid = None
+        finally:
+            os.close(said_read)
         self.holders[pid] = worker_id
         self.by_id[worker_id] = pid
-        _send(self.out, {"op": "spawned", "id": worker_id, "pid": pid})
+        _send(self.out, {"op": "spawned", "id": worker_id, "pid": pid, "host_pid": host_pid})
 
     def kill(self, worker_id: str) -> None:
         pid = self.by_id.get(worker_id)

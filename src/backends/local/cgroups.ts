@@ -9,6 +9,7 @@
 // neither is writable (not root, no delegation) the pool runs on rlimits alone and says
 // so in /readyz.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
 export interface CgroupLimits {
@@ -63,14 +64,20 @@ export class WorkerCgroups {
     return `cgroup v${this.version} per worker (memory ${this.limits.memoryBytes} bytes, ${this.limits.processes} processes, ${this.limits.cpuCores} CPU)`
   }
 
-  /** Makes a worker's group with its limits and moves `pid` (the worker, before any user code) into it. */
-  place(workerId: string, pid: number): void {
+  /**
+   * Moves `pid` into a worker's group, made with its limits on first use. The move is off
+   * the event loop: on cgroup v1 the first one after a quiet spell waits for an RCU grace
+   * period in the kernel (5–10 ms here), which a synchronous write would stall every other
+   * request for.
+   */
+  async place(workerId: string, pid: number): Promise<void> {
     for (const { base, controllers } of this.hierarchies) {
       const dir = join(base, this.parentName, workerId)
+      if (existsSync(dir)) continue
       mkdirSync(dir, { recursive: true })
       for (const controller of controllers) this.writeLimits(dir, controller)
-      writeFileSync(join(dir, 'cgroup.procs'), String(pid))
     }
+    for (const { base } of this.hierarchies) await writeFile(join(base, this.parentName, workerId, 'cgroup.procs'), String(pid))
   }
 
   /** Removes a worker's group once its processes are gone (retrying while they exit). */

@@ -60,6 +60,8 @@ const UNPROVEN_CONNECTIONS_OVER_PENDING = 16
 export class Zygote {
   private readonly pending = new Map<string, PendingSpawn>()
   private readonly exitReports = new Map<string, (exit: { code: number | null; signal: number | null }) => void>()
+  /** Each spawn's holder being moved into the worker's cgroup (started when the zygote says it forked). */
+  private readonly holdersPlaced = new Map<string, Promise<void>>()
   private readonly control: FrameReader
   private stderrTail = ''
   private unproven = 0
@@ -161,11 +163,14 @@ export class Zygote {
     let connection: Connection
     try {
       connection = await connected.promise
-      this.placeInCgroup(id, connection.hostPid)
+      await this.holdersPlaced.get(id)
+      await this.placeInCgroup(id, 'worker', connection.hostPid)
     } catch (error) {
       this.send({ op: 'kill', id })
       region?.close()
       throw error
+    } finally {
+      this.holdersPlaced.delete(id)
     }
     region?.unlink() // the worker mapped it before saying hello
     const worker = new Worker(id, this.socketChannel(id, connection.socket), this.options.maxFrameBytes, region)
@@ -173,16 +178,21 @@ export class Zygote {
     return worker
   }
 
-  /** Moves a worker that just said hello (no user code has run yet) into a cgroup of its own. */
-  private placeInCgroup(id: string, hostPid: number | null): void {
+  /**
+   * Moves a spawn's holder (as soon as it is forked) and then its worker (once it said hello,
+   * before any user code) into the worker's cgroup. On cgroup v1 the first move after a quiet
+   * spell waits for an RCU grace period (5–10 ms here); moving the holder first spends that
+   * wait while the worker starts, and the worker's own move follows at once.
+   */
+  private async placeInCgroup(id: string, role: 'holder' | 'worker', hostPid: number | null): Promise<void> {
     if (!this.cgroups) return
-    if (hostPid === null || !isWorkerOf(hostPid, this.proc.pid)) {
-      throw new Error(`worker ${id} reported pid ${hostPid}, which is not a worker of this sandbox`)
+    if (hostPid === null || !isProcessOf(hostPid, this.proc.pid, role)) {
+      throw new Error(`${role} of worker ${id} reported pid ${hostPid}, which is not one of this sandbox`)
     }
     try {
-      this.cgroups.place(id, hostPid)
+      await this.cgroups.place(id, hostPid)
     } catch (error) {
-      throw new Error(`worker ${id} could not be placed in its cgroup: ${(error as Error).message}`)
+      throw new Error(`${role} of worker ${id} could not be placed in its cgroup: ${(error as Error).message}`)
     }
   }
 
@@ -279,8 +289,13 @@ export class Zygote {
     try {
       for await (const chunk of this.proc.stdout) {
         for (const frame of this.control.push(chunk)) {
-          const message = frame as { op?: string; id?: string; code?: number | null; signal?: number | null }
+          const message = frame as { op?: string; id?: string; code?: number | null; signal?: number | null; host_pid?: unknown }
           if (message.op === 'ready') this.readyWaiter?.(message)
+          else if (message.op === 'spawned' && message.id && this.cgroups) {
+            const placed = this.placeInCgroup(message.id, 'holder', Number.isSafeInteger(message.host_pid) ? (message.host_pid as number) : null)
+            placed.catch(() => {}) // the spawn awaits it and reports the failure
+            this.holdersPlaced.set(message.id, placed)
+          }
           else if (message.op === 'exited' && message.id) this.exitReports.get(message.id)?.({ code: message.code ?? null, signal: message.signal ?? null })
         }
       }
@@ -314,11 +329,11 @@ function sameToken(expected: string, given: unknown): boolean {
 }
 
 /**
- * Whether `pid` is a worker of the sandbox whose bubblewrap process is `sandboxPid`: PID 1 of
- * a namespace of its own, descended from that bubblewrap within a few generations
- * (bubblewrap → its init → the zygote → a holder → the worker).
+ * Whether `pid` is a holder or a worker of the sandbox whose bubblewrap process is
+ * `sandboxPid`: descended from that bubblewrap within a few generations (bubblewrap → its
+ * init → the zygote → a holder → the worker), and a worker is PID 1 of a namespace of its own.
  */
-function isWorkerOf(pid: number, sandboxPid: number): boolean {
+function isProcessOf(pid: number, sandboxPid: number, role: 'holder' | 'worker'): boolean {
   const status = (p: number) => {
     try {
       return readFileSync(`/proc/${p}/status`, 'utf8')
@@ -328,7 +343,7 @@ function isWorkerOf(pid: number, sandboxPid: number): boolean {
   }
   const field = (text: string, name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1]?.trim().split(/\s+/) ?? []
   const nsPids = field(status(pid), 'NSpid')
-  if (nsPids.length < 2 || nsPids.at(-1) !== '1') return false
+  if (nsPids.length < 2 || (role === 'worker' && nsPids.at(-1) !== '1')) return false
   let current = pid
   for (let generation = 0; generation < 6; generation++) {
     const parent = Number(field(status(current), 'PPid')[0])
