@@ -249,6 +249,7 @@ class Sidecar:
         self._size = 0
         self._region = region
         self._region_used = 0
+        self.region_bytes = 0  # what the references into the region add up to
 
     def add(self, data: bytes | memoryview) -> CBORTag:
         view = memoryview(data)
@@ -257,6 +258,7 @@ class Sidecar:
             if at + view.nbytes <= len(self._region):
                 self._region[at : at + view.nbytes] = view.cast("B") if view.ndim != 1 or view.format != "B" else view
                 self._region_used = at + view.nbytes
+                self.region_bytes += view.nbytes
                 return CBORTag(REGION_TAG, [at, view.nbytes])
         offset = self._size
         self.buffers.append(view)

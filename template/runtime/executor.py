@@ -21,6 +21,10 @@ from .traces import collecting_traces
 # A reply may carry the sidecar buffers its outputs refer to under this key; the worker
 # takes them out and writes them after the reply's CBOR head.
 BUFFERS_KEY = "_buffers"
+# ...and how many bytes its outputs put in the shared-memory region: the proxy counts those
+# against the frame limit too, so the worker must refuse a reply over it (OutputTooLarge)
+# rather than send one the proxy would take for a forged frame.
+REGION_BYTES_KEY = "_region_bytes"
 
 
 def _resident_bytes() -> int:
@@ -168,7 +172,8 @@ class Executor:
             sidecar.add(piece) if memoryview(piece).nbytes >= SIDECAR_MIN_BYTES else bytes(piece)
             for piece in encode_document(outputs, output_format)
         ]
-        return {"outputs_document": {"format": "json" if output_format != "cbor" else "cbor", "pieces": pieces}}, sidecar.buffers
+        document = {"format": "json" if output_format != "cbor" else "cbor", "pieces": pieces}
+        return {"outputs_document": document, **({REGION_BYTES_KEY: sidecar.region_bytes} if sidecar.region_bytes else {})}, sidecar.buffers
 
     def _run(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
         block_hash = _field(message, "hash", str)

@@ -14,7 +14,7 @@ from . import __version__, sandbox
 from .capture import Captured
 from .codec import EncodeError
 from .errors import BadRequest, BlockRuntimeError, OutputTooLarge
-from .executor import BUFFERS_KEY, Executor, failure_reply
+from .executor import BUFFERS_KEY, REGION_BYTES_KEY, Executor, failure_reply
 from .framing import FrameDecodeError, FrameError, FrameTooLarge, frame_parts, read_frame
 from .prelude import preload
 
@@ -61,11 +61,12 @@ def claim_channel(buffered: bool = True) -> tuple[BinaryIO, BinaryIO]:
 def encode_reply(reply: dict[str, Any], max_frame_bytes: int) -> list[bytes | memoryview]:
     """The reply as frame parts; an unencodable or oversized reply becomes an error reply instead."""
     buffers = reply.pop(BUFFERS_KEY, [])
+    region_bytes = reply.pop(REGION_BYTES_KEY, 0)
     try:
         parts = frame_parts(reply, buffers)
     except EncodeError as exc:
         parts = frame_parts(_replacement(reply, BlockRuntimeError(str(exc))))
-    payload_bytes = sum(len(part) if isinstance(part, bytes) else part.nbytes for part in parts[1:])
+    payload_bytes = region_bytes + sum(len(part) if isinstance(part, bytes) else part.nbytes for part in parts[1:])
     if payload_bytes > max_frame_bytes:
         error = OutputTooLarge(
             f"outputs: the reply is {payload_bytes} bytes, over the frame limit of {max_frame_bytes} bytes"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import mmap
 import os
 import select
 import struct
@@ -82,6 +83,25 @@ def test_oversized_outputs_are_refused_with_the_limit():
     error = replies[2]["error"]
     assert error["type"] == "OutputTooLarge"
     assert "over the frame limit of 4096 bytes" in error["message"]
+
+
+def test_outputs_in_the_shared_region_count_against_the_frame_limit():
+    # The proxy charges region references to the frame's budget: a reply over it must be
+    # refused here, as OutputTooLarge, not sent (the proxy would take it for a forged frame).
+    region = mmap.mmap(-1, 8 << 20)
+    executor = Executor(cache_size=4, max_capture_bytes=4096, sidecar_outputs=True, region=region)
+    big = code("def run(self, n):\n    return {'a': np.zeros(n, dtype=np.uint8)}\n")
+    out = io.BytesIO()
+    frames = encode_frame({"op": "load", "hash": "big", "code": big})
+    for n in (1 << 20, 3 << 20):
+        frames += encode_frame({"op": "run", "hash": "big", "inputs": {"n": n}, "context": {}})
+    assert serve(io.BytesIO(frames), out, executor, 2 << 20) == 0
+    out.seek(0)
+    replies = []
+    while (frame := read_frame(out, LIMIT)) is not None:
+        replies.append(frame.message)
+    assert replies[2]["ok"] is True  # 1 MiB through the region: within the 2 MiB limit
+    assert replies[3]["ok"] is False and replies[3]["error"]["type"] == "OutputTooLarge"
 
 
 def test_bad_cbor_frame_is_a_bad_request_and_serving_continues():
