@@ -72,6 +72,26 @@ export class RunQueue<T> {
     else this.holding.delete(tenant)
   }
 
+  /**
+   * A runtime for a run of `tenant`: at once when the tenant is under its share and
+   * `startNow` has one (counted as the tenant's), else a place in the queue.
+   */
+  async acquire(tenant: string, workspace: string, hash: string, signal: AbortSignal | undefined, startNow: () => Promise<T> | null): Promise<T & { waitedMs: number }> {
+    const now = this.underShare(tenant) ? startNow() : null
+    if (now) {
+      this.hold(tenant)
+      try {
+        return { ...(await now), waitedMs: 0 }
+      } catch (error) {
+        this.drop(tenant)
+        throw error
+      }
+    }
+    const waitStart = performance.now()
+    const acquired = await this.wait(tenant, workspace, hash, signal)
+    return { ...acquired, waitedMs: performance.now() - waitStart }
+  }
+
   /** Waits for a runtime of `workspace`; rejects with Overloaded when full, late or abandoned. */
   wait(tenant: string, workspace: string, hash: string, signal: AbortSignal | undefined): Promise<T> {
     const { maxQueue, tenantMaxQueue, timeoutMs } = this.options

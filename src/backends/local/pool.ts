@@ -156,26 +156,12 @@ export class LocalPool implements Backend {
     return [...this.all].map((w) => ({ id: w.id, workspace: w.workspace, runs: w.runs }))
   }
 
+  /** A worker for `job`; at its share, a tenant waits for one of its own even if others are free. */
   private async acquire(job: RunJob, tenant: string): Promise<Acquired & { waitedMs: number }> {
     if (this.stopped) throw new Overloaded('the server is shutting down', 1)
     const { workspace } = job
     const hash = job.block.hash
-    // At its share, a tenant waits for one of its own workers even if others are free.
-    if (this.waiters.underShare(tenant)) {
-      const now = this.startFor(workspace, hash, true)
-      if (now) {
-        this.waiters.hold(tenant)
-        try {
-          return { ...(await now), waitedMs: 0 }
-        } catch (error) {
-          this.waiters.drop(tenant)
-          throw error
-        }
-      }
-    }
-    const waitStart = performance.now()
-    const acquired = await this.waiters.wait(tenant, workspace, hash, job.signal)
-    return { ...acquired, waitedMs: performance.now() - waitStart }
+    return this.waiters.acquire(tenant, workspace, hash, job.signal, () => this.startFor(workspace, hash, true))
   }
 
   /**
