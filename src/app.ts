@@ -3,7 +3,7 @@
 import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
-import type { OutputFormat } from './backends/backend.ts'
+import type { BackendStatus, OutputFormat } from './backends/backend.ts'
 import type { Config } from './config.ts'
 import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge, RuntimeReportedError } from './errors.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
@@ -11,8 +11,8 @@ import { registerWebexec } from './interop/webexec.ts'
 import { blockText, log } from './log.ts'
 import { trace } from '@opentelemetry/api'
 import { AuditLog } from './auth/audit.ts'
-import { callerOf, checkBodySize, identifyCaller, timeoutFor, workspaceFor, type CallerEnv } from './auth/caller.ts'
-import { KeyRing } from './auth/keys.ts'
+import { callerOf, checkBodySize, identifyCaller, presentedKey, timeoutFor, workspaceFor, type CallerEnv } from './auth/caller.ts'
+import { KeyRing, type ApiKey } from './auth/keys.ts'
 import { Quotas } from './auth/quotas.ts'
 import { traceRequests } from './telemetry/http.ts'
 import { ATTR, SPAN } from './telemetry/names.ts'
@@ -47,10 +47,14 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
 
   app.get('/healthz', (c) => send(c, 200, { status: 'ok' }))
 
+  // Health checks are often reachable from outside: without a key, readiness says ready or
+  // not per backend; the pools' detail needs a key (or a server without keys, loopback-only),
+  // and a key sees only its own workspaces in it.
   app.get('/readyz', (c) => {
     const statuses = Object.fromEntries(Object.entries(backends).map(([name, backend]) => [name, backend.status()]))
     const ready = statuses[config.defaultBackend]?.ready === true
-    return send(c, ready ? 200 : 503, { ready, default_backend: config.defaultBackend, backends: statuses })
+    const viewer = keys.size === 0 ? 'anonymous' : presentedKey(c.req.raw.headers, keys)
+    return send(c, ready ? 200 : 503, { ready, default_backend: config.defaultBackend, backends: readinessFor(statuses, viewer) })
   })
 
   // Every run route gets its server span first, so the trace covers the whole request.
@@ -138,4 +142,20 @@ function asBlockgateError(thrown: unknown): BlockgateError {
     return thrown.status < 500 ? new BadRequest(thrown.message) : new InternalError(thrown.message, thrown)
   }
   return new InternalError('an unexpected error occurred inside blockgate', thrown)
+}
+
+/**
+ * What /readyz shows of each backend's status to `viewer`: with no key, whether it is ready;
+ * an anonymous caller of a server without keys sees the detail but no workspace names; a key
+ * sees the detail with the workspaces it holds.
+ */
+function readinessFor(statuses: Record<string, BackendStatus>, viewer: ApiKey | 'anonymous' | null): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(statuses).map(([name, { by_workspace: byWorkspace, ...status }]) => {
+      if (viewer === null) return [name, { ready: status.ready }]
+      if (viewer === 'anonymous') return [name, status]
+      const own = Object.entries((byWorkspace ?? {}) as Record<string, number>).filter(([workspace]) => viewer.workspaces.includes(workspace))
+      return [name, { ...status, by_workspace: Object.fromEntries(own) }]
+    }),
+  )
 }

@@ -36,7 +36,7 @@ export function identifyCaller(keys: KeyRing, quotas: Quotas, { modalPair = fals
   }
 }
 
-function presentedKey(headers: Headers, keys: KeyRing, modalPair: boolean): ApiKey | null {
+export function presentedKey(headers: Headers, keys: KeyRing, modalPair = false): ApiKey | null {
   const bearer = headers.get('authorization')?.match(/^Bearer[ ]+(\S+)[ ]*$/i)?.[1]
   if (bearer) return keys.match(bearer)
   if (modalPair) {

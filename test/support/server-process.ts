@@ -10,6 +10,10 @@ export interface ServerProcess {
   pid: number
   /** Everything the server wrote to stderr so far (its log). */
   log(): string
+  /** Its exit code, once it exited. */
+  exited: Promise<number>
+  /** Sends `signal` to the server's whole process group, as a terminal's Ctrl-C or systemd does. */
+  signalGroup(signal: NodeJS.Signals): void
   stop(): Promise<void>
 }
 
@@ -20,6 +24,7 @@ export async function startServer(env: Record<string, string>, { readyTimeoutMs 
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
     stdout: 'ignore',
     stderr: 'pipe',
+    detached: true, // a process group of its own, as under a terminal or a service manager
   })
   let stderr = ''
   void (async () => {
@@ -31,6 +36,8 @@ export async function startServer(env: Record<string, string>, { readyTimeoutMs 
     url,
     pid: proc.pid,
     log: () => stderr,
+    exited: proc.exited,
+    signalGroup: (signal) => process.kill(-proc.pid, signal),
     async stop() {
       proc.kill('SIGTERM')
       const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(10_000).then(() => false)])

@@ -15,6 +15,7 @@ import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker
 import { RunQueue, tenantOf, type Waiter } from '../run-queue.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 import { WorkerCgroups } from './cgroups.ts'
+import { removeLeftovers } from './leftovers.ts'
 
 export interface LocalPoolOptions extends ZygoteOptions {
   /** Forked workers kept ready, not yet bound to a workspace. */
@@ -64,6 +65,8 @@ export class LocalPool implements Backend {
   }
 
   async start(): Promise<void> {
+    const removed = removeLeftovers()
+    if (removed.length > 0) log.warn('removed the files of blockgate instances no longer running', { paths: removed })
     this.cgroups = this.openCgroups()
     this.zygote = await Zygote.start(this.options, this.workerCgroups())
     this.watchZygote(this.zygote)
@@ -307,8 +310,10 @@ export class LocalPool implements Backend {
         try {
           await Bun.sleep(RESTART_BACKOFF_MS)
           if (this.stopped) return
-          this.zygote = await Zygote.start(this.options, this.workerCgroups())
-          this.watchZygote(this.zygote)
+          const zygote = await Zygote.start(this.options, this.workerCgroups())
+          if (this.stopped) return void (await zygote.stop()) // the server stopped while it started
+          this.zygote = zygote
+          this.watchZygote(zygote)
           this.serveWaiters()
           return
         } catch (error) {

@@ -4,12 +4,13 @@
 // spawn it is with a one-time token.
 import type { Subprocess } from 'bun'
 import { randomBytes, timingSafeEqual } from 'node:crypto'
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from './framing.ts'
 import type { WorkerCgroups } from './cgroups.ts'
+import { ownDirectory } from './leftovers.ts'
 import { FileRegion } from './region.ts'
 import { timed } from './timed.ts'
 import { SANDBOX_PATHS, SANDBOX_REGION_DIR, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
@@ -86,12 +87,12 @@ export class Zygote {
   }
 
   static async start(options: ZygoteOptions, cgroups: WorkerCgroups | null = null): Promise<Zygote> {
-    const socketDir = mkdtempSync(join(tmpdir(), 'blockgate-'))
+    const socketDir = ownDirectory(tmpdir())
     chmodSync(socketDir, 0o755) // the sandbox's unprivileged uid must reach the socket
     const socketPath = join(socketDir, 'workers.sock')
     // Shared memory for large buffers: 0711, so a worker opens its own region by its
     // random name but can neither list the others nor create files.
-    const regionDir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/blockgate-') : null
+    const regionDir = existsSync('/dev/shm') ? ownDirectory('/dev/shm') : null
     if (regionDir) chmodSync(regionDir, 0o711)
     const server = createServer()
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve))
@@ -131,7 +132,13 @@ export class Zygote {
             env,
           )
         : zygoteCommand
-    const proc = Bun.spawn({ cmd, cwd: options.runtimeDir, env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+    // The server alone decides when the sandbox stops, so runs still draining finish: a
+    // session of its own keeps a signal to the server's process group (a terminal's Ctrl-C)
+    // off it, and ignored TERM, INT, HUP and QUIT (inherited through exec by bubblewrap, the
+    // zygote and every worker) keep off systemd's signal to every process of the service
+    // (KillMode=control-group). It still ends with the server: bubblewrap's
+    // --die-with-parent, SIGKILL from stop(), and the zygote exits when its control pipe closes.
+    const proc = Bun.spawn({ cmd: ['/bin/sh', '-c', 'trap "" TERM INT HUP QUIT; exec "$@"', 'sh', ...cmd], cwd: options.runtimeDir, env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', detached: true })
     const zygote = new Zygote(options, proc, server, socketDir, regionDir, sandboxed ? cgroups : null)
     server.on('connection', (socket) => zygote.accept(socket))
     try {
