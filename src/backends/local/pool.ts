@@ -171,13 +171,13 @@ export class LocalPool implements Backend {
    * How a run of `workspace` can get a worker now, cheapest first (see RunQueue.next): 0 an
    * idle one of its workspace holding the block, 1 another idle one of its workspace, 2 a
    * spare or a new fork, 3 a fork after retiring an idle worker of another workspace;
-   * undefined when every worker is busy.
+   * undefined when every worker is busy, or no fork can start until the zygote is back.
    */
   private costFor(workspace: string, hash: string): number | undefined {
     const mine = this.idle.filter((w) => w.workspace === workspace)
     if (mine.length > 0) return mine.some((w) => w.loaded.has(hash)) ? 0 : 1
-    if (this.spares.length > 0 || this.hasRoom()) return 2
-    return this.idle.length > 0 ? 3 : undefined
+    if (this.spares.length > 0 || (this.hasRoom() && this.canFork())) return 2
+    return this.idle.length > 0 && this.canFork() ? 3 : undefined
   }
 
   /** Takes the worker `costFor` priced (null where it said undefined); a fork is started, not awaited. */
@@ -194,6 +194,8 @@ export class LocalPool implements Backend {
       this.refillSpares()
       return Promise.resolve({ worker: spare, forked: true })
     }
+    // The zygote is restarting: the run waits in the queue, served once it is back.
+    if (!this.canFork()) return null
     if (!this.hasRoom()) {
       // Full: make room by retiring an idle worker of another workspace, if there is one.
       const other = this.idle.find((w) => w.workspace !== workspace)
@@ -210,6 +212,10 @@ export class LocalPool implements Backend {
 
   private hasRoom(): boolean {
     return this.all.size + this.forking < this.options.maxWorkers
+  }
+
+  private canFork(): boolean {
+    return this.zygote?.alive === true
   }
 
   private release(worker: Worker): void {
@@ -258,7 +264,7 @@ export class LocalPool implements Backend {
   private refillSpares(): void {
     if (this.stopped) return
     const wanted = this.options.minWarm - this.spares.length - this.forking
-    for (let i = 0; i < wanted && this.hasRoom(); i++) {
+    for (let i = 0; i < wanted && this.hasRoom() && this.canFork(); i++) {
       this.fork().then(
         (worker) => this.addSpare(worker),
         () => {},
