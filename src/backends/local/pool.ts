@@ -215,7 +215,15 @@ export class LocalPool implements Backend {
   }
 
   private canFork(): boolean {
-    return this.zygote?.alive === true
+    const zygote = this.zygote
+    if (!zygote?.alive) return false
+    if (!zygote.reachable) {
+      // No new worker could connect: start over with a new zygote (watchZygote restarts it).
+      log.error('the worker socket was removed; restarting the zygote', { workers: this.all.size })
+      zygote.kill()
+      return false
+    }
+    return true
   }
 
   private release(worker: Worker): void {

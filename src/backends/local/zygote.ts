@@ -154,6 +154,20 @@ export class Zygote {
     return this.proc.exitCode === null && this.proc.signalCode === null
   }
 
+  /**
+   * Whether new workers can still reach the server: the socket's directory can be removed
+   * under a running server (a cleaner of old files in the temp directory), and the sandbox's
+   * view of it cannot be mended; a new zygote gets a new one.
+   */
+  get reachable(): boolean {
+    return existsSync(join(this.socketDir, 'workers.sock'))
+  }
+
+  /** Ends the zygote and with it every worker (the pool restarts it). */
+  kill(): void {
+    if (this.alive) this.proc.kill('SIGKILL')
+  }
+
   /** Forks a worker and resolves once it has connected and proved its token. */
   async spawnWorker(): Promise<Worker> {
     if (!this.alive) throw new Error(`the zygote is not running: ${this.lastStderrLine()}`)
@@ -303,7 +317,12 @@ export class Zygote {
             placed.catch(() => {}) // the spawn awaits it and reports the failure
             this.holdersPlaced.set(message.id, placed)
           }
-          else if (message.op === 'exited' && message.id) this.exitReports.get(message.id)?.({ code: message.code ?? null, signal: message.signal ?? null })
+          else if (message.op === 'exited' && message.id) {
+            this.exitReports.get(message.id)?.({ code: message.code ?? null, signal: message.signal ?? null })
+            // A worker that ended before it connected: its spawn fails now, not at the start timeout.
+            this.pending.get(message.id)?.reject(new Error(`worker ${message.id} ended before it connected (exit code ${message.code ?? 'none'}): ${this.lastStderrLine()}`))
+            this.pending.delete(message.id)
+          }
         }
       }
     } catch {
