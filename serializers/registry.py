@@ -255,7 +255,10 @@ class Sidecar:
         view = memoryview(data)
         if self._region is not None and view.nbytes >= REGION_MIN_BYTES:
             at = _align(self._region_used)
-            if at + view.nbytes <= len(self._region):
+            # A region that can reserve its pages first says no when /dev/shm is full, where a
+            # write to an unbacked page would kill the worker with SIGBUS: then the socket carries it.
+            reserve = getattr(self._region, "reserve", None)
+            if at + view.nbytes <= len(self._region) and (reserve is None or reserve(at, view.nbytes)):
                 self._region[at : at + view.nbytes] = view.cast("B") if view.ndim != 1 or view.format != "B" else view
                 self._region_used = at + view.nbytes
                 self.region_bytes += view.nbytes

@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { decodeCbor, encodeCbor } from '../serializers/cbor.ts'
+import { decodeKinds } from '../serializers/index.ts'
+import { NDArray } from '../serializers/ndarray/index.ts'
 import { SUM_BLOCK } from './support/http.ts'
 import { descendants, footprint, type Footprint, startServer, type ServerProcess } from './support/server-process.ts'
 
@@ -174,5 +177,30 @@ describe('chaos under load', () => {
     expect(failedLater).toEqual([])
     expect(others.filter((r) => r.ok && r.sentAt > killedAt + 100).length).toBeGreaterThan(0)
     await healed(before)
+  }, 60_000)
+})
+
+describe('/dev/shm full', () => {
+  test('large buffers go through the socket instead, both ways, and the answer is right', async () => {
+    // A server of its own, in a mount namespace whose /dev/shm holds 1 MiB: too little for
+    // the 2 MiB arrays below, in either direction.
+    const full = await startServer(
+      { TMPDIR: scratch, BLOCKGATE_LOG_LEVEL: 'error', BLOCKGATE_MAX_WORKERS: '2', BLOCKGATE_MIN_WARM_WORKERS: '1' },
+      { wrap: ['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c', 'mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "$@"', 'sh'] },
+    )
+    try {
+      const image = NDArray.fromBytes('uint8', [1024, 2048], new Uint8Array(1024 * 2048).fill(7))
+      const body = encodeCbor({ code: { run_function_code: 'def run(self, image):\n    return {"inverted": 255 - image, "sum": int(image.sum())}\n' }, inputs: { image } })
+      for (let i = 0; i < 3; i++) {
+        const response = await fetch(`${full.url}/v1/run`, { method: 'POST', headers: { 'content-type': 'application/cbor' }, body })
+        const answer = decodeKinds(decodeCbor(new Uint8Array(await response.arrayBuffer())), 'response') as any
+        expect(response.status).toBe(200)
+        expect(answer.outputs.sum).toBe(7 * 1024 * 2048)
+        expect(answer.outputs.inverted.shape).toEqual([1024, 2048])
+        expect(answer.outputs.inverted.data[1024 * 2048 - 1]).toBe(248)
+      }
+    } finally {
+      await full.stop()
+    }
   }, 60_000)
 })

@@ -131,13 +131,14 @@ class Zygote:
             channel = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             channel.connect(self.args.socket)
             region = _map_region(self.args.region_dir, region_name, region_bytes)
+            keep = (channel.fileno(), 2) + ((region.fd,) if region else ())
             if self.args.no_isolation:
-                sandbox.close_other_fds((channel.fileno(), 2))
+                sandbox.close_other_fds(keep)
                 sandbox.apply_limits(self.limits)
                 sandbox.reseed()
             else:
                 hide = (os.path.dirname(self.args.socket),) + ((self.args.region_dir,) if self.args.region_dir else ())
-                sandbox.become_worker(self.limits, keep_fds=(channel.fileno(), 2), hide=hide)
+                sandbox.become_worker(self.limits, keep_fds=keep, hide=hide)
             status = run_worker(channel, worker_id, token, self.args, region, host_pid)
         except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
             print(f"blockgate worker {worker_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -155,15 +156,29 @@ class _SocketReader:
         return self._channel.recv_into(buffer)
 
 
-def _map_region(directory: str | None, name: str | None, size: int) -> mmap.mmap | None:
-    """The worker's shared-memory region, mapped once (the proxy created it, 0666, by name)."""
+class Region(mmap.mmap):
+    """The worker's shared-memory region (the proxy created it, 0666, by name), mapped once,
+    with its file kept open to reserve pages before outputs are written into them."""
+
+    fd: int
+
+    def reserve(self, offset: int, length: int) -> bool:
+        """Whether /dev/shm backs [offset, offset + length): a write to a page it has no room
+        for is a SIGBUS, a failed reservation only sends those bytes through the socket."""
+        try:
+            os.posix_fallocate(self.fd, offset, length)
+            return True
+        except OSError:
+            return False
+
+
+def _map_region(directory: str | None, name: str | None, size: int) -> Region | None:
     if not directory or not name or size <= 0 or not name.isalnum():
         return None
     fd = os.open(os.path.join(directory, name), os.O_RDWR)
-    try:
-        return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-    finally:
-        os.close(fd)
+    region = Region(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    region.fd = fd
+    return region
 
 
 def _host_pid() -> int | None:
@@ -188,7 +203,13 @@ def run_worker(channel: socket.socket, worker_id: str, token: str, args: argpars
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
-    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True, region=region)
+    executor = Executor(
+        cache_size=args.block_cache_size,
+        max_capture_bytes=args.max_capture_bytes,
+        sidecar_outputs=True,
+        region=region,
+        max_output_bytes=args.max_frame_bytes,
+    )
     return serve(reader, writer, executor, args.max_frame_bytes, greet=False)
 
 

@@ -17,10 +17,11 @@ export interface ServerProcess {
   stop(): Promise<void>
 }
 
-export async function startServer(env: Record<string, string>, { readyTimeoutMs = 60_000 } = {}): Promise<ServerProcess> {
+/** `wrap`: a command the server runs under, which execs it (so the pid stays the server's). */
+export async function startServer(env: Record<string, string>, { readyTimeoutMs = 60_000, wrap = [] as string[] } = {}): Promise<ServerProcess> {
   const port = 20000 + Math.floor(Math.random() * 30000)
   const proc = Bun.spawn({
-    cmd: [process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
+    cmd: [...wrap, process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
     stdout: 'ignore',
     stderr: 'pipe',

@@ -31,10 +31,16 @@ export class FileRegion implements SharedRegion {
     this.used = 0
   }
 
+  /** Copies bytes in; their offset, or null when they do not fit or /dev/shm is full (the socket carries them then). */
   write(bytes: Uint8Array): number | null {
     const at = alignSidecar(this.used)
     if (at + bytes.byteLength > this.size) return null
-    for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, at + done)
+    try {
+      for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, at + done)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') return null
+      throw error
+    }
     this.used = at + bytes.byteLength
     return at
   }
