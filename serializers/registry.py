@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import math
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,14 +43,48 @@ REGION_MIN_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
 
-OUTPUT_MODES = ("cbor", "json", "json-compact")
+# json-webexec: as json, but NaN and +-Infinity written as Python's json.dumps writes them
+# (bare tokens), which is what Inference's remote executor reads; json and json-compact
+# write them as {"_type": "float", "value": "NaN" | "Infinity" | "-Infinity"} instead.
+OUTPUT_MODES = ("cbor", "json", "json-compact", "json-webexec")
+
+# Text holding a lone surrogate (JSON "\ud800", which json.loads accepts) cannot be CBOR
+# text: the proxy sends its UTF-16LE code units under this tag (serializers/cbor.ts).
+SURROGATE_TEXT_TAG = 61445
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 _BY_TAG: dict[int, Kind] = {tag: kind for kind in KINDS for tag in kind.tags}
 _BY_JSON_TYPE: dict[str, Kind] = {kind.json_type: kind for kind in KINDS}
 
 
 def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if isinstance(key, str) else f"{path}[{key!r}]"
+    if isinstance(key, str):
+        return f"{path}.{key}"
+    try:
+        # repr() of a block's own key runs its code: it may raise, or be huge (a big int).
+        text = f"<{type(key).__qualname__} object>" if type(key).__repr__ is object.__repr__ else repr(key)
+    except Exception:
+        text = f"<{type(key).__qualname__} key>"
+    return f"{path}[{text if len(text) <= 80 else text[:77] + '...'}]"
+
+
+class OutputLimitExceeded(KindError):
+    """The outputs would encode to more bytes than the reply may hold: found while encoding,
+    before the whole (too large) document is built."""
+
+
+def _exception_words(exc: BaseException) -> str:
+    """``"ValueError: boom"``; an exception whose own str() raises is still named."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<its str() raised too>"
+    return f"{type(exc).__qualname__}: {text}" if text else type(exc).__qualname__
+
+
+# Bits past which an int may have more decimal digits than Python will write as text
+# (sys.get_int_max_str_digits, 4300 by default): JSON cannot carry it.
+_LOG2_10 = math.log2(10)
 
 
 class Decoder:
@@ -77,6 +112,8 @@ class Decoder:
 
     def _decode(self, value: Any, path: str) -> Any:
         if isinstance(value, CBORTag):
+            if value.tag == SURROGATE_TEXT_TAG and isinstance(value.value, bytes) and len(value.value) % 2 == 0:
+                return value.value.decode("utf-16-le", "surrogatepass")
             kind = _BY_TAG.get(value.tag)
             if kind is None:
                 raise KindError(path, f"unknown CBOR tag {value.tag}: no kind is carried under it")
@@ -96,6 +133,8 @@ class Decoder:
         kind = _BY_JSON_TYPE.get(marker)
         if kind is not None:
             return kind.from_json(dict(obj), path, self)
+        if marker == "float" and len(obj) == 2 and obj.get("value") in _NON_FINITE:
+            return _NON_FINITE[obj["value"]]
         if marker == "datetime":
             try:
                 return dt.datetime.fromisoformat(str(obj.get("value")))
@@ -154,7 +193,7 @@ _NOT_MARKED = object()
 class Encoder:
     """Encodes a block's outputs by type: kinds by their plugin, the rest as plain data."""
 
-    def __init__(self, mode: str = "cbor", sidecar: bool = False, split: bool = False) -> None:
+    def __init__(self, mode: str = "cbor", sidecar: bool = False, split: bool = False, max_bytes: int | None = None) -> None:
         if mode not in OUTPUT_MODES:
             raise ValueError(f"mode must be one of {', '.join(OUTPUT_MODES)}, got {mode!r}")
         self._mode = mode
@@ -164,6 +203,10 @@ class Encoder:
         self.buffers = self._sidecar_buffers.buffers
         self.splits: list[tuple[bytes, memoryview]] = []
         self._depth = 0
+        # The reply's byte limit, and a lower bound of what the outputs encode to so far:
+        # past the limit, encoding stops (OutputLimitExceeded) before building the rest.
+        self._max_bytes = max_bytes
+        self.used_bytes = 0
 
     @property
     def mode(self) -> str:
@@ -174,25 +217,91 @@ class Encoder:
             raise KindError(path, f"nested deeper than {MAX_DEPTH} levels")
         self._depth += 1
         try:
+            self._spend(self._least_bytes(value, path), path)
             return self._encode(value, path)
+        except KindError:
+            raise
+        except MemoryError:
+            raise OutputLimitExceeded(path, "the worker ran out of memory encoding this output") from None
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            # The block's own code ran here (a __str__, __iter__, items(), __array__...).
+            raise KindError(path, f"cannot encode this {type(value).__qualname__}: {_exception_words(exc)}") from None
         finally:
             self._depth -= 1
+
+    def _spend(self, nbytes: int, path: str) -> None:
+        self.used_bytes += nbytes
+        if self._max_bytes is not None and self.used_bytes > self._max_bytes:
+            raise OutputLimitExceeded(
+                path, f"the outputs are over the reply limit of {self._max_bytes} bytes (at least {self.used_bytes} bytes up to here)"
+            )
+
+    def _least_bytes(self, value: Any, path: str) -> int:
+        """A lower bound of the bytes ``value`` adds to the document, its nested values not
+        counted (they are counted when encoded): checked before anything is copied."""
+        if value is None or isinstance(value, (bool, float)):
+            return 1
+        if isinstance(value, int):
+            bits = value.bit_length()
+            if self._mode == "cbor":
+                return 1 + bits // 8
+            limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
+            if limit and bits > (limit - 1) * _LOG2_10 and abs(value) >= 10**limit:
+                raise KindError(
+                    path,
+                    f"an integer of more than {limit} digits (about {int(bits / _LOG2_10)}): Python does not write integers "
+                    f"that long as text, so JSON cannot carry it; ask for CBOR (it carries any integer) or return it as a string",
+                )
+            return max(1, int(bits / _LOG2_10))
+        if isinstance(value, str):
+            return len(value) + 1
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            nbytes = memoryview(value).nbytes
+            return nbytes if self._mode == "cbor" else (nbytes + 2) // 3 * 4
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biuf":  # strings (or a dtype its kind refuses): a byte or two each at least
+                return value.size if self._mode == "cbor" else 2 * value.size
+            if self._mode == "cbor":
+                return value.nbytes
+            return (value.nbytes + 2) // 3 * 4 if self._mode == "json-compact" else 2 * value.size
+        if isinstance(value, Mapping):
+            return 1 + len(value)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return 1 + len(value)
+        return _kind_least_bytes(value, self._mode)
+
+    def _key(self, key: Any, path: str) -> Any:
+        """A map key as the document holds it, its bytes counted."""
+        if isinstance(key, str):
+            self._spend(len(key) + 1, path)
+            return key
+        where = f"{_join(path, key)} (key)"
+        self._spend(self._least_bytes(key, where), where)
+        if self._mode == "cbor":
+            if not isinstance(key, (int, float, bytes, type(None))):
+                try:
+                    cbor2.dumps(key, timezone=dt.timezone.utc)
+                except Exception as exc:
+                    raise KindError(where, f"this {type(key).__qualname__} cannot be a map key in CBOR: {_exception_words(exc)}") from None
+            return key
+        try:
+            return str(key)
+        except Exception as exc:
+            raise KindError(where, f"JSON keys are text and str() of this {type(key).__qualname__} raised {_exception_words(exc)}") from None
 
     def _encode(self, value: Any, path: str) -> Any:
         if value is None or isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
-            # JSON has no NaN or infinity; JS would write null for them too.
-            return value if self._mode == "cbor" or math.isfinite(value) else None
+            # JSON has no NaN or infinity: a marker says which (see _json_document).
+            return value if self._mode in ("cbor", "json-webexec") or math.isfinite(value) else _non_finite_marker(value)
         for kind in KINDS:
             if isinstance(value, kind.python_types):
                 if self._mode == "cbor":
                     return CBORTag(kind.tags[0], kind.to_cbor(value, path, self))
                 return kind.to_json(value, path, self)
         if isinstance(value, Mapping):
-            if self._mode == "cbor":
-                return {key: self.encode_value(item, _join(path, key)) for key, item in value.items()}
-            return {str(key): self.encode_value(item, _join(path, key)) for key, item in value.items()}
+            return {self._key(key, path): self.encode_value(item, _join(path, key)) for key, item in value.items()}
         if isinstance(value, (list, tuple, set, frozenset)) or _is_batch(value):
             return [self.encode_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
         if isinstance(value, np.generic):
@@ -208,7 +317,12 @@ class Encoder:
         if isinstance(value, dt.date):
             return value.isoformat()
         # Roboflow's own fallback for what it cannot serialise: the class and its str().
-        return {"_type": "object", "class": type(value).__name__, "value": str(value)}
+        try:
+            text = str(value)
+        except Exception as exc:
+            raise KindError(path, f"this {type(value).__qualname__} has no kind, so it is sent as its str(), which raised {_exception_words(exc)}") from None
+        self._spend(len(text), path)
+        return {"_type": "object", "class": type(value).__name__, "value": text}
 
     def wrap_bytes(self, data: memoryview) -> Any:
         if self._split and data.nbytes >= SIDECAR_MIN_BYTES:
@@ -269,6 +383,24 @@ class Sidecar:
         return CBORTag(SIDECAR_TAG, [offset, view.nbytes])
 
 
+def _kind_least_bytes(value: Any, mode: str) -> int:
+    """What a kind's value adds beyond the nested values it encodes through the codec
+    (an image's encoded bytes, a detection's packed mask or JSON predictions)."""
+    try:
+        if isinstance(value, IMAGE.python_types):
+            encoded = getattr(value, "_encoded_image", None) if getattr(value, "_numpy_image", None) is None else None
+            nbytes = memoryview(encoded).nbytes if encoded is not None else 0
+            return nbytes if mode == "cbor" else (nbytes + 2) // 3 * 4
+        if isinstance(value, DETECTIONS.python_types):
+            if mode != "cbor":
+                return 40 * len(value)  # one prediction: "x", "y", "width", "height", ...
+            mask = getattr(value, "mask", None)
+            return 0 if mask is None else int(np.asarray(mask).size) // 8
+    except (TypeError, ValueError, AttributeError):
+        pass  # a malformed value: its kind says what is wrong with it
+    return 1
+
+
 def _is_batch(value: Any) -> bool:
     # Roboflow's Batch (ours or the real one from `inference`) is a sequence of kinds.
     return type(value).__name__ == "Batch" and hasattr(value, "__iter__")
@@ -280,9 +412,12 @@ def decode_inputs(inputs: Mapping[str, Any], sidecar: memoryview | None = None, 
     return {name: decoder.decode_value(value, _join(path, name)) for name, value in inputs.items()}
 
 
-def encode_outputs(outputs: Any, mode: str = "cbor", sidecar: bool = False, path: str = "outputs") -> tuple[Any, list[memoryview]]:
-    """Outputs ready for cbor2 (CBORTag for kinds), and the sidecar buffers they refer to."""
-    encoder = Encoder(mode, sidecar)
+def encode_outputs(
+    outputs: Any, mode: str = "cbor", sidecar: bool = False, path: str = "outputs", max_bytes: int | None = None
+) -> tuple[Any, list[memoryview]]:
+    """Outputs ready for cbor2 (CBORTag for kinds), and the sidecar buffers they refer to.
+    Past ``max_bytes`` (a lower bound of the encoded size), OutputLimitExceeded."""
+    encoder = Encoder(mode, sidecar, max_bytes=max_bytes)
     return encoder.encode_value(outputs, path), encoder.buffers
 
 
@@ -295,17 +430,17 @@ def _cbor_bytes_header(length: int) -> bytes:
     raise ValueError("byte string too long for CBOR")
 
 
-def encode_document(outputs: Any, mode: str = "cbor", path: str = "outputs") -> list[bytes | memoryview]:
+def encode_document(outputs: Any, mode: str = "cbor", path: str = "outputs", max_bytes: int | None = None) -> list[bytes | memoryview]:
     """The outputs as one finished CBOR or JSON document, in pieces whose concatenation
     is the document. Large arrays are pieces of their own, not copied into the rest, so
     the proxy can send the document on to its client without decoding it: every value
     (a float that happens to be whole, -0.0, a map's key order) reaches the client as
     the block made it.
     """
-    encoder = Encoder(mode, split=True)
+    encoder = Encoder(mode, split=True, max_bytes=max_bytes)
     tree = encoder.encode_value(outputs, path)
     if mode != "cbor":
-        return [json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()]
+        return [_json_document(tree, mode)]
     document = memoryview(cbor2.dumps(tree, timezone=dt.timezone.utc))
     pieces: list[bytes | memoryview] = []
     start = 0
@@ -315,3 +450,37 @@ def encode_document(outputs: Any, mode: str = "cbor", path: str = "outputs") -> 
         start = at + 17
     pieces.append(document[start:])
     return pieces
+
+
+def _non_finite_marker(value: float) -> dict[str, str]:
+    return {"_type": "float", "value": "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"}
+
+
+def _with_non_finite_marked(node: Any) -> Any:
+    if isinstance(node, float):
+        return node if math.isfinite(node) else _non_finite_marker(node)
+    if isinstance(node, dict):
+        return {key: _with_non_finite_marked(item) for key, item in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_with_non_finite_marked(item) for item in node]
+    return node
+
+
+def _json_document(tree: Any, mode: str) -> bytes:
+    """The JSON text of an encoded tree. Plain floats are marked by the Encoder already;
+    a kind's JSON form may still hold NaN or infinity (an array's values, a detection's
+    confidence): only then is the tree walked again to mark them. A str holding a lone
+    surrogate (a block's JSON input "\ud800", given back) is written as escapes, as
+    Python's json.dumps writes it by default and json.loads reads it back."""
+    allow_nan = mode == "json-webexec"
+    try:
+        text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=allow_nan)
+    except ValueError:
+        if allow_nan:
+            raise
+        tree = _with_non_finite_marked(tree)
+        text = json.dumps(tree, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(tree, separators=(",", ":"), allow_nan=allow_nan).encode()

@@ -2,6 +2,7 @@
 import { createApp } from './app.ts'
 import type { Backends } from './run/router.ts'
 import { ConfigError, isLoopback, loadConfig, type Config } from './config.ts'
+import { BadRequest } from './errors.ts'
 import { LocalPool } from './backends/local/pool.ts'
 import { E2BPool } from './backends/e2b/pool.ts'
 import { bubblewrapAvailable } from './backends/local/sandbox.ts'
@@ -38,6 +39,24 @@ export function createBackends(config: Config): Backends {
     })
   }
   return backends
+}
+
+/**
+ * The request with an absolute URL. HTTP/1.0 allows a request without a `Host` header (and
+ * an HTTP/1.1 client may send an empty or malformed one): Bun then gives the request a bare
+ * path (or an unparsable URL) as its URL, which the router cannot read. Such a request is
+ * read as addressed to this server, whose own address completes its URL; a 400 when even
+ * its path is not a URL path.
+ */
+export function addressedHere(request: Request, origin: URL): Request | Response {
+  if (URL.canParse(request.url)) return request
+  const path = request.url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '')
+  if (path.startsWith('/') && URL.canParse(path, origin.href)) {
+    // The new request reads the same body stream and follows the client's abort signal.
+    return new Request(new URL(path, origin).href, request)
+  }
+  const error = new BadRequest(`request target: ${JSON.stringify(request.url.slice(0, 200))} is not a URL or a path on this server (and the Host header does not make it one)`)
+  return Response.json(error.toBody(), { status: error.status })
 }
 
 /** Every backend's runs measured (duration, cold starts, timeouts), and its gauges observed. */
@@ -93,7 +112,10 @@ async function main(): Promise<void> {
   const server = Bun.serve({
     port: config.port,
     hostname: config.host,
-    fetch: app.fetch,
+    fetch: (request, server) => {
+      const addressed = addressedHere(request, server.url)
+      return addressed instanceof Response ? addressed : app.fetch(addressed, server)
+    },
     // Hono's bodyLimit gives the precise 413; this only stops Bun buffering far beyond it.
     maxRequestBodySize: config.limits.maxBodyBytes + 1024 * 1024,
   })

@@ -255,8 +255,8 @@ describe('failures in Inference’s terms', () => {
     expect(answer.error).toContain('timeout_ms=3000')
   }, 20_000)
 
-  test('an output whose encoding raises is the runtime’s report: the same answer, logged as the block’s (warn, block_error)', async () => {
-    // The runtime answers InternalError with the block's own exception text in it.
+  test('an output whose encoding raises is the block’s error naming the output, on both routes, and forges no log line', async () => {
+    // The block's own exception text ends up in the answer, never as a line of the log.
     const code = 'class Evil(dict):\n    def items(self):\n        raise RuntimeError("x\\n{\\"level\\":\\"error\\",\\"message\\":\\"forged\\"}")\n\ndef run(self):\n    return {"x": Evil(a=1)}\n'
     const lines: string[] = []
     const previous = setLogSink((line) => lines.push(line))
@@ -272,16 +272,14 @@ describe('failures in Inference’s terms', () => {
     } finally {
       setLogSink(previous)
     }
-    expect(answer).toMatchObject({ success: false, error_type: 'InternalError', server_error: true })
-    expect(answer.error).toBe('the runtime answered InternalError: RuntimeError: x\n{"level":"error","message":"forged"}')
-    expect(run.status).toBe(500)
-    expect(((await run.json()) as any).error.message).toBe(answer.error)
+    const message = 'outputs.x: cannot encode this Evil: RuntimeError: x\n{"level":"error","message":"forged"}'
+    expect(answer).toMatchObject({ success: false, error_type: 'BlockRuntimeError', error: message })
+    expect(answer.server_error).toBeUndefined()
+    expect(run.status).toBe(422)
+    expect(((await run.json()) as any).error).toMatchObject({ type: 'BlockRuntimeError', message })
     const logged = lines.map((line) => JSON.parse(line))
     expect(logged.filter((record) => record.level === 'error')).toEqual([])
-    expect(logged.filter((record) => record.level === 'warn').map((record) => [record.message, record.block_error])).toEqual([
-      ['webexec run failed in the runtime', 'the runtime answered InternalError: RuntimeError: x\\n{"level":"error","message":"forged"}'],
-      ['request failed in the runtime', 'the runtime answered InternalError: RuntimeError: x\\n{"level":"error","message":"forged"}'],
-    ])
+    expect(logged.filter((record) => record.message === 'forged')).toEqual([])
   })
 
   test('a malformed request is InvalidRequest or BadRequest, marked as the server’s', async () => {

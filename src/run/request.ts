@@ -30,12 +30,22 @@ const codeSchema = z.object(
   required('an object with run_function_code'),
 )
 
+// A whole number past what a double holds exactly (JSON's 2147483648 and up arrive as a
+// BigInt, CBOR may send 1e20) is as good as "the longest allowed": Contract 1 caps a
+// requested timeout at the configured maximum, so it saturates here and is capped below.
+function saturate(value: unknown): unknown {
+  const limit = Number.MAX_SAFE_INTEGER
+  if (typeof value === 'bigint') return value > BigInt(limit) ? limit : value < -BigInt(limit) ? -limit : Number(value)
+  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) > limit) return Math.sign(value) * limit
+  return value
+}
+
 const runRequestSchema = z.object(
   {
     code: codeSchema,
     inputs: z.record(z.string(), z.unknown(), required('an object of named inputs')).default({}),
     backend: z.enum(['local', 'e2b'], required('"local" or "e2b"')).optional(),
-    timeout_ms: z.number(required('a number')).int('must be a whole number').positive('must be positive').optional(),
+    timeout_ms: z.preprocess(saturate, z.number(required('a number')).int('must be a whole number').positive('must be positive')).optional(),
     // Absent: the API key's first workspace, or `default` when runs are anonymous.
     workspace: workspaceName.optional(),
     step_name: z.string(required('a string')).max(256, 'must be at most 256 characters').optional(),

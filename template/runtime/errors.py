@@ -97,8 +97,14 @@ class InternalError(BlockError):
 
 
 def exception_text(exc: BaseException) -> str:
-    """``str(exc)``, but a SyntaxError's bare message, not its ``(file, line)`` suffix."""
-    return exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc)
+    """``str(exc)``, but a SyntaxError's bare message, not its ``(file, line)`` suffix; a
+    block's exception whose own ``__str__`` raises is described rather than re-raised."""
+    if isinstance(exc, SyntaxError) and exc.msg:
+        return str(exc.msg)
+    try:
+        return str(exc)
+    except Exception as failure:
+        return f"<str() of the exception raised {type(failure).__qualname__}>"
 
 
 def exception_message(exc: BaseException) -> str:

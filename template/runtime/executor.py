@@ -10,12 +10,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from serializers.kind import KindError
-from serializers.registry import OUTPUT_MODES, SIDECAR_MIN_BYTES, Sidecar, decode_inputs, encode_document, encode_outputs
+from serializers.registry import (
+    OUTPUT_MODES,
+    SIDECAR_MIN_BYTES,
+    OutputLimitExceeded,
+    Sidecar,
+    decode_inputs,
+    encode_document,
+    encode_outputs,
+)
 
 from . import __version__
 from .assembly import BlockCode, LoadedBlock, load_block
 from .capture import Captured, capture_output
-from .errors import BadRequest, BlockError, BlockRuntimeError, InternalError, InvalidInput, UnknownBlock
+from .errors import BadRequest, BlockError, BlockRuntimeError, InternalError, InvalidInput, OutputTooLarge, UnknownBlock, exception_message
 from .traces import collecting_traces
 
 # A reply may carry the sidecar buffers its outputs refer to under this key; the worker
@@ -82,7 +90,14 @@ def failure_reply(error: BlockError, captured: Captured | None = None) -> dict[s
 
 
 class Executor:
-    def __init__(self, cache_size: int, max_capture_bytes: int, sidecar_outputs: bool = False, region: Any = None) -> None:
+    def __init__(
+        self,
+        cache_size: int,
+        max_capture_bytes: int,
+        sidecar_outputs: bool = False,
+        region: Any = None,
+        max_output_bytes: int | None = None,
+    ) -> None:
         if cache_size < 1:
             raise ValueError(f"cache_size must be at least 1, got {cache_size}")
         if max_capture_bytes < 0:
@@ -91,6 +106,9 @@ class Executor:
         self._max_capture_bytes = max_capture_bytes
         self._sidecar_outputs = sidecar_outputs
         self._region = region  # the shared memory the proxy may pass large buffers through
+        # The reply's limit (the worker's frame limit): encoding outputs stops past it,
+        # before the whole too-large document is built (OutputTooLarge).
+        self.max_output_bytes = max_output_bytes
         # The only state the runtime keeps between messages: hash → loaded block, oldest first.
         self._blocks: OrderedDict[str, LoadedBlock] = OrderedDict()
         self._ops: dict[str, Callable[[Mapping[str, Any], memoryview | None], dict[str, Any]]] = {
@@ -163,14 +181,14 @@ class Executor:
     def _encode(self, outputs: Any, output_format: str) -> tuple[dict[str, Any], list[memoryview]]:
         """The reply's outputs field(s) and the sidecar buffers they refer to."""
         if not self._sidecar_outputs:
-            tree, buffers = encode_outputs(outputs, output_format)
+            tree, buffers = encode_outputs(outputs, output_format, max_bytes=self.max_output_bytes)
             return {"outputs": tree}, buffers
         # The worker sends a finished document the proxy can pass on without decoding it;
         # its large pieces ride in the sidecar.
         sidecar = Sidecar(region=self._region)
         pieces = [
             sidecar.add(piece) if memoryview(piece).nbytes >= SIDECAR_MIN_BYTES else bytes(piece)
-            for piece in encode_document(outputs, output_format)
+            for piece in encode_document(outputs, output_format, max_bytes=self.max_output_bytes)
         ]
         document = {"format": "json" if output_format != "cbor" else "cbor", "pieces": pieces}
         return {"outputs_document": document, **({REGION_BYTES_KEY: sidecar.region_bytes} if sidecar.region_bytes else {})}, sidecar.buffers
@@ -216,8 +234,16 @@ class Executor:
         with phases.measure("encode"):
             try:
                 encoded, buffers = self._encode(outputs, output_format)
+            except OutputLimitExceeded as exc:
+                return failure_reply(OutputTooLarge(str(exc), function=block.code.run_function_name), captured)
             except KindError as exc:
                 return failure_reply(BlockRuntimeError(str(exc), function=block.code.run_function_name), captured)
+            except MemoryError:
+                error = OutputTooLarge("outputs: the worker ran out of memory encoding them", function=block.code.run_function_name)
+                return failure_reply(error, captured)
+            except Exception as exc:  # what the block returned, not a fault of blockgate's
+                error = BlockRuntimeError(f"outputs: cannot be encoded: {exception_message(exc)}", function=block.code.run_function_name)
+                return failure_reply(error, captured)
         reply = {
             "ok": True,
             **encoded,

@@ -84,6 +84,7 @@ def run_frame_file(in_path: str, out_path: str, max_frame_bytes: int = DEFAULT_M
                 elif stream.read(1):
                     reply = failure_reply(BadRequest("frame: bytes follow the frame in the file"))
                 else:
+                    executor.max_output_bytes = max_frame_bytes
                     reply = executor.handle(frame.message, frame.sidecar)
         _write_atomically(out_path, encode_reply(reply, max_frame_bytes))
 

@@ -375,7 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = _Log()
     preload()
-    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True)
+    executor = Executor(
+        cache_size=args.block_cache_size,
+        max_capture_bytes=args.max_capture_bytes,
+        sidecar_outputs=True,
+        max_output_bytes=args.max_frame_bytes,
+    )
     runner = FrameRunner(executor, args.max_frame_bytes)
     server = make_server(args, runner, log)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

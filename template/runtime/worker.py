@@ -140,7 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     channel_in, channel_out = claim_channel()
     preload()
-    executor = Executor(cache_size=args.block_cache_size, max_capture_bytes=args.max_capture_bytes, sidecar_outputs=True)
+    executor = Executor(
+        cache_size=args.block_cache_size,
+        max_capture_bytes=args.max_capture_bytes,
+        sidecar_outputs=True,
+        max_output_bytes=args.max_frame_bytes,
+    )
     try:
         return serve(channel_in, channel_out, executor, args.max_frame_bytes)
     except BrokenPipeError:
