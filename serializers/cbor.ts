@@ -28,6 +28,7 @@ const options = {
   pack: false,
   structuredClone: false,
   bundleStrings: false,
+  alwaysUseFloat: false, // set for one value by Float64's encoder; present from the start, so reading it stays cheap
 }
 const codec = new Encoder(options as ConstructorParameters<typeof Encoder>[0])
 
@@ -236,6 +237,145 @@ function bignumMagnitude(tag: 2 | 3, content: unknown): bigint {
 }
 decodeTag(2, (content: unknown) => bignumMagnitude(2, content))
 decodeTag(3, (content: unknown) => -1n - bignumMagnitude(3, content))
+
+/**
+ * A number that must reach Python as a float although JavaScript cannot tell it from an
+ * integer: a JSON `2.0`, `-0.0` or `3e9`, or a CBOR float of whole value. cbor-x writes a
+ * whole-valued number as a CBOR integer (cbor2 then gives an int); this is written as a
+ * float64, untagged. It stands in the decoded tree as a leaf, like a kind value.
+ */
+export class Float64 {
+  constructor(readonly value: number) {}
+  toJSON(): number {
+    return this.value
+  }
+}
+// No tag (getTag answers undefined): the encoder's own float path, told not to take the
+// integer branch for this one value.
+addExtension({
+  Class: Float64,
+  getTag: () => undefined,
+  encode(this: { alwaysUseFloat?: boolean }, value: Float64, write: Write) {
+    this.alwaysUseFloat = true
+    try {
+      write(value.value)
+    } finally {
+      this.alwaysUseFloat = false
+    }
+  },
+} as never)
+
+/**
+ * A text holding a lone surrogate (`"\ud800"` in JSON): Python's json.loads gives such a
+ * str, but it is not Unicode and CBOR text (UTF-8) cannot hold it. Inside worker frames it
+ * travels as its UTF-16LE code units under this tag, and the runtime rebuilds the same str
+ * (serializers/registry.py). Never valid from a client.
+ */
+export const SURROGATE_TEXT = { tag: 61445 } as const
+export class SurrogateText {
+  constructor(readonly text: string) {}
+  toJSON(): string {
+    return this.text
+  }
+}
+encodeClass(SurrogateText, SURROGATE_TEXT.tag, (value, write) => write(new Uint8Array(Buffer.from(value.text, 'utf16le'))), (content: unknown) => new Tag(content, SURROGATE_TEXT.tag))
+
+/** Aborts keepWholeFloats: the body nests deeper than any walk will accept it. */
+const TOO_DEEP = Symbol('too deep')
+/** A position in the bytes whose decoded value is not held by a plain map or array. */
+const UNHELD = Symbol('unheld')
+
+/**
+ * Wraps every whole-valued float in `value` (what decodeCbor gave for `bytes`) in a
+ * Float64, so that a `2.0` sent as a CBOR float reaches Python as a float: cbor-x decodes
+ * it to the number 2, which it would write back as an integer. Only plain maps (by their
+ * text keys) and arrays are looked into; kinds and other tags define their own types.
+ * With `only`, just that key of the top-level map is looked into. Changes `value` in place.
+ */
+export function keepWholeFloats(bytes: Uint8Array, value: unknown, only?: string): unknown {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let at = 0
+  const argument = (info: number): number => {
+    if (info < 24) return info
+    const start = at
+    at += info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : 8
+    if (info === 24) return view.getUint8(start)
+    if (info === 25) return view.getUint16(start)
+    if (info === 26) return view.getUint32(start)
+    return view.getUint32(start) * 2 ** 32 + view.getUint32(start + 4)
+  }
+  const item = (held: unknown, depth: number): unknown => {
+    if (depth > WHOLE_FLOATS_DEPTH) throw TOO_DEEP
+    const initial = bytes[at++]!
+    const major = initial >> 5
+    const info = initial & 0x1f
+    if (major === 7) {
+      if (info < 25 || info > 27) {
+        if (info === 24) at++
+        return held
+      }
+      at += info === 25 ? 2 : info === 26 ? 4 : 8
+      return typeof held === 'number' && Number.isInteger(held) ? new Float64(held) : held
+    }
+    if (info === 31) {
+      // Indefinite length: items (or chunks) up to the break byte.
+      if (major === 2 || major === 3) {
+        while (bytes[at] !== 0xff) item(UNHELD, depth + 1)
+        at++
+        return held
+      }
+      let i = 0
+      while (bytes[at] !== 0xff) {
+        if (major === 4) place(held, i++, depth)
+        else pair(held, depth)
+      }
+      at++
+      return held
+    }
+    const n = argument(info)
+    if (major <= 1) return held
+    if (major === 2 || major === 3) {
+      at += n
+      return held
+    }
+    if (major === 6) {
+      item(UNHELD, depth + 1)
+      return held
+    }
+    for (let i = 0; i < n; i++) {
+      if (major === 4) place(held, i, depth)
+      else pair(held, depth)
+    }
+    return held
+  }
+  const place = (array: unknown, i: number, depth: number) => {
+    if (!Array.isArray(array)) return void item(UNHELD, depth + 1)
+    const before = array[i]
+    const after = item(before, depth + 1)
+    if (after !== before) array[i] = after
+  }
+  const pair = (map: unknown, depth: number) => {
+    const keyStart = at
+    const initial = bytes[at]!
+    item(UNHELD, depth + 1)
+    // Only a definite text key names the property its value went to.
+    let key: string | null = null
+    if (initial >> 5 === 3 && (initial & 0x1f) !== 31 && map !== null && typeof map === 'object' && !Array.isArray(map)) {
+      const headLength = (initial & 0x1f) < 24 ? 1 : 1 + [1, 2, 4, 8][(initial & 0x1f) - 24]!
+      key = Buffer.from(bytes.buffer, bytes.byteOffset + keyStart + headLength, at - keyStart - headLength).toString('utf8')
+    }
+    const held = key !== null && (depth > 0 || only === undefined || key === only) && Object.hasOwn(map as object, key) ? (map as Record<string, unknown>)[key] : UNHELD
+    const after = item(held, depth + 1)
+    if (after !== held) Object.defineProperty(map, key!, { value: after, enumerable: true, writable: true, configurable: true })
+  }
+  try {
+    return item(value, 0)
+  } catch (error) {
+    if (error === TOO_DEEP) return value // the kinds' walk refuses such a body with its path
+    throw error
+  }
+}
+const WHOLE_FLOATS_DEPTH = 200
 
 /** Registers how a class of ours is written; each kind's plugin calls this once. */
 export function registerEncoder<T>(Class: Function & { prototype: T }, tag: number, toContent: (value: T) => unknown): void {

@@ -28,7 +28,8 @@ export interface RunJob {
   signal?: AbortSignal
 }
 
-export type OutputFormat = 'cbor' | 'json' | 'json-compact'
+/** `json-webexec`: as `json`, with NaN and ±Infinity as Python's json.dumps writes them (bare tokens), for Inference. */
+export type OutputFormat = 'cbor' | 'json' | 'json-compact' | 'json-webexec'
 
 export interface RunTimings {
   /** Waiting for a free worker or sandbox. */

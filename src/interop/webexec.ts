@@ -128,7 +128,8 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
       keyId: caller?.id,
       context: contextOf(request.workflow_context),
       timeoutMs: timeoutFor(caller, config.limits.defaultTimeoutMs),
-      outputFormat: 'json' as const,
+      // Written as Modal writes it (json.dumps: NaN and Infinity as bare tokens).
+      outputFormat: 'json-webexec' as const,
       signal,
     }
     const outcome = await audit.run(backend, job, caller, WEBEXEC_PATH)
@@ -185,7 +186,8 @@ async function readBody(request: Request, maxBytes: number): Promise<unknown> {
 }
 
 function inputsOf(inputsJson: string): Record<string, unknown> {
-  const inputs = parseJson(inputsJson, 'inputs_json')
+  // Read as Inference's Python json.loads reads it (floats stay floats, NaN is read).
+  const inputs = parseJson(inputsJson, 'inputs_json', 'root')
   if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs)) throw new BadRequest('inputs_json: must be a JSON object of named inputs')
   try {
     // `_type` markers stay as they are for the runtime to decode; this applies the depth and size caps.
