@@ -158,6 +158,28 @@ export class RunQueue<T> {
     return best.waiter
   }
 
+  /**
+   * Serves every waiter the pool can serve now, the fairest first (`next`): `start` gets it a
+   * runtime; a waiter that stopped waiting meanwhile leaves it to `putBack`.
+   */
+  serveAll(cost: ServeCost<T>, start: (waiter: Waiter<T>) => Promise<T>, putBack: (runtime: T) => void): void {
+    for (;;) {
+      const waiter = this.next(cost)
+      if (!waiter) return
+      start(waiter).then(
+        (runtime) => {
+          if (waiter.give(runtime)) return
+          this.drop(waiter.tenant)
+          putBack(runtime)
+        },
+        (error) => {
+          this.drop(waiter.tenant)
+          waiter.fail(error)
+        },
+      )
+    }
+  }
+
   rejectAll(error: Error): void {
     for (const waiter of this.waiters.splice(0)) waiter.fail(error)
   }

@@ -16,7 +16,7 @@ import { trace } from '@opentelemetry/api'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
 import { traceAcquire, traceEnd } from '../../telemetry/run-spans.ts'
 import { inSpan } from '../../telemetry/spans.ts'
-import { RunQueue, tenantOf, type Waiter } from '../run-queue.ts'
+import { RunQueue, tenantOf } from '../run-queue.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
 import { InterpreterRuntime } from './runtime-interpreter.ts'
@@ -324,25 +324,12 @@ export class E2BPool implements Backend {
   /** Waiters the pool can serve now get a sandbox, the fairest first (RunQueue.next). */
   private serveWaiters(): void {
     if (this.stopped) return
-    for (;;) {
-      const waiter = this.waiters.next((w) => this.costFor(w.workspace, w.hash))
-      if (!waiter) break
-      this.startFor(waiter.workspace, waiter.hash, false)!.then(
-        (acquired) => this.hand(waiter, acquired),
-        (error) => {
-          this.waiters.drop(waiter.tenant)
-          waiter.fail(error)
-        },
-      )
-    }
+    this.waiters.serveAll(
+      (w) => this.costFor(w.workspace, w.hash),
+      (w) => this.startFor(w.workspace, w.hash, false)!,
+      (acquired) => this.release(acquired.sandbox),
+    )
     this.refillSpares()
-  }
-
-  /** Gives a waiter its sandbox; if it stopped waiting meanwhile, the sandbox is the pool's again. */
-  private hand(waiter: Waiter<Acquired>, acquired: Acquired): void {
-    if (waiter.give(acquired)) return
-    this.waiters.drop(waiter.tenant)
-    this.release(acquired.sandbox)
   }
 
   private refillSpares(): void {

@@ -12,7 +12,7 @@ import { inSpan } from '../../telemetry/spans.ts'
 import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
-import { RunQueue, tenantOf, type Waiter } from '../run-queue.ts'
+import { RunQueue, tenantOf } from '../run-queue.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 import { WorkerCgroups } from './cgroups.ts'
 import { removeLeftovers } from './leftovers.ts'
@@ -248,25 +248,12 @@ export class LocalPool implements Backend {
   /** Waiters the pool can serve now get a worker, the fairest first (RunQueue.next). */
   private serveWaiters(): void {
     if (this.stopped) return
-    for (;;) {
-      const waiter = this.waiters.next((w) => this.costFor(w.workspace, w.hash))
-      if (!waiter) break
-      this.startFor(waiter.workspace, waiter.hash, false)!.then(
-        (acquired) => this.hand(waiter, acquired),
-        (error) => {
-          this.waiters.drop(waiter.tenant)
-          waiter.fail(error)
-        },
-      )
-    }
+    this.waiters.serveAll(
+      (w) => this.costFor(w.workspace, w.hash),
+      (w) => this.startFor(w.workspace, w.hash, false)!,
+      (acquired) => this.release(acquired.worker),
+    )
     this.refillSpares()
-  }
-
-  /** Gives a waiter its worker; if it stopped waiting meanwhile, the worker is the pool's again. */
-  private hand(waiter: Waiter<Acquired>, acquired: Acquired): void {
-    if (waiter.give(acquired)) return
-    this.waiters.drop(waiter.tenant)
-    this.release(acquired.worker)
   }
 
   private refillSpares(): void {
