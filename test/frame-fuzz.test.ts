@@ -7,7 +7,7 @@ import fc from 'fast-check'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { BIGNUM, CborLimitExceeded, decodeCbor, Tag, TypedBytes, type SharedRegion } from '../serializers/cbor.ts'
-import { FrameReader, WORKER_FRAME_TAGS } from '../src/backends/local/framing.ts'
+import { FrameReader, WORKER_FRAME_TAGS } from '../src/backends/framing.ts'
 import { FileRegion } from '../src/backends/local/region.ts'
 import { cbor, magnitudeOf, patternBytes, workerFrame } from './support/cbor-bytes.ts'
 

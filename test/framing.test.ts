@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { BIGNUM, decodeCbor, encodeCbor, Tag, TimestampText, TypedBytes } from '../serializers/cbor.ts'
-import { encodeFrame, FrameReader, FrameTooLarge, WORKER_FRAME_TAGS } from '../src/backends/local/framing.ts'
+import { encodeFrame, FrameReader, FrameTooLarge, WORKER_FRAME_TAGS } from '../src/backends/framing.ts'
 import { cbor, patternBytes, workerFrame } from './support/cbor-bytes.ts'
 
 const frameBytes = (message: unknown) => Buffer.concat(encodeFrame(message))
@@ -74,7 +74,7 @@ describe('forged reply frames', () => {
   test('a frame may carry only the tags the worker protocol uses', () => {
     for (const tag of [4, 5, 6, 14, 27, 28, 29, 51, 105, 258, 259, 55799, 60, 1004, 12345, 61445]) {
       const frame = workerFrame(cbor.map(['ok', cbor.simple(21)], ['error', cbor.array(cbor.tag(61442, cbor.map(['data', cbor.tag(tag, cbor.uint(1))])))]))
-      expect(() => new FrameReader(1 << 20).push(frame)).toThrow(`worker frame carries CBOR tag ${tag}, which the worker protocol does not use`)
+      expect(() => new FrameReader(1 << 20).push(frame)).toThrow(`a runtime frame carries CBOR tag ${tag}, which the protocol does not use`)
     }
     for (const tag of [57343, 1399353956]) expect(() => new FrameReader(1 << 20).push(workerFrame(cbor.tag(tag, cbor.array())))).toThrow('is not accepted')
     expect([...WORKER_FRAME_TAGS].sort((a, b) => a - b)).toEqual([0, 1, 40, 41, ...Array.from({ length: 24 }, (_, i) => 64 + i), 1040, 61441, 61442, 61443])

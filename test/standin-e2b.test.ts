@@ -16,7 +16,7 @@ import {
   TimeoutError,
 } from 'e2b'
 import { defaultTemplateId, RUNTIME_PORT } from '../src/backends/e2b/template.ts'
-import { encodeFrame, FrameReader } from '../src/backends/local/framing.ts'
+import { encodeFrame, FrameReader } from '../src/backends/framing.ts'
 import { noFaults } from './standin/e2b/faults.ts'
 import { startStandin, type Standin } from './standin/e2b/index.ts'
 import { processTree } from './standin/e2b/process-tree.ts'
@@ -409,7 +409,7 @@ describe('lifetime of the stand-in', () => {
   })
 
   test('main.ts prints the SDK variables, serves, and kills its sandboxes on SIGTERM', async () => {
-    const proc = Bun.spawn({ cmd: ['bun', 'run', join(import.meta.dir, 'standin/e2b/main.ts')], stdout: 'pipe', stderr: 'inherit' })
+    const proc = Bun.spawn({ cmd: [process.execPath, 'run', join(import.meta.dir, 'standin/e2b/main.ts')], stdout: 'pipe', stderr: 'inherit' })
     try {
       const lines: string[] = []
       const decoder = new TextDecoder()

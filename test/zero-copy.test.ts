@@ -4,7 +4,7 @@
 import { expect, test } from 'bun:test'
 import { decodeCbor, encodeCbor } from '../serializers/cbor.ts'
 import { NDArray } from '../serializers/ndarray/index.ts'
-import { encodeFrame } from '../src/backends/local/framing.ts'
+import { encodeFrame } from '../src/backends/framing.ts'
 import { parseRunRequest } from '../src/run/request.ts'
 
 test('a 1080p frame in a CBOR body reaches the worker frame as a view of the body', () => {

@@ -7,7 +7,7 @@
 // runtime (its workspace's, holding its block), then to the oldest.
 import type { RunJob } from './backend.ts'
 import { Overloaded } from '../errors.ts'
-import { timed } from './local/timed.ts'
+import { timed } from './timed.ts'
 
 /** The unit of fairness: with API keys, the key (which may hold several workspaces). */
 export const tenantOf = (job: Pick<RunJob, 'workspace' | 'keyId'>): string => (job.keyId ? `key ${job.keyId}` : `workspace ${job.workspace}`)

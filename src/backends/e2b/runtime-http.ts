@@ -2,7 +2,7 @@
 // sandbox when it boots; each request is one worker frame POSTed to it, the reply one frame
 // back. One HTTP round trip per request and no control-plane call.
 import type { Sandbox } from 'e2b'
-import { encodeFrame, FrameReader } from '../local/framing.ts'
+import { encodeFrame, FrameReader } from '../framing.ts'
 import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
 import { RUNTIME_PORT } from './template.ts'
 

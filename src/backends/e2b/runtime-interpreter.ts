@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Sandbox } from '@e2b/code-interpreter'
 import { PROJECT_ROOT } from '../../config.ts'
-import { encodeFrame } from '../local/framing.ts'
+import { encodeFrame } from '../framing.ts'
 import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
 import { onlyFrame, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
 

@@ -3,9 +3,9 @@
 // "fresh interpreter" the bench compares against). One request in flight at a time.
 import type { Subprocess } from 'bun'
 import { dirname } from 'node:path'
-import { encodeFrame, FrameReader } from './framing.ts'
+import { encodeFrame, FrameReader } from '../framing.ts'
 import type { FileRegion } from './region.ts'
-import { timed } from './timed.ts'
+import { timed } from '../timed.ts'
 import type { BlockRuntime, RuntimeReply as WorkerReply } from '../runtime-session.ts'
 
 export type { RuntimeReply as WorkerReply } from '../runtime-session.ts'

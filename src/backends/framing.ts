@@ -1,14 +1,15 @@
-// Frames between the proxy and a worker; template/runtime/framing.py is the twin.
+// Frames between the proxy and a Python runtime (a local worker, or the runtime server in an
+// E2B sandbox); template/runtime/framing.py is the twin.
 //   frame   := length (u32 BE) payload
 //   payload := head length (u32 BE) head (one CBOR item) [padding] sidecar
 // The sidecar carries large typed-array bytes, 64-byte aligned, so they are written to
 // the pipe as they are (no copy into one buffer) and become numpy arrays without a copy.
 //
-// Everything a worker sends is hostile input: its head is decoded with a budget for the
+// Everything a runtime sends is hostile input (it shares its process with the block): its head is decoded with a budget for the
 // bytes its references may hand over, and may carry only the tags the protocol uses.
-import { alignSidecar, decodeWithSidecar, encodeWithSidecar, Tag, TYPED_ARRAY_TAGS, TypedBytes, type SharedRegion } from '../../../serializers/cbor.ts'
-import { SERIALIZERS } from '../../../serializers/index.ts'
-import { HOMOGENEOUS_TAG } from '../../../serializers/ndarray/index.ts'
+import { alignSidecar, decodeWithSidecar, encodeWithSidecar, Tag, TYPED_ARRAY_TAGS, TypedBytes, type SharedRegion } from '../../serializers/cbor.ts'
+import { SERIALIZERS } from '../../serializers/index.ts'
+import { HOMOGENEOUS_TAG } from '../../serializers/ndarray/index.ts'
 
 const U32 = 4
 
@@ -55,7 +56,7 @@ export class FrameReader {
       const header = this.peek(U32)
       const length = new DataView(header.buffer, header.byteOffset, U32).getUint32(0)
       if (length > this.maxFrameBytes) {
-        throw new FrameTooLarge(`worker sent a ${length}-byte frame, over the ${this.maxFrameBytes}-byte limit`)
+        throw new FrameTooLarge(`the runtime sent a ${length}-byte frame, over the ${this.maxFrameBytes}-byte limit`)
       }
       if (this.buffered < U32 + length) return frames
       frames.push(decodePayload(this.take(U32 + length).subarray(U32), this.region, this.maxFrameBytes))
@@ -99,14 +100,14 @@ function decodePayload(payload: Uint8Array, region: SharedRegion | null, maxRefe
   return message
 }
 
-/** Throws at the first tag in `value` that the worker protocol does not use. */
+/** Throws at the first tag in `value` that the runtime protocol does not use. */
 function refuseForeignTags(value: unknown): void {
   const pending: unknown[] = [value]
   while (pending.length > 0) {
     const node = pending.pop()
     if (node === null || typeof node !== 'object' || ArrayBuffer.isView(node)) continue
     if (node instanceof Tag || node instanceof TypedBytes) {
-      if (!WORKER_FRAME_TAGS.has(node.tag)) throw new Error(`worker frame carries CBOR tag ${node.tag}, which the worker protocol does not use`)
+      if (!WORKER_FRAME_TAGS.has(node.tag)) throw new Error(`a runtime frame carries CBOR tag ${node.tag}, which the protocol does not use`)
       if (node instanceof Tag) pending.push(node.value)
     } else if (Array.isArray(node)) {
       for (const item of node) if (item !== null && typeof item === 'object') pending.push(item)
