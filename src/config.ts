@@ -1,5 +1,7 @@
 // Every environment variable blockgate reads, with its default, validated once at start.
-// Nothing else in the code reads process.env: the rest of the app receives a Config.
+// The rest of the app receives a Config. One exception reads process.env itself:
+// backends/local/worker.ts passes the host's OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE on to
+// workers as they are (a CPU quirk of the machine, not a setting of blockgate's).
 import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { z } from 'zod'

@@ -1,5 +1,5 @@
-// The small interface the run router depends on. `local` and (later) `e2b` implement
-// it; neither knows about the other or about HTTP.
+// The small interface the run router depends on. `local` (src/backends/local/) and `e2b`
+// (src/backends/e2b/) implement it; neither knows about the other or about HTTP.
 import type { Block } from '../run/block.ts'
 
 export type BackendName = 'local' | 'e2b'
