@@ -76,7 +76,7 @@ const variables = {
   BLOCKGATE_DEFAULT_TIMEOUT_MS: int(1).default(10_000),
   BLOCKGATE_MAX_TIMEOUT_MS: int(1).default(60_000),
   BLOCKGATE_MAX_CAPTURE_BYTES: int(0).default(1024 * 1024),
-  BLOCKGATE_BLOCK_CACHE_SIZE: int(1).default(64),
+  BLOCKGATE_BLOCK_CACHE_SIZE: int(1, 4096).default(64),
   BLOCKGATE_WORKER_START_TIMEOUT_MS: int(100).default(60_000),
   BLOCKGATE_QUEUE_TIMEOUT_MS: int(1).default(30_000),
   BLOCKGATE_WORKSPACE_BACKENDS: workspacePolicy.default({}),

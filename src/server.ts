@@ -36,6 +36,7 @@ export function createBackends(config: Config): Backends {
       maxFrameBytes: frameLimitFor(config),
       maxQueue: local.maxQueue,
       queueTimeoutMs: config.limits.queueTimeoutMs,
+      blockCacheSize: local.blockCacheSize,
     })
   }
   return backends

@@ -43,10 +43,10 @@ function e2bConfig(overrides: Partial<E2BConfig> = {}): E2BConfig {
   }
 }
 
-const poolOptions = { maxFrameBytes: 64 << 20, maxQueue: 16, queueTimeoutMs: 20_000 }
+const poolOptions = { maxFrameBytes: 64 << 20, maxQueue: 16, queueTimeoutMs: 20_000, blockCacheSize: 64 }
 
-async function withPool<T>(overrides: Partial<E2BConfig>, body: (pool: E2BPool) => Promise<T>): Promise<T> {
-  const pool = new E2BPool(e2bConfig(overrides), poolOptions)
+async function withPool<T>(overrides: Partial<E2BConfig>, body: (pool: E2BPool) => Promise<T>, options: Partial<typeof poolOptions> = {}): Promise<T> {
+  const pool = new E2BPool(e2bConfig(overrides), { ...poolOptions, ...options })
   await pool.start()
   try {
     return await body(pool)
@@ -404,3 +404,24 @@ describe('local and e2b give identical answers', () => {
     }
   }
 })
+
+describe('settings that reach the sandbox', () => {
+  // The runtime server in a sandbox was started by the template, not by blockgate: the
+  // deployment's BLOCKGATE_BLOCK_CACHE_SIZE travels with the blocks it is sent.
+  for (const [cacheSize, reloaded] of [[2, true], [64, false]] as const) {
+    test(`with a block cache of ${cacheSize}, the first of three blocks is ${reloaded ? 'evicted and loaded again' : 'still loaded'}`, async () => {
+      await withPool(
+        {},
+        async (pool) => {
+          const blocks = ['a', 'b', 'c'].map((name) => `def run(self):\n    return {"block": "${name}"}\n`)
+          for (const code of blocks) expect(outputs(await pool.run(job(code, {}, 'cache')))).toEqual({ block: expect.any(String) })
+          const again = await pool.run(job(blocks[0]!, {}, 'cache'))
+          expect(outputs(again)).toEqual({ block: 'a' })
+          expect(again.coldStart).toBe(reloaded)
+        },
+        { blockCacheSize: cacheSize },
+      )
+    }, 60_000)
+  }
+})
+

@@ -127,7 +127,7 @@ describe('a fair share of the E2B sandboxes (the offline stand-in)', () => {
       lifetimeMs: 300_000, idleMs: 60_000, minWarm: 0, maxSandboxes: 2, tenantMaxSandboxes: 1, tenantMaxQueue: 4, createsPerSecond: 100, createRetries: 2,
       allowInternet: false, deploymentId: `fair-${crypto.randomUUID().slice(0, 8)}`,
     }
-    const pool = new E2BPool(config, { maxFrameBytes: 64 << 20, maxQueue: 16, queueTimeoutMs: 20_000 })
+    const pool = new E2BPool(config, { maxFrameBytes: 64 << 20, maxQueue: 16, queueTimeoutMs: 20_000, blockCacheSize: 64 })
     await pool.start()
     try {
       const hog = [pool.run(job('hog', { s: 1.5 })), pool.run(job('hog', { s: 1.5 }))]

@@ -35,7 +35,7 @@ beforeAll(async () => {
       lifetimeMs: 300_000, idleMs: 60_000, minWarm: 0, maxSandboxes: 4, createsPerSecond: 100, createRetries: 2, allowInternet: false,
       deploymentId: `telemetry-${process.pid}`,
     },
-    { maxFrameBytes: 64 << 20, maxQueue: 8, queueTimeoutMs: 20_000 },
+    { maxFrameBytes: 64 << 20, maxQueue: 8, queueTimeoutMs: 20_000, blockCacheSize: 64 },
   )
   backends = { ...createBackends(config), e2b }
   app = createApp({ config, backends })

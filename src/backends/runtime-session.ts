@@ -31,9 +31,10 @@ export interface SessionResult {
 /**
  * Loads (if needed) and runs `job` on `runtime` before `deadline` (a performance.now() time).
  * With `inlineLoad`, a block the runtime lacks travels with the run itself: one round trip
- * instead of two, for runtimes across a network.
+ * instead of two, for runtimes across a network. `cacheSize` travels with it to a runtime
+ * that blockgate did not start with its settings (an E2B sandbox's server).
  */
-export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: number, { inlineLoad = false } = {}): Promise<SessionResult> {
+export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: number, { inlineLoad = false, cacheSize }: { inlineLoad?: boolean; cacheSize?: number } = {}): Promise<SessionResult> {
   let loadedBlock = false
   for (let attempt = 0; ; attempt++) {
     const missing = !runtime.loaded.has(job.block.hash)
@@ -43,7 +44,10 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
     }
     const runStartedAt = performance.now()
     const message: Record<string, unknown> = { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat }
-    if (missing && inlineLoad) message.code = job.block.code
+    if (missing && inlineLoad) {
+      message.code = job.block.code
+      if (cacheSize !== undefined) message.cache_size = cacheSize
+    }
     const reply = await inSpan(SPAN.execute, { [ATTR.timeoutMs]: Math.round(remaining(deadline)) }, async (span) => {
       const sentAt = wallClockMs()
       const reply = await runtime.request(message, remaining(deadline))

@@ -33,6 +33,8 @@ BUFFERS_KEY = "_buffers"
 # against the frame limit too, so the worker must refuse a reply over it (OutputTooLarge)
 # rather than send one the proxy would take for a forged frame.
 REGION_BYTES_KEY = "_region_bytes"
+# The most blocks a runtime keeps loaded, whatever a load asks for.
+MAX_CACHE_SIZE = 4096
 
 
 def _resident_bytes() -> int:
@@ -145,6 +147,11 @@ class Executor:
     def _load(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
         block_hash = _field(message, "hash", str)
         code = BlockCode.from_dict(message.get("code"))
+        # A runtime the proxy did not start (an E2B sandbox's server, started by the template)
+        # learns the deployment's cache size with the blocks it is sent.
+        cache_size = message.get("cache_size")
+        if isinstance(cache_size, int) and not isinstance(cache_size, bool) and 1 <= cache_size <= MAX_CACHE_SIZE:
+            self._cache_size = cache_size
         if block_hash in self._blocks:
             self._blocks.move_to_end(block_hash)
             return {"ok": True, "hash": block_hash, "evicted": [], "stdout": "", "stderr": "",

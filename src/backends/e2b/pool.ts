@@ -27,6 +27,8 @@ export interface E2BPoolOptions {
   maxQueue: number
   /** How long a run may wait for a sandbox (creation included) before a 503. */
   queueTimeoutMs: number
+  /** Blocks each sandbox's runtime keeps loaded (BLOCKGATE_BLOCK_CACHE_SIZE). */
+  blockCacheSize: number
 }
 
 /** A runtime that can also be cancelled mid-request (the client went away). */
@@ -138,7 +140,7 @@ export class E2BPool implements Backend {
       let answered = true
       let exitReason: string | undefined
       try {
-        const session = await runBlock(runtime, job, deadline, { inlineLoad: true })
+        const session = await runBlock(runtime, job, deadline, { inlineLoad: true, cacheSize: this.options.blockCacheSize })
         remote.runs++
         return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.created })
       } catch (error) {
