@@ -154,7 +154,7 @@ function readinessFor(statuses: Record<string, BackendStatus>, viewer: ApiKey | 
     Object.entries(statuses).map(([name, { by_workspace: byWorkspace, ...status }]) => {
       if (viewer === null) return [name, { ready: status.ready }]
       if (viewer === 'anonymous') return [name, status]
-      const own = Object.entries((byWorkspace ?? {}) as Record<string, number>).filter(([workspace]) => viewer.workspaces.includes(workspace))
+      const own = Object.entries(byWorkspace).filter(([workspace]) => viewer.workspaces.includes(workspace))
       return [name, { ...status, by_workspace: Object.fromEntries(own) }]
     }),
   )

@@ -65,8 +65,15 @@ export interface RunOutcome {
   timings: RunTimings
 }
 
+/** What a backend says of itself: the typed fields are the ones metrics and /readyz read. */
 export interface BackendStatus {
   ready: boolean
+  /** Runs waiting for a runtime. */
+  queued: number
+  /** Live runtimes: workers (local) or sandboxes (e2b). */
+  live: number
+  /** Live runtimes per workspace (/readyz shows a key only its own). */
+  by_workspace: Record<string, number>
   [detail: string]: unknown
 }
 

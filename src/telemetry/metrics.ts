@@ -54,12 +54,9 @@ export function observeBackends(backends: readonly Backend[]): void {
   const queueDepth = meter().createObservableGauge(METRIC.queueDepth, { description: 'Runs waiting for a worker or sandbox' })
   const live = meter().createObservableGauge(METRIC.liveRuntimes, { description: 'Live workers (local) or sandboxes (e2b)' })
   queueDepth.addCallback((result) => {
-    for (const backend of backends) result.observe(Number(backend.status().queued ?? 0), { [ATTR.backend]: backend.name })
+    for (const backend of backends) result.observe(backend.status().queued, { [ATTR.backend]: backend.name })
   })
   live.addCallback((result) => {
-    for (const backend of backends) {
-      const status = backend.status()
-      result.observe(Number(status.workers ?? status.sandboxes ?? 0), { [ATTR.backend]: backend.name })
-    }
+    for (const backend of backends) result.observe(backend.status().live, { [ATTR.backend]: backend.name })
   })
 }

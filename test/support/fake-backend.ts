@@ -12,7 +12,7 @@ export class FakeBackend implements Backend {
   async start(): Promise<void> {}
   async stop(): Promise<void> {}
   status(): BackendStatus {
-    return { ready: this.ready }
+    return { ready: this.ready, queued: 0, live: 0, by_workspace: {} }
   }
   async run(job: RunJob): Promise<RunOutcome> {
     this.jobs.push(job)

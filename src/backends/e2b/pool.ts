@@ -106,6 +106,7 @@ export class E2BPool implements Backend {
       ready: !this.stopped && this.lastError === null,
       mode: this.config.mode,
       template: this.config.templateId,
+      live: this.all.size,
       sandboxes: this.all.size,
       idle: this.idle.length,
       spares: this.spares.length,

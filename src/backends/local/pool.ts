@@ -80,6 +80,7 @@ export class LocalPool implements Backend {
       ready: !this.stopped && this.zygote?.alive === true,
       isolation: this.options.isolation === 'sandboxed' ? 'bubblewrap + per-worker namespaces, seccomp, rlimits' : 'OFF (BLOCKGATE_ALLOW_UNSANDBOXED)',
       cgroups: this.cgroups instanceof WorkerCgroups ? this.cgroups.describe() : `off: ${this.cgroups?.unavailable ?? 'not started'}`,
+      live: this.all.size,
       workers: this.all.size,
       idle: this.idle.length,
       spares: this.spares.length,
