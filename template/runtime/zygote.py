@@ -193,6 +193,15 @@ def _host_pid() -> int | None:
 def run_worker(channel: socket.socket, worker_id: str, token: str, args: argparse.Namespace, region: mmap.mmap | None = None, host_pid: int | None = None) -> int:
     reader = _SocketReader(channel)
     writer = channel.makefile("wb")
+    # Built while the worker's stderr is still the zygote's: a failure here is the
+    # runtime's own and shows in the spawn's error.
+    executor = Executor(
+        cache_size=args.block_cache_size,
+        max_capture_bytes=args.max_capture_bytes,
+        sidecar_outputs=True,
+        region=region,
+        max_output_bytes=args.max_frame_bytes,
+    )
     # Sent before any user code runs, so the proxy can trust host_pid to place this
     # worker in its cgroup.
     _send(writer, {"op": "hello", "id": worker_id, "token": token, "pid": os.getpid(), "host_pid": host_pid})
@@ -203,13 +212,6 @@ def run_worker(channel: socket.socket, worker_id: str, token: str, args: argpars
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
-    executor = Executor(
-        cache_size=args.block_cache_size,
-        max_capture_bytes=args.max_capture_bytes,
-        sidecar_outputs=True,
-        region=region,
-        max_output_bytes=args.max_frame_bytes,
-    )
     return serve(reader, writer, executor, args.max_frame_bytes, greet=False)
 
 

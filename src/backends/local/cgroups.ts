@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isRunning } from './leftovers.ts'
 
 export interface CgroupLimits {
   memoryBytes: number
@@ -41,12 +42,12 @@ export class WorkerCgroups {
   ) {}
 
   /** The cgroups this machine lets the server manage, or why not. */
-  static open(limits: CgroupLimits, { mounts = '/proc/self/mounts', self = '/proc/self/cgroup' } = {}): WorkerCgroups | { unavailable: string } {
+  static open(limits: CgroupLimits): WorkerCgroups | { unavailable: string } {
     if (process.getuid?.() !== 0) return { unavailable: 'the server is not root' }
     let hierarchies: Hierarchy[]
     let version: 1 | 2
     try {
-      ;({ version, hierarchies } = findHierarchies(readFileSync(mounts, 'utf8'), readFileSync(self, 'utf8')))
+      ;({ version, hierarchies } = findHierarchies(readFileSync('/proc/self/mounts', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8')))
     } catch (error) {
       return { unavailable: (error as Error).message }
     }
@@ -83,20 +84,6 @@ export class WorkerCgroups {
   /** Removes a worker's group once its processes are gone (retrying while they exit). */
   async remove(workerId: string): Promise<void> {
     for (const { base } of this.hierarchies) await removeWhenEmpty(join(base, this.parentName, workerId))
-  }
-
-  /** Peak and current figures of a worker's group, for tests and diagnostics. */
-  usage(workerId: string): { memoryBytes: number | null; processes: number | null } {
-    const read = (controller: Controller, v1: string, v2: string) => {
-      const hierarchy = this.hierarchies.find((h) => h.controllers.includes(controller))
-      if (!hierarchy) return null
-      try {
-        return Number(readFileSync(join(hierarchy.base, this.parentName, workerId, this.version === 1 ? v1 : v2), 'utf8').trim())
-      } catch {
-        return null
-      }
-    }
-    return { memoryBytes: read('memory', 'memory.usage_in_bytes', 'memory.current'), processes: read('pids', 'pids.current', 'pids.current') }
   }
 
   /** Removes this server's parent group (after every worker is gone). */
@@ -150,7 +137,7 @@ export class WorkerCgroups {
       for (const name of subgroups(base)) {
         if (!name.startsWith(GROUP_PREFIX) || name === this.parentName) continue
         const pid = Number(name.slice(GROUP_PREFIX.length))
-        if (!Number.isInteger(pid) || existsSync(`/proc/${pid}`)) continue
+        if (!Number.isInteger(pid) || isRunning(pid)) continue
         const parent = join(base, name)
         try {
           for (const child of subgroups(parent)) rmdirSync(join(parent, child))
@@ -164,7 +151,7 @@ export class WorkerCgroups {
 }
 
 /** Where memory, pids and cpu are mounted, and this process's own group within them. */
-export function findHierarchies(mounts: string, selfCgroup: string): { version: 1 | 2; hierarchies: Hierarchy[] } {
+function findHierarchies(mounts: string, selfCgroup: string): { version: 1 | 2; hierarchies: Hierarchy[] } {
   const ownPath = new Map<string, string>() // v1 controller (or '' for v2) → own group path
   for (const line of selfCgroup.trim().split('\n')) {
     const [, controllers = '', path = '/'] = line.split(':')

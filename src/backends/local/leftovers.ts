@@ -14,11 +14,8 @@ export function ownDirectory(parent: string): string {
   return mkdtempSync(join(parent, `${PREFIX}${process.pid}-`))
 }
 
-/** Where a pool keeps its directories: the temp directory and, where it exists, /dev/shm. */
-export const directoryParents = (): string[] => [tmpdir(), '/dev/shm']
-
-/** Removes the directories that instances no longer running left in `parents`; returns them. */
-export function removeLeftovers(parents = directoryParents()): string[] {
+/** Removes the directories that instances no longer running left where a pool keeps them; returns them. */
+export function removeLeftovers(parents = [tmpdir(), '/dev/shm']): string[] {
   const removed: string[] = []
   for (const parent of parents) {
     let names: string[]
@@ -37,7 +34,8 @@ export function removeLeftovers(parents = directoryParents()): string[] {
   return removed
 }
 
-function isRunning(pid: number): boolean {
+/** Whether a process with this pid runs (another user's included). */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

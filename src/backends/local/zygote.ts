@@ -257,7 +257,7 @@ export class Zygote {
       const spawn = typeof hello.id === 'string' ? this.pending.get(hello.id) : undefined
       if (frames.length !== 1 || hello.op !== 'hello' || !spawn || !sameToken(spawn.token, hello.token)) return socket.destroy()
       this.pending.delete(hello.id!)
-      spawn.resolve({ socket, hostPid: Number.isSafeInteger(hello.host_pid) ? (hello.host_pid as number) : null })
+      spawn.resolve({ socket, hostPid: reportedPid(hello.host_pid) })
     }
     socket.on('data', onData)
   }
@@ -313,7 +313,7 @@ export class Zygote {
           const message = frame as { op?: string; id?: string; code?: number | null; signal?: number | null; host_pid?: unknown }
           if (message.op === 'ready') this.readyWaiter?.(message)
           else if (message.op === 'spawned' && message.id && this.cgroups) {
-            const placed = this.placeInCgroup(message.id, 'holder', Number.isSafeInteger(message.host_pid) ? (message.host_pid as number) : null)
+            const placed = this.placeInCgroup(message.id, 'holder', reportedPid(message.host_pid))
             placed.catch(() => {}) // the spawn awaits it and reports the failure
             this.holdersPlaced.set(message.id, placed)
           }
@@ -353,6 +353,9 @@ function sameToken(expected: string, given: unknown): boolean {
   if (typeof given !== 'string' || given.length !== expected.length) return false
   return timingSafeEqual(Buffer.from(expected), Buffer.from(given))
 }
+
+/** A pid a holder or worker reported, if it is one at all (isProcessOf checks whose it is). */
+const reportedPid = (value: unknown): number | null => (Number.isSafeInteger(value) && (value as number) > 0 ? (value as number) : null)
 
 /**
  * Whether `pid` is a holder or a worker of the sandbox whose bubblewrap process is
