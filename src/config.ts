@@ -5,7 +5,7 @@
 import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { z } from 'zod'
-import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, runtimeVersion } from './backends/e2b/template.ts'
+import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, runtimeVersion } from './runtime-template.ts'
 import type { TelemetryConfig } from './telemetry/setup.ts'
 import { keyFileSchema, KeyRing } from './auth/keys.ts'
 import { readFileSync } from 'node:fs'
@@ -105,6 +105,7 @@ const variables = {
   BLOCKGATE_E2B_MIN_WARM: int(0, 100).default(0),
   BLOCKGATE_E2B_MAX_SANDBOXES: int(1, 10_000).default(20),
   BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: int(1, 10_000).optional(),
+  BLOCKGATE_E2B_MAX_QUEUE: int(0).default(256),
   BLOCKGATE_E2B_CREATES_PER_SECOND: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a positive number').transform(Number).pipe(z.number().positive('must be a positive number')).default(1),
   BLOCKGATE_E2B_CREATE_RETRIES: int(0, 20).default(3),
   BLOCKGATE_E2B_ALLOW_INTERNET: flag.default(false),
@@ -175,9 +176,13 @@ export interface E2BConfig {
   idleMs: number
   minWarm: number
   maxSandboxes: number
-  /** Sandboxes one tenant may hold at once, and its runs waiting at most (absent: no bound but the pool's). */
-  tenantMaxSandboxes?: number
-  tenantMaxQueue?: number
+  /** Sandboxes one tenant may hold at once. */
+  tenantMaxSandboxes: number
+  /** Runs waiting for a sandbox at most, all tenants together and per tenant; beyond them a run is refused with 429. */
+  maxQueue: number
+  tenantMaxQueue: number
+  /** Blocks each sandbox's runtime keeps loaded (BLOCKGATE_BLOCK_CACHE_SIZE, as for workers). */
+  blockCacheSize: number
   createsPerSecond: number
   createRetries: number
   allowInternet: boolean
@@ -217,7 +222,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   // A tenant's share: half the pool (so two tenants fit side by side), at least one.
   const tenantMaxWorkers = values.BLOCKGATE_TENANT_MAX_WORKERS ?? Math.max(1, Math.floor(values.BLOCKGATE_MAX_WORKERS / 2))
   const tenantMaxSandboxes = values.BLOCKGATE_E2B_TENANT_MAX_SANDBOXES ?? Math.max(1, Math.floor(values.BLOCKGATE_E2B_MAX_SANDBOXES / 2))
-  const tenantMaxQueue = values.BLOCKGATE_TENANT_MAX_QUEUE ?? Math.min(values.BLOCKGATE_MAX_QUEUE, Math.max(1, Math.floor(values.BLOCKGATE_MAX_QUEUE / 4)))
+  // A tenant's waiting runs: a quarter of the queue, at least one (unless the queue holds none).
+  const quarterOf = (queue: number) => Math.min(queue, Math.max(1, Math.floor(queue / 4)))
+  const tenantMaxQueue = values.BLOCKGATE_TENANT_MAX_QUEUE ?? quarterOf(values.BLOCKGATE_MAX_QUEUE)
   if (problems.length === 0 && tenantMaxWorkers > values.BLOCKGATE_MAX_WORKERS) {
     problems.push('BLOCKGATE_TENANT_MAX_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
   }
@@ -288,7 +295,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           minWarm: values.BLOCKGATE_E2B_MIN_WARM,
           maxSandboxes: values.BLOCKGATE_E2B_MAX_SANDBOXES,
           tenantMaxSandboxes,
-          tenantMaxQueue,
+          maxQueue: values.BLOCKGATE_E2B_MAX_QUEUE,
+          // The tenant bound is one setting for both backends, within each one's queue.
+          tenantMaxQueue: Math.min(values.BLOCKGATE_E2B_MAX_QUEUE, values.BLOCKGATE_TENANT_MAX_QUEUE ?? quarterOf(values.BLOCKGATE_E2B_MAX_QUEUE)),
+          blockCacheSize: values.BLOCKGATE_BLOCK_CACHE_SIZE,
           createsPerSecond: values.BLOCKGATE_E2B_CREATES_PER_SECOND,
           createRetries: values.BLOCKGATE_E2B_CREATE_RETRIES,
           allowInternet: values.BLOCKGATE_E2B_ALLOW_INTERNET,

@@ -34,9 +34,7 @@ export function createBackends(config: Config): Backends {
   if (config.e2b) {
     backends.e2b = new E2BPool(config.e2b, {
       maxFrameBytes: frameLimitFor(config),
-      maxQueue: local.maxQueue,
       queueTimeoutMs: config.limits.queueTimeoutMs,
-      blockCacheSize: local.blockCacheSize,
     })
   }
   return backends

@@ -9,7 +9,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { Template, defaultBuildLogger, type TemplateClass } from 'e2b'
-import { RUNTIME_PORT, defaultTemplateId } from '../src/backends/e2b/template.ts'
+import { RUNTIME_PORT, defaultTemplateId } from '../src/runtime-template.ts'
 
 const REPO_ROOT = resolve(import.meta.dir, '..')
 const DOCKERFILE = resolve(import.meta.dir, 'e2b.Dockerfile')

@@ -85,3 +85,36 @@ describe('config', () => {
     expect(result.stderr.toString()).toContain('BLOCKGATE_MAX_WORKERS="many": must be a whole number')
   })
 })
+
+describe('config reaches the backend it is for', () => {
+  test('the e2b queue has its own bound; the tenant bound applies within it', () => {
+    const e2b = (env: Record<string, string>) => loadConfig({ E2B_API_KEY: 'k', ...env }).e2b
+    expect(e2b({ BLOCKGATE_MAX_QUEUE: '8' })).toMatchObject({ maxQueue: 256, tenantMaxQueue: 64 })
+    expect(e2b({ BLOCKGATE_E2B_MAX_QUEUE: '8' })).toMatchObject({ maxQueue: 8, tenantMaxQueue: 2 })
+    expect(e2b({ BLOCKGATE_E2B_MAX_QUEUE: '8', BLOCKGATE_TENANT_MAX_QUEUE: '50' })).toMatchObject({ maxQueue: 8, tenantMaxQueue: 8 })
+    expect(loadConfig({ BLOCKGATE_E2B_MAX_QUEUE: '8' }).local.maxQueue).toBe(256)
+  })
+
+  test('BLOCKGATE_BLOCK_CACHE_SIZE reaches both backends', () => {
+    const config = loadConfig({ E2B_API_KEY: 'k', BLOCKGATE_BLOCK_CACHE_SIZE: '7' })
+    expect(config.local.blockCacheSize).toBe(7)
+    expect(config.e2b?.blockCacheSize).toBe(7)
+  })
+
+  // Config is read before any backend starts and must not load one (or its SDK) to do it.
+  test('config.ts imports no backend module, directly or through another module', () => {
+    const transpiler = new Bun.Transpiler({ loader: 'ts' })
+    const seen = new Set<string>()
+    const visit = (file: string) => {
+      if (seen.has(file)) return
+      seen.add(file)
+      for (const { path } of transpiler.scanImports(readFileSync(file, 'utf8'))) {
+        if (path.startsWith('.')) visit(resolve(file, '..', path))
+      }
+    }
+    visit(resolve(PROJECT_ROOT, 'src/config.ts'))
+    const backends = resolve(PROJECT_ROOT, 'src/backends')
+    expect([...seen].filter((file) => file.startsWith(backends))).toEqual([])
+    expect(seen.size).toBeGreaterThan(3) // it did follow the imports
+  })
+})

@@ -6,7 +6,6 @@ import { createApp } from '../src/app.ts'
 import type { RunJob } from '../src/backends/backend.ts'
 import { E2BPool } from '../src/backends/e2b/pool.ts'
 import { METADATA } from '../src/backends/e2b/lifecycle.ts'
-import { defaultTemplateId } from '../src/backends/e2b/template.ts'
 import { blockOf } from '../src/run/block.ts'
 import { loadConfig, type E2BConfig } from '../src/config.ts'
 import { createBackends } from '../src/server.ts'
@@ -14,6 +13,7 @@ import { decodeCbor } from '../serializers/cbor.ts'
 import { startStandin, type Standin } from './standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
 import { allGoldenVectors } from './support/vectors.ts'
+import { standinE2BConfig, standinEnv } from './support/e2b-config.ts'
 
 let standin: Standin
 
@@ -24,26 +24,10 @@ afterAll(async () => {
   await standin?.stop()
 })
 
-function e2bConfig(overrides: Partial<E2BConfig> = {}): E2BConfig {
-  return {
-    apiKey: standin.apiKey,
-    apiUrl: standin.apiUrl,
-    sandboxUrl: standin.sandboxUrl,
-    mode: 'template',
-    templateId: defaultTemplateId(),
-    lifetimeMs: 300_000,
-    idleMs: 60_000,
-    minWarm: 0,
-    maxSandboxes: 8,
-    createsPerSecond: 100,
-    createRetries: 3,
-    allowInternet: false,
-    deploymentId: `test-${crypto.randomUUID().slice(0, 8)}`,
-    ...overrides,
-  }
-}
+const e2bConfig = (overrides: Partial<E2BConfig> = {}, env: Record<string, string> = {}): E2BConfig =>
+  standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '8', BLOCKGATE_E2B_MAX_QUEUE: '16', ...env }, overrides)
 
-const poolOptions = { maxFrameBytes: 64 << 20, maxQueue: 16, queueTimeoutMs: 20_000, blockCacheSize: 64 }
+const poolOptions = { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 }
 
 async function withPool<T>(overrides: Partial<E2BConfig>, body: (pool: E2BPool) => Promise<T>, options: Partial<typeof poolOptions> = {}): Promise<T> {
   const pool = new E2BPool(e2bConfig(overrides), { ...poolOptions, ...options })
@@ -405,23 +389,46 @@ describe('local and e2b give identical answers', () => {
   }
 })
 
-describe('settings that reach the sandbox', () => {
+describe('settings that reach the e2b backend', () => {
+  /** The e2b pool the server would build from this environment. */
+  async function withServerPool<T>(env: Record<string, string>, body: (pool: E2BPool) => Promise<T>): Promise<T> {
+    const config = loadConfig({ ...standinEnv(standin), ...env })
+    const pool = createBackends(config).e2b as E2BPool
+    await pool.start()
+    try {
+      return await body(pool)
+    } finally {
+      await pool.stop()
+    }
+  }
+
   // The runtime server in a sandbox was started by the template, not by blockgate: the
   // deployment's BLOCKGATE_BLOCK_CACHE_SIZE travels with the blocks it is sent.
   for (const [cacheSize, reloaded] of [[2, true], [64, false]] as const) {
-    test(`with a block cache of ${cacheSize}, the first of three blocks is ${reloaded ? 'evicted and loaded again' : 'still loaded'}`, async () => {
-      await withPool(
-        {},
-        async (pool) => {
-          const blocks = ['a', 'b', 'c'].map((name) => `def run(self):\n    return {"block": "${name}"}\n`)
-          for (const code of blocks) expect(outputs(await pool.run(job(code, {}, 'cache')))).toEqual({ block: expect.any(String) })
-          const again = await pool.run(job(blocks[0]!, {}, 'cache'))
-          expect(outputs(again)).toEqual({ block: 'a' })
-          expect(again.coldStart).toBe(reloaded)
-        },
-        { blockCacheSize: cacheSize },
-      )
+    test(`with BLOCKGATE_BLOCK_CACHE_SIZE=${cacheSize}, the first of three blocks is ${reloaded ? 'evicted and loaded again' : 'still loaded'}`, async () => {
+      await withServerPool({ BLOCKGATE_BLOCK_CACHE_SIZE: String(cacheSize) }, async (pool) => {
+        const blocks = ['a', 'b', 'c'].map((name) => `def run(self):\n    return {"block": "${name}"}\n`)
+        for (const code of blocks) expect(outputs(await pool.run(job(code, {}, 'cache')))).toEqual({ block: expect.any(String) })
+        const again = await pool.run(job(blocks[0]!, {}, 'cache'))
+        expect(outputs(again)).toEqual({ block: 'a' })
+        expect(again.coldStart).toBe(reloaded)
+      })
     }, 60_000)
   }
+
+  // The queue for sandboxes is bounded by its own setting, not by the local workers' queue.
+  test('BLOCKGATE_E2B_MAX_QUEUE bounds the runs waiting for a sandbox; BLOCKGATE_MAX_QUEUE does not', async () => {
+    const sleep = 'import time\ndef run(self):\n    time.sleep(0.3)\n    return {"slept": True}\n'
+    const env = { BLOCKGATE_MAX_QUEUE: '1', BLOCKGATE_E2B_MAX_QUEUE: '2', BLOCKGATE_E2B_MAX_SANDBOXES: '1' }
+    expect(loadConfig({ ...env, E2B_API_KEY: 'k' }).e2b).toMatchObject({ maxQueue: 2, tenantMaxQueue: 1 })
+    await withServerPool(env, async (pool) => {
+      // Four workspaces (four tenants), one sandbox: one runs, two wait their turn, the fourth finds the queue full.
+      const settled = await Promise.allSettled([1, 2, 3, 4].map((n) => pool.run(job(sleep, {}, `queue-${n}`))))
+      expect(settled.filter((s) => s.status === 'fulfilled').length).toBe(3)
+      const refused = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult
+      expect(refused.reason.status).toBe(429)
+      expect(refused.reason.message).toContain('2 runs are waiting')
+    })
+  }, 60_000)
 })
 

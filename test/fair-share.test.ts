@@ -5,13 +5,13 @@ import { createHash } from 'node:crypto'
 import { createApp } from '../src/app.ts'
 import { OutputsDocument, type RunJob } from '../src/backends/backend.ts'
 import { E2BPool } from '../src/backends/e2b/pool.ts'
-import { defaultTemplateId } from '../src/backends/e2b/template.ts'
 import type { LocalPool } from '../src/backends/local/pool.ts'
 import { RunQueue, tenantOf } from '../src/backends/run-queue.ts'
-import { ConfigError, loadConfig, type E2BConfig } from '../src/config.ts'
+import { ConfigError, loadConfig } from '../src/config.ts'
 import { blockOf } from '../src/run/block.ts'
 import { createBackends } from '../src/server.ts'
 import { startStandin, type Standin } from './standin/e2b/index.ts'
+import { standinE2BConfig } from './support/e2b-config.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
 
 // When the run held its worker, by the wall clock (workers share the host's clock).
@@ -122,12 +122,8 @@ describe('a fair share of the E2B sandboxes (the offline stand-in)', () => {
   })
 
   test("one workspace holds its share of the sandboxes; another workspace's run does not wait for it", async () => {
-    const config: E2BConfig = {
-      apiKey: standin.apiKey, apiUrl: standin.apiUrl, sandboxUrl: standin.sandboxUrl, mode: 'template', templateId: defaultTemplateId(),
-      lifetimeMs: 300_000, idleMs: 60_000, minWarm: 0, maxSandboxes: 2, tenantMaxSandboxes: 1, tenantMaxQueue: 4, createsPerSecond: 100, createRetries: 2,
-      allowInternet: false, deploymentId: `fair-${crypto.randomUUID().slice(0, 8)}`,
-    }
-    const pool = new E2BPool(config, { maxFrameBytes: 64 << 20, maxQueue: 16, queueTimeoutMs: 20_000, blockCacheSize: 64 })
+    const config = standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '2', BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: '1', BLOCKGATE_E2B_MAX_QUEUE: '16', BLOCKGATE_TENANT_MAX_QUEUE: '4' })
+    const pool = new E2BPool(config, { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 })
     await pool.start()
     try {
       const hog = [pool.run(job('hog', { s: 1.5 })), pool.run(job('hog', { s: 1.5 }))]

@@ -15,7 +15,7 @@ import {
   ServiceBusyError,
   TimeoutError,
 } from 'e2b'
-import { defaultTemplateId, RUNTIME_PORT } from '../src/backends/e2b/template.ts'
+import { defaultTemplateId, RUNTIME_PORT } from '../src/runtime-template.ts'
 import { encodeFrame, FrameReader } from '../src/backends/framing.ts'
 import { noFaults } from './standin/e2b/faults.ts'
 import { startStandin, type Standin } from './standin/e2b/index.ts'

@@ -7,11 +7,11 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace'
 import { createApp } from '../src/app.ts'
-import { defaultTemplateId } from '../src/backends/e2b/template.ts'
 import { E2BPool } from '../src/backends/e2b/pool.ts'
 import { loadConfig } from '../src/config.ts'
 import { createBackends } from '../src/server.ts'
 import { ATTR, SPAN } from '../src/telemetry/names.ts'
+import { standinE2BConfig } from './support/e2b-config.ts'
 import { startStandin, type Standin } from './standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from './support/http.ts'
 
@@ -29,14 +29,7 @@ beforeAll(async () => {
   trace.setGlobalTracerProvider(provider)
   propagation.setGlobalPropagator(new W3CTraceContextPropagator())
   standin = await startStandin()
-  const e2b = new E2BPool(
-    {
-      apiKey: standin.apiKey, apiUrl: standin.apiUrl, sandboxUrl: standin.sandboxUrl, mode: 'template', templateId: defaultTemplateId(),
-      lifetimeMs: 300_000, idleMs: 60_000, minWarm: 0, maxSandboxes: 4, createsPerSecond: 100, createRetries: 2, allowInternet: false,
-      deploymentId: `telemetry-${process.pid}`,
-    },
-    { maxFrameBytes: 64 << 20, maxQueue: 8, queueTimeoutMs: 20_000, blockCacheSize: 64 },
-  )
+  const e2b = new E2BPool(standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '4', BLOCKGATE_E2B_MAX_QUEUE: '8' }), { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 })
   backends = { ...createBackends(config), e2b }
   app = createApp({ config, backends })
   await Promise.all(Object.values(backends).map((b) => b.start()))

@@ -5,7 +5,7 @@ import { readdirSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { readTemplateConfig } from '../template/build.ts'
 import { runtimeFiles } from '../src/backends/e2b/runtime-interpreter.ts'
-import { defaultTemplateId, runtimeVersion } from '../src/backends/e2b/template.ts'
+import { defaultTemplateId, runtimeVersion } from '../src/runtime-template.ts'
 import { PROJECT_ROOT } from '../src/config.ts'
 
 describe('the E2B template', () => {

@@ -8,7 +8,7 @@ import type { E2BConfig } from '../../config.ts'
 import { BlockgateError, Overloaded, RemoteBackendFailed } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { trace } from '@opentelemetry/api'
-import { runtimeVersion } from './template.ts'
+import { runtimeVersion } from '../../runtime-template.ts'
 
 export type LifecycleCall = 'create' | 'kill' | 'set_timeout' | 'list'
 

@@ -23,12 +23,8 @@ import { InterpreterRuntime } from './runtime-interpreter.ts'
 
 export interface E2BPoolOptions {
   maxFrameBytes: number
-  /** Runs waiting for a sandbox, at most; beyond it a run is refused with 429. */
-  maxQueue: number
   /** How long a run may wait for a sandbox (creation included) before a 503. */
   queueTimeoutMs: number
-  /** Blocks each sandbox's runtime keeps loaded (BLOCKGATE_BLOCK_CACHE_SIZE). */
-  blockCacheSize: number
 }
 
 /** A runtime that can also be cancelled mid-request (the client went away). */
@@ -75,9 +71,9 @@ export class E2BPool implements Backend {
   ) {
     this.lifecycle = new Lifecycle(config)
     this.waiters = new RunQueue({
-      maxQueue: options.maxQueue,
-      tenantMaxQueue: config.tenantMaxQueue ?? options.maxQueue,
-      tenantShare: config.tenantMaxSandboxes ?? config.maxSandboxes,
+      maxQueue: config.maxQueue,
+      tenantMaxQueue: config.tenantMaxQueue,
+      tenantShare: config.tenantMaxSandboxes,
       timeoutMs: options.queueTimeoutMs,
       size: config.maxSandboxes,
       runtimes: 'E2B sandboxes',
@@ -141,7 +137,7 @@ export class E2BPool implements Backend {
       let answered = true
       let exitReason: string | undefined
       try {
-        const session = await runBlock(runtime, job, deadline, { inlineLoad: true, cacheSize: this.options.blockCacheSize })
+        const session = await runBlock(runtime, job, deadline, { inlineLoad: true, cacheSize: this.config.blockCacheSize })
         remote.runs++
         return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.created })
       } catch (error) {

@@ -4,7 +4,7 @@
 import type { Sandbox } from 'e2b'
 import { encodeFrame, FrameReader } from '../framing.ts'
 import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
-import { RUNTIME_PORT } from './template.ts'
+import { RUNTIME_PORT } from '../../runtime-template.ts'
 
 export const FRAME_CONTENT_TYPE = 'application/vnd.blockgate.frame'
 

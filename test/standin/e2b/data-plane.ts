@@ -3,7 +3,7 @@
 // (or paused) answers 502 like the edge does; the envd port checks the envd access token,
 // every other port the traffic access token, when the sandbox has one.
 import { timingSafeEqual } from 'node:crypto'
-import { RUNTIME_PORT } from '../../../src/backends/e2b/template.ts'
+import { RUNTIME_PORT } from '../../../src/runtime-template.ts'
 import { envd } from './envd.ts'
 import type { Faults } from './faults.ts'
 import { forwardToSocket } from './forward.ts'

@@ -1,6 +1,6 @@
 // The templates the stand-in knows, and what a sandbox of each runs from its first moment
 // (what a real template's snapshot would already hold).
-import { CODE_INTERPRETER_TEMPLATE } from '../../../src/backends/e2b/template.ts'
+import { CODE_INTERPRETER_TEMPLATE } from '../../../src/runtime-template.ts'
 
 export interface TemplateKind {
   /** The Python kernel behind port 49999 starts with the sandbox (else on first use). */

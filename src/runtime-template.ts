@@ -1,9 +1,11 @@
-// What the E2B side of blockgate agrees on with its template (template/e2b.*, template/build.ts):
-// the template's name, which carries the runtime's version, and the port its server listens on.
+// What blockgate agrees on with its Python runtime (template/runtime/) and the E2B template
+// built from it (template/e2b.*, template/build.ts): the runtime's version, the template's
+// name, which carries it, and the port the runtime's server listens on in a sandbox. A leaf
+// module: config reads it without reaching into a backend.
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 
-const RUNTIME_PACKAGE = resolve(import.meta.dir, '../../../template/runtime/__init__.py')
+const RUNTIME_PACKAGE = resolve(import.meta.dir, '../template/runtime/__init__.py')
 
 let version: string | null = null
 
