@@ -1,18 +1,15 @@
-// The local backend: workers forked from a sandboxed zygote. A worker serves one
-// workspace for its whole life; a run goes to an idle worker of its workspace that holds
-// the block, else any idle one of its workspace, else a warm spare, else a new fork, else
-// it waits in a bounded queue. A tenant (API key, else workspace) holds at most its share
-// of the workers; past it, its runs wait for one of its own (see run-queue.ts). Workers are
-// recycled after N runs or past a memory mark.
+// The local backend: workers forked from a sandboxed zygote, kept warm and reused by the
+// shared warm-pool policy (warm-pool.ts: a worker serves one workspace for its whole life;
+// tenants get fair shares; runs wait in a bounded queue). What is local's own: forking from
+// the zygote and restarting it when it dies, a cgroup per worker, and recycling a worker
+// after N runs or past a memory mark.
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
 import { outcomeOf, runBlock } from '../runtime-session.ts'
-import { ATTR, SPAN } from '../../telemetry/names.ts'
-import { traceAcquire, traceEnd } from '../../telemetry/run-spans.ts'
-import { inSpan } from '../../telemetry/spans.ts'
+import { SPAN, ATTR } from '../../telemetry/names.ts'
 import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
-import { RunQueue, tenantOf } from '../run-queue.ts'
+import { WarmPool } from '../warm-pool.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 import { WorkerCgroups } from './cgroups.ts'
 import { removeLeftovers } from './leftovers.ts'
@@ -32,36 +29,40 @@ export interface LocalPoolOptions extends ZygoteOptions {
   maxRssBytes: number
 }
 
-interface Acquired {
-  worker: Worker
-  forked: boolean
-}
-
 const RESTART_BACKOFF_MS = 1000
 
 export class LocalPool implements Backend {
   readonly name = 'local' as const
   private zygote: Zygote | null = null
-  private readonly idle: Worker[] = []
-  private readonly spares: Worker[] = []
-  private readonly all = new Set<Worker>()
-  private readonly waiters: RunQueue<Acquired>
-  private forking = 0
+  private readonly pool: WarmPool<Worker>
   private stopped = false
-  private lastError: string | null = null
+  /** Why the zygote could not be restarted, until it is. */
+  private zygoteError: string | null = null
   /** A cgroup per worker, or why there is none. */
   private cgroups: WorkerCgroups | { unavailable: string } | null = null
 
   constructor(private readonly options: LocalPoolOptions) {
-    this.waiters = new RunQueue({
-      maxQueue: options.maxQueue,
-      tenantMaxQueue: options.tenantMaxQueue,
-      tenantShare: options.tenantMaxWorkers,
-      timeoutMs: options.queueTimeoutMs,
-      size: options.maxWorkers,
-      runtimes: 'workers',
-      shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
-    })
+    this.pool = new WarmPool<Worker>(
+      {
+        start: () => this.fork(),
+        end: (worker) => worker.kill(),
+        holds: (worker, hash) => worker.loaded.has(hash),
+        canStart: () => this.canFork(),
+        reusable: (worker) => worker.alive && worker.runs < options.maxRunsPerWorker && worker.rssBytes <= options.maxRssBytes,
+      },
+      {
+        backend: 'local',
+        spares: options.minWarm,
+        size: options.maxWorkers,
+        maxQueue: options.maxQueue,
+        tenantMaxQueue: options.tenantMaxQueue,
+        tenantShare: options.tenantMaxWorkers,
+        shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
+        queueTimeoutMs: options.queueTimeoutMs,
+        runtimes: 'workers',
+        startSpan: { name: SPAN.workerSpawn, attributes: { [ATTR.backend]: 'local' } },
+      },
+    )
   }
 
   async start(): Promise<void> {
@@ -70,33 +71,32 @@ export class LocalPool implements Backend {
     this.cgroups = this.openCgroups()
     this.zygote = await Zygote.start(this.options, this.workerCgroups())
     this.watchZygote(this.zygote)
-    await Promise.all(Array.from({ length: this.options.minWarm }, () => this.fork().then((w) => this.addSpare(w))))
+    await this.pool.warmUp()
   }
 
   status(): BackendStatus {
-    const byWorkspace: Record<string, number> = {}
-    for (const worker of this.all) if (worker.workspace) byWorkspace[worker.workspace] = (byWorkspace[worker.workspace] ?? 0) + 1
+    const { live, idle, spares, starting, queued, by_workspace } = this.pool.counts()
+    const lastError = this.zygoteError ?? this.pool.lastError
     return {
       ready: !this.stopped && this.zygote?.alive === true,
       isolation: this.options.isolation === 'sandboxed' ? 'bubblewrap + per-worker namespaces, seccomp, rlimits' : 'OFF (BLOCKGATE_ALLOW_UNSANDBOXED)',
       cgroups: this.cgroups instanceof WorkerCgroups ? this.cgroups.describe() : `off: ${this.cgroups?.unavailable ?? 'not started'}`,
-      live: this.all.size,
-      workers: this.all.size,
-      idle: this.idle.length,
-      spares: this.spares.length,
-      forking: this.forking,
-      queued: this.waiters.length,
-      by_workspace: byWorkspace,
-      ...(this.lastError ? { last_error: this.lastError } : {}),
+      live,
+      workers: live,
+      idle,
+      spares,
+      forking: starting,
+      queued,
+      by_workspace,
+      ...(lastError ? { last_error: lastError } : {}),
     }
   }
 
   async run(job: RunJob): Promise<RunOutcome> {
     const queuedAt = performance.now()
-    const tenant = tenantOf(job)
-    // From here until the run ends, the worker counts against the tenant's share.
-    const acquired = await traceAcquire('local', job, () => this.acquire(job, tenant), (a) => ({ cold: a.forked, runtimeId: a.worker.id, waitedMs: a.waitedMs }))
-    const worker = acquired.worker
+    // From here until `finish`, the worker counts against the tenant's share.
+    const acquired = await this.pool.acquire(job)
+    const worker = acquired.runtime
     const acquiredAt = performance.now()
     const deadline = acquiredAt + job.timeoutMs
     const abort = () => worker.kill() // the client left: stop its code, not just its answer
@@ -113,29 +113,23 @@ export class LocalPool implements Backend {
         exitReason = 'left_running'
       }
       worker.runs++
-      return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.forked })
+      return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.started })
     } catch (error) {
       reusable = error instanceof BlockgateError
       exitReason = job.signal?.aborted ? 'client_gone' : error instanceof WorkerUnresponsive ? 'timeout' : error instanceof WorkerExited ? 'crashed' : 'error'
       throw this.translate(error, job, worker)
     } finally {
       job.signal?.removeEventListener('abort', abort)
-      const kept = reusable && worker.alive
-      traceEnd(worker.id, kept, exitReason)
-      this.waiters.drop(tenant)
-      if (kept) this.release(worker)
-      else this.retire(worker)
+      this.pool.finish(acquired, reusable && worker.alive, exitReason)
     }
   }
 
   async stop(): Promise<void> {
     this.stopped = true
-    this.waiters.rejectAll(new Overloaded('the server is shutting down', 1))
-    for (const worker of this.all) worker.kill()
-    this.all.clear()
-    this.idle.length = 0
-    this.spares.length = 0
+    // Forks in flight fail once the zygote is gone; the pool waits for them.
+    const draining = this.pool.stop()
     await this.zygote?.stop()
+    await draining
     await this.workerCgroups()?.close()
   }
 
@@ -157,62 +151,7 @@ export class LocalPool implements Backend {
 
   /** Live workers, by id, with their workspace: for tests and diagnostics. */
   workers(): { id: string; workspace: string | null; runs: number }[] {
-    return [...this.all].map((w) => ({ id: w.id, workspace: w.workspace, runs: w.runs }))
-  }
-
-  /** A worker for `job`; at its share, a tenant waits for one of its own even if others are free. */
-  private async acquire(job: RunJob, tenant: string): Promise<Acquired & { waitedMs: number }> {
-    if (this.stopped) throw new Overloaded('the server is shutting down', 1)
-    const { workspace } = job
-    const hash = job.block.hash
-    return this.waiters.acquire(tenant, workspace, hash, job.signal, () => this.startFor(workspace, hash, true))
-  }
-
-  /**
-   * How a run of `workspace` can get a worker now, cheapest first (see RunQueue.next): 0 an
-   * idle one of its workspace holding the block, 1 another idle one of its workspace, 2 a
-   * spare or a new fork, 3 a fork after retiring an idle worker of another workspace;
-   * undefined when every worker is busy, or no fork can start until the zygote is back.
-   */
-  private costFor(workspace: string, hash: string): number | undefined {
-    const mine = this.idle.filter((w) => w.workspace === workspace)
-    if (mine.length > 0) return mine.some((w) => w.loaded.has(hash)) ? 0 : 1
-    if (this.spares.length > 0 || (this.hasRoom() && this.canFork())) return 2
-    return this.idle.length > 0 && this.canFork() ? 3 : undefined
-  }
-
-  /** Takes the worker `costFor` priced (null where it said undefined); a fork is started, not awaited. */
-  private startFor(workspace: string, hash: string, traced: boolean): Promise<Acquired> | null {
-    const mine = this.idle.filter((w) => w.workspace === workspace)
-    const warm = mine.find((w) => w.loaded.has(hash)) ?? mine[0]
-    if (warm) {
-      this.idle.splice(this.idle.indexOf(warm), 1)
-      return Promise.resolve({ worker: warm, forked: false })
-    }
-    const spare = this.spares.shift()
-    if (spare) {
-      spare.workspace = workspace
-      this.refillSpares()
-      return Promise.resolve({ worker: spare, forked: true })
-    }
-    // The zygote is restarting: the run waits in the queue, served once it is back.
-    if (!this.canFork()) return null
-    if (!this.hasRoom()) {
-      // Full: make room by retiring an idle worker of another workspace, if there is one.
-      const other = this.idle.find((w) => w.workspace !== workspace)
-      if (other) this.retire(other, false)
-    }
-    if (!this.hasRoom()) return null
-    // A fork for a waiter is not traced here: the span in hand is the run that freed room.
-    const forking = traced ? inSpan(SPAN.workerSpawn, { [ATTR.backend]: 'local' }, () => this.forkOrOverloaded()) : this.forkOrOverloaded()
-    return forking.then((worker) => {
-      worker.workspace = workspace
-      return { worker, forked: true }
-    })
-  }
-
-  private hasRoom(): boolean {
-    return this.all.size + this.forking < this.options.maxWorkers
+    return this.pool.list()
   }
 
   private canFork(): boolean {
@@ -220,83 +159,20 @@ export class LocalPool implements Backend {
     if (!zygote?.alive) return false
     if (!zygote.reachable) {
       // No new worker could connect: start over with a new zygote (watchZygote restarts it).
-      log.error('the worker socket was removed; restarting the zygote', { workers: this.all.size })
+      log.error('the worker socket was removed; restarting the zygote', { workers: this.pool.counts().live })
       zygote.kill()
       return false
     }
     return true
   }
 
-  private release(worker: Worker): void {
-    if (this.stopped) return this.retire(worker)
-    if (worker.runs >= this.options.maxRunsPerWorker || worker.rssBytes > this.options.maxRssBytes) return this.retire(worker)
-    // Idle until a waiter takes it: one of its workspace, or one that retires it for room.
-    this.idle.push(worker)
-    this.serveWaiters()
-  }
-
-  /** Ends a worker whose state can no longer be trusted (or is not needed), and keeps the pool's shape. */
-  private retire(worker: Worker, refill = true): void {
-    worker.kill()
-    this.all.delete(worker)
-    for (const list of [this.idle, this.spares]) {
-      const at = list.indexOf(worker)
-      if (at >= 0) list.splice(at, 1)
-    }
-    if (refill) this.serveWaiters()
-  }
-
-  /** Waiters the pool can serve now get a worker, the fairest first (RunQueue.next). */
-  private serveWaiters(): void {
-    if (this.stopped) return
-    this.waiters.serveAll(
-      (w) => this.costFor(w.workspace, w.hash),
-      (w) => this.startFor(w.workspace, w.hash, false)!,
-      (acquired) => this.release(acquired.worker),
-    )
-    this.refillSpares()
-  }
-
-  private refillSpares(): void {
-    if (this.stopped) return
-    const wanted = this.options.minWarm - this.spares.length - this.forking
-    for (let i = 0; i < wanted && this.hasRoom() && this.canFork(); i++) {
-      this.fork().then(
-        (worker) => this.addSpare(worker),
-        () => {},
-      )
-    }
-  }
-
-  private addSpare(worker: Worker): void {
-    this.spares.push(worker)
-    this.serveWaiters()
-  }
-
+  /** A new worker from the zygote; one that dies while idle or spare is replaced. */
   private async fork(): Promise<Worker> {
     if (!this.zygote) throw new Error('the pool has not started')
-    this.forking++
     try {
       const worker = await this.zygote.spawnWorker()
-      this.all.add(worker)
-      this.lastError = null
-      void worker.exited.then(() => {
-        // A worker that dies while idle or spare is replaced.
-        if (this.all.has(worker) && (this.idle.includes(worker) || this.spares.includes(worker))) this.retire(worker)
-      })
-      if (this.stopped) worker.kill()
+      void worker.exited.then(() => this.pool.lost(worker))
       return worker
-    } catch (error) {
-      this.lastError = (error as Error).message
-      throw error
-    } finally {
-      this.forking--
-    }
-  }
-
-  private async forkOrOverloaded(): Promise<Worker> {
-    try {
-      return await this.fork()
     } catch (error) {
       throw new Overloaded(`no worker could be started: ${(error as Error).message}`, 2)
     }
@@ -306,8 +182,8 @@ export class LocalPool implements Backend {
   private watchZygote(zygote: Zygote): void {
     void zygote.exited.then(async () => {
       if (this.stopped) return
-      log.error('the zygote exited; restarting it', { workers: this.all.size })
-      for (const worker of [...this.all]) this.retire(worker, false)
+      log.error('the zygote exited; restarting it', { workers: this.pool.counts().live })
+      this.pool.retireAll()
       for (;;) {
         try {
           await Bun.sleep(RESTART_BACKOFF_MS)
@@ -315,11 +191,12 @@ export class LocalPool implements Backend {
           const zygote = await Zygote.start(this.options, this.workerCgroups())
           if (this.stopped) return void (await zygote.stop()) // the server stopped while it started
           this.zygote = zygote
+          this.zygoteError = null
           this.watchZygote(zygote)
-          this.serveWaiters()
+          this.pool.serveWaiters()
           return
         } catch (error) {
-          this.lastError = (error as Error).message
+          this.zygoteError = `the zygote could not be restarted: ${(error as Error).message}`
         }
       }
     })
