@@ -5,7 +5,7 @@
 // row whose rounds disagreed by more than that has shown its own noise, and is held to it.
 import type { Row } from './stats.ts'
 
-export const NOISE_FLOOR = 0.15
+const NOISE_FLOOR = 0.15
 
 export interface Change {
   id: string

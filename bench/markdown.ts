@@ -3,7 +3,7 @@
 import type { BenchResult } from './results.ts'
 import type { Row } from './stats.ts'
 
-export const BACKEND_TITLES: Record<string, string> = {
+const BACKEND_TITLES: Record<string, string> = {
   'local-fresh': 'local, fresh interpreter per worker',
   'local-fork': 'local, fork from the sandboxed zygote, at the runtime protocol (no HTTP)',
   'local-zygote': 'local, fork from the sandboxed zygote',
@@ -29,7 +29,7 @@ export function factor(value: number): string {
 }
 
 /** p50 / baseline p50 as words: "86× faster" or "3.2× slower". */
-export function times(ratio: number | undefined | null): string {
+function times(ratio: number | undefined | null): string {
   if (ratio === undefined || ratio === null) return '–'
   return ratio < 1 ? `${factor(1 / ratio)} faster` : `${factor(ratio)} slower`
 }

@@ -61,7 +61,7 @@ export function buildPayloads(): Payloads {
 }
 
 /** The inputs as the proxy holds them after decoding a request. */
-export function inputsOf(payload: BlockPayload): Record<string, unknown> {
+function inputsOf(payload: BlockPayload): Record<string, unknown> {
   return decodeKinds(decodeCbor(payload.cbor), 'inputs') as Record<string, unknown>
 }
 

@@ -10,7 +10,7 @@ import { renderMarkdown } from './markdown.ts'
 import type { ColdWarm } from './ratios.ts'
 import type { Row } from './stats.ts'
 
-export const RESULTS_DIR = resolve(import.meta.dir, 'results')
+const RESULTS_DIR = resolve(import.meta.dir, 'results')
 
 export interface BenchResult {
   schema: 1

@@ -88,7 +88,7 @@ for (let tag = TYPED_ARRAY_TAGS.first; tag <= TYPED_ARRAY_TAGS.last; tag++) {
  * aligned, so the Python side maps them to numpy arrays without a copy; the head holds
  * [offset, length] under this tag instead of the bytes. Never valid from a client.
  */
-export const SIDECAR = { tag: 61440, align: 64, minBytes: 4096 } as const
+const SIDECAR = { tag: 61440, align: 64, minBytes: 4096 } as const
 
 export const alignSidecar = (n: number) => Math.ceil(n / SIDECAR.align) * SIDECAR.align
 
@@ -104,7 +104,7 @@ export interface SharedRegion {
   /** A fresh copy of the bytes at [offset, offset + length); throws when out of range. */
   read(offset: number, length: number): Uint8Array
 }
-export const REGION = { tag: 61444, minBytes: 1024 * 1024 } as const
+const REGION = { tag: 61444, minBytes: 1024 * 1024 } as const
 
 let sidecarOut: { buffers: Uint8Array[]; size: number; region: SharedRegion | null } | null = null
 
@@ -203,7 +203,7 @@ export function dateProblem(value: TimestampText | Tag): string | null {
 // the next), sets and maps (258, 259), self-described CBOR (55799). From a client they
 // would only be a way to build surprising values; they stay inert Tag objects, which
 // decodeKinds refuses with the input's path and a worker frame may not carry at all.
-export const INERT_TAGS = [4, 5, 6, 14, 15, 27, 28, 29, 51, 105, 258, 259, 55799] as const
+const INERT_TAGS = [4, 5, 6, 14, 15, 27, 28, 29, 51, 105, 258, 259, 55799] as const
 for (const tag of INERT_TAGS) decodeTag(tag, (value: unknown) => new Tag(value, tag))
 
 /**
@@ -271,7 +271,7 @@ addExtension({
  * travels as its UTF-16LE code units under this tag, and the runtime rebuilds the same str
  * (serializers/registry.py). Never valid from a client.
  */
-export const SURROGATE_TEXT = { tag: 61445 } as const
+const SURROGATE_TEXT = { tag: 61445 } as const
 export class SurrogateText {
   constructor(readonly text: string) {}
   toJSON(): string {

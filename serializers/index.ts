@@ -15,7 +15,7 @@ export { KindError }
 export type { KindMap, KindName, Serializer }
 
 /** Caps on any decoded value, whatever the body limit. */
-export const WALK_LIMITS = { maxDepth: 64, maxNodes: 1_000_000 } as const
+const WALK_LIMITS = { maxDepth: 64, maxNodes: 1_000_000 } as const
 
 const byName = new Map<string, Serializer>()
 const byTag = new Map<number, Serializer>()

@@ -112,7 +112,8 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
     },
   )
 
-  // Roboflow Inference's remote-execution protocol, on the same run path (Contract 5).
+  // Roboflow Inference's remote-execution protocol, on the same run path as /v1/run
+  // (README.md, "Use blockgate from Roboflow Inference").
   if (config.webexec) registerWebexec(app, { config: { ...config, webexec: config.webexec }, backends, audit })
 
   app.notFound((c) => {

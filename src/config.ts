@@ -5,7 +5,7 @@
 import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { z } from 'zod'
-import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, runtimeVersion } from './runtime-template.ts'
+import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, RUNTIME_DEFAULTS, runtimeVersion } from './runtime-template.ts'
 import type { TelemetryConfig } from './telemetry/setup.ts'
 import { keyFileSchema, KeyRing } from './auth/keys.ts'
 import { readFileSync } from 'node:fs'
@@ -75,8 +75,8 @@ const variables = {
   BLOCKGATE_MAX_BODY_BYTES: int(1024).default(64 * 1024 * 1024),
   BLOCKGATE_DEFAULT_TIMEOUT_MS: int(1).default(10_000),
   BLOCKGATE_MAX_TIMEOUT_MS: int(1).default(60_000),
-  BLOCKGATE_MAX_CAPTURE_BYTES: int(0).default(1024 * 1024),
-  BLOCKGATE_BLOCK_CACHE_SIZE: int(1, 4096).default(64),
+  BLOCKGATE_MAX_CAPTURE_BYTES: int(0).default(RUNTIME_DEFAULTS.maxCaptureBytes),
+  BLOCKGATE_BLOCK_CACHE_SIZE: int(1, RUNTIME_DEFAULTS.maxBlockCacheSize).default(RUNTIME_DEFAULTS.blockCacheSize),
   BLOCKGATE_WORKER_START_TIMEOUT_MS: int(100).default(60_000),
   BLOCKGATE_QUEUE_TIMEOUT_MS: int(1).default(30_000),
   BLOCKGATE_WORKSPACE_BACKENDS: workspacePolicy.default({}),

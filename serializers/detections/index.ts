@@ -18,7 +18,7 @@ import { DTYPES, NDArray, type NumericDType } from '../ndarray/index.ts'
 export const DETECTIONS_TAG = 61442
 const FIELDS = ['xyxy', 'confidence', 'class_id', 'tracker_id', 'mask', 'data', 'metadata'] as const
 /** Caps on a mask, whatever the body limit. */
-export const MASK_LIMITS = { maxSide: 16384, maxPixels: 2 ** 31 } as const
+const MASK_LIMITS = { maxSide: 16384, maxPixels: 2 ** 31 } as const
 
 const shapeText = (shape: readonly unknown[]) => `[${shape.map(String).join(', ')}]`
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>

@@ -17,7 +17,7 @@ import { NDArray } from '../ndarray/index.ts'
 import { describe, fieldsOf, VideoMetadata } from '../video_metadata/index.ts'
 
 export const IMAGE_TAG = 61441
-export const IMAGE_LIMITS = { maxSide: 16384, channels: [1, 3, 4], dtypes: ['uint8', 'uint16'], maxCoordinate: 2 ** 31 - 1 } as const
+const IMAGE_LIMITS = { maxSide: 16384, channels: [1, 3, 4], dtypes: ['uint8', 'uint16'], maxCoordinate: 2 ** 31 - 1 } as const
 const FIELDS = ['pixels', 'encoded', 'parent_id', 'parent_origin', 'root_parent_id', 'root_origin', 'image_reference', 'video_metadata'] as const
 const ORIGIN_FIELDS = ['offset_x', 'offset_y', 'width', 'height'] as const
 

@@ -68,11 +68,11 @@ for (const [dtype, info] of Object.entries(DTYPES) as [NumericDType, DTypeInfo][
   if (info.bigEndianTag !== undefined) BY_TAG.set(info.bigEndianTag, { dtype, bigEndian: true })
 }
 
-export const MULTI_DIMENSIONAL_TAG = 40
+const MULTI_DIMENSIONAL_TAG = 40
 export const HOMOGENEOUS_TAG = 41
-export const COLUMN_MAJOR_TAG = 1040
+const COLUMN_MAJOR_TAG = 1040
 /** Caps on what a decoder accepts, whatever the body limit. */
-export const LIMITS = { maxDims: 32, maxElements: 2 ** 31 } as const
+const LIMITS = { maxDims: 32, maxElements: 2 ** 31 } as const
 
 /**
  * An n-dimensional array: dtype, shape and the row-major little-endian bytes (numeric

@@ -70,7 +70,7 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]
  * `text` if it is an RFC 3339 date-time with a UTC offset that Python can hold (year ≥ 1,
  * no leap second, upper-case T and Z, as cbor2 reads them); else KindError at `path`.
  */
-export function checkTimestamp(text: unknown, path: string): string {
+function checkTimestamp(text: unknown, path: string): string {
   const bad = () => new KindError(path, `must be an RFC 3339 timestamp with a UTC offset (2024-05-01T12:00:00+05:30), got ${describe(text)}`)
   if (typeof text !== 'string') throw bad()
   const match = RFC3339.exec(text)

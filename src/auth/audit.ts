@@ -3,7 +3,7 @@
 // of the event loop, so a run's answer never waits for the log.
 import type { Backend, RunJob, RunOutcome } from '../backends/backend.ts'
 import { log } from '../log.ts'
-import { outcomeOf } from '../telemetry/metrics.ts'
+import { outcomeLabel } from '../telemetry/metrics.ts'
 import type { Caller } from './caller.ts'
 
 interface AuditEntry {
@@ -43,7 +43,7 @@ export class AuditLog {
       this.record(entry('ok', outcome.coldStart))
       return outcome
     } catch (error) {
-      this.record(entry(outcomeOf(error)))
+      this.record(entry(outcomeLabel(error)))
       throw error
     }
   }

@@ -14,7 +14,7 @@ export interface CallerEnv {
   Variables: { caller: Caller }
 }
 
-export const DEFAULT_WORKSPACE = 'default'
+const DEFAULT_WORKSPACE = 'default'
 
 /** Middleware: finds the caller's key (401 without a valid one) and holds a quota slot for the request. */
 export function identifyCaller(keys: KeyRing, quotas: Quotas, { modalPair = false } = {}): MiddlewareHandler<CallerEnv> {

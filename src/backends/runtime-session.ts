@@ -1,27 +1,28 @@
 // What both backends do with a runtime once they hold one: load the block unless the
 // runtime already has it, run it, and turn the runtime's reply into an outcome or a
-// typed error. The runtime is a local worker or a remote sandbox; the protocol is the same.
+// typed error. The runtime is a local worker or a remote sandbox; the protocol is the same
+// (runtime-protocol.ts), and each reply is checked against it here, before a field is read.
 import { OutputsDocument, type RunJob, type RunOutcome } from './backend.ts'
-import { BadRequest, BlockCodeError, BlockgateError, OutputTooLarge, RuntimeReportedError } from '../errors.ts'
+import { BadRequest, BlockCodeError, type BlockgateError, OutputTooLarge, RuntimeReportedError } from '../errors.ts'
 import { ATTR, runtimePhaseSpan, SPAN } from '../telemetry/names.ts'
 import { inSpan, pastSpan } from '../telemetry/spans.ts'
+import { checkReply, type FailureReply, type LoadReply, type RunReply, type RunRequest, type RuntimeRequest } from './runtime-protocol.ts'
 
-/** What every runtime reply carries; ops add their own fields. */
-export interface RuntimeReply {
-  ok: boolean
-  error?: { type: string; message: string } & Record<string, unknown>
-  [field: string]: unknown
-}
+/**
+ * A runtime's answer as its transport delivered it: one decoded frame, not yet trusted.
+ * runBlock checks it against the reply of the op it sent (checkReply) before reading it.
+ */
+export type RuntimeReply = unknown
 
 /** A Python runtime that answers one request at a time, whatever carries the frames. */
 export interface BlockRuntime {
   /** Block hashes the runtime holds, mirrored from its load/evict replies. */
   readonly loaded: Set<string>
-  request(message: Record<string, unknown>, timeoutMs: number): Promise<RuntimeReply>
+  request(message: RuntimeRequest, timeoutMs: number): Promise<RuntimeReply>
 }
 
 export interface SessionResult {
-  reply: RuntimeReply
+  reply: RunReply
   /** True when the block had to be loaded first. */
   loadedBlock: boolean
   /** When the load (if any) ended and the run began. */
@@ -43,28 +44,28 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
       await loadBlock(runtime, job, deadline)
     }
     const runStartedAt = performance.now()
-    const message: Record<string, unknown> = { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat }
+    const message: RunRequest = { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat }
     if (missing && inlineLoad) {
       message.code = job.block.code
       if (cacheSize !== undefined) message.cache_size = cacheSize
     }
     const reply = await inSpan(SPAN.execute, { [ATTR.timeoutMs]: Math.round(remaining(deadline)) }, async (span) => {
       const sentAt = wallClockMs()
-      const reply = await runtime.request(message, remaining(deadline))
-      if (span.isRecording()) addRuntimePhases(reply, sentAt, wallClockMs())
+      const reply = checkReply('run', await runtime.request(message, remaining(deadline)))
+      if (span.isRecording() && reply.ok) addRuntimePhases(reply, sentAt, wallClockMs())
       // The runtime may have evicted the block since our mirror last heard: load again once.
       if (isUnknownBlock(reply) && attempt === 0) return reply
       if (!reply.ok) throw blockError(reply)
       return reply
     })
-    if (isUnknownBlock(reply)) {
+    if (!reply.ok) {
+      // The block was unknown: forget it and load it again.
       runtime.loaded.delete(job.block.hash)
       continue
     }
-    const loadedNow = reply.loaded as { evicted?: string[] } | undefined
-    if (loadedNow) {
+    if (reply.loaded) {
       loadedBlock = true
-      noteLoaded(runtime, job.block.hash, loadedNow.evicted)
+      noteLoaded(runtime, job.block.hash, reply.loaded.evicted)
     }
     return { reply, loadedBlock, runStartedAt }
   }
@@ -73,31 +74,29 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
 async function loadBlock(runtime: BlockRuntime, job: RunJob, deadline: number): Promise<void> {
   await inSpan(SPAN.init, { [ATTR.blockHash]: job.block.hash }, async (span) => {
     const sentAt = wallClockMs()
-    const reply = await runtime.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline))
-    if (span.isRecording()) addRuntimePhases(reply, sentAt, wallClockMs())
+    const reply = checkReply('load', await runtime.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline)))
     if (!reply.ok) throw blockError(reply)
-    noteLoaded(runtime, job.block.hash, reply.evicted as string[] | undefined)
+    if (span.isRecording()) addRuntimePhases(reply, sentAt, wallClockMs())
+    noteLoaded(runtime, job.block.hash, reply.evicted)
   })
 }
 
 /** Epoch milliseconds with sub-millisecond precision (Date.now() has whole milliseconds only). */
 const wallClockMs = () => performance.timeOrigin + performance.now()
 
-const isUnknownBlock = (reply: RuntimeReply) => !reply.ok && reply.error?.type === 'UnknownBlock'
+const isUnknownBlock = (reply: RunReply | FailureReply) => !reply.ok && reply.error.type === 'UnknownBlock'
 
 /**
  * The runtime's own phases (decode, load, execute, encode) as child spans, by the wall-clock
  * times it reported, kept inside the request's own interval (a remote clock may be skewed).
  * A block loaded in the same request also gets its `sandbox.init` span.
  */
-function addRuntimePhases(reply: RuntimeReply, sentAtMs: number, answeredAtMs: number): void {
-  const phases = reply.phases_ns as Record<string, [number, number]> | undefined
-  if (!phases || typeof phases !== 'object') return
+function addRuntimePhases(reply: RunReply | LoadReply, sentAtMs: number, answeredAtMs: number): void {
   const clamp = (ms: number) => Math.min(answeredAtMs, Math.max(sentAtMs, ms))
-  for (const [phase, times] of Object.entries(phases)) {
-    if (!Array.isArray(times) || times.length !== 2) continue
-    const [start, end] = [clamp(Number(times[0]) / 1e6), clamp(Number(times[1]) / 1e6)]
-    if (phase === 'load' && reply.loaded) pastSpan(SPAN.init, start, end, { [ATTR.inlineInit]: true })
+  const loadedInline = 'loaded' in reply && reply.loaded !== undefined
+  for (const [phase, [startNs, endNs]] of Object.entries(reply.phases_ns ?? {})) {
+    const [start, end] = [clamp(startNs / 1e6), clamp(endNs / 1e6)]
+    if (phase === 'load' && loadedInline) pastSpan(SPAN.init, start, end, { [ATTR.inlineInit]: true })
     pastSpan(runtimePhaseSpan(phase), start, end)
   }
 }
@@ -120,9 +119,9 @@ export function outcomeOf({ reply, loadedBlock, runStartedAt }: SessionResult, a
   const { queuedAt, acquiredAt, waitedMs, started } = acquisition
   return {
     outputs: outputsOf(reply),
-    stdout: String(reply.stdout ?? ''),
-    stderr: String(reply.stderr ?? ''),
-    debugTraces: Array.isArray(reply.debug_traces) ? reply.debug_traces : [],
+    stdout: reply.stdout,
+    stderr: reply.stderr,
+    debugTraces: reply.debug_traces,
     coldStart: started || loadedBlock,
     timings: {
       queue: waitedMs,
@@ -134,25 +133,25 @@ export function outcomeOf({ reply, loadedBlock, runStartedAt }: SessionResult, a
   }
 }
 
-function outputsOf(reply: RuntimeReply): unknown {
-  const document = reply.outputs_document as { format: 'cbor' | 'json'; pieces: Uint8Array[] } | undefined
+function outputsOf(reply: RunReply): unknown {
+  const document = reply.outputs_document
   return document ? new OutputsDocument(document.format, document.pieces) : reply.outputs
 }
 
 /** The block's own run time as the runtime measured it. */
-export function userCodeMs(reply: RuntimeReply): number {
-  return (reply.timings_ms as { execute?: number } | undefined)?.execute ?? 0
+function userCodeMs(reply: RunReply): number {
+  return reply.timings_ms.execute ?? 0
 }
 
-export function remaining(deadline: number): number {
+function remaining(deadline: number): number {
   return Math.max(1, deadline - performance.now())
 }
 
 /** The runtime's failure as a typed error; a type we do not map stays the runtime's (and so the block's) word. */
-export function blockError(reply: RuntimeReply): BlockgateError {
-  const { type = 'InternalError', message = 'the runtime gave no message', ...details } = reply.error ?? {}
+export function blockError(reply: FailureReply): BlockgateError {
+  const { type, message, ...details } = reply.error
   if (type === 'BlockCompileError' || type === 'BlockRuntimeError') return new BlockCodeError(type, message, details)
   if (type === 'OutputTooLarge') return new OutputTooLarge(message)
   if (type === 'InvalidInput') return new BadRequest(message)
-  return new RuntimeReportedError(String(type), String(message))
+  return new RuntimeReportedError(type, message)
 }

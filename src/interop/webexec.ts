@@ -29,7 +29,7 @@ import { pythonName, workspaceName } from '../run/request.ts'
 import { pickBackend, type Backends } from '../run/router.ts'
 import { CodeCache, inferenceCodeHash, type CachedCode } from './code-cache.ts'
 
-export const WEBEXEC_PATH = '/webexec'
+const WEBEXEC_PATH = '/webexec'
 
 export interface WebexecOptions {
   config: Pick<Config, 'defaultBackend' | 'limits' | 'webexec'> & Partial<Pick<Config, 'workspaceBackends'>>

@@ -1,4 +1,4 @@
-// The `POST /v1/run` body (Contract 1), validated into a RunRequest. Field names follow
+// The `POST /v1/run` body (README.md, "Run a block"), validated into a RunRequest. Field names follow
 // Roboflow's `PythonCode` entity so workflow definitions can be sent as they are.
 import { z } from 'zod'
 import { decodeKinds, KindError } from '../../serializers/index.ts'
@@ -31,8 +31,9 @@ const codeSchema = z.object(
 )
 
 // A whole number past what a double holds exactly (JSON's 2147483648 and up arrive as a
-// BigInt, CBOR may send 1e20) is as good as "the longest allowed": Contract 1 caps a
-// requested timeout at the configured maximum, so it saturates here and is capped below.
+// BigInt, CBOR may send 1e20) is as good as "the longest allowed": a requested timeout is
+// capped at the configured maximum (BLOCKGATE_MAX_TIMEOUT_MS), so it saturates here and is
+// capped below.
 function saturate(value: unknown): unknown {
   const limit = Number.MAX_SAFE_INTEGER
   if (typeof value === 'bigint') return value > BigInt(limit) ? limit : value < -BigInt(limit) ? -limit : Number(value)
@@ -87,7 +88,7 @@ export function parseRunRequest(body: unknown, limits: RequestLimits): RunReques
     }),
     inputs: decodeInputs(inputs),
     backend,
-    // Contract 1: a requested timeout is capped by the configured maximum.
+    // A requested timeout is capped by the configured maximum, however large it is.
     timeoutMs: Math.min(timeout_ms ?? limits.defaultTimeoutMs, limits.maxTimeoutMs),
     workspace,
     stepName: step_name ?? null,

@@ -8,8 +8,8 @@ import { errorType } from './spans.ts'
 
 const meter = () => metrics.getMeter('blockgate')
 
-/** How a run ended, for the `blockgate.outcome` attribute. */
-export function outcomeOf(error: unknown): string {
+/** How a run ended, as the `blockgate.outcome` attribute and the audit line name it: `ok`, `block_error`, `timeout`, …. */
+export function outcomeLabel(error: unknown): string {
   if (error === undefined) return 'ok'
   const type = errorType(error)
   if (type === 'BlockCompileError' || type === 'BlockRuntimeError') return 'block_error'
@@ -25,7 +25,7 @@ export function withRunMetrics(backend: Backend): Backend {
   const coldStarts = meter().createCounter(METRIC.coldStarts, { description: 'Runs that started a worker or sandbox, or loaded their block' })
   const timeouts = meter().createCounter(METRIC.timeouts, { description: 'Runs that went past their timeout' })
   const record = (startedAt: number, error: unknown, outcome?: RunOutcome) => {
-    const attributes: Attributes = { [ATTR.backend]: backend.name, [ATTR.outcome]: outcomeOf(error) }
+    const attributes: Attributes = { [ATTR.backend]: backend.name, [ATTR.outcome]: outcomeLabel(error) }
     duration.record((performance.now() - startedAt) / 1000, attributes)
     if (outcome?.coldStart) coldStarts.add(1, { [ATTR.backend]: backend.name })
     if (attributes[ATTR.outcome] === 'timeout') timeouts.add(1, { [ATTR.backend]: backend.name })

@@ -1,7 +1,10 @@
-// Span, attribute and metric names. The span names are a contract (ARCHITECTURE.md,
-// Telemetry): dashboards and tests find spans by them. Stable semantic conventions come
-// from the package; incubating ones are written here, as the package advises, so an
-// upgrade cannot rename them under us.
+// Span, attribute and metric names. They are published (README.md, "Traces and metrics"):
+// dashboards and tests find spans by them, so they do not change. The `sandbox.*` spans name
+// the lifecycle of any runtime a run uses, a local worker as much as an E2B sandbox (init is
+// the block's load, execute the run, release or kill its end); `worker.spawn` and
+// `sandbox.create` are the two ways of starting one. Stable semantic conventions come from
+// the package; incubating ones are written here, as the package advises, so an upgrade cannot
+// rename them under us.
 
 export const SPAN = {
   decode: 'blockgate.decode',

@@ -45,7 +45,7 @@ export function pastSpan(name: string, startMs: number, endMs: number, attribute
   tracer().startSpan(name, { startTime: startMs, attributes }).end(endMs)
 }
 
-export function markFailed(span: Span, error: unknown): void {
+function markFailed(span: Span, error: unknown): void {
   if (!span.isRecording()) return
   const type = errorType(error)
   span.recordException(error instanceof Error ? error : String(error))

@@ -24,6 +24,16 @@ from . import __version__
 from .assembly import BlockCode, LoadedBlock, load_block
 from .capture import Captured, capture_output
 from .errors import BadRequest, BlockError, BlockRuntimeError, InternalError, InvalidInput, OutputTooLarge, UnknownBlock, exception_message
+from .protocol import (
+    MAX_BLOCK_CACHE_SIZE,
+    ErrorBody,
+    FailureReply,
+    LoadedInline,
+    LoadReply,
+    PingReply,
+    Reply,
+    RunReply,
+)
 from .traces import collecting_traces
 
 # A reply may carry the sidecar buffers its outputs refer to under this key; the worker
@@ -33,8 +43,6 @@ BUFFERS_KEY = "_buffers"
 # against the frame limit too, so the worker must refuse a reply over it (OutputTooLarge)
 # rather than send one the proxy would take for a forged frame.
 REGION_BYTES_KEY = "_region_bytes"
-# The most blocks a runtime keeps loaded, whatever a load asks for.
-MAX_CACHE_SIZE = 4096
 
 
 def _resident_bytes() -> int:
@@ -79,16 +87,16 @@ def _field(message: Mapping[str, Any], name: str, kind: type, *, required: bool 
 _KIND_NAMES = {str: "string", dict: "map", list: "list"}
 
 
-def failure_reply(error: BlockError, captured: Captured | None = None) -> dict[str, Any]:
-    body = error.to_dict()
+def failure_reply(error: BlockError, captured: Captured | None = None) -> FailureReply:
     captured = captured or Captured()
-    body.update(
+    body = ErrorBody(
+        **error.to_dict(),
         stdout=captured.stdout,
         stderr=captured.stderr,
         stdout_truncated=captured.stdout_truncated,
         stderr_truncated=captured.stderr_truncated,
     )
-    return {"ok": False, "error": body}
+    return FailureReply(ok=False, error=body)
 
 
 class Executor:
@@ -113,7 +121,7 @@ class Executor:
         self.max_output_bytes = max_output_bytes
         # The only state the runtime keeps between messages: hash → loaded block, oldest first.
         self._blocks: OrderedDict[str, LoadedBlock] = OrderedDict()
-        self._ops: dict[str, Callable[[Mapping[str, Any], memoryview | None], dict[str, Any]]] = {
+        self._ops: dict[str, Callable[[Mapping[str, Any], memoryview | None], Reply]] = {
             "load": self._load,
             "run": self._run,
             "ping": self._ping,
@@ -123,7 +131,7 @@ class Executor:
     def loaded_hashes(self) -> list[str]:
         return list(self._blocks)
 
-    def handle(self, message: Any, sidecar: memoryview | None = None) -> dict[str, Any]:
+    def handle(self, message: Any, sidecar: memoryview | None = None) -> Reply:
         """A reply for ``message``; never raises, whatever the message or the block does.
 
         ``sidecar`` is the frame's region of large array bytes that inputs may refer to.
@@ -141,21 +149,21 @@ class Executor:
         except Exception as exc:  # a runtime bug must not end the worker
             return failure_reply(InternalError(f"{type(exc).__name__}: {exc}"))
 
-    def _ping(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
-        return {"ok": True, "version": __version__}
+    def _ping(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> PingReply:
+        return PingReply(ok=True, version=__version__)
 
-    def _load(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
+    def _load(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> LoadReply | FailureReply:
         block_hash = _field(message, "hash", str)
         code = BlockCode.from_dict(message.get("code"))
         # A runtime the proxy did not start (an E2B sandbox's server, started by the template)
         # learns the deployment's cache size with the blocks it is sent.
         cache_size = message.get("cache_size")
-        if isinstance(cache_size, int) and not isinstance(cache_size, bool) and 1 <= cache_size <= MAX_CACHE_SIZE:
+        if isinstance(cache_size, int) and not isinstance(cache_size, bool) and 1 <= cache_size <= MAX_BLOCK_CACHE_SIZE:
             self._cache_size = cache_size
         if block_hash in self._blocks:
             self._blocks.move_to_end(block_hash)
-            return {"ok": True, "hash": block_hash, "evicted": [], "stdout": "", "stderr": "",
-                    "stdout_truncated": False, "stderr_truncated": False, "timings_ms": {"load": 0.0}}
+            return LoadReply(ok=True, hash=block_hash, evicted=[], stdout="", stderr="",
+                             stdout_truncated=False, stderr_truncated=False, timings_ms={"load": 0.0})
 
         phases = Phases()
         with phases.measure("load"), capture_output(self._max_capture_bytes) as captured:
@@ -173,17 +181,17 @@ class Executor:
         while len(self._blocks) > self._cache_size:
             old_hash, _ = self._blocks.popitem(last=False)
             evicted.append(old_hash)
-        return {
-            "ok": True,
-            "hash": block_hash,
-            "evicted": evicted,
-            "stdout": captured.stdout,
-            "stderr": captured.stderr,
-            "stdout_truncated": captured.stdout_truncated,
-            "stderr_truncated": captured.stderr_truncated,
-            "timings_ms": phases.ms,
-            "phases_ns": phases.spans_ns,
-        }
+        return LoadReply(
+            ok=True,
+            hash=block_hash,
+            evicted=evicted,
+            stdout=captured.stdout,
+            stderr=captured.stderr,
+            stdout_truncated=captured.stdout_truncated,
+            stderr_truncated=captured.stderr_truncated,
+            timings_ms=phases.ms,
+            phases_ns=phases.spans_ns,
+        )
 
     def _encode(self, outputs: Any, output_format: str) -> tuple[dict[str, Any], list[memoryview]]:
         """The reply's outputs field(s) and the sidecar buffers they refer to."""
@@ -200,7 +208,7 @@ class Executor:
         document = {"format": "json" if output_format != "cbor" else "cbor", "pieces": pieces}
         return {"outputs_document": document, **({REGION_BYTES_KEY: sidecar.region_bytes} if sidecar.region_bytes else {})}, sidecar.buffers
 
-    def _run(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> dict[str, Any]:
+    def _run(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> RunReply | FailureReply:
         block_hash = _field(message, "hash", str)
         raw_inputs = _field(message, "inputs", dict, required=False, default={})
         context = _field(message, "context", dict, required=False, default={})
@@ -210,12 +218,13 @@ class Executor:
         bad_key = next((key for key in raw_inputs if not isinstance(key, str)), None)
         if bad_key is not None:
             raise BadRequest(f"inputs: names must be strings, got {bad_key!r}")
-        loaded_now: dict[str, Any] | None = None
+        loaded_now: LoadReply | None = None
         if block_hash not in self._blocks and "code" in message:
             # A remote proxy sends the code with the run: one round trip on a cold start.
-            loaded_now = self._load(message)
-            if not loaded_now["ok"]:
-                return loaded_now
+            load_reply = self._load(message)
+            if not load_reply["ok"]:
+                return load_reply
+            loaded_now = load_reply
         block = self._blocks.get(block_hash)
         if block is None:
             raise UnknownBlock(f"hash: no block loaded with hash {block_hash!r}; send a load first")
@@ -251,21 +260,21 @@ class Executor:
             except Exception as exc:  # what the block returned, not a fault of blockgate's
                 error = BlockRuntimeError(f"outputs: cannot be encoded: {exception_message(exc)}", function=block.code.run_function_name)
                 return failure_reply(error, captured)
-        reply = {
-            "ok": True,
+        reply = RunReply(
+            ok=True,
             **encoded,
-            "stdout": captured.stdout,
-            "stderr": captured.stderr,
-            "stdout_truncated": captured.stdout_truncated,
-            "stderr_truncated": captured.stderr_truncated,
-            "debug_traces": traces,
-            "timings_ms": phases.ms,
-            "phases_ns": phases.spans_ns,
-            "rss_bytes": _resident_bytes(),
-        }
+            stdout=captured.stdout,
+            stderr=captured.stderr,
+            stdout_truncated=captured.stdout_truncated,
+            stderr_truncated=captured.stderr_truncated,
+            debug_traces=traces,
+            timings_ms=phases.ms,
+            phases_ns=phases.spans_ns,
+            rss_bytes=_resident_bytes(),
+        )
         if loaded_now is not None:
-            reply["loaded"] = {"evicted": loaded_now["evicted"], "load_ms": loaded_now["timings_ms"]["load"]}
-            reply["phases_ns"] = {**loaded_now["phases_ns"], **phases.spans_ns}
+            reply["loaded"] = LoadedInline(evicted=loaded_now["evicted"], load_ms=loaded_now["timings_ms"]["load"])
+            reply["phases_ns"] = {**loaded_now.get("phases_ns", {}), **phases.spans_ns}
             reply["stdout"] = loaded_now["stdout"] + reply["stdout"]
             reply["stderr"] = loaded_now["stderr"] + reply["stderr"]
         if buffers:

@@ -1,14 +1,21 @@
 """Entry for code-interpreter mode: E2B's stock, stateful Jupyter-like kernel.
 
-The proxy uploads the runtime and the serializers' Python halves with files.write, then
-runs code in the kernel such as
+The proxy (src/backends/e2b/runtime-interpreter.ts) uploads the runtime and the serializers'
+Python halves under /home/user/blockgate with files.write, then runs in the kernel, once
 
-    from runtime.interpreter import run_frame_file
-    run_frame_file("/tmp/blockgate/in.frame", "/tmp/blockgate/out.frame")
+    import sys
+    sys.path[:0] = ["/home/user/blockgate/template", "/home/user/blockgate"]
+    from runtime.interpreter import ensure_requirements, run_frame_file
+    ensure_requirements("/home/user/blockgate/template/requirements.txt")
 
-Frames travel as files, not through the kernel's stdout (which carries whatever the kernel
-prints, in its own format). The Executor lives as long as the kernel process, so a block
-loaded by one call is still loaded, and warm, for the next.
+and for each request, after writing its frame to /home/user/blockgate/io/frame.in,
+
+    run_frame_file("/home/user/blockgate/io/frame.in", "/home/user/blockgate/io/frame.out", max_frame_bytes)
+
+with its own frame limit, then reads the reply frame back from frame.out. Frames travel as
+files, not through the kernel's stdout (which carries whatever the kernel prints, in its
+own format). The Executor lives as long as the kernel process, so a block loaded by one
+call is still loaded, and warm, for the next.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-# Only the standard library at import time: ensure_requirements must work in a kernel
-# that lacks numpy or cbor2, which the rest of the runtime imports. The frame handling
-# is imported on first use instead.
+# Only the standard library at import time (runtime.protocol is too): ensure_requirements
+# must work in a kernel that lacks numpy or cbor2, which the rest of the runtime imports.
+# The frame handling is imported on first use instead.
+from .protocol import DEFAULT_BLOCK_CACHE_SIZE, DEFAULT_MAX_CAPTURE_BYTES, DEFAULT_MAX_FRAME_BYTES
+
 if TYPE_CHECKING:
     from .executor import Executor
 
@@ -38,8 +47,6 @@ REQUIRED_MODULES: dict[str, str] = {
     "requests": "requests",
 }
 
-DEFAULT_MAX_FRAME_BYTES = 64 << 20  # runtime.worker's default, without importing it here
-
 _executor: Executor | None = None
 _lock = threading.Lock()  # a kernel may run cells from more than one thread
 
@@ -50,7 +57,6 @@ def _shared_executor() -> Executor:
     if _executor is None:
         from .executor import Executor
         from .prelude import preload
-        from .worker import DEFAULT_BLOCK_CACHE_SIZE, DEFAULT_MAX_CAPTURE_BYTES
 
         preload()
         _executor = Executor(

@@ -4,7 +4,7 @@
                              [--max-capture-bytes N] [--block-cache-size N] [--max-frame-bytes N]
 
     GET  /health  → {"ok": true, "version", "pid"}; answers even while a run is busy
-    POST /frame   → body: one worker frame (application/vnd.blockgate.frame);
+    POST /frame   → body: one worker frame (Content-Type protocol.FRAME_CONTENT_TYPE);
                     answer: the one reply frame runtime.worker would write for it
 
 The modules a block sees are imported before the socket exists, so "listening" means "warm".
@@ -32,17 +32,16 @@ from .errors import BadRequest
 from .executor import Executor, failure_reply
 from .framing import HEADER_BYTES, FrameError, read_frame
 from .prelude import preload
-from .worker import (
+from .protocol import (
     DEFAULT_BLOCK_CACHE_SIZE,
     DEFAULT_MAX_CAPTURE_BYTES,
     DEFAULT_MAX_FRAME_BYTES,
-    _positive_int,
-    encode_reply,
+    FRAME_CONTENT_TYPE,
+    RUNTIME_PORT,
 )
+from .worker import _positive_int, encode_reply
 
-FRAME_CONTENT_TYPE = "application/vnd.blockgate.frame"
 DEFAULT_HOST = "0.0.0.0"
-DEFAULT_PORT = 8000  # RUNTIME_PORT in src/backends/e2b/template.ts
 # Reply parts smaller than this are joined before sending: fewer syscalls and packets,
 # while the large sidecar buffers still go out as they are, uncopied.
 COALESCE_BELOW_BYTES = 64 * 1024
@@ -75,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="blockgate runtime server: worker frames over HTTP (POST /frame, GET /health).",
     )
     parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="0 picks a free port (printed on stderr)")
+    parser.add_argument("--port", type=_port, default=RUNTIME_PORT, help="0 picks a free port (printed on stderr)")
     parser.add_argument("--unix-socket", metavar="PATH", help="listen on this Unix socket instead of TCP")
     parser.add_argument("--max-capture-bytes", type=_positive_int, default=DEFAULT_MAX_CAPTURE_BYTES)
     parser.add_argument("--block-cache-size", type=_positive_int, default=DEFAULT_BLOCK_CACHE_SIZE)

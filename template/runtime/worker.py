@@ -8,19 +8,23 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from . import __version__, sandbox
+from . import __version__, confinement
 from .capture import Captured
 from .codec import EncodeError
 from .errors import BadRequest, BlockRuntimeError, OutputTooLarge
 from .executor import BUFFERS_KEY, REGION_BYTES_KEY, Executor, failure_reply
 from .framing import FrameDecodeError, FrameError, FrameTooLarge, frame_parts, read_frame
 from .prelude import preload
-
-DEFAULT_MAX_CAPTURE_BYTES = 1 << 20
-DEFAULT_BLOCK_CACHE_SIZE = 16
-DEFAULT_MAX_FRAME_BYTES = 64 << 20
+from .protocol import (
+    DEFAULT_BLOCK_CACHE_SIZE,
+    DEFAULT_MAX_CAPTURE_BYTES,
+    DEFAULT_MAX_FRAME_BYTES,
+    FailureReply,
+    Reply,
+    WorkerReady,
+)
 
 
 def _positive_int(text: str) -> int:
@@ -58,9 +62,9 @@ def claim_channel(buffered: bool = True) -> tuple[BinaryIO, BinaryIO]:
     return os.fdopen(channel_in, "rb", buffering=-1 if buffered else 0), os.fdopen(channel_out, "wb")
 
 
-def encode_reply(reply: dict[str, Any], max_frame_bytes: int) -> list[bytes | memoryview]:
+def encode_reply(reply: Reply, max_frame_bytes: int) -> list[bytes | memoryview]:
     """The reply as frame parts; an unencodable or oversized reply becomes an error reply instead."""
-    buffers = reply.pop(BUFFERS_KEY, [])
+    buffers = reply.pop(BUFFERS_KEY, [])  # a run reply's keys that are never framed (protocol.RunReply)
     region_bytes = reply.pop(REGION_BYTES_KEY, 0)
     try:
         parts = frame_parts(reply, buffers)
@@ -75,7 +79,7 @@ def encode_reply(reply: dict[str, Any], max_frame_bytes: int) -> list[bytes | me
     return parts
 
 
-def _replacement(reply: dict[str, Any], error: BlockRuntimeError) -> dict[str, Any]:
+def _replacement(reply: Reply, error: BlockRuntimeError) -> FailureReply:
     # Keep what the block printed: it is often why the outputs are wrong.
     captured = Captured(
         stdout=reply.get("stdout", ""),
@@ -100,10 +104,10 @@ def _thread_count() -> int:
         return 1
 
 
-def _end_what_the_run_left(reply: dict[str, Any], threads_at_start: int) -> None:
+def _end_what_the_run_left(reply: Reply, threads_at_start: int) -> None:
     """Nothing a request started outlives it: stray processes end (when this worker is PID 1
     of its namespace), and a thread left running makes the proxy retire the worker."""
-    ended = sandbox.end_stray_processes()
+    ended = confinement.end_stray_processes()
     if ended:
         reply["stray_processes"] = ended
     if _thread_count() > threads_at_start:
@@ -114,7 +118,7 @@ def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_f
     """Read, handle, reply until EOF; returns the process exit code."""
     threads_at_start = _thread_count()
     if greet:
-        _send(channel_out, frame_parts({"op": "ready", "version": __version__, "pid": os.getpid()}))
+        _send(channel_out, frame_parts(WorkerReady(op="ready", version=__version__, pid=os.getpid())))
     while True:
         try:
             frame = read_frame(channel_in, max_frame_bytes)

@@ -3,10 +3,10 @@
     python -m runtime.zygote --socket PATH [limits…]
 
 It runs inside bubblewrap and talks to the proxy over its stdin/stdout in the worker
-frame format. Requests: ``{"op": "spawn", "id", "token"}`` → ``{"op": "spawned", "id", "pid", "host_pid"}``
-and ``{"op": "kill", "id"}``; events: ``{"op": "exited", "id", "code", "signal"}``. A
-spawned worker sandboxes itself (runtime.sandbox), connects to the proxy's Unix socket at
-PATH, says ``{"op": "hello", "id", "token"}`` and then serves runs like any worker.
+frame format (the messages are runtime.protocol's): it says ``ZygoteReady`` once; then
+``SpawnRequest`` → ``Spawned``, ``KillRequest``, and ``Exited`` when a worker ends. A spawned
+worker confines itself (runtime.confinement), connects to the proxy's Unix socket at PATH,
+says ``WorkerHello`` (its id and token) and then serves runs like any worker.
 Forking a warm parent takes milliseconds where a fresh interpreter takes half a second.
 """
 
@@ -20,16 +20,26 @@ import select
 import signal
 import socket
 import sys
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 # Threads do not survive fork: pin every numeric library to one before importing them.
 for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_name] = "1"
 
-from . import sandbox  # noqa: E402
+from . import confinement  # noqa: E402
 from .executor import Executor  # noqa: E402
 from .framing import FrameError, frame_parts, read_frame  # noqa: E402
 from .prelude import preload  # noqa: E402
+from .protocol import (  # noqa: E402
+    DEFAULT_BLOCK_CACHE_SIZE,
+    DEFAULT_MAX_CAPTURE_BYTES,
+    DEFAULT_MAX_FRAME_BYTES,
+    ZYGOTE_CONTROL_FRAME_BYTES,
+    Exited,
+    Spawned,
+    WorkerHello,
+    ZygoteReady,
+)
 from .worker import claim_channel, serve  # noqa: E402
 
 
@@ -37,9 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runtime.zygote")
     parser.add_argument("--socket", required=True, help="the proxy's Unix socket workers connect to")
     parser.add_argument("--region-dir", help="where each worker's shared-memory region file is")
-    parser.add_argument("--max-capture-bytes", type=int, default=1 << 20)
-    parser.add_argument("--block-cache-size", type=int, default=16)
-    parser.add_argument("--max-frame-bytes", type=int, default=64 << 20)
+    parser.add_argument("--max-capture-bytes", type=int, default=DEFAULT_MAX_CAPTURE_BYTES)
+    parser.add_argument("--block-cache-size", type=int, default=DEFAULT_BLOCK_CACHE_SIZE)
+    parser.add_argument("--max-frame-bytes", type=int, default=DEFAULT_MAX_FRAME_BYTES)
     parser.add_argument("--memory-bytes", type=int, default=4 << 30)
     parser.add_argument("--cpu-seconds", type=int, default=3600)
     parser.add_argument("--processes", type=int, default=64)
@@ -49,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _send(out: BinaryIO, message: dict[str, Any]) -> None:
+def _send(out: BinaryIO, message: ZygoteReady | Spawned | Exited | WorkerHello) -> None:
     for part in frame_parts(message):
         out.write(part)
     out.flush()
@@ -61,7 +71,7 @@ class Zygote:
         self.out = control_out
         self.holders: dict[int, str] = {}  # holder pid → worker id
         self.by_id: dict[str, int] = {}
-        self.limits = sandbox.Limits(
+        self.limits = confinement.Limits(
             address_space_bytes=args.memory_bytes,
             cpu_seconds=args.cpu_seconds,
             processes=args.processes,
@@ -88,7 +98,7 @@ class Zygote:
             os.close(said_read)
         self.holders[pid] = worker_id
         self.by_id[worker_id] = pid
-        _send(self.out, {"op": "spawned", "id": worker_id, "pid": pid, "host_pid": host_pid})
+        _send(self.out, Spawned(op="spawned", id=worker_id, pid=pid, host_pid=host_pid))
 
     def kill(self, worker_id: str) -> None:
         pid = self.by_id.get(worker_id)
@@ -113,7 +123,7 @@ class Zygote:
             code = os.waitstatus_to_exitcode(status)
             # A holder exits with its worker's status; 128+n means the worker died of signal n.
             signal_number = -code if code < 0 else (code - 128 if code > 128 else None)
-            _send(self.out, {"op": "exited", "id": worker_id, "code": code if code >= 0 else None, "signal": signal_number})
+            _send(self.out, Exited(op="exited", id=worker_id, code=code if code >= 0 else None, signal=signal_number))
 
     def _child(self, worker_id: str, token: str, region_name: str | None, region_bytes: int) -> None:
         status = 70
@@ -121,7 +131,7 @@ class Zygote:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.set_wakeup_fd(-1)
             if not self.args.no_isolation:
-                sandbox.enter_namespaces()
+                confinement.enter_namespaces()
                 pid = os.fork()  # the namespace's PID 1 is the worker; this one holds it
                 if pid != 0:
                     _, wait_status = os.waitpid(pid, 0)
@@ -133,12 +143,12 @@ class Zygote:
             region = _map_region(self.args.region_dir, region_name, region_bytes)
             keep = (channel.fileno(), 2) + ((region.fd,) if region else ())
             if self.args.no_isolation:
-                sandbox.close_other_fds(keep)
-                sandbox.apply_limits(self.limits)
-                sandbox.reseed()
+                confinement.close_other_fds(keep)
+                confinement.apply_limits(self.limits)
+                confinement.reseed()
             else:
                 hide = (os.path.dirname(self.args.socket),) + ((self.args.region_dir,) if self.args.region_dir else ())
-                sandbox.become_worker(self.limits, keep_fds=keep, hide=hide)
+                confinement.become_worker(self.limits, keep_fds=keep, hide=hide)
             status = run_worker(channel, worker_id, token, self.args, region, host_pid)
         except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
             print(f"blockgate worker {worker_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -182,7 +192,7 @@ def _map_region(directory: str | None, name: str | None, size: int) -> Region | 
 
 
 def _host_pid() -> int | None:
-    """This process's pid as the proxy sees it: the sandbox binds the host's /proc, whose
+    """This process's pid as the proxy sees it: bubblewrap binds the host's /proc, whose
     /proc/self names it (os.getpid() gives the pid in our own namespace)."""
     try:
         return int(os.readlink("/proc/self"))
@@ -204,7 +214,7 @@ def run_worker(channel: socket.socket, worker_id: str, token: str, args: argpars
     )
     # Sent before any user code runs, so the proxy can trust host_pid to place this
     # worker in its cgroup.
-    _send(writer, {"op": "hello", "id": worker_id, "token": token, "pid": os.getpid(), "host_pid": host_pid})
+    _send(writer, WorkerHello(op="hello", id=worker_id, token=token, pid=os.getpid(), host_pid=host_pid))
     # From here on user code runs: what reaches fds 1 and 2 is the block's, and the
     # zygote's stderr is shared by every tenant (its last line shows up in messages).
     # Blocks' prints are captured per run; anything written to the fds directly is dropped.
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGCHLD, lambda *_: None)  # only to wake select through the fd
     gc.collect()
     gc.freeze()  # children share these pages: no refcount-driven copy-on-write storms
-    _send(control_out, {"op": "ready", "pid": os.getpid()})
+    _send(control_out, ZygoteReady(op="ready", pid=os.getpid()))
     while True:
         readable, _, _ = select.select([control_in, wakeup_read], [], [])
         if wakeup_read in readable:
@@ -240,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             zygote.reap()
         if control_in in readable:
             try:
-                frame = read_frame(control_in, 1 << 20)
+                frame = read_frame(control_in, ZYGOTE_CONTROL_FRAME_BYTES)
             except FrameError as exc:
                 print(f"blockgate zygote: {exc}", file=sys.stderr, flush=True)
                 return 1

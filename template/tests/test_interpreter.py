@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import TEMPLATE_DIR, code
-from runtime import interpreter, worker
+from runtime import interpreter
 from runtime.framing import encode_frame, read_frame
 from test_worker import with_outputs
 
@@ -101,10 +101,6 @@ def test_calls_from_two_threads_take_turns(tmp_path):
     for thread in threads:
         thread.join(timeout=30)
     assert {n: reply["outputs"] for n, reply in replies.items()} == {n: {"n": n} for n in range(4)}
-
-
-def test_the_frame_limit_matches_the_workers():
-    assert interpreter.DEFAULT_MAX_FRAME_BYTES == worker.DEFAULT_MAX_FRAME_BYTES
 
 
 # --- ensure_requirements ---------------------------------------------------------------

@@ -20,7 +20,7 @@ export class FakeBackend implements Backend {
   }
 }
 
-export function echoInputs(job: RunJob): RunOutcome {
+function echoInputs(job: RunJob): RunOutcome {
   return {
     outputs: { echoed: job.inputs },
     stdout: '',

@@ -3,10 +3,9 @@
 // back. One HTTP round trip per request and no control-plane call.
 import type { Sandbox } from 'e2b'
 import { encodeFrame, FrameReader } from '../framing.ts'
+import { RuntimeProtocolError, type RuntimeRequest } from '../runtime-protocol.ts'
 import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
-import { RUNTIME_PORT } from '../../runtime-template.ts'
-
-export const FRAME_CONTENT_TYPE = 'application/vnd.blockgate.frame'
+import { FRAME_CONTENT_TYPE, RUNTIME_PORT } from '../../runtime-template.ts'
 
 /** The sandbox is gone or its server is not answering (E2B's edge answers 502). */
 export class SandboxGone extends Error {
@@ -27,7 +26,7 @@ export interface RuntimeEndpoint {
  * How to reach a port of a sandbox: through `sandboxUrl` with routing headers when one is
  * configured (E2B's single-host mode, and the offline stand-in), else its own host name.
  */
-export function endpointOf(sandbox: Sandbox, port: number, sandboxUrl: string | undefined): RuntimeEndpoint {
+function endpointOf(sandbox: Sandbox, port: number, sandboxUrl: string | undefined): RuntimeEndpoint {
   const headers: Record<string, string> = {}
   if (sandbox.trafficAccessToken) headers['e2b-traffic-access-token'] = sandbox.trafficAccessToken
   if (sandboxUrl) {
@@ -55,7 +54,7 @@ export class HttpRuntime implements BlockRuntime {
     return new HttpRuntime(endpointOf(sandbox, RUNTIME_PORT, sandboxUrl), maxFrameBytes)
   }
 
-  async request(message: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<RuntimeReply> {
+  async request(message: RuntimeRequest, timeoutMs: number, signal?: AbortSignal): Promise<RuntimeReply> {
     const deadline = AbortSignal.timeout(timeoutMs)
     let response: Response
     try {
@@ -85,13 +84,9 @@ export class HttpRuntime implements BlockRuntime {
   }
 }
 
-/** The single reply frame a body must hold. */
+/** The single reply frame a body must hold (what it says is checked by the session, against the op sent). */
 export function onlyFrame(body: Uint8Array, maxFrameBytes: number): RuntimeReply {
   const frames = new FrameReader(maxFrameBytes).push(body)
-  if (frames.length !== 1 || !isReply(frames[0])) throw new Error(`the sandbox's runtime answered ${frames.length} frames, not one reply`)
+  if (frames.length !== 1) throw new RuntimeProtocolError(`the sandbox's runtime answered ${frames.length} frames, not one reply`)
   return frames[0]
-}
-
-function isReply(value: unknown): value is RuntimeReply {
-  return typeof value === 'object' && value !== null && typeof (value as { ok?: unknown }).ok === 'boolean'
 }

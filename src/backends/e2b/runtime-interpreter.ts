@@ -10,15 +10,16 @@ import { resolve } from 'node:path'
 import type { Sandbox } from '@e2b/code-interpreter'
 import { PROJECT_ROOT } from '../../config.ts'
 import { encodeFrame } from '../framing.ts'
+import type { RuntimeRequest } from '../runtime-protocol.ts'
 import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
 import { onlyFrame, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
 
 /** Where the runtime lives inside the sandbox (the home of E2B's default user). */
 const SANDBOX_ROOT = '/home/user/blockgate'
 
-/** The Python files the runtime needs, relative to the project root: no tests, no vectors. */
+/** The files the runtime needs (its Python and protocol.json), relative to the project root: no tests, no vectors. */
 export function runtimeFiles(root = PROJECT_ROOT): string[] {
-  const patterns = ['template/runtime/*.py', 'serializers/*.py', 'serializers/*/*.py']
+  const patterns = ['template/runtime/*.py', 'template/runtime/*.json', 'serializers/*.py', 'serializers/*/*.py']
   const files = patterns.flatMap((pattern) => [...new Glob(pattern).scanSync({ cwd: root })])
   return [...files.filter((file) => !/(^|\/)(test_[^/]*|conftest|make_vectors)\.py$/.test(file)), 'template/requirements.txt'].sort()
 }
@@ -48,14 +49,14 @@ export class InterpreterRuntime implements BlockRuntime {
     this.uploaded = true
   }
 
-  async request(message: Record<string, unknown>, timeoutMs: number): Promise<RuntimeReply> {
+  async request(message: RuntimeRequest, timeoutMs: number): Promise<RuntimeReply> {
     if (!this.uploaded) throw new Error('the runtime was not uploaded to this sandbox')
     const deadline = performance.now() + timeoutMs
     const left = () => Math.max(1, deadline - performance.now())
     // One request at a time per sandbox: the same two files serve every request, so nothing piles up.
     const name = `${SANDBOX_ROOT}/io/frame`
     await this.call(deadline, () => this.sandbox.files.write(`${name}.in`, new Blob(encodeFrame(message)), { requestTimeoutMs: left() }))
-    await this.execute(`run_frame_file(${JSON.stringify(`${name}.in`)}, ${JSON.stringify(`${name}.out`)})`, left())
+    await this.execute(`run_frame_file(${JSON.stringify(`${name}.in`)}, ${JSON.stringify(`${name}.out`)}, ${this.maxFrameBytes})`, left())
     const reply = await this.call(deadline, () => this.sandbox.files.read(`${name}.out`, { format: 'bytes', requestTimeoutMs: left() }))
     return onlyFrame(reply, this.maxFrameBytes)
   }

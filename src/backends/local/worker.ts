@@ -6,9 +6,9 @@ import { dirname } from 'node:path'
 import { encodeFrame, FrameReader } from '../framing.ts'
 import type { FileRegion } from './region.ts'
 import { timed } from '../timed.ts'
-import type { BlockRuntime, RuntimeReply as WorkerReply } from '../runtime-session.ts'
-
-export type { RuntimeReply as WorkerReply } from '../runtime-session.ts'
+import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
+import { checkFrame, workerReady, type RuntimeRequest } from '../runtime-protocol.ts'
+import { lastLineOf, StderrTail } from './stderr-tail.ts'
 
 export type ExitInfo = { code: number | null; signal: string | null; stderrTail: string }
 
@@ -78,7 +78,7 @@ export class Worker implements BlockRuntime {
   /** Resident memory the runtime last reported. */
   rssBytes = 0
   private readonly reader: FrameReader
-  private waiting: { resolve: (reply: WorkerReply) => void; reject: (error: Error) => void } | null = null
+  private waiting: { resolve: (reply: RuntimeReply) => void; reject: (error: Error) => void } | null = null
   private exitInfo: ExitInfo | null = null
   readonly exited: Promise<ExitInfo>
 
@@ -108,13 +108,13 @@ export class Worker implements BlockRuntime {
     return this.exitInfo === null
   }
 
-  /** Waits for the runtime's first frame (its greeting). */
-  greeting(timeoutMs: number): Promise<WorkerReply> {
+  /** Waits for the runtime's first frame (its greeting), as it arrived. */
+  greeting(timeoutMs: number): Promise<RuntimeReply> {
     return this.next(timeoutMs)
   }
 
-  /** Sends one request and waits for its reply; rejects if the worker dies or stalls. */
-  request(message: Record<string, unknown>, timeoutMs: number): Promise<WorkerReply> {
+  /** Sends one request and waits for its reply, as it arrived; rejects if the worker dies or stalls. */
+  request(message: RuntimeRequest, timeoutMs: number): Promise<RuntimeReply> {
     if (this.exitInfo) return Promise.reject(new WorkerExited(this.exitInfo))
     if (this.waiting) return Promise.reject(new Error(`worker ${this.id} already has a request in flight`))
     const reply = this.next(timeoutMs)
@@ -127,8 +127,8 @@ export class Worker implements BlockRuntime {
     if (this.alive) this.channel.kill()
   }
 
-  private next(timeoutMs: number): Promise<WorkerReply> {
-    const reply = timed<WorkerReply>(timeoutMs, () => {
+  private next(timeoutMs: number): Promise<RuntimeReply> {
+    const reply = timed<RuntimeReply>(timeoutMs, () => {
       this.waiting = null
       return new WorkerUnresponsive(`worker ${this.id} gave no reply within ${timeoutMs} ms`)
     })
@@ -142,7 +142,7 @@ export class Worker implements BlockRuntime {
         const waiting = this.waiting
         this.waiting = null
         if (!waiting) throw new Error(`worker ${this.id} sent a frame nobody asked for`)
-        waiting.resolve(frame as WorkerReply)
+        waiting.resolve(frame)
       }
     } catch {
       // A broken protocol stream means this process can no longer be trusted.
@@ -178,8 +178,7 @@ export async function startProcessWorker(options: ProcessWorkerOptions): Promise
   })
   const worker = new Worker(newWorkerId(), processChannel(proc), options.maxFrameBytes)
   try {
-    const ready = await worker.greeting(options.startTimeoutMs)
-    if (ready.op !== 'ready') throw new Error(`worker greeted with ${JSON.stringify(ready)}`)
+    checkFrame(workerReady, await worker.greeting(options.startTimeoutMs), `worker ${worker.id}'s greeting`)
     return worker
   } catch (error) {
     worker.kill()
@@ -187,14 +186,8 @@ export async function startProcessWorker(options: ProcessWorkerOptions): Promise
   }
 }
 
-const STDERR_TAIL_BYTES = 4096
-
 function processChannel(proc: Subprocess<'pipe', 'pipe', 'pipe'>): WorkerChannel {
-  let stderrTail = ''
-  void (async () => {
-    const decoder = new TextDecoder()
-    for await (const chunk of proc.stderr) stderrTail = (stderrTail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL_BYTES)
-  })()
+  const stderr = new StderrTail(proc.stderr)
   return {
     write(parts) {
       for (const part of parts) proc.stdin.write(part)
@@ -209,7 +202,7 @@ function processChannel(proc: Subprocess<'pipe', 'pipe', 'pipe'>): WorkerChannel
         }
         await proc.exited
         const signal = proc.signalCode
-        onEnd({ code: proc.exitCode, signal: signal === null ? null : String(signal), stderrTail })
+        onEnd({ code: proc.exitCode, signal: signal === null ? null : String(signal), stderrTail: stderr.text() })
       })()
     },
     kill() {
@@ -220,6 +213,6 @@ function processChannel(proc: Subprocess<'pipe', 'pipe', 'pipe'>): WorkerChannel
 
 export function describeExit({ code, signal, stderrTail }: ExitInfo): string {
   const how = signal ? `was killed by ${signal}` : code === null ? 'ended' : `exited with code ${code}`
-  const lastLine = stderrTail.trim().split('\n').filter(Boolean).at(-1)
-  return lastLine ? `worker ${how} (last stderr line: ${lastLine.slice(0, 300)})` : `worker ${how}`
+  const lastLine = lastLineOf(stderrTail)
+  return lastLine ? `worker ${how} (last stderr line: ${lastLine})` : `worker ${how}`
 }

@@ -9,11 +9,15 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from '../framing.ts'
+import { checkFrame, workerHello, zygoteEvent, type ZygoteEvent, type ZygoteRequest } from '../runtime-protocol.ts'
+import { ZYGOTE_CONTROL_FRAME_BYTES } from '../../runtime-template.ts'
 import type { WorkerCgroups } from './cgroups.ts'
 import { ownDirectory } from './leftovers.ts'
 import { FileRegion } from './region.ts'
 import { timed } from '../timed.ts'
-import { SANDBOX_PATHS, SANDBOX_REGION_DIR, SANDBOX_SOCKET_DIR, sandboxCommand } from './sandbox.ts'
+import { log } from '../../log.ts'
+import { bubblewrapCommand, SANDBOX_PATHS, SANDBOX_REGION_DIR, SANDBOX_SOCKET_DIR } from './bubblewrap.ts'
+import { StderrTail } from './stderr-tail.ts'
 import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type ProcessWorkerOptions, type WorkerChannel } from './worker.ts'
 
 export interface WorkerLimits {
@@ -45,7 +49,6 @@ interface Connection {
   hostPid: number | null
 }
 
-const STDERR_TAIL_BYTES = 4096
 /** Each worker's shared-memory region: enough for a 4K frame's round trip. */
 const REGION_BYTES = 64 * 1024 * 1024
 /** How long a closed socket waits for the zygote to say how its worker ended. */
@@ -64,9 +67,9 @@ export class Zygote {
   /** Each spawn's holder being moved into the worker's cgroup (started when the zygote says it forked). */
   private readonly holdersPlaced = new Map<string, Promise<void>>()
   private readonly control: FrameReader
-  private stderrTail = ''
+  private readonly stderr: StderrTail
   private unproven = 0
-  private readyWaiter: ((message: Record<string, unknown>) => void) | null = null
+  private readyWaiter: (() => void) | null = null
   readonly exited: Promise<void>
 
   private constructor(
@@ -77,13 +80,13 @@ export class Zygote {
     private readonly regionDir: string | null,
     private readonly cgroups: WorkerCgroups | null,
   ) {
-    this.control = new FrameReader(1 << 20)
+    this.control = new FrameReader(ZYGOTE_CONTROL_FRAME_BYTES)
+    this.stderr = new StderrTail(proc.stderr)
     this.exited = proc.exited.then(() => {
       for (const spawn of this.pending.values()) spawn.reject(new Error(`the zygote exited: ${this.lastStderrLine()}`))
       this.pending.clear()
     })
     void this.pumpControl()
-    void this.pumpStderr()
   }
 
   static async start(options: ZygoteOptions, cgroups: WorkerCgroups | null = null): Promise<Zygote> {
@@ -117,7 +120,7 @@ export class Zygote {
     ]
     const cmd =
       options.isolation === 'sandboxed'
-        ? sandboxCommand(
+        ? bubblewrapCommand(
             {
               python: options.python,
               pythonHome: pythonHome(options.python),
@@ -253,11 +256,11 @@ export class Zygote {
       if (frames.length === 0) return
       socket.off('data', onData)
       settle()
-      const hello = frames[0] as { op?: string; id?: string; token?: string; host_pid?: unknown }
-      const spawn = typeof hello.id === 'string' ? this.pending.get(hello.id) : undefined
-      if (frames.length !== 1 || hello.op !== 'hello' || !spawn || !sameToken(spawn.token, hello.token)) return socket.destroy()
-      this.pending.delete(hello.id!)
-      spawn.resolve({ socket, hostPid: reportedPid(hello.host_pid) })
+      const hello = workerHello.safeParse(frames[0])
+      const spawn = hello.success ? this.pending.get(hello.data.id) : undefined
+      if (frames.length !== 1 || !hello.success || !spawn || !sameToken(spawn.token, hello.data.token)) return socket.destroy()
+      this.pending.delete(hello.data.id)
+      spawn.resolve({ socket, hostPid: reportedPid(hello.data.host_pid) })
     }
     socket.on('data', onData)
   }
@@ -286,7 +289,7 @@ export class Zygote {
     }
   }
 
-  private send(message: Record<string, unknown>): void {
+  private send(message: ZygoteRequest): void {
     if (!this.alive) return
     for (const part of encodeFrame(message)) this.proc.stdin.write(part)
     void this.proc.stdin.flush()
@@ -309,36 +312,30 @@ export class Zygote {
   private async pumpControl(): Promise<void> {
     try {
       for await (const chunk of this.proc.stdout) {
-        for (const frame of this.control.push(chunk)) {
-          const message = frame as { op?: string; id?: string; code?: number | null; signal?: number | null; host_pid?: unknown }
-          if (message.op === 'ready') this.readyWaiter?.(message)
-          else if (message.op === 'spawned' && message.id && this.cgroups) {
-            const placed = this.placeInCgroup(message.id, 'holder', reportedPid(message.host_pid))
-            placed.catch(() => {}) // the spawn awaits it and reports the failure
-            this.holdersPlaced.set(message.id, placed)
-          }
-          else if (message.op === 'exited' && message.id) {
-            this.exitReports.get(message.id)?.({ code: message.code ?? null, signal: message.signal ?? null })
-            // A worker that ended before it connected: its spawn fails now, not at the start timeout.
-            this.pending.get(message.id)?.reject(new Error(`worker ${message.id} ended before it connected (exit code ${message.code ?? 'none'}): ${this.lastStderrLine()}`))
-            this.pending.delete(message.id)
-          }
-        }
+        for (const frame of this.control.push(chunk)) this.onEvent(checkFrame(zygoteEvent, frame, 'a zygote event'))
       }
-    } catch {
-      this.proc.kill('SIGKILL') // a broken control stream: start over
+    } catch (error) {
+      log.error('the zygote broke its control stream; killing it', { error: (error as Error).message })
+      this.proc.kill('SIGKILL') // start over
     }
   }
 
-  private async pumpStderr(): Promise<void> {
-    const decoder = new TextDecoder()
-    for await (const chunk of this.proc.stderr) {
-      this.stderrTail = (this.stderrTail + decoder.decode(chunk, { stream: true })).slice(-STDERR_TAIL_BYTES)
+  private onEvent(event: ZygoteEvent): void {
+    if (event.op === 'ready') this.readyWaiter?.()
+    else if (event.op === 'spawned' && this.cgroups) {
+      const placed = this.placeInCgroup(event.id, 'holder', reportedPid(event.host_pid))
+      placed.catch(() => {}) // the spawn awaits it and reports the failure
+      this.holdersPlaced.set(event.id, placed)
+    } else if (event.op === 'exited') {
+      this.exitReports.get(event.id)?.({ code: event.code, signal: event.signal })
+      // A worker that ended before it connected: its spawn fails now, not at the start timeout.
+      this.pending.get(event.id)?.reject(new Error(`worker ${event.id} ended before it connected (exit code ${event.code ?? 'none'}): ${this.lastStderrLine()}`))
+      this.pending.delete(event.id)
     }
   }
 
   private lastStderrLine(): string {
-    return this.stderrTail.trim().split('\n').filter(Boolean).at(-1)?.slice(0, 300) ?? 'no output'
+    return this.stderr.lastLine() ?? 'no output'
   }
 }
 
@@ -355,7 +352,7 @@ function sameToken(expected: string, given: unknown): boolean {
 }
 
 /** A pid a holder or worker reported, if it is one at all (isProcessOf checks whose it is). */
-const reportedPid = (value: unknown): number | null => (Number.isSafeInteger(value) && (value as number) > 0 ? (value as number) : null)
+const reportedPid = (pid: number | null): number | null => (pid !== null && Number.isSafeInteger(pid) && pid > 0 ? pid : null)
 
 /**
  * Whether `pid` is a holder or a worker of the sandbox whose bubblewrap process is

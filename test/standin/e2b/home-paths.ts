@@ -3,7 +3,7 @@
 // symlink is followed: the stand-in must never read or write outside the home on the host.
 import { chownSync, closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
 import { join, posix } from 'node:path'
-import { SANDBOX_HOME_DIR } from '../../../src/backends/local/sandbox.ts'
+import { SANDBOX_HOME_DIR } from '../../../src/backends/local/bubblewrap.ts'
 
 /** A path the stand-in will not serve (400), or a file that is not there (404). */
 export class PathRefused extends Error {

@@ -1,10 +1,10 @@
 // How a stand-in sandbox's processes are started: inside bubblewrap with the same walls as
-// blockgate's local workers (src/backends/local/sandbox.ts), plus a writable /home/user;
+// blockgate's local workers (src/backends/local/bubblewrap.ts), plus a writable /home/user;
 // or, only when asked for explicitly, directly on the host.
 import type { Subprocess } from 'bun'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { bubblewrapAvailable, SANDBOX_HOME_DIR, SANDBOX_PATHS, SANDBOX_SOCKET_DIR, sandboxCommand } from '../../../src/backends/local/sandbox.ts'
+import { bubblewrapAvailable, bubblewrapCommand, SANDBOX_HOME_DIR, SANDBOX_PATHS, SANDBOX_SOCKET_DIR } from '../../../src/backends/local/bubblewrap.ts'
 import { workerEnvironment } from '../../../src/backends/local/worker.ts'
 
 const PROJECT_ROOT = resolve(import.meta.dir, '../../..')
@@ -63,7 +63,7 @@ export function launch(isolation: Isolation, dirs: SandboxDirs, spec: LaunchSpec
   const env = { ...workerEnvironment(at.runtimeDir), HOME: at.home, ...spec.env }
   const command = spec.command(at)
   const cmd = isolation.sandboxed
-    ? sandboxCommand(
+    ? bubblewrapCommand(
         {
           python: isolation.python,
           pythonHome: isolation.pythonHome,

@@ -5,7 +5,7 @@ import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { launch, type Isolation, type SandboxDirs } from './isolation.ts'
 import { killGroup } from './process-tree.ts'
-import { StderrTail } from './stderr-tail.ts'
+import { StderrTail } from '../../../src/backends/local/stderr-tail.ts'
 
 const KERNEL_SOURCE = join(import.meta.dir, 'kernel.py')
 const KERNEL_START_TIMEOUT_MS = 30_000

@@ -6,7 +6,7 @@ import type { Subprocess } from 'bun'
 import { join } from 'node:path'
 import { launch, type Isolation, type SandboxDirs } from './isolation.ts'
 import { killGroup } from './process-tree.ts'
-import { StderrTail } from './stderr-tail.ts'
+import { StderrTail } from '../../../src/backends/local/stderr-tail.ts'
 
 const SOCKET_NAME = 'runtime.sock'
 const HEALTH_POLL_MS = 25

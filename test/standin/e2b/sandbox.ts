@@ -4,7 +4,7 @@
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SANDBOX_UID } from '../../../src/backends/local/sandbox.ts'
+import { SANDBOX_UID } from '../../../src/backends/local/bubblewrap.ts'
 import type { Isolation, SandboxDirs } from './isolation.ts'
 import { Kernel } from './kernel.ts'
 import { isAlive, processTree, signalAll } from './process-tree.ts'

@@ -1,11 +1,12 @@
 // The bubblewrap command the zygote runs under: no network, a read-only filesystem that
 // holds only what Python needs, its own PID/IPC/UTS namespaces, no capabilities, an
-// unprivileged uid, and death with the server. Each worker then isolates itself further
-// from the others (template/runtime/sandbox.py).
+// unprivileged uid, and death with the server. Each worker then confines itself further,
+// away from the others (template/runtime/confinement.py). "The sandbox" below is this
+// bubblewrap sandbox.
 import { existsSync, lstatSync } from 'node:fs'
 import { dirname } from 'node:path'
 
-export interface SandboxPaths {
+export interface BubblewrapPaths {
   /** The venv's interpreter (its directory tree is bound read-only). */
   python: string
   /** Where the venv's interpreter comes from (`sys.base_prefix`). */
@@ -50,7 +51,7 @@ export function bubblewrapAvailable(): boolean {
   return Bun.which('bwrap') !== null
 }
 
-export function sandboxCommand(paths: SandboxPaths, command: string[], env: Record<string, string>): string[] {
+export function bubblewrapCommand(paths: BubblewrapPaths, command: string[], env: Record<string, string>): string[] {
   const root = process.getuid?.() === 0
   const args: string[] = ['bwrap', '--die-with-parent', '--new-session', '--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts', '--unshare-cgroup-try']
   // An empty root: only what is bound below exists inside.

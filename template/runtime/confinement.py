@@ -1,8 +1,8 @@
-"""What a worker does to itself between the zygote's fork and the first user code.
+"""How a worker confines itself, between the zygote's fork and the first user code.
 
-The zygote already runs inside bubblewrap (no network, a read-only minimal filesystem, its
-own PID namespace, no capabilities, an unprivileged uid). Each worker then goes further,
-so that tenants are apart from each other too:
+The zygote already runs inside bubblewrap (src/backends/local/bubblewrap.ts: no network, a
+read-only minimal filesystem, its own PID namespace, no capabilities, an unprivileged uid).
+Each worker then goes further, so that tenants are apart from each other too:
 
 - its own user, PID, mount, IPC and network namespaces: it is PID 1 of a namespace, so it
   cannot see or signal other workers, and killing it takes every process it started with
@@ -16,7 +16,7 @@ so that tenants are apart from each other too:
 - rlimits (address space, CPU seconds, processes, file size, open files, no core files);
 - fresh seeds for every RNG, since a fork copies the zygote's.
 
-Linux-only, through ctypes; every step raises SandboxError naming what failed.
+Linux-only, through ctypes; every step raises ConfinementError naming what failed.
 """
 
 from __future__ import annotations
@@ -52,14 +52,14 @@ AF_UNIX = 1
 EPERM, EACCES, ENOSYS = 1, 13, 38
 
 
-class SandboxError(RuntimeError):
-    """A sandboxing step failed; the worker must not run user code."""
+class ConfinementError(RuntimeError):
+    """A confinement step failed; the worker must not run user code."""
 
 
 def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
-        raise SandboxError(f"{what} failed: {os.strerror(errno)} (errno {errno})")
+        raise ConfinementError(f"{what} failed: {os.strerror(errno)} (errno {errno})")
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ def close_other_fds(keep: tuple[int, ...]) -> None:
 def _drop_capabilities() -> None:
     for cap in range(64):
         if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() == EPERM:
-            raise SandboxError(f"dropping capability {cap} from the bounding set failed")
+            raise ConfinementError(f"dropping capability {cap} from the bounding set failed")
     header = struct.pack("Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
     data = bytes(24)  # effective, permitted, inheritable: all zero, for both 32-bit halves
     _check(_libc.capset(ctypes.c_char_p(header), ctypes.c_char_p(data)), "capset")
@@ -143,7 +143,7 @@ def apply_limits(limits: Limits) -> None:
         try:
             resource.setrlimit(resource_id, (value, value))
         except (ValueError, OSError) as exc:
-            raise SandboxError(f"setting the {name} limit to {value} failed: {exc}") from None
+            raise ConfinementError(f"setting the {name} limit to {value} failed: {exc}") from None
 
 
 def end_stray_processes() -> int:
@@ -220,7 +220,7 @@ def seccomp_program(machine: str | None = None) -> list[tuple[int, int, int, int
     """The filter as BPF instructions (code, jt, jf, k) for this machine's architecture."""
     machine = machine or platform.machine()
     if machine not in _ARCH:
-        raise SandboxError(f"no seccomp filter for architecture {machine}")
+        raise ConfinementError(f"no seccomp filter for architecture {machine}")
     denied = sorted(_DENIED[machine].values())
     program = [
         _stmt(_LD_W_ABS, 4),  # seccomp_data.arch

@@ -1,4 +1,4 @@
-"""The worker's own sandboxing (runtime.sandbox), in a real forked child."""
+"""How a worker confines itself (runtime.confinement), in a real forked child."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import time
 
 import pytest
 
-from runtime import sandbox
+from runtime import confinement
 
-LIMITS = sandbox.Limits(address_space_bytes=2 << 30, cpu_seconds=60, processes=16, file_size_bytes=1 << 20, open_files=64)
+LIMITS = confinement.Limits(address_space_bytes=2 << 30, cpu_seconds=60, processes=16, file_size_bytes=1 << 20, open_files=64)
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
 def test_seccomp_program_is_well_formed(machine):
-    program = sandbox.seccomp_program(machine)
+    program = confinement.seccomp_program(machine)
     assert program[-1] == (0x06, 0, 0, 0x7FFF0000)  # ends by allowing what it did not refuse
     assert len(program) < 256
     for index, (code, jt, jf, _) in enumerate(program):
@@ -28,12 +28,12 @@ def test_seccomp_program_is_well_formed(machine):
 
 
 def test_an_unknown_architecture_is_refused_not_guessed():
-    with pytest.raises(sandbox.SandboxError, match="no seccomp filter for architecture sparc"):
-        sandbox.seccomp_program("sparc")
+    with pytest.raises(confinement.ConfinementError, match="no seccomp filter for architecture sparc"):
+        confinement.seccomp_program("sparc")
 
 
 def _probe(hidden: str, parents_channel: str) -> dict:
-    """What a block would find, run inside the finished sandbox."""
+    """What a block would find, run inside the finished confinement."""
     found: dict = {"pid": os.getpid(), "uid": os.getuid(), "tmp": os.listdir("/tmp")}
     found["proc_pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     found["pts"] = os.listdir("/dev/pts")
@@ -54,7 +54,7 @@ def _probe(hidden: str, parents_channel: str) -> dict:
     if os.fork() == 0:
         while True:
             time.sleep(1)
-    found["ended"] = sandbox.end_stray_processes()
+    found["ended"] = confinement.end_stray_processes()
     try:
         os.waitpid(-1, os.WNOHANG)
         found["children_left"] = True
@@ -63,13 +63,13 @@ def _probe(hidden: str, parents_channel: str) -> dict:
     for name, attempt in {
         "inet": lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM),
         "inet6": lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM),
-        "unshare": lambda: os.unshare(0x10000000) if hasattr(os, "unshare") else sandbox._check(sandbox._libc.unshare(0x10000000), "unshare"),
-        "mount": lambda: sandbox._check(sandbox._libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None), "mount"),
+        "unshare": lambda: os.unshare(0x10000000) if hasattr(os, "unshare") else confinement._check(confinement._libc.unshare(0x10000000), "unshare"),
+        "mount": lambda: confinement._check(confinement._libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None), "mount"),
     }.items():
         try:
             attempt()
             found[name] = "allowed"
-        except (OSError, sandbox.SandboxError) as exc:
+        except (OSError, confinement.ConfinementError) as exc:
             found[name] = type(exc).__name__
     found["unix"] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).fileno() > 0
     status = open("/proc/self/status").read()
@@ -95,11 +95,11 @@ def test_a_forked_worker_isolates_itself():
     if holder == 0:
         code = 1
         try:
-            sandbox.enter_namespaces()
+            confinement.enter_namespaces()
             worker = os.fork()
             if worker == 0:
                 try:
-                    sandbox.become_worker(LIMITS, keep_fds=(write_end, 2), hide=(str(hidden),))
+                    confinement.become_worker(LIMITS, keep_fds=(write_end, 2), hide=(str(hidden),))
                     os.write(write_end, json.dumps(_probe(str(hidden), parents_channel)).encode())
                     os._exit(0)
                 except BaseException as exc:  # noqa: BLE001
@@ -138,4 +138,4 @@ def test_a_forked_worker_isolates_itself():
 def test_ending_stray_processes_is_a_no_op_outside_a_pid_namespace():
     # Not PID 1: kill(-1) would reach every process of this uid on the machine.
     assert os.getpid() != 1
-    assert sandbox.end_stray_processes() == 0
+    assert confinement.end_stray_processes() == 0
