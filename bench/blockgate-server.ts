@@ -5,7 +5,7 @@ import { createApp } from '../src/app.ts'
 import type { Backend } from '../src/backends/backend.ts'
 import type { E2BPool } from '../src/backends/e2b/pool.ts'
 import { loadConfig } from '../src/config.ts'
-import { createBackends } from '../src/server.ts'
+import { createBackends } from '../src/backends/index.ts'
 
 export interface BlockgateServer {
   url: string

@@ -4,7 +4,7 @@
 import { startProcessWorker } from '../src/backends/local/worker.ts'
 import { runBlock } from '../src/backends/runtime-session.ts'
 import { loadConfig } from '../src/config.ts'
-import { frameLimitFor } from '../src/server.ts'
+import { frameLimitFor } from '../src/backends/index.ts'
 import type { BenchContext } from './context.ts'
 import { runJob } from './payloads.ts'
 import { rowOf, timeMs, type Row } from './stats.ts'

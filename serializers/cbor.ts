@@ -2,7 +2,7 @@
 // tagged Uint8Array, fixed-width map headers, typed arrays turned into JS classes that
 // cannot tell a uint8 array from a byte string) are not what Python's cbor2 reads or
 // what golden vectors can be compared against, so every option that matters is set here
-// on purpose, and every extension is registered here, once. test/cbor.test.ts pins it.
+// on purpose, and every extension is registered here, once. test/integration/cbor.test.ts pins it.
 //
 // 'cbor-x/encode' is the pure-JS entry: the package root also loads the optional native
 // cbor-extract addon, which aborts the Bun process when decoding longer strings.
@@ -399,7 +399,9 @@ function withLinearBignums(value: unknown): unknown {
       const item: unknown = value[i]
       if (!mayHoldBignum(item)) continue // most items: no call at all
       const written = withLinearBignums(item)
-      if (written !== item) (copy ??= value.slice())[i] = written
+      if (written === item) continue
+      copy ??= value.slice()
+      copy[i] = written
     }
     return copy ?? value
   }

@@ -1,6 +1,6 @@
 // The one explicit list of serializer plugins, and the walk that turns decoded CBOR into
 // kind values. Adding a kind: a folder beside this file, and one line in each list below
-// (this one and its Python twin in serializers/registry.py; test/serializers/registry.test.ts
+// (this one and its Python twin in serializers/registry.py; test/integration/serializers/registry.test.ts
 // checks they agree).
 import { dateProblem, registerEncoder, Tag, TimestampText, TypedBytes } from './cbor.ts'
 import { KindError, type KindMap, type KindName, type Serializer } from './serializer.ts'

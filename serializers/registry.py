@@ -2,7 +2,7 @@
 run's inputs into real objects and encode a block's outputs by their type.
 
 Adding a kind: a folder beside this file, and one line in ``KINDS`` here and in
-serializers/index.ts (test/serializers/registry.test.ts checks that both lists agree).
+serializers/index.ts (test/integration/serializers/registry.test.ts checks that both lists agree).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-// `npm test`: type-check, the bun suite and the Python runtime's pytest suite, then one
-// closing line `N passed, N failed` summing both suites (counted from their JUnit reports).
+// `npm test`: type-check, the bun suites (unit, then integration) and the Python runtime's
+// pytest suite, then one closing line `N passed, N failed` summing them all (counted from
+// their JUnit reports).
 // Exits non-zero if anything failed, so a failure can never hide behind a green summary.
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { resolve } from 'node:path'
@@ -51,9 +52,20 @@ const add = (c: Counts) => {
 const typecheck = run('typecheck', [bun, resolve(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', '.'])
 if (typecheck !== 0) add({ passed: 0, failed: 1, skipped: 0 })
 
-const bunReport = resolve(reports, 'bun.xml')
-const bunExit = run('bun tests', [bun, 'test', '--timeout', '60000', '--reporter=junit', `--reporter-outfile=${bunReport}`])
-const bunCounts = junitCounts(bunReport, 'bun tests')
+// Unit tests first (no bubblewrap, no Python: seconds), then the integration tests (real
+// sandboxed workers, the E2B stand-in, real servers).
+const bunCounts: Counts = { passed: 0, failed: 0, skipped: 0 }
+let bunExit = 0
+for (const suite of ['unit', 'integration']) {
+  const report = resolve(reports, `bun-${suite}.xml`)
+  const exit = run(`bun ${suite} tests`, [bun, 'test', '--timeout', '60000', '--reporter=junit', `--reporter-outfile=${report}`, `test/${suite}`])
+  const counts = junitCounts(report, `bun ${suite} tests`)
+  console.log(`${suite}: ${counts.passed} passed, ${counts.failed} failed`)
+  bunCounts.passed += counts.passed
+  bunCounts.failed += counts.failed
+  bunCounts.skipped += counts.skipped
+  bunExit ||= exit
+}
 add(bunCounts)
 
 const pyReport = resolve(reports, 'pytest.xml')

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..video_metadata.entity import VideoMetadata
 
-Bytes = Union[bytes, bytearray, memoryview]
+Bytes = bytes | bytearray | memoryview
 
 JPEG_QUALITY = 95  # what Inference encodes with when it must turn pixels into base64
 _URL_TIMEOUT_S = 30

@@ -231,7 +231,9 @@ function toRowMajor(array: NDArray): NDArray {
   if (array.dtype === 'str') return NDArray.ofStrings(Array.from(order, (i) => array.strings![i]!), array.shape)
   const { itemsize } = DTYPES[array.dtype]
   const out = new Uint8Array(array.bytes.byteLength)
-  order.forEach((from, to) => out.set(array.bytes.subarray(from * itemsize, (from + 1) * itemsize), to * itemsize))
+  order.forEach((from, to) => {
+    out.set(array.bytes.subarray(from * itemsize, (from + 1) * itemsize), to * itemsize)
+  })
   return NDArray.fromBytes(array.dtype, array.shape, out)
 }
 

@@ -4,7 +4,7 @@
 // block, so every frame it sends is hostile input: one that does not fit its shape is a
 // RuntimeProtocolError naming the field, never a cast. template/runtime/protocol.py is the
 // Python twin (the TypedDicts the runtime builds its messages with), and
-// test/runtime-protocol.test.ts checks that both declare the same fields.
+// test/integration/runtime-protocol.test.ts checks that both declare the same fields.
 import { z } from 'zod'
 import type { BlockCode } from '../run/block.ts'
 import type { OutputFormat, WorkflowContext } from './backend.ts'

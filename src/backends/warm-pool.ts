@@ -25,15 +25,15 @@ export interface PooledRuntime {
 export interface RuntimeProvider<R extends PooledRuntime> {
   /** Starts a runtime ready to load blocks, for `workspace` (null: a spare), by `deadline` (performance.now() time). */
   start(workspace: string | null, deadline: number): Promise<R>
-  /** Ends a runtime; a promise when that takes a call (the pool's stop waits for it). */
-  end(runtime: R): void | Promise<void>
+  /** Ends a runtime (the pool's stop waits for it: ending may take a call). */
+  end(runtime: R): Promise<void>
   holds(runtime: R, blockHash: string): boolean
   /** Whether a runtime could start now (no: the local zygote is restarting). */
   canStart(): boolean
   /** Whether a runtime back from a run may serve another (its run count, memory, lifetime). */
   reusable(runtime: R): boolean
   /** A runtime went idle and no waiter took it (E2B extends the sandbox's own timer). */
-  idled?(runtime: R): void | Promise<void>
+  idled?(runtime: R): Promise<void>
 }
 
 export interface WarmPoolOptions {
@@ -294,8 +294,7 @@ export class WarmPool<R extends PooledRuntime> {
     this.idleTimers.delete(runtime)
   }
 
-  private track(work: void | Promise<unknown>): void {
-    if (!work) return
+  private track(work: Promise<unknown>): void {
     const settled = work.then(
       () => {},
       () => {},

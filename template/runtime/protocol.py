@@ -5,7 +5,7 @@ Every frame's head is one of these maps. The proxy sends requests (``LoadRequest
 answers each request with one reply (``FailureReply`` or the op's own), and the zygote and its
 workers send the events below. The runtime builds its messages with these TypedDicts.
 src/backends/runtime-protocol.ts is the TypeScript twin: it declares the same fields and checks
-every frame the proxy receives against them (test/runtime-protocol.test.ts compares the two).
+every frame the proxy receives against them (test/integration/runtime-protocol.test.ts compares the two).
 
 The numbers and names both sides read are in protocol.json beside this module.
 

@@ -3,7 +3,7 @@
 // ~7 GB, torch included), starts blockgate on a free port on 127.0.0.1 with webexec keys, and
 // runs test/inference/test_inference.py with Inference's own remote-execution settings
 // pointing at it. `-- --record` also saves what the client sent, and what blockgate answered,
-// as test/fixtures/webexec/*.json: test/webexec.test.ts replays them in `npm test`.
+// as test/fixtures/webexec/*.json: test/integration/webexec.test.ts replays them in `npm test`.
 import { createHash } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { createApp } from '../../src/app.ts'
 import { loadConfig } from '../../src/config.ts'
-import { createBackends } from '../../src/server.ts'
+import { createBackends } from '../../src/backends/index.ts'
 
 const INFERENCE = 'inference-core==1.8.3'
 const PYTEST = 'pytest==9.2.0'

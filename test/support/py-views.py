@@ -16,7 +16,7 @@ import sys
 
 import cbor2
 
-# The same text is the block's own code (test/json-values.test.ts sends it).
+# The same text is the block's own code (test/integration/json-values.test.ts sends it).
 DESCRIBE = '''
 def describe(x):
     if isinstance(x, dict):

@@ -45,7 +45,7 @@ export class LocalPool implements Backend {
     this.pool = new WarmPool<Worker>(
       {
         start: () => this.fork(),
-        end: (worker) => worker.kill(),
+        end: async (worker) => worker.kill(),
         holds: (worker, hash) => worker.loaded.has(hash),
         canStart: () => this.canFork(),
         reusable: (worker) => worker.alive && worker.runs < options.maxRunsPerWorker && worker.rssBytes <= options.maxRssBytes,

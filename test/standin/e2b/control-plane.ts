@@ -65,7 +65,7 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
     if (takeOne(faults, 'rateLimitCreates')) {
       return apiError(c, 429, 'Rate limit exceeded, please try again later', { 'Retry-After': String(faults.retryAfterSeconds) })
     }
-    let spec
+    let spec: ReturnType<typeof parseCreateRequest>
     try {
       spec = parseCreateRequest(body)
     } catch (error) {
@@ -153,16 +153,16 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
 }
 
 function listResponse(c: Context, sandboxes: StandinSandbox[], query: Record<string, string | undefined>): Response {
-  let page, nextToken
+  let listed: ReturnType<typeof listPage>
   try {
-    ;({ page, nextToken } = listPage(sandboxes, parseListQuery(query)))
+    listed = listPage(sandboxes, parseListQuery(query))
   } catch (error) {
     if (error instanceof BadListQuery) return apiError(c, 400, error.message)
     throw error
   }
   const headers: Record<string, string> = { 'X-Total-Running': String(sandboxes.filter((s) => s.state === 'running').length) }
-  if (nextToken) headers['X-Next-Token'] = nextToken
-  return c.json(page.map(listedShape), 200, headers)
+  if (listed.nextToken) headers['X-Next-Token'] = listed.nextToken
+  return c.json(listed.page.map(listedShape), 200, headers)
 }
 
 /** The JSON body, or null when there is none; a body that is not JSON is a 400. */

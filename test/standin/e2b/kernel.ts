@@ -146,8 +146,7 @@ export class Kernel {
     let buffered = ''
     for await (const chunk of this.proc.stdout) {
       buffered += decoder.decode(chunk, { stream: true })
-      let newline: number
-      while ((newline = buffered.indexOf('\n')) >= 0) {
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
         const line = buffered.slice(0, newline)
         buffered = buffered.slice(newline + 1)
         const event = parseEvent(line)

@@ -1,0 +1,68 @@
+// The run queue on its own: which waiting run gets a runtime that frees, and its bounds.
+import { describe, expect, test } from 'bun:test'
+import { RunQueue, tenantOf } from '../../src/backends/run-queue.ts'
+
+describe('the queue picks the waiting tenant that holds the fewest', () => {
+  const queue = (tenantShare = 2, tenantMaxQueue = 8) =>
+    new RunQueue<string>({ maxQueue: 16, tenantMaxQueue, tenantShare, timeoutMs: 10_000, size: 4, runtimes: 'workers', shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS' })
+  const anywhere = () => 2 // every waiter would need a new worker
+
+  test('fewest held first, then the oldest; a tenant at its share is passed over', async () => {
+    const q = queue()
+    q.hold('key a')
+    q.hold('key a')
+    q.hold('key b')
+    const order: string[] = []
+    const served = ['key a', 'key b', 'key c', 'key b'].map((tenant, n) => q.wait(tenant, 'ws', 'h', undefined).then(() => order.push(`${tenant}#${n}`)))
+    const give = () => {
+      const waiter = q.next(anywhere)
+      waiter?.give('runtime')
+      return waiter?.tenant
+    }
+    expect(give()).toBe('key c') // holds none
+    expect(give()).toBe('key b') // b holds 1, c now 1: b waited longer
+    expect(give()).toBeUndefined() // a and b are at their share
+    q.drop('key a')
+    expect(give()).toBe('key a')
+    q.drop('key b')
+    expect(give()).toBe('key b')
+    await Promise.all(served)
+    expect(order).toEqual(['key c#2', 'key b#1', 'key a#0', 'key b#3'])
+    expect(q.held('key a')).toBe(2)
+  })
+
+  test('among tenants holding as many, one served without a new worker goes first', () => {
+    const q = queue()
+    void q.wait('workspace x', 'x', 'h', undefined)
+    void q.wait('workspace y', 'y', 'h', undefined)
+    const waiter = q.next((w) => (w.workspace === 'y' ? 0 : 2))
+    expect(waiter?.tenant).toBe('workspace y')
+  })
+
+  test("a tenant's own bound is a 429 naming it; other tenants still queue", async () => {
+    const q = queue(2, 1)
+    void q.wait('key a', 'ws', 'h', undefined)
+    const refused = await q.wait('key a', 'ws', 'h', undefined).catch((e) => e)
+    expect(refused.status).toBe(429)
+    expect(refused.message).toContain('key a')
+    expect(refused.message).toContain('BLOCKGATE_TENANT_MAX_QUEUE')
+    void q.wait('key b', 'ws', 'h', undefined)
+    expect(q.length).toBe(2)
+  })
+
+  test('a waiter that gave up is not handed a runtime', async () => {
+    const q = queue()
+    const controller = new AbortController()
+    const waiting = q.wait('key a', 'ws', 'h', controller.signal).catch((e) => e)
+    const waiter = q.next(anywhere)!
+    controller.abort()
+    expect(waiter.give('runtime')).toBe(false)
+    expect((await waiting).status).toBe(503)
+  })
+
+  test('the tenant is the key when the run came with one, else the workspace', () => {
+    expect(tenantOf({ workspace: 'acme', keyId: 'acme-ci' })).toBe('key acme-ci')
+    expect(tenantOf({ workspace: 'acme' })).toBe('workspace acme')
+  })
+})
+
