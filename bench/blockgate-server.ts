@@ -15,10 +15,15 @@ export interface BlockgateServer {
 
 /** The environment without E2B_* variables: a local server must not reach E2B. */
 function localEnvironment(): Record<string, string | undefined> {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('E2B_')))
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('E2B_')),
+  )
 }
 
-async function serve(env: Record<string, string | undefined>, which: 'local' | 'e2b'): Promise<BlockgateServer> {
+async function serve(
+  env: Record<string, string | undefined>,
+  which: 'local' | 'e2b',
+): Promise<BlockgateServer> {
   const config = loadConfig(env)
   const backend = createBackends(config)[which]
   if (!backend) throw new Error(`the ${which} backend is not available here`)
@@ -42,11 +47,24 @@ async function serve(env: Record<string, string | undefined>, which: 'local' | '
 
 /** Two workers at most (this machine's cores), none forked ahead of a run, all of them the one tenant's share. */
 export function startLocalServer(): Promise<BlockgateServer> {
-  return serve({ ...localEnvironment(), WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local', BLOCKGATE_MIN_WARM_WORKERS: '0', BLOCKGATE_MAX_WORKERS: '2', BLOCKGATE_TENANT_MAX_WORKERS: '2' }, 'local')
+  return serve(
+    {
+      ...localEnvironment(),
+      WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local',
+      BLOCKGATE_MIN_WARM_WORKERS: '0',
+      BLOCKGATE_MAX_WORKERS: '2',
+      BLOCKGATE_TENANT_MAX_WORKERS: '2',
+    },
+    'local',
+  )
 }
 
 /** Two sandboxes at most: a cold run for a new workspace retires the previous cold one. */
-export async function startE2BServer(targetEnv: Record<string, string>, mode: 'template' | 'code-interpreter', local: boolean) {
+export async function startE2BServer(
+  targetEnv: Record<string, string>,
+  mode: 'template' | 'code-interpreter',
+  local: boolean,
+) {
   const env = {
     ...localEnvironment(),
     ...targetEnv,

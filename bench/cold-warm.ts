@@ -26,19 +26,35 @@ function warmPerRound(ctx: BenchContext, payload: BlockPayload): number {
 }
 
 async function post(url: string, body: Uint8Array): Promise<void> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/cbor' }, body })
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/cbor' },
+    body,
+  })
   const bytes = await response.arrayBuffer()
-  if (response.status !== 200) throw new Error(`run failed: ${response.status} ${new TextDecoder().decode(bytes.slice(0, 300))}`)
+  if (response.status !== 200)
+    throw new Error(
+      `run failed: ${response.status} ${new TextDecoder().decode(bytes.slice(0, 300))}`,
+    )
 }
 
 /** Counter readings before and after `action`, per run. */
-async function perRun<T>(calls: ColdWarmTarget['calls'], runs: number, action: () => Promise<T>): Promise<{ result: T; extra: Record<string, number> }> {
-  const read = () => ({ blockgate: calls?.blockgate(), control: calls?.control?.(), data: calls?.data?.() })
+async function perRun<T>(
+  calls: ColdWarmTarget['calls'],
+  runs: number,
+  action: () => Promise<T>,
+): Promise<{ result: T; extra: Record<string, number> }> {
+  const read = () => ({
+    blockgate: calls?.blockgate(),
+    control: calls?.control?.(),
+    data: calls?.data?.(),
+  })
   const before = read()
   const result = await action()
   const after = read()
   const extra: Record<string, number> = {}
-  const per = (a?: number, b?: number) => (a === undefined || b === undefined ? undefined : +((b - a) / runs).toFixed(2))
+  const per = (a?: number, b?: number) =>
+    a === undefined || b === undefined ? undefined : +((b - a) / runs).toFixed(2)
   const blockgate = per(before.blockgate, after.blockgate)
   const control = per(before.control, after.control)
   const data = per(before.data, after.data)
@@ -54,7 +70,9 @@ export async function coldAndWarm(ctx: BenchContext, subject: ColdWarmTarget): P
   let workspaces = 0
   const coldRun = () => post(server.url, runBody(noop, `cold-${++workspaces}`))
 
-  ctx.progress(`${backend} (${target}): cold starts, ${ctx.rounds} rounds of ${subject.coldPerRound}`)
+  ctx.progress(
+    `${backend} (${target}): cold starts, ${ctx.rounds} rounds of ${subject.coldPerRound}`,
+  )
   await coldRun() // warm-up: the first start also fills caches a later one finds full
   const cold = await perRun(subject.calls, ctx.rounds * subject.coldPerRound, async () => {
     const rounds: number[][] = []
@@ -65,17 +83,46 @@ export async function coldAndWarm(ctx: BenchContext, subject: ColdWarmTarget): P
     }
     return rounds
   })
-  const rows = [rowOf({ scenario: 'cold-start', name: `${backend}: cold start, time to first result (no-op block, over HTTP)`, backend, target, payload: 'no-op', extra: cold.extra }, cold.result)]
+  const rows = [
+    rowOf(
+      {
+        scenario: 'cold-start',
+        name: `${backend}: cold start, time to first result (no-op block, over HTTP)`,
+        backend,
+        target,
+        payload: 'no-op',
+        extra: cold.extra,
+      },
+      cold.result,
+    ),
+  ]
 
   for (const payload of ctx.payloads.blocks) {
     const count = warmPerRound(ctx, payload)
-    ctx.progress(`${backend} (${target}): warm runs, ${payload.id}, ${ctx.rounds} rounds of ${count}`)
+    ctx.progress(
+      `${backend} (${target}): warm runs, ${payload.id}, ${ctx.rounds} rounds of ${count}`,
+    )
     const body = runBody(payload, 'warm')
     await post(server.url, body) // loads the block: every measured run below is warm
-    const warm = await perRun(subject.calls, ctx.rounds * count, () => loadRounds(server.url, body, ctx.rounds, count, 1))
+    const warm = await perRun(subject.calls, ctx.rounds * count, () =>
+      loadRounds(server.url, body, ctx.rounds, count, 1),
+    )
     const extra: Record<string, number> = { ...warm.extra }
-    if (warm.result.overheads.length) extra.server_overhead_p50_ms = +median(warm.result.overheads).toFixed(3)
-    rows.push(rowOf({ scenario: 'warm-start', name: `${backend}: warm run, ${payload.title} (over HTTP)`, backend, target, payload: payload.id, extra }, warm.result.latencies))
+    if (warm.result.overheads.length)
+      extra.server_overhead_p50_ms = +median(warm.result.overheads).toFixed(3)
+    rows.push(
+      rowOf(
+        {
+          scenario: 'warm-start',
+          name: `${backend}: warm run, ${payload.title} (over HTTP)`,
+          backend,
+          target,
+          payload: payload.id,
+          extra,
+        },
+        warm.result.latencies,
+      ),
+    )
   }
   return rows
 }

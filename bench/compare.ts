@@ -35,11 +35,28 @@ export interface PreviousResult {
   rows: Row[]
 }
 
-export function compare(rows: Row[], machine: { cpu: string; cores: number }, previous: PreviousResult | null): Comparison {
-  const comparison: Comparison = { previous: null, other_machine: false, noise_floor: NOISE_FLOOR, rows_compared: 0, regressions: [], improvements: [] }
+export function compare(
+  rows: Row[],
+  machine: { cpu: string; cores: number },
+  previous: PreviousResult | null,
+): Comparison {
+  const comparison: Comparison = {
+    previous: null,
+    other_machine: false,
+    noise_floor: NOISE_FLOOR,
+    rows_compared: 0,
+    regressions: [],
+    improvements: [],
+  }
   if (!previous) return comparison
-  comparison.previous = { date: previous.date, mode: previous.mode, commit: previous.machine.commit, cpu: previous.machine.cpu }
-  comparison.other_machine = previous.machine.cpu !== machine.cpu || previous.machine.cores !== machine.cores
+  comparison.previous = {
+    date: previous.date,
+    mode: previous.mode,
+    commit: previous.machine.commit,
+    cpu: previous.machine.cpu,
+  }
+  comparison.other_machine =
+    previous.machine.cpu !== machine.cpu || previous.machine.cores !== machine.cores
   const before = new Map(previous.rows.map((row) => [row.id, row]))
   for (const row of rows) {
     const old = before.get(row.id)
@@ -47,9 +64,17 @@ export function compare(rows: Row[], machine: { cpu: string; cores: number }, pr
     comparison.rows_compared++
     const threshold = Math.max(NOISE_FLOOR, old.spread, row.spread)
     const change = row.p50_ms / old.p50_ms - 1
-    const entry = { id: row.id, name: row.name, before_p50_ms: old.p50_ms, after_p50_ms: row.p50_ms, change: +change.toFixed(3), threshold: +threshold.toFixed(3) }
+    const entry = {
+      id: row.id,
+      name: row.name,
+      before_p50_ms: old.p50_ms,
+      after_p50_ms: row.p50_ms,
+      change: +change.toFixed(3),
+      threshold: +threshold.toFixed(3),
+    }
     if (change > threshold) comparison.regressions.push({ ...entry, verdict: 'regression' })
-    else if (old.p50_ms / row.p50_ms - 1 > threshold) comparison.improvements.push({ ...entry, verdict: 'improvement' })
+    else if (old.p50_ms / row.p50_ms - 1 > threshold)
+      comparison.improvements.push({ ...entry, verdict: 'improvement' })
   }
   return comparison
 }

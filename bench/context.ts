@@ -31,7 +31,10 @@ export function createContext(quick: boolean): BenchContext {
     localServer: () => (local ??= startLocalServer()),
     progress,
     async close() {
-      await Promise.allSettled([local?.then((server) => server.stop()), e2b?.then((target) => target.stop())])
+      await Promise.allSettled([
+        local?.then((server) => server.stop()),
+        e2b?.then((target) => target.stop()),
+      ])
       payloads.remove()
     },
   }

@@ -15,13 +15,18 @@ export interface E2BTarget {
 export async function startE2BTarget(): Promise<E2BTarget> {
   if (process.env.E2B_API_KEY) {
     const env: Record<string, string> = {}
-    for (const [name, value] of Object.entries(process.env)) if (name.startsWith('E2B_') && value) env[name] = value
+    for (const [name, value] of Object.entries(process.env))
+      if (name.startsWith('E2B_') && value) env[name] = value
     return { name: 'e2b-cloud', env, counters: null, stop: async () => {} }
   }
   const standin = await startStandin()
   return {
     name: 'e2b-standin',
-    env: { E2B_API_KEY: standin.apiKey, E2B_API_URL: standin.apiUrl, E2B_SANDBOX_URL: standin.sandboxUrl },
+    env: {
+      E2B_API_KEY: standin.apiKey,
+      E2B_API_URL: standin.apiUrl,
+      E2B_SANDBOX_URL: standin.sandboxUrl,
+    },
     counters: { control: () => standin.calls.total(), data: () => standin.calls.dataTotal() },
     stop: () => standin.stop(),
   }

@@ -21,7 +21,9 @@ export function e2bColdAndWarm(mode: 'template' | 'code-interpreter') {
         coldPerRound: ctx.count(1, 2),
         calls: {
           blockgate: () => Object.values(server.pool.lifecycle.calls).reduce((a, b) => a + b, 0),
-          ...(target.counters ? { control: target.counters.control, data: target.counters.data } : {}),
+          ...(target.counters
+            ? { control: target.counters.control, data: target.counters.data }
+            : {}),
         },
       })
     } finally {

@@ -22,7 +22,9 @@ export async function freshInterpreter(ctx: BenchContext): Promise<Row[]> {
   const base = { backend: 'local-fresh', target: 'local', payload: 'no-op' }
   const perRound = ctx.count(1, 3)
 
-  ctx.progress(`local-fresh: cold starts (spawn + import + load + run), ${ctx.rounds} rounds of ${perRound}`)
+  ctx.progress(
+    `local-fresh: cold starts (spawn + import + load + run), ${ctx.rounds} rounds of ${perRound}`,
+  )
   ;(await firstResult()).kill() // warm-up: the page cache then holds the CV stack
   const cold: number[][] = []
   for (let r = 0; r < ctx.rounds; r++) {
@@ -45,12 +47,27 @@ export async function freshInterpreter(ctx: BenchContext): Promise<Row[]> {
     const warm: number[][] = []
     for (let r = 0; r < ctx.rounds; r++) {
       const samples: number[] = []
-      for (let i = 0; i < warmCount; i++) samples.push(await timeMs(() => runBlock(worker, job, performance.now() + 60_000)))
+      for (let i = 0; i < warmCount; i++)
+        samples.push(await timeMs(() => runBlock(worker, job, performance.now() + 60_000)))
       warm.push(samples)
     }
     return [
-      rowOf({ ...base, scenario: 'cold-start', name: 'local-fresh: cold start, a fresh interpreter per worker, time to first result (no sandbox, no HTTP)' }, cold),
-      rowOf({ ...base, scenario: 'warm-start', name: 'local-fresh: warm run on that worker (no sandbox, no HTTP)' }, warm),
+      rowOf(
+        {
+          ...base,
+          scenario: 'cold-start',
+          name: 'local-fresh: cold start, a fresh interpreter per worker, time to first result (no sandbox, no HTTP)',
+        },
+        cold,
+      ),
+      rowOf(
+        {
+          ...base,
+          scenario: 'warm-start',
+          name: 'local-fresh: warm run on that worker (no sandbox, no HTTP)',
+        },
+        warm,
+      ),
     ]
   } finally {
     worker.kill()

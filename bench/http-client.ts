@@ -18,16 +18,30 @@ await Promise.all(
     while (next < requests) {
       next++
       const sentAt = performance.now()
-      const response = await fetch(url!, { method: 'POST', headers: { 'content-type': contentType! }, body })
+      const response = await fetch(url!, {
+        method: 'POST',
+        headers: { 'content-type': contentType! },
+        body,
+      })
       const bytes = new Uint8Array(await response.arrayBuffer())
       latencies.push(performance.now() - sentAt)
-      if (response.status !== 200) throw new Error(`status ${response.status}: ${new TextDecoder().decode(bytes.subarray(0, 300))}`)
+      if (response.status !== 200)
+        throw new Error(
+          `status ${response.status}: ${new TextDecoder().decode(bytes.subarray(0, 300))}`,
+        )
       // An echo (the floor scenario) answers with the request itself: no timings to read.
       if (contentType === 'application/cbor') {
-        const timings = (decodeCbor(bytes) as { timings_ms: { total: number; user_code?: number } }).timings_ms
+        const timings = (decodeCbor(bytes) as { timings_ms: { total: number; user_code?: number } })
+          .timings_ms
         overheads.push(timings.total - (timings.user_code ?? 0))
       }
     }
   }),
 )
-console.log(JSON.stringify({ latencies_ms: latencies, overhead_ms: overheads, seconds: (performance.now() - startedAt) / 1000 }))
+console.log(
+  JSON.stringify({
+    latencies_ms: latencies,
+    overhead_ms: overheads,
+    seconds: (performance.now() - startedAt) / 1000,
+  }),
+)

@@ -13,7 +13,9 @@ export async function httpThroughput(ctx: BenchContext): Promise<Row[]> {
   await loadRounds(server.url, noop, 1, 200, 2) // warm-up: both workers forked, the block loaded in each
   for (const concurrency of [1, 8, 64]) {
     const requests = ctx.count(400, 2000)
-    ctx.progress(`http: no-op block at concurrency ${concurrency}, ${ctx.rounds} rounds of ${requests}`)
+    ctx.progress(
+      `http: no-op block at concurrency ${concurrency}, ${ctx.rounds} rounds of ${requests}`,
+    )
     const load = await loadRounds(server.url, noop, ctx.rounds, requests, concurrency)
     rows.push(
       rowOf(
@@ -32,16 +34,40 @@ export async function httpThroughput(ctx: BenchContext): Promise<Row[]> {
     )
   }
 
-  const frame = runBody(ctx.payloads.blocks.find((payload) => payload.id === '1080p-frame')!, 'load')
-  const echo = Bun.serve({ port: 0, hostname: '127.0.0.1', maxRequestBodySize: 64 << 20, fetch: async (request) => new Response(await request.arrayBuffer()) })
+  const frame = runBody(
+    ctx.payloads.blocks.find((payload) => payload.id === '1080p-frame')!,
+    'load',
+  )
+  const echo = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    maxRequestBodySize: 64 << 20,
+    fetch: async (request) => new Response(await request.arrayBuffer()),
+  })
   try {
     const requests = ctx.count(10, 40)
-    ctx.progress(`http: floor, the 1080p request echoed by a bare Bun server, ${ctx.rounds} rounds of ${requests}`)
+    ctx.progress(
+      `http: floor, the 1080p request echoed by a bare Bun server, ${ctx.rounds} rounds of ${requests}`,
+    )
     await loadRounds(echo.url.href, frame, 1, 3, 1, 'application/octet-stream')
-    const load = await loadRounds(echo.url.href, frame, ctx.rounds, requests, 1, 'application/octet-stream')
+    const load = await loadRounds(
+      echo.url.href,
+      frame,
+      ctx.rounds,
+      requests,
+      1,
+      'application/octet-stream',
+    )
     rows.push(
       rowOf(
-        { scenario: 'http-throughput', name: 'floor: the 1080p request (6 MB each way) echoed by a bare Bun server, no blockgate', backend: 'bun-echo', target: 'local', payload: '1080p-frame', concurrency: 1 },
+        {
+          scenario: 'http-throughput',
+          name: 'floor: the 1080p request (6 MB each way) echoed by a bare Bun server, no blockgate',
+          backend: 'bun-echo',
+          target: 'local',
+          payload: '1080p-frame',
+          concurrency: 1,
+        },
         load.latencies,
         load.seconds,
       ),

@@ -21,7 +21,9 @@ export async function inProcessExec(ctx: BenchContext): Promise<Row[]> {
   return output
     .trim()
     .split('\n')
-    .map((line) => JSON.parse(line) as { payload: string; phase: 'cold' | 'warm'; rounds: number[][] })
+    .map(
+      (line) => JSON.parse(line) as { payload: string; phase: 'cold' | 'warm'; rounds: number[][] },
+    )
     .map(({ payload, phase, rounds }) =>
       rowOf(
         {

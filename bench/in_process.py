@@ -26,7 +26,11 @@ from runtime.assembly import BlockCode, load_block  # noqa: E402
 from runtime.prelude import preload  # noqa: E402
 from serializers.registry import decode_inputs  # noqa: E402
 
-CONTEXT = {"step_name": "bench", "block_type": "custom_python_block", "workflow_execution_id": "bench"}
+CONTEXT = {
+    "step_name": "bench",
+    "block_type": "custom_python_block",
+    "workflow_execution_id": "bench",
+}
 
 
 def timed(action) -> float:
@@ -52,9 +56,15 @@ def main() -> None:
         timed(cold_run)  # warm-up, not counted
         cold = [[timed(cold_run) for _ in range(cold_per_round)] for _ in range(rounds)]
         block.run(inputs, CONTEXT)  # warm-up, not counted
-        warm = [[timed(lambda: block.run(inputs, CONTEXT)) for _ in range(warm_per_round)] for _ in range(rounds)]
+        warm = [
+            [timed(lambda: block.run(inputs, CONTEXT)) for _ in range(warm_per_round)]
+            for _ in range(rounds)
+        ]
         for phase, samples in (("cold", cold), ("warm", warm)):
-            print(json.dumps({"payload": payload["id"], "phase": phase, "rounds": samples}), flush=True)
+            print(
+                json.dumps({"payload": payload["id"], "phase": phase, "rounds": samples}),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

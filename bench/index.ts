@@ -20,7 +20,9 @@ setLogLevel('warn')
 const quick = process.argv.includes('--quick')
 const date = new Date().toISOString()
 const machine = describeMachine()
-progress(`blockgate bench${quick ? ' --quick' : ''}: ${machine.cores} cores, ${machine.cpu}, load ${machine.load_at_start}`)
+progress(
+  `blockgate bench${quick ? ' --quick' : ''}: ${machine.cores} cores, ${machine.cpu}, load ${machine.load_at_start}`,
+)
 
 const ctx = createContext(quick)
 const rows: Row[] = []
@@ -63,12 +65,19 @@ const files = await writeResults(result)
 console.log('\nCold against warm (no-op block, p50):')
 for (const entry of result.cold_warm) {
   const ratio = entry.ratio === null ? 'every run cold' : `cold/warm ${factor(entry.ratio)}`
-  console.log(`  ${`${entry.backend} (${entry.target})`.padEnd(36)} cold ${ms(entry.cold_p50_ms).padStart(10)}   warm ${ms(entry.warm_p50_ms).padStart(10)}   ${ratio}`)
+  console.log(
+    `  ${`${entry.backend} (${entry.target})`.padEnd(36)} cold ${ms(entry.cold_p50_ms).padStart(10)}   warm ${ms(entry.warm_p50_ms).padStart(10)}   ${ratio}`,
+  )
 }
 const { comparison } = result
 if (comparison.previous) {
-  console.log(`\nAgainst the previous run (${comparison.previous.date}, ${comparison.previous.mode}): ${comparison.rows_compared} figures, ${comparison.regressions.length} slower and ${comparison.improvements.length} faster beyond the noise${comparison.other_machine ? ' (another machine)' : ''}`)
-  for (const change of comparison.regressions) console.log(`  REGRESSION ${change.name}: ${ms(change.before_p50_ms)} → ${ms(change.after_p50_ms)} (+${Math.round(change.change * 100)}%, threshold ${Math.round(change.threshold * 100)}%)`)
+  console.log(
+    `\nAgainst the previous run (${comparison.previous.date}, ${comparison.previous.mode}): ${comparison.rows_compared} figures, ${comparison.regressions.length} slower and ${comparison.improvements.length} faster beyond the noise${comparison.other_machine ? ' (another machine)' : ''}`,
+  )
+  for (const change of comparison.regressions)
+    console.log(
+      `  REGRESSION ${change.name}: ${ms(change.before_p50_ms)} → ${ms(change.after_p50_ms)} (+${Math.round(change.change * 100)}%, threshold ${Math.round(change.threshold * 100)}%)`,
+    )
 }
 for (const skip of skipped) console.log(`\nNot measured: ${skip.scenario}: ${skip.reason}`)
 console.log(`\nWrote ${files.join(', ')} in ${result.duration_s} s`)

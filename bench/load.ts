@@ -11,14 +11,28 @@ export interface LoadRound {
   seconds: number
 }
 
-export async function runLoad(url: string, body: Uint8Array, requests: number, concurrency: number, contentType = 'application/cbor'): Promise<LoadRound> {
+export async function runLoad(
+  url: string,
+  body: Uint8Array,
+  requests: number,
+  concurrency: number,
+  contentType = 'application/cbor',
+): Promise<LoadRound> {
   const dir = mkdtempSync(join(tmpdir(), 'blockgate-load-'))
   try {
     const file = join(dir, 'body')
     writeFileSync(file, body)
     // Not spawnSync: the server answering it lives on this event loop.
     const client = Bun.spawn({
-      cmd: [process.execPath, resolve(import.meta.dir, 'http-client.ts'), url, file, contentType, String(requests), String(concurrency)],
+      cmd: [
+        process.execPath,
+        resolve(import.meta.dir, 'http-client.ts'),
+        url,
+        file,
+        contentType,
+        String(requests),
+        String(concurrency),
+      ],
       stdout: 'pipe',
       stderr: 'inherit',
     })
@@ -31,9 +45,17 @@ export async function runLoad(url: string, body: Uint8Array, requests: number, c
 }
 
 /** `rounds` rounds of load; the latencies of each, and each round's wall time. */
-export async function loadRounds(url: string, body: Uint8Array, rounds: number, requests: number, concurrency: number, contentType?: string) {
+export async function loadRounds(
+  url: string,
+  body: Uint8Array,
+  rounds: number,
+  requests: number,
+  concurrency: number,
+  contentType?: string,
+) {
   const results: LoadRound[] = []
-  for (let i = 0; i < rounds; i++) results.push(await runLoad(url, body, requests, concurrency, contentType))
+  for (let i = 0; i < rounds; i++)
+    results.push(await runLoad(url, body, requests, concurrency, contentType))
   return {
     latencies: results.map((r) => r.latencies_ms),
     seconds: results.map((r) => r.seconds),

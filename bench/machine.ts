@@ -36,7 +36,15 @@ export function describeMachine(): Machine {
     load_at_start: +loadavg()[0]!.toFixed(2),
     load_at_end: null,
     commit: output(['git', '-C', resolve(import.meta.dir, '..'), 'rev-parse', '--short', 'HEAD']),
-    dirty: output(['git', '-C', resolve(import.meta.dir, '..'), 'status', '--porcelain', '--untracked-files=no']) !== '',
+    dirty:
+      output([
+        'git',
+        '-C',
+        resolve(import.meta.dir, '..'),
+        'status',
+        '--porcelain',
+        '--untracked-files=no',
+      ]) !== '',
   }
 }
 

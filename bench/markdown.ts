@@ -35,40 +35,84 @@ function times(ratio: number | undefined | null): string {
 }
 
 const table = (head: string[], body: string[][]) =>
-  [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '--:')).join('|')}|`, ...body.map((cells) => `| ${cells.join(' | ')} |`)].join('\n')
+  [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? '---' : '--:')).join('|')}|`,
+    ...body.map((cells) => `| ${cells.join(' | ')} |`),
+  ].join('\n')
 
 const title = (row: Row) => BACKEND_TITLES[row.backend] ?? row.backend
 const calls = (row: Row) => {
   const { e2b_api_calls_per_run: api, sandbox_round_trips_per_run: trips } = row.extra
   if (api === undefined && trips === undefined) return ''
   const plural = (n: number | string, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
-  return [api !== undefined ? plural(api, 'E2B API call') : '', trips !== undefined ? plural(trips, 'round trip') : ''].filter(Boolean).join(', ')
+  return [
+    api !== undefined ? plural(api, 'E2B API call') : '',
+    trips !== undefined ? plural(trips, 'round trip') : '',
+  ]
+    .filter(Boolean)
+    .join(', ')
 }
 
 export function renderMarkdown(result: BenchResult): string {
   const { rows, machine } = result
   const by = (scenario: string) => rows.filter((row) => row.scenario === scenario)
   const lines: string[] = []
-  lines.push(`# blockgate bench: ${result.date.slice(0, 16).replace('T', ' ')} UTC (${result.mode})`)
+  lines.push(
+    `# blockgate bench: ${result.date.slice(0, 16).replace('T', ' ')} UTC (${result.mode})`,
+  )
   lines.push('')
-  lines.push(`\`${result.command}\`, ${Math.round(result.duration_s)} s on ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gb} GB, ${machine.os}; Bun ${machine.bun}, Python ${machine.python}; commit ${machine.commit}${machine.dirty ? ' (with local changes)' : ''}; load average ${machine.load_at_start} at the start, ${machine.load_at_end ?? '?'} at the end.`)
+  lines.push(
+    `\`${result.command}\`, ${Math.round(result.duration_s)} s on ${machine.cpu}, ${machine.cores} cores, ${machine.memory_gb} GB, ${machine.os}; Bun ${machine.bun}, Python ${machine.python}; commit ${machine.commit}${machine.dirty ? ' (with local changes)' : ''}; load average ${machine.load_at_start} at the start, ${machine.load_at_end ?? '?'} at the end.`,
+  )
   lines.push('')
-  lines.push(`E2B rows: ${result.e2b_target === 'e2b-cloud' ? 'E2B itself (E2B_API_KEY set).' : 'the offline stand-in (no E2B_API_KEY): each sandbox is a real runtime in bubblewrap, so its cold start is an interpreter start, not E2B\'s snapshot resume; warm figures and call counts carry over to E2B, cold ones do not.'}`)
-  lines.push('Figures are medians over rounds (warm-ups excluded); p50/p95/p99 in ms; ratios are p50 against a baseline run in the same process, same payload.')
-  for (const skip of result.skipped) lines.push(`\n**Not measured:** ${skip.scenario}: ${skip.reason}`)
+  lines.push(
+    `E2B rows: ${result.e2b_target === 'e2b-cloud' ? 'E2B itself (E2B_API_KEY set).' : "the offline stand-in (no E2B_API_KEY): each sandbox is a real runtime in bubblewrap, so its cold start is an interpreter start, not E2B's snapshot resume; warm figures and call counts carry over to E2B, cold ones do not."}`,
+  )
+  lines.push(
+    'Figures are medians over rounds (warm-ups excluded); p50/p95/p99 in ms; ratios are p50 against a baseline run in the same process, same payload.',
+  )
+  for (const skip of result.skipped)
+    lines.push(`\n**Not measured:** ${skip.scenario}: ${skip.reason}`)
 
   lines.push('\n## Cold against warm (no-op block, p50)\n')
   lines.push(
     table(
       ['backend', 'where', 'cold: time to first result', 'warm run', 'cold / warm'],
-      result.cold_warm.map((entry) => [BACKEND_TITLES[entry.backend] ?? entry.backend, entry.target, ms(entry.cold_p50_ms), ms(entry.warm_p50_ms), entry.ratio === null ? 'every run is cold' : factor(entry.ratio)]),
+      result.cold_warm.map((entry) => [
+        BACKEND_TITLES[entry.backend] ?? entry.backend,
+        entry.target,
+        ms(entry.cold_p50_ms),
+        ms(entry.warm_p50_ms),
+        entry.ratio === null ? 'every run is cold' : factor(entry.ratio),
+      ]),
     ),
   )
 
   const latencyTable = (list: Row[]) =>
     table(
-      ['backend', 'payload', 'where', 'p50', 'p95', 'p99', 'vs in-process exec', "vs seed's flow", 'per run'],
-      list.map((row) => [title(row), row.payload, row.target, ms(row.p50_ms), ms(row.p95_ms), ms(row.p99_ms), times(row.ratios.in_process), times(row.ratios.seed_flow), calls(row)]),
+      [
+        'backend',
+        'payload',
+        'where',
+        'p50',
+        'p95',
+        'p99',
+        'vs in-process exec',
+        "vs seed's flow",
+        'per run',
+      ],
+      list.map((row) => [
+        title(row),
+        row.payload,
+        row.target,
+        ms(row.p50_ms),
+        ms(row.p95_ms),
+        ms(row.p99_ms),
+        times(row.ratios.in_process),
+        times(row.ratios.seed_flow),
+        calls(row),
+      ]),
     )
   lines.push('\n## Cold start: time to first result\n')
   lines.push(latencyTable(by('cold-start')))
@@ -78,16 +122,46 @@ export function renderMarkdown(result: BenchResult): string {
   lines.push('\n## HTTP throughput (local pool, two workers; load from a separate process)\n')
   lines.push(
     table(
-      ['what', 'concurrency', 'p50', 'p95', 'p99', 'runs/s', 'server overhead p50', 'vs in-process exec'],
-      by('http-throughput').map((row) => [row.name, String(row.concurrency ?? ''), ms(row.p50_ms), ms(row.p95_ms), ms(row.p99_ms), (row.ops_per_s ?? 0).toLocaleString('en-US'), typeof row.extra.server_overhead_p50_ms === 'number' ? ms(row.extra.server_overhead_p50_ms) : '–', times(row.ratios.in_process)]),
+      [
+        'what',
+        'concurrency',
+        'p50',
+        'p95',
+        'p99',
+        'runs/s',
+        'server overhead p50',
+        'vs in-process exec',
+      ],
+      by('http-throughput').map((row) => [
+        row.name,
+        String(row.concurrency ?? ''),
+        ms(row.p50_ms),
+        ms(row.p95_ms),
+        ms(row.p99_ms),
+        (row.ops_per_s ?? 0).toLocaleString('en-US'),
+        typeof row.extra.server_overhead_p50_ms === 'number'
+          ? ms(row.extra.server_overhead_p50_ms)
+          : '–',
+        times(row.ratios.in_process),
+      ]),
     ),
   )
 
-  lines.push('\n## Tracing on against off (no-op block, concurrency 8; target: on costs ≤ 5% of the throughput)\n')
+  lines.push(
+    '\n## Tracing on against off (no-op block, concurrency 8; target: on costs ≤ 5% of the throughput)\n',
+  )
   lines.push(
     table(
       ['tracing', 'p50', 'p99', 'runs/s', 'throughput cost'],
-      by('tracing').map((row) => [row.name.replace(/^.*concurrency 8, /, ''), ms(row.p50_ms), ms(row.p99_ms), (row.ops_per_s ?? 0).toLocaleString('en-US'), typeof row.extra.throughput_cost_percent === 'number' ? `${row.extra.throughput_cost_percent}%` : '–']),
+      by('tracing').map((row) => [
+        row.name.replace(/^.*concurrency 8, /, ''),
+        ms(row.p50_ms),
+        ms(row.p99_ms),
+        (row.ops_per_s ?? 0).toLocaleString('en-US'),
+        typeof row.extra.throughput_cost_percent === 'number'
+          ? `${row.extra.throughput_cost_percent}%`
+          : '–',
+      ]),
     ),
   )
 
@@ -95,7 +169,14 @@ export function renderMarkdown(result: BenchResult): string {
   lines.push(
     table(
       ['language', 'payload', 'form', 'p50', 'MB/s', 'vs JSON/base64'],
-      by('serialization').map((row) => [row.backend === 'ts' ? 'TS' : 'Python', row.payload, row.form ?? '', ms(row.p50_ms), String(row.extra.mb_per_s ?? ''), times(row.ratios.json_base64)]),
+      by('serialization').map((row) => [
+        row.backend === 'ts' ? 'TS' : 'Python',
+        row.payload,
+        row.form ?? '',
+        ms(row.p50_ms),
+        String(row.extra.mb_per_s ?? ''),
+        times(row.ratios.json_base64),
+      ]),
     ),
   )
 
@@ -114,7 +195,14 @@ export function renderMarkdown(result: BenchResult): string {
       lines.push(
         table(
           ['figure', 'before', 'now', 'change', 'threshold', ''],
-          changes.map((change) => [change.name, ms(change.before_p50_ms), ms(change.after_p50_ms), `${change.change > 0 ? '+' : ''}${Math.round(change.change * 100)}%`, `±${Math.round(change.threshold * 100)}%`, change.verdict === 'regression' ? '**regression**' : 'faster']),
+          changes.map((change) => [
+            change.name,
+            ms(change.before_p50_ms),
+            ms(change.after_p50_ms),
+            `${change.change > 0 ? '+' : ''}${Math.round(change.change * 100)}%`,
+            `±${Math.round(change.threshold * 100)}%`,
+            change.verdict === 'regression' ? '**regression**' : 'faster',
+          ]),
         ),
       )
   }

@@ -9,7 +9,9 @@ const server = Bun.serve({
   async fetch(request) {
     requests++
     bytes += (await request.arrayBuffer()).byteLength
-    return new Response(new Uint8Array(0), { headers: { 'content-type': 'application/x-protobuf' } })
+    return new Response(new Uint8Array(0), {
+      headers: { 'content-type': 'application/x-protobuf' },
+    })
   },
 })
 console.log(`http://127.0.0.1:${server.port}`)

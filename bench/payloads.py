@@ -49,30 +49,47 @@ def detections(n: int, height: int, width: int, seed: int) -> sv.Detections:
     xyxy = np.stack([x1, y1, x1 + sizes[:, 0], y1 + sizes[:, 1]], axis=1).astype(np.float32)
     mask = np.zeros((n, height, width), dtype=bool)
     for i, (a, b, c, d) in enumerate(xyxy.astype(int)):
-        cv2.ellipse(mask[i].view(np.uint8), ((a + c) // 2, (b + d) // 2), ((c - a) // 2, (d - b) // 2), 0, 0, 360, 1, -1)
+        cv2.ellipse(
+            mask[i].view(np.uint8),
+            ((a + c) // 2, (b + d) // 2),
+            ((c - a) // 2, (d - b) // 2),
+            0,
+            0,
+            360,
+            1,
+            -1,
+        )
     return sv.Detections(
         xyxy=xyxy,
         mask=mask,
         confidence=rng.random(n).astype(np.float32),
         class_id=rng.integers(0, 80, n),
-        data={"class_name": np.array([f"class_{i % 80}" for i in range(n)]), "detection_id": np.array([f"d{i}" for i in range(n)])},
+        data={
+            "class_name": np.array([f"class_{i % 80}" for i in range(n)]),
+            "detection_id": np.array([f"d{i}" for i in range(n)]),
+        },
     )
 
 
 def block_payloads() -> list[dict]:
     """What a block runs on, on every backend: its inputs, and a block that sends them back."""
     return [
-        {"id": "no-op", "title": "no-op", "code": "def run(self, x):\n    return {\"x\": x}\n", "inputs": {"x": 1}},
+        {
+            "id": "no-op",
+            "title": "no-op",
+            "code": 'def run(self, x):\n    return {"x": x}\n',
+            "inputs": {"x": 1},
+        },
         {
             "id": "1080p-frame",
             "title": "1080p frame in and out (255 - image)",
-            "code": "def run(self, image):\n    return {\"image\": 255 - image}\n",
+            "code": 'def run(self, image):\n    return {"image": 255 - image}\n',
             "inputs": {"image": frame(1080, 1920, 1)},
         },
         {
             "id": "100-detections",
             "title": "100 detections with 1080p masks, in and out",
-            "code": "def run(self, detections):\n    return {\"detections\": detections}\n",
+            "code": 'def run(self, detections):\n    return {"detections": detections}\n',
             "inputs": {"detections": detections(100, 1080, 1920, 3)},
         },
     ]
@@ -84,8 +101,16 @@ def serialization_payloads() -> list[tuple[str, int, object]]:
     dets = detections(100, 1080, 1920, 3)
     return [
         ("1080p BGR frame (ndarray)", hd.nbytes, hd),
-        ("1080p image (WorkflowImageData)", hd.nbytes, WorkflowImageData(ImageParentMetadata("frame"), numpy_image=hd)),
-        ("4K image (WorkflowImageData)", uhd.nbytes, WorkflowImageData(ImageParentMetadata("frame"), numpy_image=uhd)),
+        (
+            "1080p image (WorkflowImageData)",
+            hd.nbytes,
+            WorkflowImageData(ImageParentMetadata("frame"), numpy_image=hd),
+        ),
+        (
+            "4K image (WorkflowImageData)",
+            uhd.nbytes,
+            WorkflowImageData(ImageParentMetadata("frame"), numpy_image=uhd),
+        ),
         ("100 detections, 1080p masks", dets.mask.nbytes + dets.xyxy.nbytes, dets),
     ]
 
@@ -102,12 +127,21 @@ def emit(directory: Path) -> None:
     blocks = []
     for payload in block_payloads():
         _write_forms(directory, f"block-{payload['id']}", payload["inputs"])
-        blocks.append({"id": payload["id"], "title": payload["title"], "code": payload["code"], "file": f"block-{payload['id']}"})
+        blocks.append(
+            {
+                "id": payload["id"],
+                "title": payload["title"],
+                "code": payload["code"],
+                "file": f"block-{payload['id']}",
+            }
+        )
     serialization = []
     for i, (name, size, value) in enumerate(serialization_payloads()):
         _write_forms(directory, f"serialization-{i}", value)
         serialization.append({"name": name, "bytes": size, "file": f"serialization-{i}"})
-    (directory / "index.json").write_text(json.dumps({"blocks": blocks, "serialization": serialization}))
+    (directory / "index.json").write_text(
+        json.dumps({"blocks": blocks, "serialization": serialization})
+    )
 
 
 if __name__ == "__main__":

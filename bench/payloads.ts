@@ -38,24 +38,31 @@ export interface Payloads {
 
 export function buildPayloads(): Payloads {
   const dir = mkdtempSync(join(tmpdir(), 'blockgate-bench-'))
-  const built = Bun.spawnSync({ cmd: [PYTHON, resolve(import.meta.dir, 'payloads.py'), dir], stderr: 'inherit' })
+  const built = Bun.spawnSync({
+    cmd: [PYTHON, resolve(import.meta.dir, 'payloads.py'), dir],
+    stderr: 'inherit',
+  })
   if (built.exitCode !== 0) throw new Error('bench/payloads.py failed')
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'))
   const bytes = (file: string) => new Uint8Array(readFileSync(join(dir, file)))
   return {
     dir,
-    blocks: index.blocks.map((block: { id: string; title: string; code: string; file: string }) => ({
-      id: block.id,
-      title: block.title,
-      code: block.code,
-      cbor: bytes(`${block.file}.cbor`),
-      json: readFileSync(join(dir, `${block.file}.json`), 'utf8'),
-    })),
-    serialization: index.serialization.map((entry: { name: string; bytes: number; file: string }) => ({
-      name: entry.name,
-      bytes: entry.bytes,
-      cbor: bytes(`${entry.file}.cbor`),
-    })),
+    blocks: index.blocks.map(
+      (block: { id: string; title: string; code: string; file: string }) => ({
+        id: block.id,
+        title: block.title,
+        code: block.code,
+        cbor: bytes(`${block.file}.cbor`),
+        json: readFileSync(join(dir, `${block.file}.json`), 'utf8'),
+      }),
+    ),
+    serialization: index.serialization.map(
+      (entry: { name: string; bytes: number; file: string }) => ({
+        name: entry.name,
+        bytes: entry.bytes,
+        cbor: bytes(`${entry.file}.cbor`),
+      }),
+    ),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   }
 }
@@ -67,17 +74,32 @@ function inputsOf(payload: BlockPayload): Record<string, unknown> {
 
 /** A `POST /v1/run` body (CBOR) running the payload's block for `workspace`. */
 export function runBody(payload: BlockPayload, workspace: string): Uint8Array {
-  return encodeCbor({ code: { run_function_code: payload.code }, inputs: inputsOf(payload), workspace })
+  return encodeCbor({
+    code: { run_function_code: payload.code },
+    inputs: inputsOf(payload),
+    workspace,
+  })
 }
 
 /** The same run as a backend receives it. */
 export function runJob(payload: BlockPayload, workspace: string): RunJob {
   return {
-    block: blockOf({ run_function_code: payload.code, run_function_name: 'run', init_function_code: null, init_function_name: 'init', imports: [] }),
+    block: blockOf({
+      run_function_code: payload.code,
+      run_function_name: 'run',
+      init_function_code: null,
+      init_function_name: 'init',
+      imports: [],
+    }),
     inputs: inputsOf(payload),
     workspace,
     timeoutMs: 60_000,
     outputFormat: 'cbor',
-    context: { step_name: 'bench', step_selector: null, block_type: 'custom_python_block', workflow_execution_id: 'bench' },
+    context: {
+      step_name: 'bench',
+      step_selector: null,
+      block_type: 'custom_python_block',
+      workflow_execution_id: 'bench',
+    },
   }
 }

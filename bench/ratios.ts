@@ -8,25 +8,47 @@
 //   the runtime's protocol (what a fork saves).
 import type { Row } from './stats.ts'
 
-const ratio = (row: Row, baseline: Row | undefined) => (baseline && baseline.p50_ms > 0 ? +(row.p50_ms / baseline.p50_ms).toPrecision(4) : undefined)
+const ratio = (row: Row, baseline: Row | undefined) =>
+  baseline && baseline.p50_ms > 0 ? +(row.p50_ms / baseline.p50_ms).toPrecision(4) : undefined
 
 export function addRatios(rows: Row[]): void {
   const find = (match: (row: Row) => boolean) => rows.find(match)
   for (const row of rows) {
     if (row.scenario === 'serialization') {
       if (row.form === 'json-base64') continue
-      const json = ratio(row, find((r) => r.scenario === 'serialization' && r.backend === row.backend && r.payload === row.payload && r.form === 'json-base64'))
+      const json = ratio(
+        row,
+        find(
+          (r) =>
+            r.scenario === 'serialization' &&
+            r.backend === row.backend &&
+            r.payload === row.payload &&
+            r.form === 'json-base64',
+        ),
+      )
       if (json !== undefined) row.ratios.json_base64 = json
       continue
     }
     if (row.backend === 'bun-echo') continue
     if (row.backend !== 'in-process-exec') {
       const phase = row.scenario === 'cold-start' ? 'cold-start' : 'warm-start'
-      const inProcess = ratio(row, find((r) => r.backend === 'in-process-exec' && r.scenario === phase && r.payload === row.payload))
+      const inProcess = ratio(
+        row,
+        find(
+          (r) =>
+            r.backend === 'in-process-exec' && r.scenario === phase && r.payload === row.payload,
+        ),
+      )
       if (inProcess !== undefined) row.ratios.in_process = inProcess
     }
     if (row.backend === 'local-fork') {
-      const fresh = ratio(row, find((r) => r.backend === 'local-fresh' && r.scenario === 'cold-start' && r.payload === row.payload))
+      const fresh = ratio(
+        row,
+        find(
+          (r) =>
+            r.backend === 'local-fresh' && r.scenario === 'cold-start' && r.payload === row.payload,
+        ),
+      )
       if (fresh !== undefined) row.ratios.local_fresh = fresh
     }
     if (row.backend !== 'seed-flow') {
@@ -51,7 +73,13 @@ export interface ColdWarm {
 export function coldWarmRatios(rows: Row[]): ColdWarm[] {
   const colds = rows.filter((row) => row.scenario === 'cold-start' && row.payload === 'no-op')
   return colds.map((cold) => {
-    const warm = rows.find((row) => row.scenario === 'warm-start' && row.payload === 'no-op' && row.backend === cold.backend && row.target === cold.target)
+    const warm = rows.find(
+      (row) =>
+        row.scenario === 'warm-start' &&
+        row.payload === 'no-op' &&
+        row.backend === cold.backend &&
+        row.target === cold.target,
+    )
     return {
       backend: cold.backend,
       target: cold.target,

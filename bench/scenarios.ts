@@ -23,13 +23,28 @@ export const SCENARIOS: Scenario[] = [
   { title: 'local: fork from the sandboxed zygote, at the runtime protocol', run: zygoteFork },
   {
     title: 'local: zygote fork, cold and warm, every payload, over HTTP',
-    run: async (ctx) => coldAndWarm(ctx, { backend: 'local-zygote', target: 'local', server: await ctx.localServer(), coldPerRound: ctx.count(4, 10) }),
+    run: async (ctx) =>
+      coldAndWarm(ctx, {
+        backend: 'local-zygote',
+        target: 'local',
+        server: await ctx.localServer(),
+        coldPerRound: ctx.count(4, 10),
+      }),
   },
   { title: 'local: HTTP throughput at concurrency 1, 8, 64', run: httpThroughput },
   { title: 'local: tracing on against tracing off, concurrency 8', run: tracingOverhead },
-  { title: 'e2b: template mode, cold and warm, every payload, over HTTP', run: e2bColdAndWarm('template') },
-  { title: 'e2b: code-interpreter mode, cold and warm, every payload, over HTTP', run: e2bColdAndWarm('code-interpreter') },
-  { title: "baseline: the seed's flow, one code-interpreter sandbox per run, base64 JSON", run: seedFlow },
+  {
+    title: 'e2b: template mode, cold and warm, every payload, over HTTP',
+    run: e2bColdAndWarm('template'),
+  },
+  {
+    title: 'e2b: code-interpreter mode, cold and warm, every payload, over HTTP',
+    run: e2bColdAndWarm('code-interpreter'),
+  },
+  {
+    title: "baseline: the seed's flow, one code-interpreter sandbox per run, base64 JSON",
+    run: seedFlow,
+  },
   { title: 'serialization: CBOR against JSON/base64, TS', run: serializationTs },
   { title: 'serialization: CBOR against JSON/base64, Python', run: serializationPython },
 ]

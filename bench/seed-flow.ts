@@ -16,19 +16,35 @@ import { rowOf, type Row } from './stats.ts'
 const SEED_CODE = readFileSync(resolve(import.meta.dir, 'seed_flow.py'), 'utf8')
 const base64 = (text: string) => Buffer.from(text).toString('base64')
 
-async function seedRun(lifecycle: Lifecycle, payload: BlockPayload, workspace: string): Promise<void> {
-  const sandbox = (await lifecycle.create(workspace, performance.now() + 120_000)) as InterpreterSandbox
+async function seedRun(
+  lifecycle: Lifecycle,
+  payload: BlockPayload,
+  workspace: string,
+): Promise<void> {
+  const sandbox = (await lifecycle.create(
+    workspace,
+    performance.now() + 120_000,
+  )) as InterpreterSandbox
   try {
     await new InterpreterRuntime(sandbox, 64 << 20).prepare(120_000)
     const execute = async (code: string) => {
-      const execution = await sandbox.runCode(code, { timeoutMs: 120_000, requestTimeoutMs: 120_000 })
-      if (execution.error) throw new Error(`seed flow: the kernel raised ${execution.error.name}: ${execution.error.value}`)
+      const execution = await sandbox.runCode(code, {
+        timeoutMs: 120_000,
+        requestTimeoutMs: 120_000,
+      })
+      if (execution.error)
+        throw new Error(
+          `seed flow: the kernel raised ${execution.error.name}: ${execution.error.value}`,
+        )
       return execution.logs.stdout.join('')
     }
-    await execute(`${SEED_CODE}\nseed_load(${JSON.stringify(base64(JSON.stringify({ run_function_code: payload.code })))})`)
+    await execute(
+      `${SEED_CODE}\nseed_load(${JSON.stringify(base64(JSON.stringify({ run_function_code: payload.code })))})`,
+    )
     // The seed's client serialised the inputs per run; here their JSON is ready, only base64'd.
     const outputs = JSON.parse(await execute(`seed_run(${JSON.stringify(base64(payload.json))})`))
-    if (typeof outputs !== 'object' || outputs === null) throw new Error('seed flow: no outputs printed')
+    if (typeof outputs !== 'object' || outputs === null)
+      throw new Error('seed flow: no outputs printed')
   } finally {
     await lifecycle.kill(sandbox.sandboxId)
   }
@@ -37,15 +53,26 @@ async function seedRun(lifecycle: Lifecycle, payload: BlockPayload, workspace: s
 export async function seedFlow(ctx: BenchContext): Promise<Row[]> {
   const target = await ctx.e2bTarget()
   const config = loadConfig({ ...target.env, BLOCKGATE_E2B_MODE: 'code-interpreter' }).e2b!
-  const lifecycle = new Lifecycle({ ...config, mode: 'code-interpreter', templateId: CODE_INTERPRETER_TEMPLATE, ...(target.counters ? { createsPerSecond: 100 } : {}) })
+  const lifecycle = new Lifecycle({
+    ...config,
+    mode: 'code-interpreter',
+    templateId: CODE_INTERPRETER_TEMPLATE,
+    ...(target.counters ? { createsPerSecond: 100 } : {}),
+  })
   const perRound = ctx.count(1, 2)
   const rounds = ctx.count(2, ctx.rounds) // a run costs a second or more: two rounds in --quick
   const rows: Row[] = []
   let runs = 0
   for (const payload of ctx.payloads.blocks) {
-    ctx.progress(`seed flow (${target.name}): ${payload.id}, ${rounds} rounds of ${perRound} (a new sandbox each run)`)
+    ctx.progress(
+      `seed flow (${target.name}): ${payload.id}, ${rounds} rounds of ${perRound} (a new sandbox each run)`,
+    )
     if (runs === 0) await seedRun(lifecycle, payload, `seed-${runs++}`) // warm-up
-    const before = { blockgate: Object.values(lifecycle.calls).reduce((a, b) => a + b, 0), control: target.counters?.control(), data: target.counters?.data() }
+    const before = {
+      blockgate: Object.values(lifecycle.calls).reduce((a, b) => a + b, 0),
+      control: target.counters?.control(),
+      data: target.counters?.data(),
+    }
     const samples: number[][] = []
     for (let r = 0; r < rounds; r++) {
       const round: number[] = []
@@ -57,9 +84,13 @@ export async function seedFlow(ctx: BenchContext): Promise<Row[]> {
       samples.push(round)
     }
     const measured = rounds * perRound
-    const extra: Record<string, number> = { e2b_api_calls_per_run: (Object.values(lifecycle.calls).reduce((a, b) => a + b, 0) - before.blockgate) / measured }
+    const extra: Record<string, number> = {
+      e2b_api_calls_per_run:
+        (Object.values(lifecycle.calls).reduce((a, b) => a + b, 0) - before.blockgate) / measured,
+    }
     if (target.counters) {
-      extra.e2b_api_calls_per_run_far_side = (target.counters.control() - before.control!) / measured
+      extra.e2b_api_calls_per_run_far_side =
+        (target.counters.control() - before.control!) / measured
       extra.sandbox_round_trips_per_run = (target.counters.data() - before.data!) / measured
     }
     rows.push(

@@ -71,9 +71,16 @@ def main() -> None:
     quick = "--quick" in sys.argv
     rounds, repeats = (3, 3) if quick else (5, 8)
     for name, size, value in serialization_payloads():
-        for form, run in (("cbor", frame_round_trip), ("cbor-no-sidecar", cbor_round_trip), ("json-base64", json_round_trip)):
+        for form, run in (
+            ("cbor", frame_round_trip),
+            ("cbor-no-sidecar", cbor_round_trip),
+            ("json-base64", json_round_trip),
+        ):
             samples = timed_rounds(run, value, rounds, repeats)
-            print(json.dumps({"payload": name, "form": form, "bytes": size, "rounds": samples}), flush=True)
+            print(
+                json.dumps({"payload": name, "form": form, "bytes": size, "rounds": samples}),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,10 @@ import { rowOf, type Row } from './stats.ts'
 
 // Byte buffers become {"base64": …}; everything else is written as its fields.
 function toJsonBase64(this: unknown, _key: string, value: unknown): unknown {
-  if (value instanceof Uint8Array) return { base64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') }
+  if (value instanceof Uint8Array)
+    return {
+      base64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'),
+    }
   if (typeof value === 'bigint') return Number(value)
   return value
 }
@@ -28,8 +31,24 @@ function fromJsonBase64(value: unknown): unknown {
   return record
 }
 
-function serializationRow(language: 'ts' | 'python', payload: string, bytes: number, form: string, rounds: number[][]): Row {
-  const row = rowOf({ scenario: 'serialization', name: `${language === 'ts' ? 'TS' : 'Python'}: ${payload}, ${form}, encode + decode`, backend: language, target: 'local', payload, form }, rounds)
+function serializationRow(
+  language: 'ts' | 'python',
+  payload: string,
+  bytes: number,
+  form: string,
+  rounds: number[][],
+): Row {
+  const row = rowOf(
+    {
+      scenario: 'serialization',
+      name: `${language === 'ts' ? 'TS' : 'Python'}: ${payload}, ${form}, encode + decode`,
+      backend: language,
+      target: 'local',
+      payload,
+      form,
+    },
+    rounds,
+  )
   row.extra.mb_per_s = Math.round(bytes / 1e6 / (row.p50_ms / 1000))
   return row
 }
@@ -39,7 +58,14 @@ export async function serializationTs(ctx: BenchContext): Promise<Row[]> {
   // Per round: a few samples of the slow forms, many of the fast ones. No full collection
   // before a round (mitata's default): after one, the next ~50 runs of a 1080p frame take
   // 3 ms instead of 0.6 ms, and a round would measure that recovery, not the steady state.
-  const options = { gc: false, min_cpu_time: ctx.count(0.15, 0.5) * 1e9, min_samples: ctx.count(3, 8), max_samples: ctx.count(100, 300), batch_samples: 1, batch_unroll: 1 }
+  const options = {
+    gc: false,
+    min_cpu_time: ctx.count(0.15, 0.5) * 1e9,
+    min_samples: ctx.count(3, 8),
+    max_samples: ctx.count(100, 300),
+    batch_samples: 1,
+    batch_unroll: 1,
+  }
   for (const payload of ctx.payloads.serialization) {
     ctx.progress(`serialization (TS): ${payload.name}`)
     const value = decodeKinds(decodeCbor(payload.cbor), 'x')
@@ -53,7 +79,8 @@ export async function serializationTs(ctx: BenchContext): Promise<Row[]> {
       const warmUntil = performance.now() + ctx.count(300, 1500)
       for (let i = 0; i < 150 && performance.now() < warmUntil; i++) run()
       const rounds: number[][] = []
-      for (let r = 0; r < ctx.rounds; r++) rounds.push((await measure(run, options)).samples.map((ns) => ns / 1e6))
+      for (let r = 0; r < ctx.rounds; r++)
+        rounds.push((await measure(run, options)).samples.map((ns) => ns / 1e6))
       rows.push(serializationRow('ts', payload.name, payload.bytes, form, rounds))
     }
   }
@@ -61,7 +88,9 @@ export async function serializationTs(ctx: BenchContext): Promise<Row[]> {
 }
 
 export async function serializationPython(ctx: BenchContext): Promise<Row[]> {
-  ctx.progress('serialization (Python): every payload, CBOR (worker frame and plain) and JSON/base64')
+  ctx.progress(
+    'serialization (Python): every payload, CBOR (worker frame and plain) and JSON/base64',
+  )
   const child = Bun.spawn({
     cmd: [PYTHON, resolve(import.meta.dir, 'serializers.py'), ...(ctx.quick ? ['--quick'] : [])],
     env: { ...process.env, ...LARGE_BUFFER_MALLOC }, // as a worker runs
@@ -73,6 +102,11 @@ export async function serializationPython(ctx: BenchContext): Promise<Row[]> {
   return output
     .trim()
     .split('\n')
-    .map((line) => JSON.parse(line) as { payload: string; form: string; bytes: number; rounds: number[][] })
-    .map(({ payload, form, bytes, rounds }) => serializationRow('python', payload, bytes, form, rounds))
+    .map(
+      (line) =>
+        JSON.parse(line) as { payload: string; form: string; bytes: number; rounds: number[][] },
+    )
+    .map(({ payload, form, bytes, rounds }) =>
+      serializationRow('python', payload, bytes, form, rounds),
+    )
 }

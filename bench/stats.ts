@@ -35,7 +35,21 @@ export interface Row {
   extra: Record<string, number | string>
 }
 
-export type RowInput = Omit<Row, 'id' | 'p50_ms' | 'p95_ms' | 'p99_ms' | 'ops_per_s' | 'samples' | 'rounds' | 'spread' | 'ratios' | 'extra' | 'form' | 'concurrency'> & {
+export type RowInput = Omit<
+  Row,
+  | 'id'
+  | 'p50_ms'
+  | 'p95_ms'
+  | 'p99_ms'
+  | 'ops_per_s'
+  | 'samples'
+  | 'rounds'
+  | 'spread'
+  | 'ratios'
+  | 'extra'
+  | 'form'
+  | 'concurrency'
+> & {
   form?: string | null
   concurrency?: number | null
   extra?: Record<string, number | string>
@@ -62,20 +76,42 @@ const significant = (value: number) => +value.toPrecision(4)
 export function rowOf(input: RowInput, rounds: number[][], secondsPerRound?: number[]): Row {
   const measured = rounds.filter((samples) => samples.length > 0)
   if (measured.length === 0) throw new Error(`${input.name}: no samples`)
-  const per = (p: number) => median(measured.map((samples) => percentile([...samples].sort((a, b) => a - b), p)))
-  const p50s = measured.map((samples) => percentile([...samples].sort((a, b) => a - b), 0.5))
+  const per = (p: number) =>
+    median(
+      measured.map((samples) =>
+        percentile(
+          [...samples].sort((a, b) => a - b),
+          p,
+        ),
+      ),
+    )
+  const p50s = measured.map((samples) =>
+    percentile(
+      [...samples].sort((a, b) => a - b),
+      0.5,
+    ),
+  )
   const p50 = median(p50s)
   const form = input.form ?? null
   const concurrency = input.concurrency ?? null
   return {
-    id: [input.scenario, input.backend, input.target, input.payload, form ?? '', concurrency ?? ''].join('|'),
+    id: [
+      input.scenario,
+      input.backend,
+      input.target,
+      input.payload,
+      form ?? '',
+      concurrency ?? '',
+    ].join('|'),
     ...input,
     form,
     concurrency,
     p50_ms: significant(p50),
     p95_ms: significant(per(0.95)),
     p99_ms: significant(per(0.99)),
-    ops_per_s: secondsPerRound ? Math.round(median(measured.map((samples, i) => samples.length / secondsPerRound[i]!))) : null,
+    ops_per_s: secondsPerRound
+      ? Math.round(median(measured.map((samples, i) => samples.length / secondsPerRound[i]!)))
+      : null,
     samples: measured.reduce((sum, samples) => sum + samples.length, 0),
     rounds: measured.length,
     spread: p50 > 0 ? significant((Math.max(...p50s) - Math.min(...p50s)) / p50) : 0,

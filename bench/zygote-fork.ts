@@ -15,12 +15,22 @@ export async function zygoteFork(ctx: BenchContext): Promise<Row[]> {
   const config = loadConfig({ ...process.env, WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local' })
   // With a cgroup per worker where the machine allows it, as the pool forks them.
   const { memoryBytes, processes, cpuCores } = config.local.limits
-  const opened = config.local.cgroups === 'off' ? null : WorkerCgroups.open({ memoryBytes, processes, cpuCores })
+  const opened =
+    config.local.cgroups === 'off' ? null : WorkerCgroups.open({ memoryBytes, processes, cpuCores })
   const cgroups = opened instanceof WorkerCgroups ? opened : null
-  const zygote = await Zygote.start({ ...config.local, maxFrameBytes: frameLimitFor(config), isolation: config.local.allowUnsandboxed ? 'off' : 'sandboxed' }, cgroups)
+  const zygote = await Zygote.start(
+    {
+      ...config.local,
+      maxFrameBytes: frameLimitFor(config),
+      isolation: config.local.allowUnsandboxed ? 'off' : 'sandboxed',
+    },
+    cgroups,
+  )
   const job = runJob(ctx.payloads.blocks.find((payload) => payload.id === 'no-op')!, 'bench')
   const perRound = ctx.count(5, 20)
-  ctx.progress(`local-fork: forks from the sandboxed zygote (fork + load + run), ${ctx.rounds} rounds of ${perRound}`)
+  ctx.progress(
+    `local-fork: forks from the sandboxed zygote (fork + load + run), ${ctx.rounds} rounds of ${perRound}`,
+  )
   const firstResult: number[][] = []
   const ready: number[] = []
   try {

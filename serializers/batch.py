@@ -21,7 +21,9 @@ class Batch(Sequence[T], Generic[T]):
 
     __slots__ = ("_content", "_indices")
 
-    def __init__(self, content: Sequence[T], indices: Optional[Sequence[tuple[int, ...]]] = None) -> None:
+    def __init__(
+        self, content: Sequence[T], indices: Optional[Sequence[tuple[int, ...]]] = None
+    ) -> None:
         content = list(content)
         if indices is None:
             indices = [(i,) for i in range(len(content))]

@@ -15,7 +15,8 @@ import { randomUUID } from 'node:crypto'
 export const Tag = (decodeEntry as unknown as { Tag: typeof CborTag }).Tag
 export type Tag = CborTag
 
-const isPlainObject = (value: object): value is Record<string, unknown> => Object.getPrototypeOf(value) === Object.prototype
+const isPlainObject = (value: object): value is Record<string, unknown> =>
+  Object.getPrototypeOf(value) === Object.prototype
 
 const options = {
   useRecords: false, // no cbor-x record extension (tag 105): plain CBOR maps
@@ -81,7 +82,9 @@ function encodeClass<T>(
 
 // A typed array over anything but a byte string stays an inert Tag, for the kind to refuse.
 for (let tag = TYPED_ARRAY_TAGS.first; tag <= TYPED_ARRAY_TAGS.last; tag++) {
-  decodeTag(tag, (bytes: unknown) => (bytes instanceof Uint8Array ? new TypedBytes(tag, bytes) : new Tag(bytes, tag)))
+  decodeTag(tag, (bytes: unknown) =>
+    bytes instanceof Uint8Array ? new TypedBytes(tag, bytes) : new Tag(bytes, tag),
+  )
 }
 /**
  * Worker frames carry large typed-array bytes after the CBOR head ("sidecar"), 64-byte
@@ -134,24 +137,36 @@ function writeBytes(bytes: Uint8Array, write: Write): void {
 }
 
 // The tag comes from the value: cbor-x asks getTag when an extension has no fixed tag.
-addExtension({ Class: TypedBytes, getTag: (value: TypedBytes) => value.tag, encode: (value: TypedBytes, write: Write) => writeBytes(value.bytes, write) } as never)
-addExtension({ Class: ByteString, encode: (value: ByteString, write: Write) => writeBytes(value.bytes, write) } as never)
+addExtension({
+  Class: TypedBytes,
+  getTag: (value: TypedBytes) => value.tag,
+  encode: (value: TypedBytes, write: Write) => writeBytes(value.bytes, write),
+} as never)
+addExtension({
+  Class: ByteString,
+  encode: (value: ByteString, write: Write) => writeBytes(value.bytes, write),
+} as never)
 
 /** A reference as a message shows it: short, and cheap whatever a hostile peer put there. */
 function describeReference(ref: unknown): string {
   if (Array.isArray(ref)) {
-    const simple = ref.length <= 4 && ref.every((item) => typeof item === 'number' || typeof item === 'bigint')
+    const simple =
+      ref.length <= 4 && ref.every((item) => typeof item === 'number' || typeof item === 'bigint')
     return simple ? `[${ref.join(',')}]` : `(an array of ${ref.length} items)`
   }
   if (ref instanceof Uint8Array) return `(a byte string of ${ref.byteLength} bytes)`
   if (typeof ref === 'string') return `(a text of ${ref.length} characters)`
-  return ref === null || typeof ref !== 'object' ? String(ref) : `(${ref instanceof Tag ? `tag ${ref.tag}` : 'a map'})`
+  return ref === null || typeof ref !== 'object'
+    ? String(ref)
+    : `(${ref instanceof Tag ? `tag ${ref.tag}` : 'a map'})`
 }
 
 /** [offset, length] of a sidecar or region reference, or null when it is not two non-negative integers. */
 function bufferReference(ref: unknown): [number, number] | null {
   const [offset, length] = Array.isArray(ref) ? ref : []
-  return Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 ? [offset, length] : null
+  return Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0
+    ? [offset, length]
+    : null
 }
 
 /**
@@ -162,7 +177,9 @@ function bufferReference(ref: unknown): [number, number] | null {
 function spendOnReference(frame: FrameIn, what: string, length: number): void {
   const total = frame.referenced + length
   if (total > frame.budget) {
-    throw new Error(`${what} would bring the bytes this frame refers to to ${total}, over the ${frame.budget}-byte frame limit`)
+    throw new Error(
+      `${what} would bring the bytes this frame refers to to ${total}, over the ${frame.budget}-byte frame limit`,
+    )
   }
   frame.referenced = total
 }
@@ -171,7 +188,8 @@ decodeTag(SIDECAR.tag, (ref: unknown) => {
   const frame = frameIn
   if (!frame) throw new Error(`tag ${SIDECAR.tag} is internal to blockgate's worker frames`)
   const at = bufferReference(ref)
-  if (!at || at[0] + at[1] > frame.sidecar.byteLength) throw new Error(`sidecar reference ${describeReference(ref)} is outside the frame`)
+  if (!at || at[0] + at[1] > frame.sidecar.byteLength)
+    throw new Error(`sidecar reference ${describeReference(ref)} is outside the frame`)
   spendOnReference(frame, `sidecar reference [${at[0]}, ${at[1]}]`, at[1])
   return frame.sidecar.subarray(at[0], at[0] + at[1])
 })
@@ -190,10 +208,15 @@ const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:
 
 /** Why a decoded date (tag 0 or 1) is not one cbor2 will read, or null when it is fine. */
 export function dateProblem(value: TimestampText | Tag): string | null {
-  if (value instanceof TimestampText) return RFC3339.test(value.text) ? null : `tag 0 must hold an RFC 3339 date-time with an offset, got ${JSON.stringify(value.text)}`
+  if (value instanceof TimestampText)
+    return RFC3339.test(value.text)
+      ? null
+      : `tag 0 must hold an RFC 3339 date-time with an offset, got ${JSON.stringify(value.text)}`
   if (value.tag === 0) return 'tag 0 must hold text'
   const seconds = value.value
-  return (typeof seconds === 'number' && Number.isFinite(seconds)) || typeof seconds === 'bigint' ? null : 'tag 1 must hold a finite number of seconds'
+  return (typeof seconds === 'number' && Number.isFinite(seconds)) || typeof seconds === 'bigint'
+    ? null
+    : 'tag 1 must hold a finite number of seconds'
 }
 
 // cbor-x gives some tags meanings that no peer of ours sends: decimal fractions and
@@ -213,7 +236,10 @@ for (const tag of INERT_TAGS) decodeTag(tag, (value: unknown) => new Tag(value, 
  * (sys.int_info.default_max_str_digits), so no integer a block can print is refused.
  */
 const BIGNUM_BYTES = 2048
-export const BIGNUM = { maxBytes: BIGNUM_BYTES, maxDigits: Math.floor(BIGNUM_BYTES * 8 * Math.log10(2)) } as const
+export const BIGNUM = {
+  maxBytes: BIGNUM_BYTES,
+  maxDigits: Math.floor(BIGNUM_BYTES * 8 * Math.log10(2)),
+} as const
 
 /** A size limit of blockgate's CBOR profile was crossed: a 400 from the HTTP routes. */
 export class CborLimitExceeded extends Error {
@@ -224,16 +250,24 @@ export class CborLimitExceeded extends Error {
 let decodingSource: Uint8Array | null = null
 
 function bignumMagnitude(tag: 2 | 3, content: unknown): bigint {
-  if (!(content instanceof Uint8Array)) throw new Error(`a bignum (tag ${tag}) must hold a byte string`)
+  if (!(content instanceof Uint8Array))
+    throw new Error(`a bignum (tag ${tag}) must hold a byte string`)
   if (content.byteLength > BIGNUM.maxBytes) {
     const source = decodingSource
     // A definite-length byte string is a view of the input: its offset says where it is.
-    const where = source && content.buffer === source.buffer ? ` (its bytes from offset ${content.byteOffset - source.byteOffset})` : ''
-    throw new CborLimitExceeded(`a bignum (tag ${tag}) of ${content.byteLength} bytes${where} is over the ${BIGNUM.maxBytes}-byte limit (integers of up to ${BIGNUM.maxDigits} digits)`)
+    const where =
+      source && content.buffer === source.buffer
+        ? ` (its bytes from offset ${content.byteOffset - source.byteOffset})`
+        : ''
+    throw new CborLimitExceeded(
+      `a bignum (tag ${tag}) of ${content.byteLength} bytes${where} is over the ${BIGNUM.maxBytes}-byte limit (integers of up to ${BIGNUM.maxDigits} digits)`,
+    )
   }
   if (content.byteLength === 0) return 0n
   // Hex text to BigInt is linear; cbor-x's shift-and-add loop is quadratic.
-  return BigInt(`0x${Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('hex')}`)
+  return BigInt(
+    `0x${Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('hex')}`,
+  )
 }
 decodeTag(2, (content: unknown) => bignumMagnitude(2, content))
 decodeTag(3, (content: unknown) => -1n - bignumMagnitude(3, content))
@@ -278,7 +312,12 @@ export class SurrogateText {
     return this.text
   }
 }
-encodeClass(SurrogateText, SURROGATE_TEXT.tag, (value, write) => write(new Uint8Array(Buffer.from(value.text, 'utf16le'))), (content: unknown) => new Tag(content, SURROGATE_TEXT.tag))
+encodeClass(
+  SurrogateText,
+  SURROGATE_TEXT.tag,
+  (value, write) => write(new Uint8Array(Buffer.from(value.text, 'utf16le'))),
+  (content: unknown) => new Tag(content, SURROGATE_TEXT.tag),
+)
 
 /** Aborts keepWholeFloats: the body nests deeper than any walk will accept it. */
 const TOO_DEEP = Symbol('too deep')
@@ -360,13 +399,34 @@ export function keepWholeFloats(bytes: Uint8Array, value: unknown, only?: string
     item(UNHELD, depth + 1)
     // Only a definite text key names the property its value went to.
     let key: string | null = null
-    if (initial >> 5 === 3 && (initial & 0x1f) !== 31 && map !== null && typeof map === 'object' && !Array.isArray(map)) {
+    if (
+      initial >> 5 === 3 &&
+      (initial & 0x1f) !== 31 &&
+      map !== null &&
+      typeof map === 'object' &&
+      !Array.isArray(map)
+    ) {
       const headLength = (initial & 0x1f) < 24 ? 1 : 1 + [1, 2, 4, 8][(initial & 0x1f) - 24]!
-      key = Buffer.from(bytes.buffer, bytes.byteOffset + keyStart + headLength, at - keyStart - headLength).toString('utf8')
+      key = Buffer.from(
+        bytes.buffer,
+        bytes.byteOffset + keyStart + headLength,
+        at - keyStart - headLength,
+      ).toString('utf8')
     }
-    const held = key !== null && (depth > 0 || only === undefined || key === only) && Object.hasOwn(map as object, key) ? (map as Record<string, unknown>)[key] : UNHELD
+    const held =
+      key !== null &&
+      (depth > 0 || only === undefined || key === only) &&
+      Object.hasOwn(map as object, key)
+        ? (map as Record<string, unknown>)[key]
+        : UNHELD
     const after = item(held, depth + 1)
-    if (after !== held) Object.defineProperty(map, key!, { value: after, enumerable: true, writable: true, configurable: true })
+    if (after !== held)
+      Object.defineProperty(map, key!, {
+        value: after,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
   }
   try {
     return item(value, 0)
@@ -378,7 +438,11 @@ export function keepWholeFloats(bytes: Uint8Array, value: unknown, only?: string
 const WHOLE_FLOATS_DEPTH = 200
 
 /** Registers how a class of ours is written; each kind's plugin calls this once. */
-export function registerEncoder<T>(Class: Function & { prototype: T }, tag: number, toContent: (value: T) => unknown): void {
+export function registerEncoder<T>(
+  Class: Function & { prototype: T },
+  tag: number,
+  toContent: (value: T) => unknown,
+): void {
   encodeClass(Class, tag, (value, write) => write(withLinearBignums(toContent(value))))
 }
 
@@ -391,7 +455,8 @@ const UINT64_END = 1n << 64n
  * for -1 - n) over the big-endian magnitude. Only what holds one is copied.
  */
 function withLinearBignums(value: unknown): unknown {
-  if (typeof value === 'bigint') return value < UINT64_END && value > -UINT64_END ? value : bignumTag(value)
+  if (typeof value === 'bigint')
+    return value < UINT64_END && value > -UINT64_END ? value : bignumTag(value)
   if (value === null || typeof value !== 'object') return value
   if (Array.isArray(value)) {
     let copy: unknown[] | null = null
@@ -417,19 +482,29 @@ function withLinearBignums(value: unknown): unknown {
     const written = withLinearBignums(item)
     if (written !== item) {
       copy ??= { ...value } // spread keeps an own "__proto__" key an own key
-      Object.defineProperty(copy, key, { value: written, enumerable: true, writable: true, configurable: true })
+      Object.defineProperty(copy, key, {
+        value: written,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
     }
   }
   return copy ?? value
 }
 
-const mayHoldBignum = (value: unknown): boolean => typeof value === 'bigint' || (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value))
+const mayHoldBignum = (value: unknown): boolean =>
+  typeof value === 'bigint' ||
+  (typeof value === 'object' && value !== null && !ArrayBuffer.isView(value))
 
 function bignumTag(value: bigint): Tag {
   const negative = value < 0n
   const magnitude = negative ? -1n - value : value
   const hex = magnitude.toString(16)
-  return new Tag(new Uint8Array(Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex')), negative ? 3 : 2)
+  return new Tag(
+    new Uint8Array(Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex')),
+    negative ? 3 : 2,
+  )
 }
 
 /**
@@ -444,18 +519,27 @@ decodeTag(REGION.tag, (ref: unknown) => {
   const frame = frameIn
   if (!frame) throw new Error(`tag ${REGION.tag} is internal to blockgate's worker frames`)
   const region = frame.region
-  if (!region) throw new Error(`region reference ${describeReference(ref)} in a frame from a runtime that has no shared region`)
+  if (!region)
+    throw new Error(
+      `region reference ${describeReference(ref)} in a frame from a runtime that has no shared region`,
+    )
   const at = bufferReference(ref)
   if (!at) throw new Error(`region reference ${describeReference(ref)} is malformed`)
   const [offset, length] = at
   const what = `region reference [${offset}, ${length}]`
   // Every check before the copy: nothing is read for a reference that is refused.
-  if (offset + length > region.size) throw new Error(`${what} is outside the ${region.size}-byte region`)
+  if (offset + length > region.size)
+    throw new Error(`${what} is outside the ${region.size}-byte region`)
   // Smaller buffers travel in the frame itself; this also bounds the reads per frame.
-  if (length < REGION.minBytes) throw new Error(`${what} is shorter than the ${REGION.minBytes} bytes a buffer needs to go through the region`)
+  if (length < REGION.minBytes)
+    throw new Error(
+      `${what} is shorter than the ${REGION.minBytes} bytes a buffer needs to go through the region`,
+    )
   const earlier = frame.regionSpans.find(([start, end]) => offset < end && start < offset + length)
   if (earlier) {
-    throw new Error(`${what} overlaps [${earlier[0]}, ${earlier[1] - earlier[0]}], referenced earlier in this frame: each region byte may be referenced once`)
+    throw new Error(
+      `${what} overlaps [${earlier[0]}, ${earlier[1] - earlier[0]}], referenced earlier in this frame: each region byte may be referenced once`,
+    )
   }
   spendOnReference(frame, what, length)
   frame.regionSpans.push([offset, offset + length])
@@ -463,7 +547,10 @@ decodeTag(REGION.tag, (ref: unknown) => {
 })
 
 /** Encodes a worker frame's head; typed arrays of SIDECAR.minBytes or more go to `buffers`. */
-export function encodeWithSidecar(value: unknown, region: SharedRegion | null = null): { head: Uint8Array; buffers: Uint8Array[] } {
+export function encodeWithSidecar(
+  value: unknown,
+  region: SharedRegion | null = null,
+): { head: Uint8Array; buffers: Uint8Array[] } {
   sidecarOut = { buffers: [], size: 0, region }
   try {
     return { head: codec.encode(withLinearBignums(value)), buffers: sidecarOut.buffers }
@@ -476,7 +563,12 @@ export function encodeWithSidecar(value: unknown, region: SharedRegion | null = 
  * Decodes a worker frame's head whose references point into `sidecar` and `region`; all of
  * its references together may hand over at most `maxReferencedBytes`.
  */
-export function decodeWithSidecar(head: Uint8Array, sidecar: Uint8Array, region: SharedRegion | null, maxReferencedBytes: number): unknown {
+export function decodeWithSidecar(
+  head: Uint8Array,
+  sidecar: Uint8Array,
+  region: SharedRegion | null,
+  maxReferencedBytes: number,
+): unknown {
   frameIn = { sidecar, region, budget: maxReferencedBytes, referenced: 0, regionSpans: [] }
   try {
     return decodeItem(head)
@@ -507,8 +599,12 @@ const refused = (what: string) => ({
   },
 })
 const RECORD_TAGS = {
-  [0x1ff9]: refused('tag 57337 (cbor-x bundled strings, or a larger tag with the same low 13 bits)'),
-  [0x1ffe]: refused('tag 57342 (cbor-x record definitions, or a larger tag with the same low 13 bits)'),
+  [0x1ff9]: refused(
+    'tag 57337 (cbor-x bundled strings, or a larger tag with the same low 13 bits)',
+  ),
+  [0x1ffe]: refused(
+    'tag 57342 (cbor-x record definitions, or a larger tag with the same low 13 bits)',
+  ),
   [0x1fff]: refused('tag 57343 (a cbor-x record, or a larger tag with the same low 13 bits)'),
   slice(): never {
     throw new Error('tag 1399353956 (cbor-x shared structures) is not accepted')
@@ -550,7 +646,9 @@ function decodeItem(bytes: Uint8Array): unknown {
     // cbor-x's message for its packed values (tags 216–255, 27647–32767, 1811940352 and up
     // (most of them), and simple values other than false, true, null and undefined).
     if (error instanceof Error && error.message === PACKED_VALUE_ERROR) {
-      throw new Error('a cbor-x packed value (a simple value other than false, true, null or undefined, or a tag in 216–255, 27647–32767 or 1811940352–2147483647) is not accepted')
+      throw new Error(
+        'a cbor-x packed value (a simple value other than false, true, null or undefined, or a tag in 216–255, 27647–32767 or 1811940352–2147483647) is not accepted',
+      )
     }
     throw error
   } finally {
@@ -576,7 +674,12 @@ function restoreProtoKeys(node: unknown): unknown {
   }
   const rebuilt: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(node)) {
-    Object.defineProperty(rebuilt, key === PROTO_STAND_IN ? '__proto__' : key, { value: restoreProtoKeys(value), enumerable: true, writable: true, configurable: true })
+    Object.defineProperty(rebuilt, key === PROTO_STAND_IN ? '__proto__' : key, {
+      value: restoreProtoKeys(value),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    })
   }
   return rebuilt
 }

@@ -9,7 +9,12 @@ import { image } from './image/index.ts'
 import { ndarray } from './ndarray/index.ts'
 import { videoMetadata } from './video_metadata/index.ts'
 
-export const SERIALIZERS: readonly Serializer[] = [ndarray, detections, videoMetadata, image] as readonly Serializer[]
+export const SERIALIZERS: readonly Serializer[] = [
+  ndarray,
+  detections,
+  videoMetadata,
+  image,
+] as readonly Serializer[]
 
 export { KindError }
 export type { KindMap, KindName, Serializer }
@@ -22,7 +27,9 @@ const byTag = new Map<number, Serializer>()
 for (const serializer of SERIALIZERS) {
   byName.set(serializer.kind, serializer)
   for (const tag of serializer.tags) byTag.set(tag, serializer)
-  registerEncoder(serializer.Class, serializer.tags[0]!, (value) => serializer.encode(value as never))
+  registerEncoder(serializer.Class, serializer.tags[0]!, (value) =>
+    serializer.encode(value as never),
+  )
 }
 
 export function serializerFor<K extends KindName>(kind: K): Serializer<K> {
@@ -31,7 +38,8 @@ export function serializerFor<K extends KindName>(kind: K): Serializer<K> {
 
 /** The kind a value is encoded as, if it is one. */
 export function kindOf(value: unknown): KindName | null {
-  for (const serializer of SERIALIZERS) if (value instanceof serializer.Class) return serializer.kind
+  for (const serializer of SERIALIZERS)
+    if (value instanceof serializer.Class) return serializer.kind
   return null
 }
 
@@ -42,26 +50,42 @@ export function kindOf(value: unknown): KindName | null {
 export function decodeKinds(value: unknown, path: string): unknown {
   let nodes = 0
   const walk = (node: unknown, at: string, depth: number): unknown => {
-    if (++nodes > WALK_LIMITS.maxNodes) throw new KindError(at, `more than ${WALK_LIMITS.maxNodes} values in one request`)
-    if (depth > WALK_LIMITS.maxDepth) throw new KindError(at, `nested deeper than ${WALK_LIMITS.maxDepth} levels`)
-    if (node instanceof TimestampText || (node instanceof Tag && (node.tag === 0 || node.tag === 1))) {
+    if (++nodes > WALK_LIMITS.maxNodes)
+      throw new KindError(at, `more than ${WALK_LIMITS.maxNodes} values in one request`)
+    if (depth > WALK_LIMITS.maxDepth)
+      throw new KindError(at, `nested deeper than ${WALK_LIMITS.maxDepth} levels`)
+    if (
+      node instanceof TimestampText ||
+      (node instanceof Tag && (node.tag === 0 || node.tag === 1))
+    ) {
       const problem = dateProblem(node)
       if (problem) throw new KindError(at, problem)
       return node
     }
     if (node instanceof TypedBytes || node instanceof Tag) {
       const serializer = byTag.get(node.tag)
-      if (!serializer) throw new KindError(at, `unknown CBOR tag ${node.tag}: no kind is carried under it`)
+      if (!serializer)
+        throw new KindError(at, `unknown CBOR tag ${node.tag}: no kind is carried under it`)
       const content = node instanceof Tag ? node.value : node
       return serializer.decode(node.tag, content, at, (c, p) => walk(c, p, depth + 1))
     }
     if (Array.isArray(node)) return node.map((item, i) => walk(item, `${at}[${i}]`, depth + 1))
-    if (node !== null && typeof node === 'object' && Object.getPrototypeOf(node) === Object.prototype) {
+    if (
+      node !== null &&
+      typeof node === 'object' &&
+      Object.getPrototypeOf(node) === Object.prototype
+    ) {
       const out: Record<string, unknown> = {}
       for (const [key, item] of Object.entries(node)) {
         const value = walk(item, `${at}.${key}`, depth + 1)
         // `out.__proto__ = v` would set out's prototype: keep the key as JSON.parse does.
-        if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+        if (key === '__proto__')
+          Object.defineProperty(out, key, {
+            value,
+            enumerable: true,
+            writable: true,
+            configurable: true,
+          })
         else out[key] = value
       }
       return out

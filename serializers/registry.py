@@ -62,7 +62,11 @@ def _join(path: str, key: Any) -> str:
         return f"{path}.{key}"
     try:
         # repr() of a block's own key runs its code: it may raise, or be huge (a big int).
-        text = f"<{type(key).__qualname__} object>" if type(key).__repr__ is object.__repr__ else repr(key)
+        text = (
+            f"<{type(key).__qualname__} object>"
+            if type(key).__repr__ is object.__repr__
+            else repr(key)
+        )
     except Exception:
         text = f"<{type(key).__qualname__} key>"
     return f"{path}[{text if len(text) <= 80 else text[:77] + '...'}]"
@@ -112,7 +116,11 @@ class Decoder:
 
     def _decode(self, value: Any, path: str) -> Any:
         if isinstance(value, CBORTag):
-            if value.tag == SURROGATE_TEXT_TAG and isinstance(value.value, bytes) and len(value.value) % 2 == 0:
+            if (
+                value.tag == SURROGATE_TEXT_TAG
+                and isinstance(value.value, bytes)
+                and len(value.value) % 2 == 0
+            ):
                 return value.value.decode("utf-16-le", "surrogatepass")
             kind = _BY_TAG.get(value.tag)
             if kind is None:
@@ -139,7 +147,9 @@ class Decoder:
             try:
                 return dt.datetime.fromisoformat(str(obj.get("value")))
             except ValueError:
-                raise KindError(f"{path}.value", f"not an ISO 8601 datetime: {obj.get('value')!r}") from None
+                raise KindError(
+                    f"{path}.value", f"not an ISO 8601 datetime: {obj.get('value')!r}"
+                ) from None
         if marker == "bytes":
             try:
                 return base64.b64decode(str(obj.get("value")), validate=True)
@@ -158,12 +168,15 @@ class Decoder:
         indices = obj.get("indices")
         if indices is not None:
             well_formed = isinstance(indices, (list, tuple)) and all(
-                isinstance(index, (list, tuple)) and all(type(i) is int for i in index) for index in indices
+                isinstance(index, (list, tuple)) and all(type(i) is int for i in index)
+                for index in indices
             )
             if not well_formed:
                 raise KindError(f"{path}.indices", "must be a list of lists of integers")
             if len(indices) != len(content):
-                raise KindError(f"{path}.indices", f"has {len(indices)} entries for {len(content)} elements")
+                raise KindError(
+                    f"{path}.indices", f"has {len(indices)} entries for {len(content)} elements"
+                )
         values = [self.decode_value(item, f"{path}.value[{i}]") for i, item in enumerate(content)]
         return Batch(values, indices)
 
@@ -173,13 +186,17 @@ class Decoder:
         if isinstance(content, CBORTag) and content.tag == REGION_TAG:
             if self._region is None:
                 raise KindError(path, f"tag {REGION_TAG} is internal to blockgate's worker frames")
-            offset, length = _reference(content.value, len(self._region), path, "region", "its region")
+            offset, length = _reference(
+                content.value, len(self._region), path, "region", "its region"
+            )
             # A private copy: the region is rewritten by the next run, the block may keep its arrays.
             return memoryview(bytearray(memoryview(self._region)[offset : offset + length]))
         if isinstance(content, CBORTag) and content.tag == SIDECAR_TAG:
             if self._sidecar is None:
                 raise KindError(path, f"tag {SIDECAR_TAG} is internal to blockgate's worker frames")
-            offset, length = _reference(content.value, len(self._sidecar), path, "sidecar", "the frame")
+            offset, length = _reference(
+                content.value, len(self._sidecar), path, "sidecar", "the frame"
+            )
             return self._sidecar[offset : offset + length]
         raise KindError(path, f"expected a byte string, got {type(content).__name__}")
 
@@ -193,7 +210,13 @@ _NOT_MARKED = object()
 class Encoder:
     """Encodes a block's outputs by type: kinds by their plugin, the rest as plain data."""
 
-    def __init__(self, mode: str = "cbor", sidecar: bool = False, split: bool = False, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        mode: str = "cbor",
+        sidecar: bool = False,
+        split: bool = False,
+        max_bytes: int | None = None,
+    ) -> None:
         if mode not in OUTPUT_MODES:
             raise ValueError(f"mode must be one of {', '.join(OUTPUT_MODES)}, got {mode!r}")
         self._mode = mode
@@ -222,10 +245,14 @@ class Encoder:
         except KindError:
             raise
         except MemoryError:
-            raise OutputLimitExceeded(path, "the worker ran out of memory encoding this output") from None
+            raise OutputLimitExceeded(
+                path, "the worker ran out of memory encoding this output"
+            ) from None
         except (Exception, SystemExit, KeyboardInterrupt) as exc:
             # The block's own code ran here (a __str__, __iter__, items(), __array__...).
-            raise KindError(path, f"cannot encode this {type(value).__qualname__}: {_exception_words(exc)}") from None
+            raise KindError(
+                path, f"cannot encode this {type(value).__qualname__}: {_exception_words(exc)}"
+            ) from None
         finally:
             self._depth -= 1
 
@@ -233,7 +260,8 @@ class Encoder:
         self.used_bytes += nbytes
         if self._max_bytes is not None and self.used_bytes > self._max_bytes:
             raise OutputLimitExceeded(
-                path, f"the outputs are over the reply limit of {self._max_bytes} bytes (at least {self.used_bytes} bytes up to here)"
+                path,
+                f"the outputs are over the reply limit of {self._max_bytes} bytes (at least {self.used_bytes} bytes up to here)",
             )
 
     def _least_bytes(self, value: Any, path: str) -> int:
@@ -259,7 +287,9 @@ class Encoder:
             nbytes = memoryview(value).nbytes
             return nbytes if self._mode == "cbor" else (nbytes + 2) // 3 * 4
         if isinstance(value, np.ndarray):
-            if value.dtype.kind not in "biuf":  # strings (or a dtype its kind refuses): a byte or two each at least
+            if (
+                value.dtype.kind not in "biuf"
+            ):  # strings (or a dtype its kind refuses): a byte or two each at least
                 return value.size if self._mode == "cbor" else 2 * value.size
             if self._mode == "cbor":
                 return value.nbytes
@@ -282,26 +312,39 @@ class Encoder:
                 try:
                     cbor2.dumps(key, timezone=dt.timezone.utc)
                 except Exception as exc:
-                    raise KindError(where, f"this {type(key).__qualname__} cannot be a map key in CBOR: {_exception_words(exc)}") from None
+                    raise KindError(
+                        where,
+                        f"this {type(key).__qualname__} cannot be a map key in CBOR: {_exception_words(exc)}",
+                    ) from None
             return key
         try:
             return str(key)
         except Exception as exc:
-            raise KindError(where, f"JSON keys are text and str() of this {type(key).__qualname__} raised {_exception_words(exc)}") from None
+            raise KindError(
+                where,
+                f"JSON keys are text and str() of this {type(key).__qualname__} raised {_exception_words(exc)}",
+            ) from None
 
     def _encode(self, value: Any, path: str) -> Any:
         if value is None or isinstance(value, (bool, int, str)):
             return value
         if isinstance(value, float):
             # JSON has no NaN or infinity: a marker says which (see _json_document).
-            return value if self._mode in ("cbor", "json-webexec") or math.isfinite(value) else _non_finite_marker(value)
+            return (
+                value
+                if self._mode in ("cbor", "json-webexec") or math.isfinite(value)
+                else _non_finite_marker(value)
+            )
         for kind in KINDS:
             if isinstance(value, kind.python_types):
                 if self._mode == "cbor":
                     return CBORTag(kind.tags[0], kind.to_cbor(value, path, self))
                 return kind.to_json(value, path, self)
         if isinstance(value, Mapping):
-            return {self._key(key, path): self.encode_value(item, _join(path, key)) for key, item in value.items()}
+            return {
+                self._key(key, path): self.encode_value(item, _join(path, key))
+                for key, item in value.items()
+            }
         if isinstance(value, (list, tuple, set, frozenset)) or _is_batch(value):
             return [self.encode_value(item, f"{path}[{i}]") for i, item in enumerate(value)]
         if isinstance(value, np.generic):
@@ -313,14 +356,19 @@ class Encoder:
         if isinstance(value, dt.datetime):
             if value.tzinfo is None:  # datetime.now() in a block: read as UTC, not refused
                 value = value.replace(tzinfo=dt.timezone.utc)
-            return value if self._mode == "cbor" else {"_type": "datetime", "value": value.isoformat()}
+            return (
+                value if self._mode == "cbor" else {"_type": "datetime", "value": value.isoformat()}
+            )
         if isinstance(value, dt.date):
             return value.isoformat()
         # Roboflow's own fallback for what it cannot serialise: the class and its str().
         try:
             text = str(value)
         except Exception as exc:
-            raise KindError(path, f"this {type(value).__qualname__} has no kind, so it is sent as its str(), which raised {_exception_words(exc)}") from None
+            raise KindError(
+                path,
+                f"this {type(value).__qualname__} has no kind, so it is sent as its str(), which raised {_exception_words(exc)}",
+            ) from None
         self._spend(len(text), path)
         return {"_type": "object", "class": type(value).__name__, "value": text}
 
@@ -345,7 +393,11 @@ def _align(n: int) -> int:
 
 def _reference(ref: Any, limit: int, path: str, what: str, within: str) -> tuple[int, int]:
     """[offset, length] of a sidecar or region reference, checked against ``limit``."""
-    if not (isinstance(ref, (list, tuple)) and len(ref) == 2 and all(isinstance(n, int) and n >= 0 for n in ref)):
+    if not (
+        isinstance(ref, (list, tuple))
+        and len(ref) == 2
+        and all(isinstance(n, int) and n >= 0 for n in ref)
+    ):
         raise KindError(path, f"malformed {what} reference")
     offset, length = ref
     if offset + length > limit:
@@ -372,8 +424,12 @@ class Sidecar:
             # A region that can reserve its pages first says no when /dev/shm is full, where a
             # write to an unbacked page would kill the worker with SIGBUS: then the socket carries it.
             reserve = getattr(self._region, "reserve", None)
-            if at + view.nbytes <= len(self._region) and (reserve is None or reserve(at, view.nbytes)):
-                self._region[at : at + view.nbytes] = view.cast("B") if view.ndim != 1 or view.format != "B" else view
+            if at + view.nbytes <= len(self._region) and (
+                reserve is None or reserve(at, view.nbytes)
+            ):
+                self._region[at : at + view.nbytes] = (
+                    view.cast("B") if view.ndim != 1 or view.format != "B" else view
+                )
                 self._region_used = at + view.nbytes
                 self.region_bytes += view.nbytes
                 return CBORTag(REGION_TAG, [at, view.nbytes])
@@ -388,7 +444,11 @@ def _kind_least_bytes(value: Any, mode: str) -> int:
     (an image's encoded bytes, a detection's packed mask or JSON predictions)."""
     try:
         if isinstance(value, IMAGE.python_types):
-            encoded = getattr(value, "_encoded_image", None) if getattr(value, "_numpy_image", None) is None else None
+            encoded = (
+                getattr(value, "_encoded_image", None)
+                if getattr(value, "_numpy_image", None) is None
+                else None
+            )
             nbytes = memoryview(encoded).nbytes if encoded is not None else 0
             return nbytes if mode == "cbor" else (nbytes + 2) // 3 * 4
         if isinstance(value, DETECTIONS.python_types):
@@ -406,14 +466,23 @@ def _is_batch(value: Any) -> bool:
     return type(value).__name__ == "Batch" and hasattr(value, "__iter__")
 
 
-def decode_inputs(inputs: Mapping[str, Any], sidecar: memoryview | None = None, path: str = "inputs", region: Any = None) -> dict[str, Any]:
+def decode_inputs(
+    inputs: Mapping[str, Any],
+    sidecar: memoryview | None = None,
+    path: str = "inputs",
+    region: Any = None,
+) -> dict[str, Any]:
     """A run's inputs as the objects the block sees; KindError names the bad path."""
     decoder = Decoder(sidecar, region)
     return {name: decoder.decode_value(value, _join(path, name)) for name, value in inputs.items()}
 
 
 def encode_outputs(
-    outputs: Any, mode: str = "cbor", sidecar: bool = False, path: str = "outputs", max_bytes: int | None = None
+    outputs: Any,
+    mode: str = "cbor",
+    sidecar: bool = False,
+    path: str = "outputs",
+    max_bytes: int | None = None,
 ) -> tuple[Any, list[memoryview]]:
     """Outputs ready for cbor2 (CBORTag for kinds), and the sidecar buffers they refer to.
     Past ``max_bytes`` (a lower bound of the encoded size), OutputLimitExceeded."""
@@ -430,7 +499,9 @@ def _cbor_bytes_header(length: int) -> bytes:
     raise ValueError("byte string too long for CBOR")
 
 
-def encode_document(outputs: Any, mode: str = "cbor", path: str = "outputs", max_bytes: int | None = None) -> list[bytes | memoryview]:
+def encode_document(
+    outputs: Any, mode: str = "cbor", path: str = "outputs", max_bytes: int | None = None
+) -> list[bytes | memoryview]:
     """The outputs as one finished CBOR or JSON document, in pieces whose concatenation
     is the document. Large arrays are pieces of their own, not copied into the rest, so
     the proxy can send the document on to its client without decoding it: every value
@@ -453,7 +524,10 @@ def encode_document(outputs: Any, mode: str = "cbor", path: str = "outputs", max
 
 
 def _non_finite_marker(value: float) -> dict[str, str]:
-    return {"_type": "float", "value": "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"}
+    return {
+        "_type": "float",
+        "value": "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity",
+    }
 
 
 def _with_non_finite_marked(node: Any) -> Any:

@@ -14,7 +14,9 @@ from serializers.registry import decode_inputs, encode_outputs
 
 def test_a_batch_marker_becomes_a_batch_of_decoded_elements_with_its_indices():
     array = {"_type": "ndarray", "dtype": "uint8", "shape": [2], "value": [1, 2]}
-    got = decode_inputs({"xs": {"_type": "batch", "value": [array, 7], "indices": [[0, 1], [0, 2]]}})["xs"]
+    got = decode_inputs(
+        {"xs": {"_type": "batch", "value": [array, 7], "indices": [[0, 1], [0, 2]]}}
+    )["xs"]
     assert isinstance(got, Batch)
     assert BlockBatch is Batch  # the name blocks see is this class
     assert got.indices == [(0, 1), (0, 2)]
@@ -39,8 +41,16 @@ def test_nested_batches_decode_too():
     ("marker", "path", "message"),
     [
         ({"_type": "batch", "value": "nope"}, "inputs.xs.value", "must be a list, got str"),
-        ({"_type": "batch", "value": [1], "indices": [["0"]]}, "inputs.xs.indices", "lists of integers"),
-        ({"_type": "batch", "value": [1, 2], "indices": [[0]]}, "inputs.xs.indices", "1 entries for 2 elements"),
+        (
+            {"_type": "batch", "value": [1], "indices": [["0"]]},
+            "inputs.xs.indices",
+            "lists of integers",
+        ),
+        (
+            {"_type": "batch", "value": [1, 2], "indices": [[0]]},
+            "inputs.xs.indices",
+            "1 entries for 2 elements",
+        ),
     ],
 )
 def test_a_malformed_batch_names_its_path(marker, path, message):

@@ -24,7 +24,10 @@ def _vectors() -> list[bytes]:
     for kind in KINDS:
         index = HERE / kind.name / "vectors" / "index.json"
         if index.exists():
-            found += [(index.parent / f"{entry['name']}.cbor").read_bytes() for entry in json.loads(index.read_text())]
+            found += [
+                (index.parent / f"{entry['name']}.cbor").read_bytes()
+                for entry in json.loads(index.read_text())
+            ]
     return found
 
 

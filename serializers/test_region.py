@@ -16,7 +16,11 @@ def test_large_inputs_are_private_writable_copies_of_the_region():
     region = mmap.mmap(-1, 16 << 20)
     image = np.arange(2 << 20, dtype=np.uint32).view(np.uint8)[: 6 << 20].reshape(2048, 1024, 3)
     region[: image.nbytes] = image.tobytes()
-    raw = {"image": cbor2.CBORTag(40, [list(image.shape), cbor2.CBORTag(64, cbor2.CBORTag(REGION_TAG, [0, image.nbytes]))])}
+    raw = {
+        "image": cbor2.CBORTag(
+            40, [list(image.shape), cbor2.CBORTag(64, cbor2.CBORTag(REGION_TAG, [0, image.nbytes]))]
+        )
+    }
     got = decode_inputs(raw, region=region)["image"]
     np.testing.assert_array_equal(got, image)
     region[:4] = b"\xff\xff\xff\xff"  # the next run rewrites the region...
@@ -40,5 +44,11 @@ def test_a_region_reference_without_a_region_or_out_of_it_is_refused():
     with pytest.raises(KindError, match="internal to blockgate"):
         decode_inputs(ref)
     with pytest.raises(KindError, match="beyond its region"):
-        decode_inputs({"x": cbor2.CBORTag(40, [[4], cbor2.CBORTag(64, cbor2.CBORTag(REGION_TAG, [0, 4096]))])}, region=mmap.mmap(-1, 1024))
-
+        decode_inputs(
+            {
+                "x": cbor2.CBORTag(
+                    40, [[4], cbor2.CBORTag(64, cbor2.CBORTag(REGION_TAG, [0, 4096]))]
+                )
+            },
+            region=mmap.mmap(-1, 1024),
+        )

@@ -5,13 +5,28 @@ import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import type { BackendStatus, OutputFormat } from './backends/backend.ts'
 import type { Config } from './config.ts'
-import { BadRequest, BlockgateError, InternalError, NotFound, PayloadTooLarge, RuntimeReportedError } from './errors.ts'
+import {
+  BadRequest,
+  BlockgateError,
+  InternalError,
+  NotFound,
+  PayloadTooLarge,
+  RuntimeReportedError,
+} from './errors.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
 import { registerWebexec } from './interop/webexec.ts'
 import { blockText, log } from './log.ts'
 import { trace } from '@opentelemetry/api'
 import { AuditLog } from './auth/audit.ts'
-import { callerOf, checkBodySize, identifyCaller, presentedKey, timeoutFor, workspaceFor, type CallerEnv } from './auth/caller.ts'
+import {
+  callerOf,
+  checkBodySize,
+  identifyCaller,
+  presentedKey,
+  timeoutFor,
+  workspaceFor,
+  type CallerEnv,
+} from './auth/caller.ts'
 import { KeyRing, type ApiKey } from './auth/keys.ts'
 import { Quotas } from './auth/quotas.ts'
 import { traceRequests } from './telemetry/http.ts'
@@ -21,13 +36,20 @@ import { parseRunRequest } from './run/request.ts'
 import { pickBackend, type Backends } from './run/router.ts'
 
 export interface AppOptions {
-  config: Pick<Config, 'defaultBackend' | 'limits'> & Partial<Pick<Config, 'workspaceBackends' | 'webexec' | 'auth'>>
+  config: Pick<Config, 'defaultBackend' | 'limits'> &
+    Partial<Pick<Config, 'workspaceBackends' | 'webexec' | 'auth'>>
   backends: Backends
   /** Where the audit trail goes (the structured log unless a test listens). */
   audit?: AuditLog
 }
 
-function send(c: Context, status: number, value: unknown, headers: Record<string, string> = {}, onSize?: (bytes: number) => void): Response {
+function send(
+  c: Context,
+  status: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+  onSize?: (bytes: number) => void,
+): Response {
   const { body, contentType } = encodeBody(value, responseFormat(c.req.raw))
   onSize?.(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
   return new Response(body, { status, headers: { ...headers, 'content-type': contentType } })
@@ -36,11 +58,21 @@ function send(c: Context, status: number, value: unknown, headers: Record<string
 /** `send`, inside the `blockgate.encode` span: the response body is assembled here. */
 function sendTraced(c: Context, status: number, value: unknown): Promise<Response> {
   return inSpan(SPAN.encode, {}, async (span) =>
-    send(c, status, value, {}, span.isRecording() ? (bytes) => span.setAttribute(ATTR.outputBytes, bytes) : undefined),
+    send(
+      c,
+      status,
+      value,
+      {},
+      span.isRecording() ? (bytes) => span.setAttribute(ATTR.outputBytes, bytes) : undefined,
+    ),
   )
 }
 
-export function createApp({ config, backends, audit = new AuditLog() }: AppOptions): Hono<CallerEnv> {
+export function createApp({
+  config,
+  backends,
+  audit = new AuditLog(),
+}: AppOptions): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>()
   const keys = config.auth?.keys ?? KeyRing.empty()
   const quotas = new Quotas()
@@ -51,10 +83,16 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
   // not per backend; the pools' detail needs a key (or a server without keys, loopback-only),
   // and a key sees only its own workspaces in it.
   app.get('/readyz', (c) => {
-    const statuses = Object.fromEntries(Object.entries(backends).map(([name, backend]) => [name, backend.status()]))
+    const statuses = Object.fromEntries(
+      Object.entries(backends).map(([name, backend]) => [name, backend.status()]),
+    )
     const ready = statuses[config.defaultBackend]?.ready === true
     const viewer = keys.size === 0 ? 'anonymous' : presentedKey(c.req.raw.headers, keys)
-    return send(c, ready ? 200 : 503, { ready, default_backend: config.defaultBackend, backends: readinessFor(statuses, viewer) })
+    return send(c, ready ? 200 : 503, {
+      ready,
+      default_backend: config.defaultBackend,
+      backends: readinessFor(statuses, viewer),
+    })
   })
 
   // Every run route gets its server span first, so the trace covers the whole request.
@@ -68,7 +106,9 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
     bodyLimit({
       maxSize: config.limits.maxBodyBytes,
       onError: () => {
-        throw new PayloadTooLarge(`body: larger than the ${config.limits.maxBodyBytes}-byte limit (BLOCKGATE_MAX_BODY_BYTES)`)
+        throw new PayloadTooLarge(
+          `body: larger than the ${config.limits.maxBodyBytes}-byte limit (BLOCKGATE_MAX_BODY_BYTES)`,
+        )
       },
     }),
     async (c) => {
@@ -82,23 +122,32 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
         return parseRunRequest(body, config.limits)
       })
       const workspace = workspaceFor(caller, request.workspace)
-      trace.getActiveSpan()?.setAttributes({ [ATTR.workspace]: workspace, [ATTR.blockHash]: request.block.hash, ...(caller ? { [ATTR.keyId]: caller.id } : {}) })
+      trace.getActiveSpan()?.setAttributes({
+        [ATTR.workspace]: workspace,
+        [ATTR.blockHash]: request.block.hash,
+        ...(caller ? { [ATTR.keyId]: caller.id } : {}),
+      })
       const backend = pickBackend(request.backend, workspace, backends, config)
-      const outcome = await audit.run(backend, {
-        block: request.block,
-        inputs: request.inputs,
-        workspace,
-        keyId: caller?.id,
-        timeoutMs: timeoutFor(caller, request.timeoutMs),
-        outputFormat: outputFormat(responseFormat(c.req.raw), request.jsonArrays),
-        signal: c.req.raw.signal,
-        context: {
-          step_name: request.stepName,
-          step_selector: request.stepName === null ? null : `$steps.${request.stepName}`,
-          block_type: 'custom_python_block',
-          workflow_execution_id: crypto.randomUUID(),
+      const outcome = await audit.run(
+        backend,
+        {
+          block: request.block,
+          inputs: request.inputs,
+          workspace,
+          keyId: caller?.id,
+          timeoutMs: timeoutFor(caller, request.timeoutMs),
+          outputFormat: outputFormat(responseFormat(c.req.raw), request.jsonArrays),
+          signal: c.req.raw.signal,
+          context: {
+            step_name: request.stepName,
+            step_selector: request.stepName === null ? null : `$steps.${request.stepName}`,
+            block_type: 'custom_python_block',
+            workflow_execution_id: crypto.randomUUID(),
+          },
         },
-      }, caller, '/v1/run')
+        caller,
+        '/v1/run',
+      )
       return sendTraced(c, 200, {
         outputs: outcome.outputs,
         stdout: outcome.stdout,
@@ -114,7 +163,8 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
 
   // Roboflow Inference's remote-execution protocol, on the same run path as /v1/run
   // (README.md, "Use blockgate from Roboflow Inference").
-  if (config.webexec) registerWebexec(app, { config: { ...config, webexec: config.webexec }, backends, audit })
+  if (config.webexec)
+    registerWebexec(app, { config: { ...config, webexec: config.webexec }, backends, audit })
 
   app.notFound((c) => {
     const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)
@@ -124,8 +174,10 @@ export function createApp({ config, backends, audit = new AuditLog() }: AppOptio
   app.onError((thrown, c) => {
     const error = asBlockgateError(thrown)
     // What the runtime reported is the block's text: a warning in its own field, not blockgate's error.
-    if (error instanceof RuntimeReportedError) log.warn('request failed in the runtime', { block_error: blockText(error.message) })
-    else if (error.status >= 500 && error instanceof InternalError) log.error('request failed', { error: thrown })
+    if (error instanceof RuntimeReportedError)
+      log.warn('request failed in the runtime', { block_error: blockText(error.message) })
+    else if (error.status >= 500 && error instanceof InternalError)
+      log.error('request failed', { error: thrown })
     return send(c, error.status, error.toBody(), error.headers)
   })
 
@@ -140,7 +192,9 @@ function outputFormat(wire: 'json' | 'cbor', jsonArrays: 'lists' | 'base64'): Ou
 function asBlockgateError(thrown: unknown): BlockgateError {
   if (thrown instanceof BlockgateError) return thrown
   if (thrown instanceof HTTPException) {
-    return thrown.status < 500 ? new BadRequest(thrown.message) : new InternalError(thrown.message, thrown)
+    return thrown.status < 500
+      ? new BadRequest(thrown.message)
+      : new InternalError(thrown.message, thrown)
   }
   return new InternalError('an unexpected error occurred inside blockgate', thrown)
 }
@@ -150,12 +204,17 @@ function asBlockgateError(thrown: unknown): BlockgateError {
  * an anonymous caller of a server without keys sees the detail but no workspace names; a key
  * sees the detail with the workspaces it holds.
  */
-function readinessFor(statuses: Record<string, BackendStatus>, viewer: ApiKey | 'anonymous' | null): Record<string, unknown> {
+function readinessFor(
+  statuses: Record<string, BackendStatus>,
+  viewer: ApiKey | 'anonymous' | null,
+): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(statuses).map(([name, { by_workspace: byWorkspace, ...status }]) => {
       if (viewer === null) return [name, { ready: status.ready }]
       if (viewer === 'anonymous') return [name, status]
-      const own = Object.entries(byWorkspace).filter(([workspace]) => viewer.workspaces.includes(workspace))
+      const own = Object.entries(byWorkspace).filter(([workspace]) =>
+        viewer.workspaces.includes(workspace),
+      )
       return [name, { ...status, by_workspace: Object.fromEntries(own) }]
     }),
   )

@@ -5,7 +5,12 @@
 import { availableParallelism, hostname } from 'node:os'
 import { resolve } from 'node:path'
 import { z } from 'zod'
-import { CODE_INTERPRETER_TEMPLATE, defaultTemplateId, RUNTIME_DEFAULTS, runtimeVersion } from './runtime-template.ts'
+import {
+  CODE_INTERPRETER_TEMPLATE,
+  defaultTemplateId,
+  RUNTIME_DEFAULTS,
+  runtimeVersion,
+} from './runtime-template.ts'
 import type { TelemetryConfig } from './telemetry/setup.ts'
 import { keyFileSchema, KeyRing } from './auth/keys.ts'
 import { readFileSync } from 'node:fs'
@@ -21,7 +26,9 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
 
-const flag = z.enum(['0', '1', 'true', 'false'], { error: 'must be 1/true or 0/false' }).transform((v) => v === '1' || v === 'true')
+const flag = z
+  .enum(['0', '1', 'true', 'false'], { error: 'must be 1/true or 0/false' })
+  .transform((v) => v === '1' || v === 'true')
 const optionalText = z.string().trim().min(1).optional()
 const url = z.url({ error: 'must be a URL' }).optional()
 
@@ -31,10 +38,16 @@ const workspacePolicy = z
   .trim()
   .transform((text, ctx) => {
     const policy: Record<string, 'local' | 'e2b'> = {}
-    for (const entry of text.split(',').map((e) => e.trim()).filter(Boolean)) {
+    for (const entry of text
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)) {
       const [workspace, backend] = entry.split('=').map((part) => part.trim())
       if (!workspace || (backend !== 'local' && backend !== 'e2b')) {
-        ctx.addIssue({ code: 'custom', message: `"${entry}" is not workspace=local or workspace=e2b` })
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${entry}" is not workspace=local or workspace=e2b`,
+        })
         return z.NEVER
       }
       policy[workspace] = backend
@@ -53,7 +66,9 @@ const executionMode = z
 const variables = {
   PORT: int(1, 65535).default(8000),
   HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
-  BLOCKGATE_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  BLOCKGATE_LOG_LEVEL: z
+    .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })
+    .default('info'),
   WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: executionMode.default('local'),
   BLOCKGATE_MIN_WARM_WORKERS: int(0, 256).default(2),
   BLOCKGATE_MAX_WORKERS: int(1, 1024).default(Math.max(4, 2 * availableParallelism())),
@@ -68,15 +83,29 @@ const variables = {
   BLOCKGATE_PROCESS_LIMIT: int(1).default(64),
   BLOCKGATE_FILE_SIZE_LIMIT_BYTES: int(0).default(64 * 1024 * 1024),
   BLOCKGATE_OPEN_FILES_LIMIT: int(16).default(256),
-  BLOCKGATE_WORKER_CPU_CORES: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a positive number').transform(Number).pipe(z.number().min(0.01, 'must be at least 0.01')).default(1),
-  BLOCKGATE_CGROUPS: z.enum(['auto', 'required', 'off'], { error: 'must be auto, required or off' }).default('auto'),
+  BLOCKGATE_WORKER_CPU_CORES: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a positive number')
+    .transform(Number)
+    .pipe(z.number().min(0.01, 'must be at least 0.01'))
+    .default(1),
+  BLOCKGATE_CGROUPS: z
+    .enum(['auto', 'required', 'off'], { error: 'must be auto, required or off' })
+    .default('auto'),
   BLOCKGATE_ALLOW_UNSANDBOXED: flag.default(false),
-  BLOCKGATE_PYTHON: z.string().trim().min(1, 'must not be empty').default(resolve(PROJECT_ROOT, '.venv/bin/python')),
+  BLOCKGATE_PYTHON: z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .default(resolve(PROJECT_ROOT, '.venv/bin/python')),
   BLOCKGATE_MAX_BODY_BYTES: int(1024).default(64 * 1024 * 1024),
   BLOCKGATE_DEFAULT_TIMEOUT_MS: int(1).default(10_000),
   BLOCKGATE_MAX_TIMEOUT_MS: int(1).default(60_000),
   BLOCKGATE_MAX_CAPTURE_BYTES: int(0).default(RUNTIME_DEFAULTS.maxCaptureBytes),
-  BLOCKGATE_BLOCK_CACHE_SIZE: int(1, RUNTIME_DEFAULTS.maxBlockCacheSize).default(RUNTIME_DEFAULTS.blockCacheSize),
+  BLOCKGATE_BLOCK_CACHE_SIZE: int(1, RUNTIME_DEFAULTS.maxBlockCacheSize).default(
+    RUNTIME_DEFAULTS.blockCacheSize,
+  ),
   BLOCKGATE_WORKER_START_TIMEOUT_MS: int(100).default(60_000),
   BLOCKGATE_QUEUE_TIMEOUT_MS: int(1).default(30_000),
   BLOCKGATE_WORKSPACE_BACKENDS: workspacePolicy.default({}),
@@ -88,8 +117,13 @@ const variables = {
   // itself reads the rest of OTEL_* (sampler, batch sizes, headers, resource attributes).
   OTEL_EXPORTER_OTLP_ENDPOINT: url,
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: url,
-  OTEL_EXPORTER_OTLP_PROTOCOL: z.literal('http/protobuf', { error: 'only http/protobuf is supported' }).optional(),
-  OTEL_SDK_DISABLED: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false').transform((v) => v === 'true'),
+  OTEL_EXPORTER_OTLP_PROTOCOL: z
+    .literal('http/protobuf', { error: 'only http/protobuf is supported' })
+    .optional(),
+  OTEL_SDK_DISABLED: z
+    .enum(['true', 'false'], { error: 'must be true or false' })
+    .default('false')
+    .transform((v) => v === 'true'),
   OTEL_SERVICE_NAME: z.string().trim().min(1, 'must not be empty').default('blockgate'),
   OTEL_METRIC_EXPORT_INTERVAL: int(100).default(60_000),
   // Only whether it is set: the SDK reads it (and OTEL_TRACES_SAMPLER_ARG) itself.
@@ -101,15 +135,31 @@ const variables = {
   E2B_TEMPLATE_ID: optionalText,
   E2B_SANDBOX_TIMEOUT: int(10, 86_400).default(300),
   E2B_SANDBOX_IDLE_TIMEOUT: int(5, 86_400).default(60),
-  BLOCKGATE_E2B_MODE: z.enum(['template', 'code-interpreter'], { error: 'must be template or code-interpreter' }).default('template'),
+  BLOCKGATE_E2B_MODE: z
+    .enum(['template', 'code-interpreter'], { error: 'must be template or code-interpreter' })
+    .default('template'),
   BLOCKGATE_E2B_MIN_WARM: int(0, 100).default(0),
   BLOCKGATE_E2B_MAX_SANDBOXES: int(1, 10_000).default(20),
   BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: int(1, 10_000).optional(),
   BLOCKGATE_E2B_MAX_QUEUE: int(0).default(256),
-  BLOCKGATE_E2B_CREATES_PER_SECOND: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a positive number').transform(Number).pipe(z.number().positive('must be a positive number')).default(1),
+  BLOCKGATE_E2B_CREATES_PER_SECOND: z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a positive number')
+    .transform(Number)
+    .pipe(z.number().positive('must be a positive number'))
+    .default(1),
   BLOCKGATE_E2B_CREATE_RETRIES: int(0, 20).default(3),
   BLOCKGATE_E2B_ALLOW_INTERNET: flag.default(false),
-  BLOCKGATE_DEPLOYMENT_ID: z.string().trim().regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores').default(hostname().replace(/[^\w.-]/g, '-').slice(0, 64) || 'blockgate'),
+  BLOCKGATE_DEPLOYMENT_ID: z
+    .string()
+    .trim()
+    .regex(/^[\w.-]{1,64}$/, 'must be 1-64 letters, digits, dots, dashes or underscores')
+    .default(
+      hostname()
+        .replace(/[^\w.-]/g, '-')
+        .slice(0, 64) || 'blockgate',
+    ),
 } as const
 
 /** Values never echoed in an error message: they hold credentials. */
@@ -139,7 +189,14 @@ export interface Config {
     blockCacheSize: number
     maxCaptureBytes: number
     startTimeoutMs: number
-    limits: { memoryBytes: number; cpuSeconds: number; processes: number; fileSizeBytes: number; openFiles: number; cpuCores: number }
+    limits: {
+      memoryBytes: number
+      cpuSeconds: number
+      processes: number
+      fileSizeBytes: number
+      openFiles: number
+      cpuCores: number
+    }
     /** A cgroup per worker: where the machine allows it (auto), always (required), or never. */
     cgroups: 'auto' | 'required' | 'off'
     /** Run without bubblewrap: only when asked for explicitly. */
@@ -213,15 +270,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const values = Object.fromEntries(VARIABLE_NAMES.map((name) => [name, read(name)])) as {
     [K in VariableName]: z.output<Variables[K]>
   }
-  if (problems.length === 0 && values.BLOCKGATE_DEFAULT_TIMEOUT_MS > values.BLOCKGATE_MAX_TIMEOUT_MS) {
+  if (
+    problems.length === 0 &&
+    values.BLOCKGATE_DEFAULT_TIMEOUT_MS > values.BLOCKGATE_MAX_TIMEOUT_MS
+  ) {
     problems.push('BLOCKGATE_DEFAULT_TIMEOUT_MS: must not exceed BLOCKGATE_MAX_TIMEOUT_MS')
   }
   if (problems.length === 0 && values.BLOCKGATE_MIN_WARM_WORKERS > values.BLOCKGATE_MAX_WORKERS) {
     problems.push('BLOCKGATE_MIN_WARM_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
   }
   // A tenant's share: half the pool (so two tenants fit side by side), at least one.
-  const tenantMaxWorkers = values.BLOCKGATE_TENANT_MAX_WORKERS ?? Math.max(1, Math.floor(values.BLOCKGATE_MAX_WORKERS / 2))
-  const tenantMaxSandboxes = values.BLOCKGATE_E2B_TENANT_MAX_SANDBOXES ?? Math.max(1, Math.floor(values.BLOCKGATE_E2B_MAX_SANDBOXES / 2))
+  const tenantMaxWorkers =
+    values.BLOCKGATE_TENANT_MAX_WORKERS ?? Math.max(1, Math.floor(values.BLOCKGATE_MAX_WORKERS / 2))
+  const tenantMaxSandboxes =
+    values.BLOCKGATE_E2B_TENANT_MAX_SANDBOXES ??
+    Math.max(1, Math.floor(values.BLOCKGATE_E2B_MAX_SANDBOXES / 2))
   // A tenant's waiting runs: a quarter of the queue, at least one (unless the queue holds none).
   const quarterOf = (queue: number) => Math.min(queue, Math.max(1, Math.floor(queue / 4)))
   const tenantMaxQueue = values.BLOCKGATE_TENANT_MAX_QUEUE ?? quarterOf(values.BLOCKGATE_MAX_QUEUE)
@@ -236,21 +299,37 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (problems.length === 0 && !values.E2B_API_KEY) {
     if (values.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE === 'e2b') {
-      problems.push(`WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=${env.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE}: remote execution needs E2B_API_KEY, which is not set`)
+      problems.push(
+        `WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=${env.WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE}: remote execution needs E2B_API_KEY, which is not set`,
+      )
     }
-    const remote = Object.keys(values.BLOCKGATE_WORKSPACE_BACKENDS).filter((w) => values.BLOCKGATE_WORKSPACE_BACKENDS[w] === 'e2b')
-    if (remote.length > 0) problems.push(`BLOCKGATE_WORKSPACE_BACKENDS: sends ${remote.join(', ')} to e2b, which needs E2B_API_KEY, which is not set`)
+    const remote = Object.keys(values.BLOCKGATE_WORKSPACE_BACKENDS).filter(
+      (w) => values.BLOCKGATE_WORKSPACE_BACKENDS[w] === 'e2b',
+    )
+    if (remote.length > 0)
+      problems.push(
+        `BLOCKGATE_WORKSPACE_BACKENDS: sends ${remote.join(', ')} to e2b, which needs E2B_API_KEY, which is not set`,
+      )
   }
   if (problems.length === 0 && values.E2B_SANDBOX_IDLE_TIMEOUT > values.E2B_SANDBOX_TIMEOUT) {
     problems.push('E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT')
   }
-  const keys = problems.length === 0 ? readKeys(values.BLOCKGATE_API_KEYS_FILE, values.BLOCKGATE_API_KEYS, problems) : KeyRing.empty()
-  if (problems.length === 0 && keys.size === 0 && !isLoopback(values.HOST) && !values.BLOCKGATE_ALLOW_OPEN_BIND) {
+  const keys =
+    problems.length === 0
+      ? readKeys(values.BLOCKGATE_API_KEYS_FILE, values.BLOCKGATE_API_KEYS, problems)
+      : KeyRing.empty()
+  if (
+    problems.length === 0 &&
+    keys.size === 0 &&
+    !isLoopback(values.HOST) &&
+    !values.BLOCKGATE_ALLOW_OPEN_BIND
+  ) {
     problems.push(
       `HOST=${values.HOST}: with no API keys (BLOCKGATE_API_KEYS_FILE) anyone who reaches the server could run code, so it binds to loopback only; configure keys, or set BLOCKGATE_ALLOW_OPEN_BIND=1 to bind ${values.HOST} without them`,
     )
   }
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
+  if (problems.length > 0)
+    throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`)
 
   return {
     port: values.PORT,
@@ -289,7 +368,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           sandboxUrl: values.E2B_SANDBOX_URL,
           domain: values.E2B_DOMAIN,
           mode: values.BLOCKGATE_E2B_MODE,
-          templateId: values.E2B_TEMPLATE_ID ?? (values.BLOCKGATE_E2B_MODE === 'code-interpreter' ? CODE_INTERPRETER_TEMPLATE : defaultTemplateId()),
+          templateId:
+            values.E2B_TEMPLATE_ID ??
+            (values.BLOCKGATE_E2B_MODE === 'code-interpreter'
+              ? CODE_INTERPRETER_TEMPLATE
+              : defaultTemplateId()),
           lifetimeMs: values.E2B_SANDBOX_TIMEOUT * 1000,
           idleMs: values.E2B_SANDBOX_IDLE_TIMEOUT * 1000,
           minWarm: values.BLOCKGATE_E2B_MIN_WARM,
@@ -297,7 +380,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
           tenantMaxSandboxes,
           maxQueue: values.BLOCKGATE_E2B_MAX_QUEUE,
           // The tenant bound is one setting for both backends, within each one's queue.
-          tenantMaxQueue: Math.min(values.BLOCKGATE_E2B_MAX_QUEUE, values.BLOCKGATE_TENANT_MAX_QUEUE ?? quarterOf(values.BLOCKGATE_E2B_MAX_QUEUE)),
+          tenantMaxQueue: Math.min(
+            values.BLOCKGATE_E2B_MAX_QUEUE,
+            values.BLOCKGATE_TENANT_MAX_QUEUE ?? quarterOf(values.BLOCKGATE_E2B_MAX_QUEUE),
+          ),
           blockCacheSize: values.BLOCKGATE_BLOCK_CACHE_SIZE,
           createsPerSecond: values.BLOCKGATE_E2B_CREATES_PER_SECOND,
           createRetries: values.BLOCKGATE_E2B_CREATE_RETRIES,
@@ -306,7 +392,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : null,
     telemetry: {
-      enabled: !values.OTEL_SDK_DISABLED && Boolean(values.OTEL_EXPORTER_OTLP_ENDPOINT || values.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
+      enabled:
+        !values.OTEL_SDK_DISABLED &&
+        Boolean(values.OTEL_EXPORTER_OTLP_ENDPOINT || values.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT),
       serviceName: values.OTEL_SERVICE_NAME,
       serviceVersion: runtimeVersion(),
       metricIntervalMs: values.OTEL_METRIC_EXPORT_INTERVAL,
@@ -327,11 +415,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** Addresses only this machine can reach. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  return (
+    host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host)
+  )
 }
 
 /** The API keys from BLOCKGATE_API_KEYS_FILE or BLOCKGATE_API_KEYS (the same JSON inline). */
-function readKeys(file: string | undefined, inline: string | undefined, problems: string[]): KeyRing {
+function readKeys(
+  file: string | undefined,
+  inline: string | undefined,
+  problems: string[],
+): KeyRing {
   if (file && inline) {
     problems.push('BLOCKGATE_API_KEYS_FILE, BLOCKGATE_API_KEYS: set one of them, not both')
     return KeyRing.empty()
@@ -342,7 +436,9 @@ function readKeys(file: string | undefined, inline: string | undefined, problems
     try {
       text = readFileSync(resolve(file), 'utf8')
     } catch (error) {
-      problems.push(`BLOCKGATE_API_KEYS_FILE=${JSON.stringify(file)}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`)
+      problems.push(
+        `BLOCKGATE_API_KEYS_FILE=${JSON.stringify(file)}: cannot be read (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`,
+      )
       return KeyRing.empty()
     }
   }
@@ -356,7 +452,9 @@ function readKeys(file: string | undefined, inline: string | undefined, problems
   }
   const parsed = keyFileSchema.safeParse(json)
   if (!parsed.success) {
-    problems.push(`${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`)
+    problems.push(
+      `${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`,
+    )
     return KeyRing.empty()
   }
   try {

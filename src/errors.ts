@@ -13,7 +13,11 @@ export class BlockgateError extends Error {
     status: number,
     type: string,
     message: string,
-    { details = {}, headers = {}, cause }: { details?: ErrorDetails; headers?: Record<string, string>; cause?: unknown } = {},
+    {
+      details = {},
+      headers = {},
+      cause,
+    }: { details?: ErrorDetails; headers?: Record<string, string>; cause?: unknown } = {},
   ) {
     super(message, { cause })
     this.name = type
@@ -38,7 +42,9 @@ export class BadRequest extends BlockgateError {
 /** 401: the request's credentials are missing or not among those configured. */
 export class Unauthorized extends BlockgateError {
   constructor(message: string) {
-    super(401, 'Unauthorized', message, { headers: { 'WWW-Authenticate': 'Bearer realm="blockgate"' } })
+    super(401, 'Unauthorized', message, {
+      headers: { 'WWW-Authenticate': 'Bearer realm="blockgate"' },
+    })
   }
 }
 
@@ -76,7 +82,11 @@ export class UnsupportedMediaType extends BlockgateError {
 
 /** 422: the user's code failed to compile or raised. `type` comes from the runtime. */
 export class BlockCodeError extends BlockgateError {
-  constructor(type: 'BlockCompileError' | 'BlockRuntimeError', message: string, details: ErrorDetails) {
+  constructor(
+    type: 'BlockCompileError' | 'BlockRuntimeError',
+    message: string,
+    details: ErrorDetails,
+  ) {
     super(422, type, message, { details })
   }
 }
@@ -84,7 +94,9 @@ export class BlockCodeError extends BlockgateError {
 /** 504: the block ran past its wall-clock budget; its worker was killed and replaced. */
 export class BlockTimeout extends BlockgateError {
   constructor(timeoutMs: number, details?: ErrorDetails) {
-    super(504, 'BlockTimeout', `the block did not finish within timeout_ms=${timeoutMs}`, { details })
+    super(504, 'BlockTimeout', `the block did not finish within timeout_ms=${timeoutMs}`, {
+      details,
+    })
   }
 }
 

@@ -31,7 +31,10 @@ function write(level: LogLevel, message: string, fields: Fields): void {
   if (LOG_LEVELS.indexOf(level) < threshold) return
   const line: Fields = { time: new Date().toISOString(), level, message }
   for (const [key, value] of Object.entries(fields)) {
-    line[key] = value instanceof Error ? { name: value.name, message: value.message, stack: value.stack } : value
+    line[key] =
+      value instanceof Error
+        ? { name: value.name, message: value.message, stack: value.stack }
+        : value
   }
   sink(`${JSON.stringify(line).replace(RAW_BREAKS, escapeUnicode)}\n`)
 }
@@ -50,7 +53,9 @@ export function blockText(text: string): string {
   let kept = text
   if (text.length > BLOCK_TEXT_MAX_CHARS) {
     // Never end on half a surrogate pair.
-    const end = /[\ud800-\udbff]/.test(text[BLOCK_TEXT_MAX_CHARS - 1]!) ? BLOCK_TEXT_MAX_CHARS - 1 : BLOCK_TEXT_MAX_CHARS
+    const end = /[\ud800-\udbff]/.test(text[BLOCK_TEXT_MAX_CHARS - 1]!)
+      ? BLOCK_TEXT_MAX_CHARS - 1
+      : BLOCK_TEXT_MAX_CHARS
     kept = `${text.slice(0, end)}… (${text.length - end} more characters)`
   }
   return kept.replace(CONTROLS, (char) => CONTROL_NAMES[char] ?? escapeUnicode(char))

@@ -22,14 +22,20 @@ export function addressedHere(request: Request, origin: URL): Request | Response
     // The new request reads the same body stream and follows the client's abort signal.
     return new Request(new URL(path, origin).href, request)
   }
-  const error = new BadRequest(`request target: ${JSON.stringify(request.url.slice(0, 200))} is not a URL or a path on this server (and the Host header does not make it one)`)
+  const error = new BadRequest(
+    `request target: ${JSON.stringify(request.url.slice(0, 200))} is not a URL or a path on this server (and the Host header does not make it one)`,
+  )
   return Response.json(error.toBody(), { status: error.status })
 }
 
 /** Every backend's runs measured (duration, cold starts, timeouts), and its gauges observed. */
 function withMetrics(backends: Backends): Backends {
   const measured: Backends = {}
-  for (const [name, backend] of Object.entries(backends) as [keyof Backends, NonNullable<Backends[keyof Backends]>][]) measured[name] = withRunMetrics(backend)
+  for (const [name, backend] of Object.entries(backends) as [
+    keyof Backends,
+    NonNullable<Backends[keyof Backends]>,
+  ][])
+    measured[name] = withRunMetrics(backend)
   observeBackends(Object.values(backends))
   return measured
 }
@@ -55,7 +61,10 @@ async function main(): Promise<void> {
     console.error(`blockgate: ${error.message}`)
     process.exit(2)
   }
-  if (config.local.allowUnsandboxed) log.warn('ISOLATION IS OFF: BLOCKGATE_ALLOW_UNSANDBOXED is set; user code runs without bubblewrap, namespaces or seccomp')
+  if (config.local.allowUnsandboxed)
+    log.warn(
+      'ISOLATION IS OFF: BLOCKGATE_ALLOW_UNSANDBOXED is set; user code runs without bubblewrap, namespaces or seccomp',
+    )
   const startedAt = performance.now()
   try {
     await Promise.all(Object.values(backends).map((backend) => backend.start()))
@@ -68,9 +77,17 @@ async function main(): Promise<void> {
   log.info('backends ready', {
     backends: Object.keys(backends),
     default_backend: config.defaultBackend,
-    local_workers: backends.local ? { min_warm: config.local.minWarm, max: config.local.maxWorkers } : 'off',
+    local_workers: backends.local
+      ? { min_warm: config.local.minWarm, max: config.local.maxWorkers }
+      : 'off',
     isolation: backends.local ? (config.local.allowUnsandboxed ? 'off' : 'sandboxed') : undefined,
-    e2b: config.e2b ? { mode: config.e2b.mode, template: config.e2b.templateId, max_sandboxes: config.e2b.maxSandboxes } : 'off (no E2B_API_KEY)',
+    e2b: config.e2b
+      ? {
+          mode: config.e2b.mode,
+          template: config.e2b.templateId,
+          max_sandboxes: config.e2b.maxSandboxes,
+        }
+      : 'off (no E2B_API_KEY)',
     telemetry: telemetry.enabled ? 'OTLP export on' : 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)',
     ms: Math.round(performance.now() - startedAt),
   })
@@ -88,8 +105,16 @@ async function main(): Promise<void> {
   })
   log.info('listening', { url: server.url.href })
   if (config.auth.keys.size > 0) log.info('API keys required', { keys: config.auth.keys.size })
-  else if (isLoopback(config.host)) log.warn('no API keys configured: listening on loopback only; anyone who can reach this port can run code', { host: config.host })
-  else log.warn('OPEN BIND WITHOUT API KEYS: BLOCKGATE_ALLOW_OPEN_BIND is set; anyone who can reach this address can run code', { host: config.host })
+  else if (isLoopback(config.host))
+    log.warn(
+      'no API keys configured: listening on loopback only; anyone who can reach this port can run code',
+      { host: config.host },
+    )
+  else
+    log.warn(
+      'OPEN BIND WITHOUT API KEYS: BLOCKGATE_ALLOW_OPEN_BIND is set; anyone who can reach this address can run code',
+      { host: config.host },
+    )
 
   let stopping = false
   const shutdown = async (signal: string) => {

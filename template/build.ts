@@ -26,7 +26,8 @@ export interface TemplateConfig {
 
 function field<T>(raw: Record<string, unknown>, name: string, type: 'string' | 'number'): T {
   const value = raw[name]
-  if (typeof value !== type) throw new Error(`${CONFIG}: ${name} must be a ${type}, got ${JSON.stringify(value)}`)
+  if (typeof value !== type)
+    throw new Error(`${CONFIG}: ${name} must be a ${type}, got ${JSON.stringify(value)}`)
   return value as T
 }
 
@@ -49,7 +50,9 @@ export async function readTemplateConfig(path = CONFIG): Promise<TemplateConfig>
     throw new Error(`${path}: ready_cmd must poll :${RUNTIME_PORT}/health`)
   }
   if (config.templateName !== defaultTemplateId()) {
-    throw new Error(`${path}: template_name is ${config.templateName}, the runtime's version says ${defaultTemplateId()}`)
+    throw new Error(
+      `${path}: template_name is ${config.templateName}, the runtime's version says ${defaultTemplateId()}`,
+    )
   }
   return config
 }
@@ -79,7 +82,9 @@ async function main(): Promise<number> {
   }
   const apiKey = process.env.E2B_API_KEY
   if (!apiKey) {
-    console.error('template/build.ts: E2B_API_KEY is not set. Create a key at https://e2b.dev/dashboard and run: E2B_API_KEY=e2b_... bun run template/build.ts')
+    console.error(
+      'template/build.ts: E2B_API_KEY is not set. Create a key at https://e2b.dev/dashboard and run: E2B_API_KEY=e2b_... bun run template/build.ts',
+    )
     return 2
   }
   const name = values.alias ?? defaultTemplateId()

@@ -18,7 +18,13 @@ interface Counts {
 
 function run(label: string, cmd: string[], cwd = root): number {
   console.log(`\n── ${label}: ${cmd.join(' ')}`)
-  const { exitCode } = Bun.spawnSync({ cmd, cwd, stdout: 'inherit', stderr: 'inherit', env: process.env })
+  const { exitCode } = Bun.spawnSync({
+    cmd,
+    cwd,
+    stdout: 'inherit',
+    stderr: 'inherit',
+    env: process.env,
+  })
   return exitCode
 }
 
@@ -49,7 +55,13 @@ const add = (c: Counts) => {
   total.skipped += c.skipped
 }
 
-const typecheck = run('typecheck', [bun, resolve(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', '.'])
+const typecheck = run('typecheck', [
+  bun,
+  resolve(root, 'node_modules/typescript/bin/tsc'),
+  '--noEmit',
+  '-p',
+  '.',
+])
 if (typecheck !== 0) add({ passed: 0, failed: 1, skipped: 0 })
 
 // Unit tests first (no bubblewrap, no Python: seconds), then the integration tests (real
@@ -58,7 +70,15 @@ const bunCounts: Counts = { passed: 0, failed: 0, skipped: 0 }
 let bunExit = 0
 for (const suite of ['unit', 'integration']) {
   const report = resolve(reports, `bun-${suite}.xml`)
-  const exit = run(`bun ${suite} tests`, [bun, 'test', '--timeout', '60000', '--reporter=junit', `--reporter-outfile=${report}`, `test/${suite}`])
+  const exit = run(`bun ${suite} tests`, [
+    bun,
+    'test',
+    '--timeout',
+    '60000',
+    '--reporter=junit',
+    `--reporter-outfile=${report}`,
+    `test/${suite}`,
+  ])
   const counts = junitCounts(report, `bun ${suite} tests`)
   console.log(`${suite}: ${counts.passed} passed, ${counts.failed} failed`)
   bunCounts.passed += counts.passed
@@ -70,12 +90,26 @@ add(bunCounts)
 
 const pyReport = resolve(reports, 'pytest.xml')
 // The runtime's tests, and each serializer plugin's Python half beside its TS half.
-const pyExit = run('python tests', [python, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', `--junitxml=${pyReport}`, 'template/tests', 'serializers'])
+const pyExit = run('python tests', [
+  python,
+  '-m',
+  'pytest',
+  '-q',
+  '-p',
+  'no:cacheprovider',
+  `--junitxml=${pyReport}`,
+  'template/tests',
+  'serializers',
+])
 const pyCounts = junitCounts(pyReport, 'python tests')
 add(pyCounts)
 
-console.log(`\nTypeScript: ${bunCounts.passed} passed, ${bunCounts.failed} failed; Python: ${pyCounts.passed} passed, ${pyCounts.failed} failed`)
+console.log(
+  `\nTypeScript: ${bunCounts.passed} passed, ${bunCounts.failed} failed; Python: ${pyCounts.passed} passed, ${pyCounts.failed} failed`,
+)
 const anyFailure = typecheck !== 0 || bunExit !== 0 || pyExit !== 0 || total.failed > 0
 if (anyFailure && total.failed === 0) total.failed = 1 // a runner failed without a counted test
-console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`)
+console.log(
+  `${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`,
+)
 process.exit(anyFailure ? 1 : 0)

@@ -52,11 +52,17 @@ def check_column(value: Any, n: int, path: str, *, integer: bool) -> None:
 
 
 def check_mask_shape(shape: Any, n: int, path: str) -> tuple[int, int, int]:
-    if not (isinstance(shape, (list, tuple)) and len(shape) == 3 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+    if not (
+        isinstance(shape, (list, tuple))
+        and len(shape) == 3
+        and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
         raise KindError(path, f"expected [N, H, W] (non-negative integers), got {shape!r}")
     count, height, width = shape
     if height > MAX_MASK_SIDE or width > MAX_MASK_SIDE:
-        raise KindError(path, f"mask of {height}×{width} pixels is over the limit of {MAX_MASK_SIDE} a side")
+        raise KindError(
+            path, f"mask of {height}×{width} pixels is over the limit of {MAX_MASK_SIDE} a side"
+        )
     if count * height * width > MAX_MASK_PIXELS:
         raise KindError(path, f"more than {MAX_MASK_PIXELS} mask pixels")
     if count != n:
@@ -74,10 +80,19 @@ def check_data_column(value: Any, n: int, path: str) -> None:
         if value.ndim > 0 and value.shape[0] != n:
             raise KindError(path, f"expected {n} rows, got {value.shape[0]}")
     else:
-        raise KindError(path, f"a data column must be a numpy array or a list, got {type(value).__name__}")
+        raise KindError(
+            path, f"a data column must be a numpy array or a list, got {type(value).__name__}"
+        )
 
 
-def build(xyxy: np.ndarray, mask: np.ndarray | None, columns: dict[str, Any], data: dict[str, Any], metadata: dict[str, Any], path: str) -> sv.Detections:
+def build(
+    xyxy: np.ndarray,
+    mask: np.ndarray | None,
+    columns: dict[str, Any],
+    data: dict[str, Any],
+    metadata: dict[str, Any],
+    path: str,
+) -> sv.Detections:
     """An ``sv.Detections`` from checked parts; anything supervision still refuses is a KindError."""
     try:
         return sv.Detections(xyxy=xyxy, mask=mask, data=data, metadata=metadata, **columns)

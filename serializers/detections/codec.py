@@ -43,7 +43,14 @@ import supervision as sv
 
 from ..kind import Codec, KindError
 from . import json_form
-from .checks import build, check_boxes, check_column, check_data_column, check_mask_shape, shape_text
+from .checks import (
+    build,
+    check_boxes,
+    check_column,
+    check_data_column,
+    check_mask_shape,
+    shape_text,
+)
 
 DETECTIONS_TAG = 61442
 FIELDS = ("xyxy", "confidence", "class_id", "tracker_id", "mask", "data", "metadata")
@@ -72,7 +79,10 @@ def _decode_mask(content: Any, n: int, path: str, codec: Codec) -> np.ndarray | 
     bits = np.frombuffer(codec.resolve_bytes(content["bits"], f"{path}.bits"), dtype=np.uint8)
     expected = math.ceil(pixels / 8)
     if bits.size != expected:
-        raise KindError(f"{path}.bits", f"expected {expected} bytes for {shape[0]}×{shape[1]}×{shape[2]} pixels, got {bits.size}")
+        raise KindError(
+            f"{path}.bits",
+            f"expected {expected} bytes for {shape[0]}×{shape[1]}×{shape[2]} pixels, got {bits.size}",
+        )
     if pixels % 8 and bits[-1] >> (pixels % 8):
         raise KindError(f"{path}.bits", "the padding bits after the last pixel must be 0")
     return np.unpackbits(bits, count=pixels, bitorder="little").view(np.bool_).reshape(shape)
@@ -81,7 +91,9 @@ def _decode_mask(content: Any, n: int, path: str, codec: Codec) -> np.ndarray | 
 def _encode_data_column(value: Any, n: int, path: str, codec: Codec) -> Any:
     check_data_column(value, n, path)
     if isinstance(value, np.ndarray) and value.dtype == object:
-        elements = [codec.encode_value(item, f"{path}[{i}]") for i, item in enumerate(value.reshape(-1))]
+        elements = [
+            codec.encode_value(item, f"{path}[{i}]") for i, item in enumerate(value.reshape(-1))
+        ]
         return {"shape": list(value.shape), "object": elements}
     return codec.encode_value(value, path)
 
@@ -89,15 +101,27 @@ def _encode_data_column(value: Any, n: int, path: str, codec: Codec) -> Any:
 def _decode_data_column(content: Any, n: int, path: str, codec: Codec) -> Any:
     if isinstance(content, Mapping):
         if set(content) != {"shape", "object"} or not isinstance(content["object"], (list, tuple)):
-            raise KindError(path, "expected an ndarray, a list, or an object column {shape, object}")
+            raise KindError(
+                path, "expected an ndarray, a list, or an object column {shape, object}"
+            )
         shape = content["shape"]
-        if not (isinstance(shape, (list, tuple)) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-            raise KindError(f"{path}.shape", f"dimensions must be non-negative integers, got {shape!r}")
+        if not (
+            isinstance(shape, (list, tuple))
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+        ):
+            raise KindError(
+                f"{path}.shape", f"dimensions must be non-negative integers, got {shape!r}"
+            )
         elements = content["object"]
         if math.prod(shape) != len(elements):
-            raise KindError(f"{path}.object", f"shape {shape_text(shape)} needs {math.prod(shape)} values, got {len(elements)}")
+            raise KindError(
+                f"{path}.object",
+                f"shape {shape_text(shape)} needs {math.prod(shape)} values, got {len(elements)}",
+            )
         column = np.empty(len(elements), dtype=object)
-        for i, item in enumerate(elements):  # one by one: numpy would turn nested lists into dimensions
+        for i, item in enumerate(
+            elements
+        ):  # one by one: numpy would turn nested lists into dimensions
             column[i] = codec.decode_value(item, f"{path}.object[{i}]")
         column = column.reshape(shape)
     elif isinstance(content, (list, tuple)):
@@ -105,7 +129,10 @@ def _decode_data_column(content: Any, n: int, path: str, codec: Codec) -> Any:
     else:
         column = codec.decode_value(content, path)
         if not isinstance(column, np.ndarray):
-            raise KindError(path, f"expected an ndarray, a list, or an object column, got {type(column).__name__}")
+            raise KindError(
+                path,
+                f"expected an ndarray, a list, or an object column, got {type(column).__name__}",
+            )
     check_data_column(column, n, path)
     return column
 

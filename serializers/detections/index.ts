@@ -23,7 +23,14 @@ const MASK_LIMITS = { maxSide: 16384, maxPixels: 2 ** 31 } as const
 const shapeText = (shape: readonly unknown[]) => `[${shape.map(String).join(', ')}]`
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype
-const describe = (value: unknown) => (value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? value.constructor.name : typeof value)
+const describe = (value: unknown) =>
+  value === null
+    ? 'null'
+    : Array.isArray(value)
+      ? 'array'
+      : typeof value === 'object'
+        ? value.constructor.name
+        : typeof value
 
 /** An N×H×W boolean mask kept bit-packed, exactly as it travels. */
 export class PackedMask {
@@ -35,20 +42,33 @@ export class PackedMask {
   /** Wraps packed bits (not copied), checking their length, padding and the size caps. */
   static fromBits(shape: readonly unknown[], bits: unknown, path = 'mask'): PackedMask {
     const checked = checkMaskShape(shape, `${path}.shape`)
-    if (!(bits instanceof Uint8Array)) throw new KindError(`${path}.bits`, `expected a byte string, got ${describe(bits)}`)
+    if (!(bits instanceof Uint8Array))
+      throw new KindError(`${path}.bits`, `expected a byte string, got ${describe(bits)}`)
     const pixels = checked[0] * checked[1] * checked[2]
     const expected = Math.ceil(pixels / 8)
     if (bits.byteLength !== expected) {
-      throw new KindError(`${path}.bits`, `expected ${expected} bytes for ${checked.join('×')} pixels, got ${bits.byteLength}`)
+      throw new KindError(
+        `${path}.bits`,
+        `expected ${expected} bytes for ${checked.join('×')} pixels, got ${bits.byteLength}`,
+      )
     }
-    if (pixels % 8 && bits[expected - 1]! >> pixels % 8) throw new KindError(`${path}.bits`, 'the padding bits after the last pixel must be 0')
+    if (pixels % 8 && bits[expected - 1]! >> (pixels % 8))
+      throw new KindError(`${path}.bits`, 'the padding bits after the last pixel must be 0')
     return new PackedMask(checked, bits)
   }
 
   /** Packs one value per pixel (row-major; truthy = set). */
-  static fromPixels(shape: readonly [number, number, number], pixels: ArrayLike<number | boolean>, path = 'mask'): PackedMask {
+  static fromPixels(
+    shape: readonly [number, number, number],
+    pixels: ArrayLike<number | boolean>,
+    path = 'mask',
+  ): PackedMask {
     const count = shape[0] * shape[1] * shape[2]
-    if (pixels.length !== count) throw new KindError(path, `shape ${shapeText(shape)} needs ${count} pixels, got ${pixels.length}`)
+    if (pixels.length !== count)
+      throw new KindError(
+        path,
+        `shape ${shapeText(shape)} needs ${count} pixels, got ${pixels.length}`,
+      )
     const bits = new Uint8Array(Math.ceil(count / 8))
     for (let i = 0; i < count; i++) if (pixels[i]) bits[i >> 3]! |= 1 << (i & 7)
     return PackedMask.fromBits(shape, bits, path)
@@ -102,10 +122,20 @@ export class Detections {
     const classId = checkColumn(fields.classId ?? null, n, `${path}.class_id`, true)
     const trackerId = checkColumn(fields.trackerId ?? null, n, `${path}.tracker_id`, true)
     const mask = fields.mask ?? null
-    if (mask !== null && mask.shape[0] !== n) throw new KindError(`${path}.mask.shape`, `expected ${n} masks, got ${mask.shape[0]}`)
+    if (mask !== null && mask.shape[0] !== n)
+      throw new KindError(`${path}.mask.shape`, `expected ${n} masks, got ${mask.shape[0]}`)
     const data = fields.data ?? {}
-    for (const [key, column] of Object.entries(data)) checkDataColumn(column, n, `${path}.data.${key}`)
-    return new Detections(fields.xyxy, confidence, classId, trackerId, mask, data, fields.metadata ?? {})
+    for (const [key, column] of Object.entries(data))
+      checkDataColumn(column, n, `${path}.data.${key}`)
+    return new Detections(
+      fields.xyxy,
+      confidence,
+      classId,
+      trackerId,
+      mask,
+      data,
+      fields.metadata ?? {},
+    )
   }
 
   /** N, the number of detections. */
@@ -115,9 +145,12 @@ export class Detections {
 }
 
 function checkBoxes(xyxy: unknown, path: string): number {
-  if (!(xyxy instanceof NDArray)) throw new KindError(path, `expected an ndarray, got ${describe(xyxy)}`)
-  if (xyxy.shape.length !== 2 || xyxy.shape[1] !== 4) throw new KindError(path, `expected shape [N, 4], got ${shapeText(xyxy.shape)}`)
-  if (xyxy.dtype === 'str' || xyxy.dtype === 'bool') throw new KindError(path, `expected a numeric dtype, got ${xyxy.dtype}`)
+  if (!(xyxy instanceof NDArray))
+    throw new KindError(path, `expected an ndarray, got ${describe(xyxy)}`)
+  if (xyxy.shape.length !== 2 || xyxy.shape[1] !== 4)
+    throw new KindError(path, `expected shape [N, 4], got ${shapeText(xyxy.shape)}`)
+  if (xyxy.dtype === 'str' || xyxy.dtype === 'bool')
+    throw new KindError(path, `expected a numeric dtype, got ${xyxy.dtype}`)
   if (!allFinite(xyxy)) throw new KindError(path, 'coordinates must be finite (no NaN or infinity)')
   return xyxy.shape[0]!
 }
@@ -137,27 +170,43 @@ function allFinite(array: NDArray): boolean {
   return true
 }
 
-const isInteger = (array: NDArray) => array.dtype.startsWith('int') || array.dtype.startsWith('uint')
+const isInteger = (array: NDArray) =>
+  array.dtype.startsWith('int') || array.dtype.startsWith('uint')
 
 function checkColumn(value: unknown, n: number, path: string, integer: boolean): NDArray | null {
   if (value === null) return null
-  if (!(value instanceof NDArray)) throw new KindError(path, `expected an ndarray or null, got ${describe(value)}`)
-  if (value.shape.length !== 1) throw new KindError(path, `expected a 1-D array, got shape ${shapeText(value.shape)}`)
+  if (!(value instanceof NDArray))
+    throw new KindError(path, `expected an ndarray or null, got ${describe(value)}`)
+  if (value.shape.length !== 1)
+    throw new KindError(path, `expected a 1-D array, got shape ${shapeText(value.shape)}`)
   if (value.shape[0] !== n) throw new KindError(path, `expected ${n} values, got ${value.shape[0]}`)
-  if (integer && !isInteger(value)) throw new KindError(path, `expected an integer dtype, got ${value.dtype}`)
-  if (!integer && (value.dtype === 'str' || value.dtype === 'bool')) throw new KindError(path, `expected a numeric dtype, got ${value.dtype}`)
+  if (integer && !isInteger(value))
+    throw new KindError(path, `expected an integer dtype, got ${value.dtype}`)
+  if (!integer && (value.dtype === 'str' || value.dtype === 'bool'))
+    throw new KindError(path, `expected a numeric dtype, got ${value.dtype}`)
   return value
 }
 
 function checkMaskShape(shape: readonly unknown[], path: string): [number, number, number] {
-  if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
-    throw new KindError(path, `expected [N, H, W] (non-negative integers), got ${JSON.stringify(shape, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`)
+  if (
+    !Array.isArray(shape) ||
+    shape.length !== 3 ||
+    !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)
+  ) {
+    throw new KindError(
+      path,
+      `expected [N, H, W] (non-negative integers), got ${JSON.stringify(shape, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+    )
   }
   const [count, height, width] = shape as [number, number, number]
   if (height > MASK_LIMITS.maxSide || width > MASK_LIMITS.maxSide) {
-    throw new KindError(path, `mask of ${height}×${width} pixels is over the limit of ${MASK_LIMITS.maxSide} a side`)
+    throw new KindError(
+      path,
+      `mask of ${height}×${width} pixels is over the limit of ${MASK_LIMITS.maxSide} a side`,
+    )
   }
-  if (count * height * width > MASK_LIMITS.maxPixels) throw new KindError(path, `more than ${MASK_LIMITS.maxPixels} mask pixels`)
+  if (count * height * width > MASK_LIMITS.maxPixels)
+    throw new KindError(path, `more than ${MASK_LIMITS.maxPixels} mask pixels`)
   return [count, height, width]
 }
 
@@ -170,20 +219,38 @@ function checkDataColumn(column: unknown, n: number, path: string): void {
         ? n
         : column.shape[0]
       : undefined
-  if (rows === undefined) throw new KindError(path, `expected an ndarray, a list, or an object column, got ${describe(column)}`)
+  if (rows === undefined)
+    throw new KindError(
+      path,
+      `expected an ndarray, a list, or an object column, got ${describe(column)}`,
+    )
   if (rows !== n) throw new KindError(path, `expected ${n} rows, got ${rows}`)
 }
 
-function decodeObjectColumn(content: Record<string, unknown>, path: string, decodeNested: DecodeNested): ObjectColumn {
+function decodeObjectColumn(
+  content: Record<string, unknown>,
+  path: string,
+  decodeNested: DecodeNested,
+): ObjectColumn {
   const { shape, object } = content
   if (Object.keys(content).length !== 2 || !Array.isArray(object)) {
     throw new KindError(path, 'expected an ndarray, a list, or an object column {shape, object}')
   }
-  if (!Array.isArray(shape) || !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
-    throw new KindError(`${path}.shape`, `dimensions must be non-negative integers, got ${JSON.stringify(shape, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`)
+  if (
+    !Array.isArray(shape) ||
+    !shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)
+  ) {
+    throw new KindError(
+      `${path}.shape`,
+      `dimensions must be non-negative integers, got ${JSON.stringify(shape, (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+    )
   }
   const count = (shape as number[]).reduce((a, b) => a * b, 1)
-  if (count !== object.length) throw new KindError(`${path}.object`, `shape ${shapeText(shape)} needs ${count} values, got ${object.length}`)
+  if (count !== object.length)
+    throw new KindError(
+      `${path}.object`,
+      `shape ${shapeText(shape)} needs ${count} values, got ${object.length}`,
+    )
   return new ObjectColumn(shape as number[], decodeNested(object, `${path}.object`) as unknown[])
 }
 
@@ -191,44 +258,64 @@ function decodeDataColumn(content: unknown, path: string, decodeNested: DecodeNe
   if (isPlainObject(content)) return decodeObjectColumn(content, path, decodeNested)
   const column = decodeNested(content, path)
   if (column instanceof NDArray || Array.isArray(column)) return column
-  throw new KindError(path, `expected an ndarray, a list, or an object column, got ${describe(column)}`)
+  throw new KindError(
+    path,
+    `expected an ndarray, a list, or an object column, got ${describe(column)}`,
+  )
 }
 
 function decodeDetections(content: unknown, path: string, decodeNested: DecodeNested): Detections {
-  if (!isPlainObject(content)) throw new KindError(path, `tag ${DETECTIONS_TAG} must hold a map of columns`)
+  if (!isPlainObject(content))
+    throw new KindError(path, `tag ${DETECTIONS_TAG} must hold a map of columns`)
   for (const key of Object.keys(content)) {
-    if (!(FIELDS as readonly string[]).includes(key)) throw new KindError(path, `unknown field '${key}' (fields: ${FIELDS.join(', ')})`)
+    if (!(FIELDS as readonly string[]).includes(key))
+      throw new KindError(path, `unknown field '${key}' (fields: ${FIELDS.join(', ')})`)
   }
-  if (content.xyxy === undefined) throw new KindError(`${path}.xyxy`, 'missing: detections need their boxes')
+  if (content.xyxy === undefined)
+    throw new KindError(`${path}.xyxy`, 'missing: detections need their boxes')
   const xyxy = decodeNested(content.xyxy, `${path}.xyxy`)
   const n = checkBoxes(xyxy, `${path}.xyxy`)
-  const column = (field: string) => (content[field] == null ? null : decodeNested(content[field], `${path}.${field}`))
+  const column = (field: string) =>
+    content[field] == null ? null : decodeNested(content[field], `${path}.${field}`)
   const confidence = checkColumn(column('confidence'), n, `${path}.confidence`, false)
   const classId = checkColumn(column('class_id'), n, `${path}.class_id`, true)
   const trackerId = checkColumn(column('tracker_id'), n, `${path}.tracker_id`, true)
   let mask: PackedMask | null = null
   if (content.mask != null) {
     const packed = content.mask
-    if (!isPlainObject(packed) || Object.keys(packed).length !== 2 || !('shape' in packed) || !('bits' in packed)) {
+    if (
+      !isPlainObject(packed) ||
+      Object.keys(packed).length !== 2 ||
+      !('shape' in packed) ||
+      !('bits' in packed)
+    ) {
       throw new KindError(`${path}.mask`, 'expected null or {shape: [N, H, W], bits: bytes}')
     }
     const shape = checkMaskShape(packed.shape as unknown[], `${path}.mask.shape`)
-    if (shape[0] !== n) throw new KindError(`${path}.mask.shape`, `expected ${n} masks, got ${shape[0]}`)
+    if (shape[0] !== n)
+      throw new KindError(`${path}.mask.shape`, `expected ${n} masks, got ${shape[0]}`)
     mask = PackedMask.fromBits(shape, packed.bits, `${path}.mask`)
   }
   const dataContent = content.data ?? {}
-  if (!isPlainObject(dataContent)) throw new KindError(`${path}.data`, `expected a map, got ${describe(dataContent)}`)
+  if (!isPlainObject(dataContent))
+    throw new KindError(`${path}.data`, `expected a map, got ${describe(dataContent)}`)
   const data: Record<string, DataColumn> = {}
-  for (const [key, item] of Object.entries(dataContent)) data[key] = decodeDataColumn(item, `${path}.data.${key}`, decodeNested)
+  for (const [key, item] of Object.entries(dataContent))
+    data[key] = decodeDataColumn(item, `${path}.data.${key}`, decodeNested)
   const metadata = decodeNested(content.metadata ?? {}, `${path}.metadata`)
-  if (!isPlainObject(metadata)) throw new KindError(`${path}.metadata`, `expected a map, got ${describe(metadata)}`)
-  return Detections.create({ xyxy: xyxy as NDArray, confidence, classId, trackerId, mask, data, metadata }, path)
+  if (!isPlainObject(metadata))
+    throw new KindError(`${path}.metadata`, `expected a map, got ${describe(metadata)}`)
+  return Detections.create(
+    { xyxy: xyxy as NDArray, confidence, classId, trackerId, mask, data, metadata },
+    path,
+  )
 }
 
 function encodeDetections(detections: Detections): unknown {
   const data: Record<string, unknown> = {}
   for (const [key, column] of Object.entries(detections.data)) {
-    data[key] = column instanceof ObjectColumn ? { shape: column.shape, object: column.values } : column
+    data[key] =
+      column instanceof ObjectColumn ? { shape: column.shape, object: column.values } : column
   }
   const { mask } = detections
   return {

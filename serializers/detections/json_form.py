@@ -49,7 +49,14 @@ import numpy as np
 import supervision as sv
 
 from ..kind import Codec, KindError
-from .checks import MAX_MASK_PIXELS, MAX_MASK_SIDE, build, check_boxes, check_column, check_data_column
+from .checks import (
+    MAX_MASK_PIXELS,
+    MAX_MASK_SIDE,
+    build,
+    check_boxes,
+    check_column,
+    check_data_column,
+)
 
 JSON_TYPE = "sv_detections"
 
@@ -58,11 +65,32 @@ _PARENT_ORIGINS = {
     "parent_origin": ("parent_coordinates", "parent_dimensions"),
     "root_parent_origin": ("root_parent_coordinates", "root_parent_dimensions"),
 }
-_KEYPOINT_COLUMNS = ("keypoints_xy", "keypoints_confidence", "keypoints_class_id", "keypoints_class_name")
+_KEYPOINT_COLUMNS = (
+    "keypoints_xy",
+    "keypoints_confidence",
+    "keypoints_class_id",
+    "keypoints_class_name",
+)
 _BOX_FIELDS = ("x", "y", "width", "height")
-_CORE_FIELDS = (*_BOX_FIELDS, "confidence", "class_id", "class", "detection_id", "tracker_id", "points", "keypoints", *_PARENT_ORIGINS)
+_CORE_FIELDS = (
+    *_BOX_FIELDS,
+    "confidence",
+    "class_id",
+    "class",
+    "detection_id",
+    "tracker_id",
+    "points",
+    "keypoints",
+    *_PARENT_ORIGINS,
+)
 # data columns that to_json writes under a prediction field of their own
-_MAPPED_COLUMNS = {"class_name", "detection_id", "image_dimensions", *_KEYPOINT_COLUMNS, *(c for pair in _PARENT_ORIGINS.values() for c in pair)}
+_MAPPED_COLUMNS = {
+    "class_name",
+    "detection_id",
+    "image_dimensions",
+    *_KEYPOINT_COLUMNS,
+    *(c for pair in _PARENT_ORIGINS.values() for c in pair),
+}
 
 
 # --- sv.Detections -> JSON ------------------------------------------------------------
@@ -79,9 +107,18 @@ def to_json(detections: sv.Detections, path: str, codec: Codec) -> dict[str, Any
     for i in range(n):
         x1, y1, x2, y2 = (float(v) for v in xyxy[i])
         box_width, box_height = abs(x2 - x1), abs(y2 - y1)
-        prediction: dict[str, Any] = {"x": x1 + box_width / 2, "y": y1 + box_height / 2, "width": box_width, "height": box_height}
-        prediction["confidence"] = None if detections.confidence is None else float(detections.confidence[i])
-        prediction["class_id"] = None if detections.class_id is None else int(detections.class_id[i])
+        prediction: dict[str, Any] = {
+            "x": x1 + box_width / 2,
+            "y": y1 + box_height / 2,
+            "width": box_width,
+            "height": box_height,
+        }
+        prediction["confidence"] = (
+            None if detections.confidence is None else float(detections.confidence[i])
+        )
+        prediction["class_id"] = (
+            None if detections.class_id is None else int(detections.class_id[i])
+        )
         if "class_name" in data:
             prediction["class"] = str(data["class_name"][i])
         if "detection_id" in data:
@@ -89,11 +126,21 @@ def to_json(detections: sv.Detections, path: str, codec: Codec) -> dict[str, Any
         if detections.tracker_id is not None:
             prediction["tracker_id"] = int(detections.tracker_id[i])
         if masks is not None:
-            prediction["points"] = [{"x": float(px), "y": float(py)} for px, py in mask_to_polygon(masks[i])]
+            prediction["points"] = [
+                {"x": float(px), "y": float(py)} for px, py in mask_to_polygon(masks[i])
+            ]
         for field, (coordinates, dimensions) in _PARENT_ORIGINS.items():
             if coordinates in data and dimensions in data:
-                (offset_x, offset_y), (origin_height, origin_width) = _row(data[coordinates], i), _row(data[dimensions], i)
-                prediction[field] = {"offset_x": round(offset_x), "offset_y": round(offset_y), "width": round(origin_width), "height": round(origin_height)}
+                (offset_x, offset_y), (origin_height, origin_width) = (
+                    _row(data[coordinates], i),
+                    _row(data[dimensions], i),
+                )
+                prediction[field] = {
+                    "offset_x": round(offset_x),
+                    "offset_y": round(offset_y),
+                    "width": round(origin_width),
+                    "height": round(origin_height),
+                }
         if keypoints:
             prediction["keypoints"] = _keypoints_of(data, i)
         for key, column in data.items():
@@ -102,7 +149,11 @@ def to_json(detections: sv.Detections, path: str, codec: Codec) -> dict[str, Any
             value = column if isinstance(column, np.ndarray) and column.ndim == 0 else column[i]
             prediction[key] = codec.encode_value(_plain(value), f"{path}.data.{key}[{i}]")
         predictions.append(prediction)
-    out: dict[str, Any] = {"_type": JSON_TYPE, "image": {"width": width, "height": height}, "predictions": predictions}
+    out: dict[str, Any] = {
+        "_type": JSON_TYPE,
+        "image": {"width": width, "height": height},
+        "predictions": predictions,
+    }
     if detections.metadata:
         out["metadata"] = codec.encode_value(dict(detections.metadata), f"{path}.metadata")
     return out
@@ -137,16 +188,27 @@ def _keypoints_of(data: Mapping[str, Any], i: int) -> list[dict[str, Any]]:
     # Inference pads ragged keypoints with empty class names: those slots are not real.
     count = sum(1 for name in names if name != "")
     return [
-        {"x": float(x), "y": float(y), "confidence": float(confidence), "class_id": int(class_id), "class": name}
+        {
+            "x": float(x),
+            "y": float(y),
+            "confidence": float(confidence),
+            "class_id": int(class_id),
+            "class": name,
+        }
         for (x, y), confidence, class_id, name in zip(
-            data["keypoints_xy"][i][:count], data["keypoints_confidence"][i][:count], data["keypoints_class_id"][i][:count], names[:count]
+            data["keypoints_xy"][i][:count],
+            data["keypoints_confidence"][i][:count],
+            data["keypoints_class_id"][i][:count],
+            names[:count],
         )
     ]
 
 
 def mask_to_polygon(mask: np.ndarray) -> np.ndarray:
     """The outline of the mask's largest blob as (x, y) points; empty when nothing is set."""
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(
+        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+    )
     if not contours:
         return np.zeros((0, 2), dtype=np.int32)
     contour = max(contours, key=cv2.contourArea).reshape(-1, 2)
@@ -164,14 +226,18 @@ def from_json(obj: dict[str, Any], path: str, codec: Codec) -> sv.Detections:
         raise KindError(f"{path}.predictions", "expected a list of predictions")
     for i, prediction in enumerate(predictions):
         if not isinstance(prediction, Mapping):
-            raise KindError(f"{path}.predictions[{i}]", f"expected a map, got {type(prediction).__name__}")
+            raise KindError(
+                f"{path}.predictions[{i}]", f"expected a map, got {type(prediction).__name__}"
+            )
     width, height = _read_image(obj.get("image"), f"{path}.image")
     n = len(predictions)
     at = [f"{path}.predictions[{i}]" for i in range(n)]
 
     boxes = np.zeros((n, 4), dtype=np.float64)
     for i, prediction in enumerate(predictions):
-        x, y, box_width, box_height = (_number(prediction.get(key), f"{at[i]}.{key}") for key in _BOX_FIELDS)
+        x, y, box_width, box_height = (
+            _number(prediction.get(key), f"{at[i]}.{key}") for key in _BOX_FIELDS
+        )
         x_min, y_min = x - box_width / 2, y - box_height / 2
         boxes[i] = (x_min, y_min, x_min + box_width, y_min + box_height)
         if not np.isfinite(boxes[i]).all():
@@ -184,22 +250,40 @@ def from_json(obj: dict[str, Any], path: str, codec: Codec) -> sv.Detections:
     }
     data: dict[str, Any] = {}
     if n == 0 or any("class" in p for p in predictions):
-        data["class_name"] = np.array([_text(p.get("class", ""), f"{at[i]}.class") for i, p in enumerate(predictions)], dtype=str)
-    data["detection_id"] = np.array([_text(p.get("detection_id") or str(uuid.uuid4()), f"{at[i]}.detection_id") for i, p in enumerate(predictions)], dtype=str)
+        data["class_name"] = np.array(
+            [_text(p.get("class", ""), f"{at[i]}.class") for i, p in enumerate(predictions)],
+            dtype=str,
+        )
+    data["detection_id"] = np.array(
+        [
+            _text(p.get("detection_id") or str(uuid.uuid4()), f"{at[i]}.detection_id")
+            for i, p in enumerate(predictions)
+        ],
+        dtype=str,
+    )
     if n and width is not None and height is not None:
         data["image_dimensions"] = np.array([[height, width]] * n, dtype=np.int64)
     for field, (coordinates, dimensions) in _PARENT_ORIGINS.items():
         if n and all(p.get(field) for p in predictions):
-            origins = [_read_origin(p[field], f"{at[i]}.{field}") for i, p in enumerate(predictions)]
-            data[coordinates] = np.array([[o["offset_x"], o["offset_y"]] for o in origins], dtype=np.int64)
-            data[dimensions] = np.array([[o["height"], o["width"]] for o in origins], dtype=np.int64)
+            origins = [
+                _read_origin(p[field], f"{at[i]}.{field}") for i, p in enumerate(predictions)
+            ]
+            data[coordinates] = np.array(
+                [[o["offset_x"], o["offset_y"]] for o in origins], dtype=np.int64
+            )
+            data[dimensions] = np.array(
+                [[o["height"], o["width"]] for o in origins], dtype=np.int64
+            )
     if n and any("keypoints" in p for p in predictions):
         data.update(_read_keypoints(predictions, at))
     extra_keys = dict.fromkeys(key for p in predictions for key in p if key not in _CORE_FIELDS)
     for key in extra_keys:
         if not isinstance(key, str):
             raise KindError(f"{path}.predictions", f"keys must be strings, got {key!r}")
-        values = [codec.decode_value(p[key], f"{at[i]}.{key}") if key in p else None for i, p in enumerate(predictions)]
+        values = [
+            codec.decode_value(p[key], f"{at[i]}.{key}") if key in p else None
+            for i, p in enumerate(predictions)
+        ]
         data[key] = _column_of(values)
         check_data_column(data[key], n, f"{path}.data.{key}")
     for field, column in columns.items():
@@ -214,7 +298,14 @@ def from_json(obj: dict[str, Any], path: str, codec: Codec) -> sv.Detections:
         raise KindError(f"{path}.metadata", f"expected a map, got {type(metadata).__name__}")
     if n == 0:  # like supervision's own empty result: float32 boxes, int64 class ids
         empty = sv.Detections.empty()
-        return build(empty.xyxy, None, {"confidence": empty.confidence, "class_id": empty.class_id, "tracker_id": None}, data, metadata, path)
+        return build(
+            empty.xyxy,
+            None,
+            {"confidence": empty.confidence, "class_id": empty.class_id, "tracker_id": None},
+            data,
+            metadata,
+            path,
+        )
     return build(boxes, mask, columns, data, metadata, path)
 
 
@@ -255,28 +346,51 @@ def _read_image(image: Any, path: str) -> tuple[int | None, int | None]:
         if value is not None:
             value = _integer(value, f"{path}.{key}")
             if value <= 0:
-                raise KindError(f"{path}.{key}", f"must be a positive number of pixels, got {value}")
+                raise KindError(
+                    f"{path}.{key}", f"must be a positive number of pixels, got {value}"
+                )
         size.append(value)
     return size[0], size[1]
 
 
-def _optional_column(predictions: list[Mapping[str, Any]], key: str, at: list[str], kind: type, all_or_none: bool = False) -> np.ndarray | None:
+def _optional_column(
+    predictions: list[Mapping[str, Any]],
+    key: str,
+    at: list[str],
+    kind: type,
+    all_or_none: bool = False,
+) -> np.ndarray | None:
     present = [p.get(key) is not None for p in predictions]
     if not any(present) or (all_or_none and not all(present)):
         return None  # like supervision: tracker ids on only some predictions are dropped
     if kind is int:
         if not all(present):
             missing = present.index(False)
-            raise KindError(f"{at[missing]}.{key}", f"missing, while other predictions have a {key}")
-        return np.array([_integer(p[key], f"{at[i]}.{key}") for i, p in enumerate(predictions)], dtype=np.int64)
+            raise KindError(
+                f"{at[missing]}.{key}", f"missing, while other predictions have a {key}"
+            )
+        return np.array(
+            [_integer(p[key], f"{at[i]}.{key}") for i, p in enumerate(predictions)], dtype=np.int64
+        )
     # a missing confidence among others is NaN, as numpy reads None in a float array
-    return np.array([_number(p[key], f"{at[i]}.{key}") if present[i] else math.nan for i, p in enumerate(predictions)], dtype=np.float64)
+    return np.array(
+        [
+            _number(p[key], f"{at[i]}.{key}") if present[i] else math.nan
+            for i, p in enumerate(predictions)
+        ],
+        dtype=np.float64,
+    )
 
 
 def _read_origin(origin: Any, path: str) -> dict[str, int]:
     if not isinstance(origin, Mapping):
-        raise KindError(path, f"expected {{offset_x, offset_y, width, height}}, got {_json_type(origin)}")
-    return {key: _integer(origin.get(key), f"{path}.{key}") for key in ("offset_x", "offset_y", "width", "height")}
+        raise KindError(
+            path, f"expected {{offset_x, offset_y, width, height}}, got {_json_type(origin)}"
+        )
+    return {
+        key: _integer(origin.get(key), f"{path}.{key}")
+        for key in ("offset_x", "offset_y", "width", "height")
+    }
 
 
 def _read_keypoints(predictions: list[Mapping[str, Any]], at: list[str]) -> dict[str, np.ndarray]:
@@ -291,13 +405,15 @@ def _read_keypoints(predictions: list[Mapping[str, Any]], at: list[str]) -> dict
             here = f"{at[i]}.keypoints[{j}]"
             if not isinstance(keypoint, Mapping):
                 raise KindError(here, f"expected a map, got {_json_type(keypoint)}")
-            row.append((
-                _number(keypoint.get("x"), f"{here}.x"),
-                _number(keypoint.get("y"), f"{here}.y"),
-                _number(keypoint.get("confidence"), f"{here}.confidence"),
-                _integer(keypoint.get("class_id"), f"{here}.class_id"),
-                _text(keypoint.get("class"), f"{here}.class"),
-            ))
+            row.append(
+                (
+                    _number(keypoint.get("x"), f"{here}.x"),
+                    _number(keypoint.get("y"), f"{here}.y"),
+                    _number(keypoint.get("confidence"), f"{here}.confidence"),
+                    _integer(keypoint.get("class_id"), f"{here}.class_id"),
+                    _text(keypoint.get("class"), f"{here}.class"),
+                )
+            )
         rows.append(row)
     n, most = len(rows), max(len(row) for row in rows)
     xy = np.zeros((n, most, 2), dtype=np.float32)
@@ -307,30 +423,55 @@ def _read_keypoints(predictions: list[Mapping[str, Any]], at: list[str]) -> dict
     for i, row in enumerate(rows):
         for j, (x, y, score, kid, name) in enumerate(row):
             xy[i, j], confidence[i, j], class_id[i, j], class_name[i, j] = (x, y), score, kid, name
-    return {"keypoints_xy": xy, "keypoints_confidence": confidence, "keypoints_class_id": class_id, "keypoints_class_name": class_name}
+    return {
+        "keypoints_xy": xy,
+        "keypoints_confidence": confidence,
+        "keypoints_class_id": class_id,
+        "keypoints_class_name": class_name,
+    }
 
 
-def _read_masks(predictions: list[Mapping[str, Any]], at: list[str], width: int | None, height: int | None, path: str) -> np.ndarray:
+def _read_masks(
+    predictions: list[Mapping[str, Any]],
+    at: list[str],
+    width: int | None,
+    height: int | None,
+    path: str,
+) -> np.ndarray:
     if width is None or height is None:
-        raise KindError(f"{path}.image", "width and height are needed to turn polygon points into masks")
+        raise KindError(
+            f"{path}.image", "width and height are needed to turn polygon points into masks"
+        )
     if width > MAX_MASK_SIDE or height > MAX_MASK_SIDE:
-        raise KindError(f"{path}.image", f"mask of {height}×{width} pixels is over the limit of {MAX_MASK_SIDE} a side")
+        raise KindError(
+            f"{path}.image",
+            f"mask of {height}×{width} pixels is over the limit of {MAX_MASK_SIDE} a side",
+        )
     if len(predictions) * width * height > MAX_MASK_PIXELS:
         raise KindError(f"{path}.image", f"more than {MAX_MASK_PIXELS} mask pixels")
     masks = np.zeros((len(predictions), height, width), dtype=bool)
     for i, p in enumerate(predictions):
         points = p.get("points") or []
         if not isinstance(points, list):
-            raise KindError(f"{at[i]}.points", f"expected a list of {{x, y}}, got {_json_type(points)}")
+            raise KindError(
+                f"{at[i]}.points", f"expected a list of {{x, y}}, got {_json_type(points)}"
+            )
         polygon = np.zeros((len(points), 2), dtype=np.float64)
         for j, point in enumerate(points):
             if not isinstance(point, Mapping):
-                raise KindError(f"{at[i]}.points[{j}]", f"expected {{x, y}}, got {_json_type(point)}")
-            polygon[j] = (_number(point.get("x"), f"{at[i]}.points[{j}].x"), _number(point.get("y"), f"{at[i]}.points[{j}].y"))
+                raise KindError(
+                    f"{at[i]}.points[{j}]", f"expected {{x, y}}, got {_json_type(point)}"
+                )
+            polygon[j] = (
+                _number(point.get("x"), f"{at[i]}.points[{j}].x"),
+                _number(point.get("y"), f"{at[i]}.points[{j}].y"),
+            )
         if not np.isfinite(polygon).all():
             raise KindError(f"{at[i]}.points", "coordinates must be finite")
         # Rounded, not truncated, as supervision reads Inference polygons.
-        masks[i] = sv.polygon_to_mask(np.round(polygon).astype(np.int32), resolution_wh=(width, height)).astype(bool)
+        masks[i] = sv.polygon_to_mask(
+            np.round(polygon).astype(np.int32), resolution_wh=(width, height)
+        ).astype(bool)
     return masks
 
 
@@ -340,7 +481,9 @@ def _column_of(values: list[Any]) -> np.ndarray:
         return np.array(values, dtype=str)
     if values and all(isinstance(v, bool) for v in values):
         return np.array(values, dtype=bool)
-    if values and all(isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in values):
+    if values and all(
+        isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63 for v in values
+    ):
         return np.array(values, dtype=np.int64)
     if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return np.array(values, dtype=np.float64)

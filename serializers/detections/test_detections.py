@@ -26,14 +26,19 @@ VECTORS = Path(__file__).parent / "vectors"
 INDEX = json.loads((VECTORS / "index.json").read_text())
 
 
-
 def cbor_bytes(value) -> bytes:
     tree, _ = encode_outputs(value)
     return cbor2.dumps(tree)
 
 
 def assert_writable(detections: sv.Detections) -> None:
-    for array in (detections.xyxy, detections.confidence, detections.class_id, detections.tracker_id, detections.mask):
+    for array in (
+        detections.xyxy,
+        detections.confidence,
+        detections.class_id,
+        detections.tracker_id,
+        detections.mask,
+    ):
         assert array is None or array.flags.writeable
     for column in detections.data.values():
         assert not isinstance(column, np.ndarray) or column.flags.writeable
@@ -75,7 +80,12 @@ FLOATS = ["float16", "float32", "float64"]
 INTEGERS = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
 KEYS = st.text(alphabet="abcxyz_019", min_size=1, max_size=8).filter(lambda k: k != "_type")
 PLAIN = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=5) | st.binary(max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=5)
+    | st.binary(max_size=4),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(KEYS, children, max_size=3),
     max_leaves=6,
 )
@@ -96,8 +106,18 @@ def data_columns(draw, n):
     if kind == "numeric-2d":
         return draw(hnp.arrays(st.sampled_from(FLOATS + INTEGERS), (n, draw(st.integers(0, 3)))))
     if kind == "str":
-        return np.array(draw(st.lists(st.text(alphabet="ab cüZ", max_size=4), min_size=n, max_size=n)), dtype=str)
-    elements = st.lists(PLAIN | hnp.arrays(st.sampled_from(FLOATS + INTEGERS), hnp.array_shapes(min_dims=0, max_dims=2, max_side=3)), min_size=n, max_size=n)
+        return np.array(
+            draw(st.lists(st.text(alphabet="ab cüZ", max_size=4), min_size=n, max_size=n)),
+            dtype=str,
+        )
+    elements = st.lists(
+        PLAIN
+        | hnp.arrays(
+            st.sampled_from(FLOATS + INTEGERS), hnp.array_shapes(min_dims=0, max_dims=2, max_side=3)
+        ),
+        min_size=n,
+        max_size=n,
+    )
     if kind == "list":
         return draw(st.lists(PLAIN, min_size=n, max_size=n))
     return _objects(draw(elements))
@@ -106,7 +126,13 @@ def data_columns(draw, n):
 @st.composite
 def random_detections(draw):
     n = draw(st.integers(0, 6))
-    xyxy = draw(hnp.arrays(st.sampled_from(FLOATS + ["int32", "uint16"]), (n, 4), elements={"allow_nan": False, "allow_infinity": False}))
+    xyxy = draw(
+        hnp.arrays(
+            st.sampled_from(FLOATS + ["int32", "uint16"]),
+            (n, 4),
+            elements={"allow_nan": False, "allow_infinity": False},
+        )
+    )
     optional = lambda dtypes: st.none() | hnp.arrays(st.sampled_from(dtypes), (n,))  # noqa: E731
     mask = None
     if draw(st.booleans()):
@@ -166,7 +192,9 @@ def test_a_compact_mask_is_sent_dense():
     dense = np.zeros((2, 5, 6), dtype=bool)
     dense[0, 1:3, 1:4] = True
     dense[1, 2:4, 2:5] = True
-    compact = CompactMask.from_dense(dense, np.array([[0, 0, 6, 5]] * 2, dtype=float), image_shape=(5, 6))
+    compact = CompactMask.from_dense(
+        dense, np.array([[0, 0, 6, 5]] * 2, dtype=float), image_shape=(5, 6)
+    )
     back = cbor_round_trip(sv.Detections(xyxy=np.zeros((2, 4), dtype=np.float32), mask=compact))
     assert isinstance(back.mask, np.ndarray)
     np.testing.assert_array_equal(back.mask, dense)
@@ -177,7 +205,9 @@ def test_a_compact_mask_is_sent_dense():
 
 def test_a_block_filters_by_confidence_and_every_data_key_survives():
     entry = next(e for e in INDEX if e["name"] == "mixed-data")
-    detections = decode_inputs({"dets": cbor2.loads((VECTORS / "mixed-data.cbor").read_bytes())})["dets"]
+    detections = decode_inputs({"dets": cbor2.loads((VECTORS / "mixed-data.cbor").read_bytes())})[
+        "dets"
+    ]
 
     def run(dets):  # what a Custom Python Block does
         return {"kept": dets[dets.confidence > 0.4]}
@@ -233,31 +263,94 @@ def _array(array):
 @pytest.mark.parametrize(
     ("tag", "message"),
     [
-        (_tree(confidence=_array(np.ones(2, dtype=np.float32))), r"^inputs\.dets\.confidence: expected 3 values, got 2$"),
-        (_tree(confidence=_array(np.array(["x", "y", "z"]))), r"^inputs\.dets\.confidence: expected a numeric dtype, got str$"),
-        (_tree(class_id=_array(np.ones(3, dtype=np.float32))), r"^inputs\.dets\.class_id: expected an integer dtype, got float32$"),
-        (_tree(tracker_id=_array(np.ones((3, 1), dtype=np.int64))), r"^inputs\.dets\.tracker_id: expected a 1-D array, got shape \[3, 1\]$"),
-        (_tree(tracker_id=[1, 2, 3]), r"^inputs\.dets\.tracker_id: expected an ndarray or null, got list$"),
-        (_tree(xyxy=_array(np.zeros((3, 3)))), r"^inputs\.dets\.xyxy: expected shape \[N, 4\], got \[3, 3\]$"),
-        (_tree(xyxy=_array(np.array([[0, 0, np.nan, 1]] * 3))), r"^inputs\.dets\.xyxy: coordinates must be finite"),
-        (_tree(xyxy=_array(np.array([[0, 0, np.inf, 1]] * 3, dtype=np.float16))), r"^inputs\.dets\.xyxy: coordinates must be finite"),
+        (
+            _tree(confidence=_array(np.ones(2, dtype=np.float32))),
+            r"^inputs\.dets\.confidence: expected 3 values, got 2$",
+        ),
+        (
+            _tree(confidence=_array(np.array(["x", "y", "z"]))),
+            r"^inputs\.dets\.confidence: expected a numeric dtype, got str$",
+        ),
+        (
+            _tree(class_id=_array(np.ones(3, dtype=np.float32))),
+            r"^inputs\.dets\.class_id: expected an integer dtype, got float32$",
+        ),
+        (
+            _tree(tracker_id=_array(np.ones((3, 1), dtype=np.int64))),
+            r"^inputs\.dets\.tracker_id: expected a 1-D array, got shape \[3, 1\]$",
+        ),
+        (
+            _tree(tracker_id=[1, 2, 3]),
+            r"^inputs\.dets\.tracker_id: expected an ndarray or null, got list$",
+        ),
+        (
+            _tree(xyxy=_array(np.zeros((3, 3)))),
+            r"^inputs\.dets\.xyxy: expected shape \[N, 4\], got \[3, 3\]$",
+        ),
+        (
+            _tree(xyxy=_array(np.array([[0, 0, np.nan, 1]] * 3))),
+            r"^inputs\.dets\.xyxy: coordinates must be finite",
+        ),
+        (
+            _tree(xyxy=_array(np.array([[0, 0, np.inf, 1]] * 3, dtype=np.float16))),
+            r"^inputs\.dets\.xyxy: coordinates must be finite",
+        ),
         (_tree(xyxy=_DROP), r"^inputs\.dets\.xyxy: missing"),
         (_tree(boxes=1), r"^inputs\.dets: unknown field 'boxes'"),
         (CBORTag(DETECTIONS_TAG, [1, 2]), r"^inputs\.dets: tag 61442 must hold a map of columns$"),
-        (_tree(mask={"shape": [2, 2, 3], "bits": b"\0"}), r"^inputs\.dets\.mask\.shape: expected 3 masks, got 2$"),
-        (_tree(mask={"shape": [3, 2, 3], "bits": b"\0\0"}), r"^inputs\.dets\.mask\.bits: expected 3 bytes for 3×2×3 pixels, got 2$"),
-        (_tree(mask={"shape": [3, 2, 3], "bits": b"\0\0\x80"}), r"^inputs\.dets\.mask\.bits: the padding bits after the last pixel must be 0$"),
-        (_tree(mask={"shape": [3, 16385, 1], "bits": b""}), r"^inputs\.dets\.mask\.shape: mask of 16385×1 pixels is over the limit of 16384 a side$"),
-        (_tree(mask={"shape": [3, 2], "bits": b""}), r"^inputs\.dets\.mask\.shape: expected \[N, H, W\]"),
-        (_tree(mask=b"\0"), r"^inputs\.dets\.mask: expected null or \{shape: \[N, H, W\], bits: bytes\}$"),
-        (_tree(mask={"shape": [3, 2, 3], "bits": CBORTag(SIDECAR_TAG, [0, 3])}), r"^inputs\.dets\.mask\.bits: tag 61440 is internal"),
-        (_tree(data={"score": _array(np.ones(4))}), r"^inputs\.dets\.data\.score: expected 3 rows, got 4$"),
+        (
+            _tree(mask={"shape": [2, 2, 3], "bits": b"\0"}),
+            r"^inputs\.dets\.mask\.shape: expected 3 masks, got 2$",
+        ),
+        (
+            _tree(mask={"shape": [3, 2, 3], "bits": b"\0\0"}),
+            r"^inputs\.dets\.mask\.bits: expected 3 bytes for 3×2×3 pixels, got 2$",
+        ),
+        (
+            _tree(mask={"shape": [3, 2, 3], "bits": b"\0\0\x80"}),
+            r"^inputs\.dets\.mask\.bits: the padding bits after the last pixel must be 0$",
+        ),
+        (
+            _tree(mask={"shape": [3, 16385, 1], "bits": b""}),
+            r"^inputs\.dets\.mask\.shape: mask of 16385×1 pixels is over the limit of 16384 a side$",
+        ),
+        (
+            _tree(mask={"shape": [3, 2], "bits": b""}),
+            r"^inputs\.dets\.mask\.shape: expected \[N, H, W\]",
+        ),
+        (
+            _tree(mask=b"\0"),
+            r"^inputs\.dets\.mask: expected null or \{shape: \[N, H, W\], bits: bytes\}$",
+        ),
+        (
+            _tree(mask={"shape": [3, 2, 3], "bits": CBORTag(SIDECAR_TAG, [0, 3])}),
+            r"^inputs\.dets\.mask\.bits: tag 61440 is internal",
+        ),
+        (
+            _tree(data={"score": _array(np.ones(4))}),
+            r"^inputs\.dets\.data\.score: expected 3 rows, got 4$",
+        ),
         (_tree(data={"ocr": ["a", "b"]}), r"^inputs\.dets\.data\.ocr: expected 3 rows, got 2$"),
-        (_tree(data={"poly": {"shape": [3], "object": [1, 2]}}), r"^inputs\.dets\.data\.poly\.object: shape \[3\] needs 3 values, got 2$"),
-        (_tree(data={"poly": {"shape": [2], "object": [1, 2]}}), r"^inputs\.dets\.data\.poly: expected 3 rows, got 2$"),
-        (_tree(data={"note": "hello"}), r"^inputs\.dets\.data\.note: expected an ndarray, a list, or an object column, got str$"),
-        (_tree(data={"note": {"a": 1}}), r"^inputs\.dets\.data\.note: expected an ndarray, a list, or an object column \{shape, object\}$"),
-        (_tree(data={"score": CBORTag(40, [[3], CBORTag(85, b"\0" * 8)])}), r"^inputs\.dets\.data\.score: shape \[3\] of float32 needs 12 bytes, got 8$"),
+        (
+            _tree(data={"poly": {"shape": [3], "object": [1, 2]}}),
+            r"^inputs\.dets\.data\.poly\.object: shape \[3\] needs 3 values, got 2$",
+        ),
+        (
+            _tree(data={"poly": {"shape": [2], "object": [1, 2]}}),
+            r"^inputs\.dets\.data\.poly: expected 3 rows, got 2$",
+        ),
+        (
+            _tree(data={"note": "hello"}),
+            r"^inputs\.dets\.data\.note: expected an ndarray, a list, or an object column, got str$",
+        ),
+        (
+            _tree(data={"note": {"a": 1}}),
+            r"^inputs\.dets\.data\.note: expected an ndarray, a list, or an object column \{shape, object\}$",
+        ),
+        (
+            _tree(data={"score": CBORTag(40, [[3], CBORTag(85, b"\0" * 8)])}),
+            r"^inputs\.dets\.data\.score: shape \[3\] of float32 needs 12 bytes, got 8$",
+        ),
         (_tree(data=[1]), r"^inputs\.dets\.data: expected a map, got list$"),
         (_tree(metadata=[1]), r"^inputs\.dets\.metadata: expected a map, got list$"),
     ],
@@ -268,12 +361,16 @@ def test_bad_detections_name_the_path(tag, message):
 
 
 def test_a_tag_inside_a_list_names_its_index():
-    with pytest.raises(KindError, match=r"^inputs\.batch\[1\]\.confidence: expected 3 values, got 2$"):
+    with pytest.raises(
+        KindError, match=r"^inputs\.batch\[1\]\.confidence: expected 3 values, got 2$"
+    ):
         decode_inputs({"batch": [_tree(), _tree(confidence=_array(np.ones(2, dtype=np.float32)))]})
 
 
 def test_missing_optional_fields_read_as_empty():
-    detections = decode_inputs({"d": CBORTag(DETECTIONS_TAG, {"xyxy": _array(np.ones((2, 4)))})})["d"]
+    detections = decode_inputs({"d": CBORTag(DETECTIONS_TAG, {"xyxy": _array(np.ones((2, 4)))})})[
+        "d"
+    ]
     assert len(detections) == 2 and detections.confidence is None and detections.mask is None
     assert detections.data == {} and detections.metadata == {}
 
@@ -285,10 +382,15 @@ def test_broken_outputs_are_refused_with_the_output_path():
         encode_outputs({"dets": detections})
     detections = sv.Detections(xyxy=np.zeros((2, 4)))
     detections.data["note"] = {"a": 1}
-    with pytest.raises(KindError, match=r"^outputs\.dets\.data\.note: a data column must be a numpy array or a list, got dict$"):
+    with pytest.raises(
+        KindError,
+        match=r"^outputs\.dets\.data\.note: a data column must be a numpy array or a list, got dict$",
+    ):
         encode_outputs({"dets": detections})
     detections = sv.Detections(xyxy=np.zeros((1, 4)), class_id=np.array([1.5]))
-    with pytest.raises(KindError, match=r"^outputs\.dets\.class_id: expected an integer dtype, got float64$"):
+    with pytest.raises(
+        KindError, match=r"^outputs\.dets\.class_id: expected an integer dtype, got float64$"
+    ):
         encode_outputs({"dets": detections})
 
 
@@ -338,8 +440,19 @@ def test_json_form_carries_the_fields_inference_knows():
     np.testing.assert_array_equal(back.xyxy, detections.xyxy)
     np.testing.assert_allclose(back.confidence, detections.confidence)
     assert back.class_id.tolist() == [1, 4] and back.tracker_id.tolist() == [7, 9]
-    np.testing.assert_array_equal(back.mask, detections.mask)  # rectangles survive a polygon exactly
-    for key in ("class_name", "detection_id", "parent_id", "image_dimensions", "time_in_zone", "velocity", "parent_coordinates", "parent_dimensions"):
+    np.testing.assert_array_equal(
+        back.mask, detections.mask
+    )  # rectangles survive a polygon exactly
+    for key in (
+        "class_name",
+        "detection_id",
+        "parent_id",
+        "image_dimensions",
+        "time_in_zone",
+        "velocity",
+        "parent_coordinates",
+        "parent_dimensions",
+    ):
         np.testing.assert_array_equal(back.data[key], detections.data[key], err_msg=key)
     assert back.metadata == {"camera": "north"}
     again, form_again = json_round_trip(back)
@@ -348,7 +461,11 @@ def test_json_form_carries_the_fields_inference_knows():
 
 def test_json_form_of_empty_detections():
     back, form = json_round_trip(sv.Detections.empty())
-    assert form == {"_type": "sv_detections", "image": {"width": None, "height": None}, "predictions": []}
+    assert form == {
+        "_type": "sv_detections",
+        "image": {"width": None, "height": None},
+        "predictions": [],
+    }
     assert type(back) is sv.Detections and len(back) == 0 and back.xyxy.shape == (0, 4)
 
 
@@ -374,7 +491,9 @@ def test_json_keypoints_turn_into_inference_keypoint_columns_and_back():
     assert detections.data["keypoints_xy"].shape == (2, 2, 2)
     assert detections.data["keypoints_class_name"].tolist() == [["nose", "eye"], ["nose", ""]]
     tree, _ = encode_outputs({"k": detections}, mode="json")
-    assert [p["keypoints"] for p in tree["k"]["predictions"]] == [p["keypoints"] for p in form["predictions"]]
+    assert [p["keypoints"] for p in tree["k"]["predictions"]] == [
+        p["keypoints"] for p in form["predictions"]
+    ]
 
 
 # What an Inference server's Modal executor sends for an instance-segmentation result
@@ -410,12 +529,19 @@ def test_an_inference_shaped_sample_decodes():
     assert detections.data["detection_id"][0] == "5b9e6c2a-0d6a-4a55-9f0e-3c6f2f1b2a10"
     assert detections.data["image_dimensions"].tolist() == [[48, 64], [48, 64]]
     assert detections.data["parent_id"].tolist() == ["image", "image"]
-    assert detections.data["time_in_zone"].tolist() == [2.5, 0.0] and detections.data["area_px"].dtype == np.float64
+    assert (
+        detections.data["time_in_zone"].tolist() == [2.5, 0.0]
+        and detections.data["area_px"].dtype == np.float64
+    )
     # root_parent_id on one prediction only: kept, None where missing; parent_origin on one only: not a column
     assert detections.data["root_parent_id"].tolist() == [None, "image"]
     assert "parent_coordinates" not in detections.data
     assert detections.mask.shape == (2, 48, 64)
-    assert detections.mask[0].sum() == 20 * 10 and detections.mask[0, 10, 10] and detections.mask[0, 19, 29]
+    assert (
+        detections.mask[0].sum() == 20 * 10
+        and detections.mask[0, 10, 10]
+        and detections.mask[0, 19, 29]
+    )
     assert detections.mask[1].sum() == 8 * 8
     # and it filters like any other Detections
     assert detections[detections.confidence > 0.5].data["class_name"].tolist() == ["car"]
@@ -434,15 +560,68 @@ def test_json_reader_fills_ids_and_drops_partial_tracker_ids_like_inference():
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"_type": "sv_detections", "image": {}}, r"^inputs\.d\.predictions: expected a list of predictions$"),
-        ({"_type": "sv_detections", "predictions": [{"x": 1, "y": "2", "width": 1, "height": 1}]}, r"^inputs\.d\.predictions\[0\]\.y: expected a number, got str$"),
-        ({"_type": "sv_detections", "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "class_id": 1.5}]}, r"^inputs\.d\.predictions\[0\]\.class_id: expected an integer, got float$"),
-        ({"_type": "sv_detections", "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "class_id": 1}, {"x": 1, "y": 1, "width": 1, "height": 1}]}, r"^inputs\.d\.predictions\[1\]\.class_id: missing, while other predictions have a class_id$"),
-        ({"_type": "sv_detections", "image": {"width": None, "height": None}, "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "points": [{"x": 0, "y": 0}] * 3}]}, r"^inputs\.d\.image: width and height are needed"),
-        ({"_type": "sv_detections", "image": {"width": 20000, "height": 10}, "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "points": []}]}, r"^inputs\.d\.image: mask of 10×20000 pixels is over the limit"),
-        ({"_type": "sv_detections", "image": {"width": -1, "height": 10}, "predictions": []}, r"^inputs\.d\.image\.width: must be a positive number of pixels, got -1$"),
-        ({"_type": "sv_detections", "image": {"width": 9, "height": 9}, "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "points": [{"x": 0}]}]}, r"^inputs\.d\.predictions\[0\]\.points\[0\]\.y: expected a number, got null$"),
-        ({"_type": "sv_detections", "predictions": ["box"]}, r"^inputs\.d\.predictions\[0\]: expected a map, got str$"),
+        (
+            {"_type": "sv_detections", "image": {}},
+            r"^inputs\.d\.predictions: expected a list of predictions$",
+        ),
+        (
+            {
+                "_type": "sv_detections",
+                "predictions": [{"x": 1, "y": "2", "width": 1, "height": 1}],
+            },
+            r"^inputs\.d\.predictions\[0\]\.y: expected a number, got str$",
+        ),
+        (
+            {
+                "_type": "sv_detections",
+                "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "class_id": 1.5}],
+            },
+            r"^inputs\.d\.predictions\[0\]\.class_id: expected an integer, got float$",
+        ),
+        (
+            {
+                "_type": "sv_detections",
+                "predictions": [
+                    {"x": 1, "y": 1, "width": 1, "height": 1, "class_id": 1},
+                    {"x": 1, "y": 1, "width": 1, "height": 1},
+                ],
+            },
+            r"^inputs\.d\.predictions\[1\]\.class_id: missing, while other predictions have a class_id$",
+        ),
+        (
+            {
+                "_type": "sv_detections",
+                "image": {"width": None, "height": None},
+                "predictions": [
+                    {"x": 1, "y": 1, "width": 1, "height": 1, "points": [{"x": 0, "y": 0}] * 3}
+                ],
+            },
+            r"^inputs\.d\.image: width and height are needed",
+        ),
+        (
+            {
+                "_type": "sv_detections",
+                "image": {"width": 20000, "height": 10},
+                "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "points": []}],
+            },
+            r"^inputs\.d\.image: mask of 10×20000 pixels is over the limit",
+        ),
+        (
+            {"_type": "sv_detections", "image": {"width": -1, "height": 10}, "predictions": []},
+            r"^inputs\.d\.image\.width: must be a positive number of pixels, got -1$",
+        ),
+        (
+            {
+                "_type": "sv_detections",
+                "image": {"width": 9, "height": 9},
+                "predictions": [{"x": 1, "y": 1, "width": 1, "height": 1, "points": [{"x": 0}]}],
+            },
+            r"^inputs\.d\.predictions\[0\]\.points\[0\]\.y: expected a number, got null$",
+        ),
+        (
+            {"_type": "sv_detections", "predictions": ["box"]},
+            r"^inputs\.d\.predictions\[0\]: expected a map, got str$",
+        ),
     ],
 )
 def test_bad_json_forms_name_the_path(form, message):

@@ -44,10 +44,26 @@ from ..video_metadata.codec import KIND as VIDEO_METADATA
 from ..video_metadata.codec import describe
 from ..video_metadata.codec import fields_to_json as video_metadata_fields_to_json
 from ..video_metadata.entity import VideoMetadata
-from .entity import ImageParentMetadata, OriginCoordinatesSystem, WorkflowImageData, base64_payload, encode_pixels, image_format
+from .entity import (
+    ImageParentMetadata,
+    OriginCoordinatesSystem,
+    WorkflowImageData,
+    base64_payload,
+    encode_pixels,
+    image_format,
+)
 
 IMAGE_TAG = 61441
-FIELDS = ("pixels", "encoded", "parent_id", "parent_origin", "root_parent_id", "root_origin", "image_reference", "video_metadata")
+FIELDS = (
+    "pixels",
+    "encoded",
+    "parent_id",
+    "parent_origin",
+    "root_parent_id",
+    "root_origin",
+    "image_reference",
+    "video_metadata",
+)
 ORIGIN_FIELDS = ("offset_x", "offset_y", "width", "height")
 MAX_SIDE = 16384
 CHANNELS = (1, 3, 4)
@@ -62,7 +78,9 @@ def check_pixels(pixels: Any, path: str) -> np.ndarray:
         raise KindError(path, f"must be an ndarray (tag 40), got {describe(pixels)}")
     shape = list(pixels.shape)
     if pixels.ndim not in (2, 3):
-        raise KindError(f"{path}.shape", f"an image is H×W or H×W×C, got {pixels.ndim} dimensions {shape}")
+        raise KindError(
+            f"{path}.shape", f"an image is H×W or H×W×C, got {pixels.ndim} dimensions {shape}"
+        )
     if not all(1 <= side <= MAX_SIDE for side in shape[:2]):
         raise KindError(f"{path}.shape", f"height and width must be 1 to {MAX_SIDE}, got {shape}")
     if pixels.ndim == 3 and shape[2] not in CHANNELS:
@@ -78,7 +96,9 @@ def check_encoded(data: Any, path: str) -> str:
         raise KindError(path, "the encoded image is empty")
     found = image_format(data)
     if found is None:
-        raise KindError(path, f"not a JPEG, PNG, WebP, BMP or TIFF file (starts with {bytes(data[:8]).hex()})")
+        raise KindError(
+            path, f"not a JPEG, PNG, WebP, BMP or TIFF file (starts with {bytes(data[:8]).hex()})"
+        )
     return found
 
 
@@ -94,7 +114,9 @@ def _check_text(value: Any, path: str) -> str:
 
 def _read_origin(content: Any, path: str) -> OriginCoordinatesSystem:
     if not isinstance(content, Mapping):
-        raise KindError(path, f"must be a map {{{', '.join(ORIGIN_FIELDS)}}}, got {describe(content)}")
+        raise KindError(
+            path, f"must be a map {{{', '.join(ORIGIN_FIELDS)}}}, got {describe(content)}"
+        )
     for key in content:
         if key not in ORIGIN_FIELDS:
             raise KindError(path, f"unknown field {key!r} (fields: {', '.join(ORIGIN_FIELDS)})")
@@ -113,7 +135,10 @@ def _check_origin(origin: Any, path: str) -> None:
         raise KindError(path, f"must be an OriginCoordinatesSystem, got {describe(origin)}")
     for key, value, least in zip(ORIGIN_FIELDS, _origin_values(origin), (0, 0, 1, 1)):
         if not _is_int(value) or not least <= value <= MAX_COORDINATE:
-            raise KindError(f"{path}.{key}", f"must be an integer from {least} to {MAX_COORDINATE}, got {value!r}")
+            raise KindError(
+                f"{path}.{key}",
+                f"must be an integer from {least} to {MAX_COORDINATE}, got {value!r}",
+            )
 
 
 def _origin_values(origin: OriginCoordinatesSystem) -> tuple[Any, Any, Any, Any]:
@@ -126,7 +151,10 @@ def _origin_map(origin: OriginCoordinatesSystem) -> dict[str, int]:
 
 def _check_parent(parent: Any, path: str, id_field: str, origin_field: str) -> None:
     if not isinstance(parent, ImageParentMetadata):
-        raise KindError(f"{path}.{id_field}", f"the metadata holding it must be an ImageParentMetadata, got {describe(parent)}")
+        raise KindError(
+            f"{path}.{id_field}",
+            f"the metadata holding it must be an ImageParentMetadata, got {describe(parent)}",
+        )
     _check_text(parent.parent_id, f"{path}.{id_field}")
     if parent.origin_coordinates is not None:
         _check_origin(parent.origin_coordinates, f"{path}.{origin_field}")
@@ -138,9 +166,18 @@ def _parameter_name(path: str) -> str:
     return last or "image"
 
 
-def _metadata(parent_id: str, origin: Optional[OriginCoordinatesSystem], root_id: Optional[str], root_origin: Optional[OriginCoordinatesSystem]) -> tuple[ImageParentMetadata, Optional[ImageParentMetadata]]:
+def _metadata(
+    parent_id: str,
+    origin: Optional[OriginCoordinatesSystem],
+    root_id: Optional[str],
+    root_origin: Optional[OriginCoordinatesSystem],
+) -> tuple[ImageParentMetadata, Optional[ImageParentMetadata]]:
     parent = ImageParentMetadata(parent_id=parent_id, origin_coordinates=origin)
-    root = None if root_id is None else ImageParentMetadata(parent_id=root_id, origin_coordinates=root_origin)
+    root = (
+        None
+        if root_id is None
+        else ImageParentMetadata(parent_id=root_id, origin_coordinates=root_origin)
+    )
     return parent, root
 
 
@@ -152,15 +189,22 @@ class ImageKind:
 
     def from_cbor(self, tag: int, content: Any, path: str, codec: Codec) -> WorkflowImageData:
         if not isinstance(content, Mapping):
-            raise KindError(path, f"tag {tag} must hold a map of the image fields, got {describe(content)}")
+            raise KindError(
+                path, f"tag {tag} must hold a map of the image fields, got {describe(content)}"
+            )
         for key in content:
             if key not in FIELDS:
                 raise KindError(path, f"unknown field {key!r} (fields: {', '.join(FIELDS)})")
         if ("pixels" in content) == ("encoded" in content):
-            raise KindError(path, "needs exactly one of 'pixels' (an ndarray) and 'encoded' (the image file's bytes)")
+            raise KindError(
+                path,
+                "needs exactly one of 'pixels' (an ndarray) and 'encoded' (the image file's bytes)",
+            )
         pixels = encoded = None
         if "pixels" in content:
-            pixels = check_pixels(codec.decode_value(content["pixels"], f"{path}.pixels"), f"{path}.pixels")
+            pixels = check_pixels(
+                codec.decode_value(content["pixels"], f"{path}.pixels"), f"{path}.pixels"
+            )
         else:
             encoded = codec.resolve_bytes(content["encoded"], f"{path}.encoded")
             check_encoded(encoded, f"{path}.encoded")
@@ -173,7 +217,12 @@ class ImageKind:
         if root_id is None and root_origin is not None:
             raise KindError(f"{path}.root_origin", "given without root_parent_id")
         reference = self._optional(content, "image_reference", path, _check_text)
-        video_metadata = self._optional(content, "video_metadata", path, lambda value, at: self._video_metadata(value, at, codec))
+        video_metadata = self._optional(
+            content,
+            "video_metadata",
+            path,
+            lambda value, at: self._video_metadata(value, at, codec),
+        )
         parent, root = _metadata(parent_id, origin, root_id, root_origin)
         return WorkflowImageData(
             parent_metadata=parent,
@@ -193,7 +242,10 @@ class ImageKind:
     def _video_metadata(value: Any, path: str, codec: Codec) -> VideoMetadata:
         decoded = codec.decode_value(value, path)
         if not isinstance(decoded, VideoMetadata):
-            raise KindError(path, f"must be a video_metadata (tag {VIDEO_METADATA.tags[0]}), got {describe(decoded)}")
+            raise KindError(
+                path,
+                f"must be a video_metadata (tag {VIDEO_METADATA.tags[0]}), got {describe(decoded)}",
+            )
         return decoded
 
     def to_cbor(self, value: WorkflowImageData, path: str, codec: Codec) -> dict[str, Any]:
@@ -214,17 +266,27 @@ class ImageKind:
         if root.origin_coordinates is not None:
             content["root_origin"] = _origin_map(root.origin_coordinates)
         if value._image_reference is not None:
-            content["image_reference"] = _check_text(value._image_reference, f"{path}.image_reference")
+            content["image_reference"] = _check_text(
+                value._image_reference, f"{path}.image_reference"
+            )
         if value._video_metadata is not None:
             if not isinstance(value._video_metadata, VideoMetadata):
-                raise KindError(f"{path}.video_metadata", f"must be a VideoMetadata, got {describe(value._video_metadata)}")
-            content["video_metadata"] = codec.encode_value(value._video_metadata, f"{path}.video_metadata")
+                raise KindError(
+                    f"{path}.video_metadata",
+                    f"must be a VideoMetadata, got {describe(value._video_metadata)}",
+                )
+            content["video_metadata"] = codec.encode_value(
+                value._video_metadata, f"{path}.video_metadata"
+            )
         return content
 
     def from_json(self, obj: dict[str, Any], path: str, codec: Codec) -> WorkflowImageData:
         kind = obj.get("type", "base64")
         if kind != "base64":
-            raise KindError(f"{path}.type", f"only base64 images are read, got {kind!r} (a sandbox does not fetch URLs or files)")
+            raise KindError(
+                f"{path}.type",
+                f"only base64 images are read, got {kind!r} (a sandbox does not fetch URLs or files)",
+            )
         pixels = encoded = None
         raw = obj.get("value")
         if isinstance(raw, str):
@@ -239,7 +301,11 @@ class ImageKind:
             raise KindError(f"{path}.value", f"must be a base64 string, got {describe(raw)}")
         parent_id = obj.get("parent_id") or _parameter_name(path)
         _check_text(parent_id, f"{path}.parent_id")
-        origin = _read_origin(obj["parent_origin"], f"{path}.parent_origin") if obj.get("parent_origin") else None
+        origin = (
+            _read_origin(obj["parent_origin"], f"{path}.parent_origin")
+            if obj.get("parent_origin")
+            else None
+        )
         root_id = obj.get("root_parent_id") or None
         root_origin = None
         if root_id is not None:
@@ -248,7 +314,9 @@ class ImageKind:
                 root_origin = _read_origin(obj["root_parent_origin"], f"{path}.root_parent_origin")
         video_metadata = None
         if obj.get("video_metadata") is not None:
-            video_metadata = self._json_video_metadata(obj["video_metadata"], f"{path}.video_metadata", codec)
+            video_metadata = self._json_video_metadata(
+                obj["video_metadata"], f"{path}.video_metadata", codec
+            )
         parent, root = _metadata(parent_id, origin, root_id, root_origin)
         return WorkflowImageData(
             parent_metadata=parent,
@@ -273,11 +341,20 @@ class ImageKind:
         source = value.source_bytes()
         if source is None:
             source = encode_pixels(check_pixels(value.numpy_image, f"{path}.pixels"))
-        out: dict[str, Any] = {"_type": "workflow_image", "type": "base64", "value": base64.b64encode(source).decode("ascii")}
+        out: dict[str, Any] = {
+            "_type": "workflow_image",
+            "type": "base64",
+            "value": base64.b64encode(source).decode("ascii"),
+        }
         if value._video_metadata is not None:
             if not isinstance(value._video_metadata, VideoMetadata):
-                raise KindError(f"{path}.video_metadata", f"must be a VideoMetadata, got {describe(value._video_metadata)}")
-            out["video_metadata"] = video_metadata_fields_to_json(value._video_metadata, f"{path}.video_metadata")
+                raise KindError(
+                    f"{path}.video_metadata",
+                    f"must be a VideoMetadata, got {describe(value._video_metadata)}",
+                )
+            out["video_metadata"] = video_metadata_fields_to_json(
+                value._video_metadata, f"{path}.video_metadata"
+            )
         out["parent_id"] = parent.parent_id
         if parent.origin_coordinates is not None:
             out["parent_origin"] = _origin_map(parent.origin_coordinates)

@@ -72,21 +72,34 @@ def decode_image_bytes(data: Bytes) -> np.ndarray:
     """Pixels as stored: BGR/BGRA/gray, uint8 or uint16 (cv2.IMREAD_UNCHANGED)."""
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
-        raise ValueError(f"could not decode the {image_format(data) or 'image'} bytes ({len(data)} bytes)")
+        raise ValueError(
+            f"could not decode the {image_format(data) or 'image'} bytes ({len(data)} bytes)"
+        )
     return pixels
 
 
 def encode_pixels(pixels: np.ndarray) -> bytes:
     """JPEG (quality 95) for 8-bit gray or BGR; PNG where JPEG cannot hold it (BGRA, uint16)."""
     jpeg_fits = pixels.dtype == np.uint8 and (pixels.ndim == 2 or pixels.shape[2] in (1, 3))
-    ok, buffer = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]) if jpeg_fits else cv2.imencode(".png", pixels)
+    ok, buffer = (
+        cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if jpeg_fits
+        else cv2.imencode(".png", pixels)
+    )
     if not ok:
-        raise ValueError(f"could not encode an image of shape {pixels.shape} and dtype {pixels.dtype}")
+        raise ValueError(
+            f"could not encode an image of shape {pixels.shape} and dtype {pixels.dtype}"
+        )
     return buffer.tobytes()
 
 
 _IMAGE_SOURCES = ("numpy_image", "base64_image", "image_reference", "tensor_image")
-_REPLACEABLE = (*_IMAGE_SOURCES, "parent_metadata", "workflow_root_ancestor_metadata", "video_metadata")
+_REPLACEABLE = (
+    *_IMAGE_SOURCES,
+    "parent_metadata",
+    "workflow_root_ancestor_metadata",
+    "video_metadata",
+)
 
 
 class WorkflowImageData:
@@ -112,8 +125,15 @@ class WorkflowImageData:
     ) -> None:
         if encoded_image is not None and len(encoded_image) == 0:
             raise ValueError("encoded_image is empty")
-        if numpy_image is None and encoded_image is None and not base64_image and not image_reference:
-            raise ValueError("WorkflowImageData needs an image: numpy_image, base64_image, image_reference or encoded_image")
+        if (
+            numpy_image is None
+            and encoded_image is None
+            and not base64_image
+            and not image_reference
+        ):
+            raise ValueError(
+                "WorkflowImageData needs an image: numpy_image, base64_image, image_reference or encoded_image"
+            )
         self._parent_metadata = parent_metadata
         # No root given: this image is its own root (one shared object, as in Inference).
         self._workflow_root_ancestor_metadata = workflow_root_ancestor_metadata or parent_metadata
@@ -129,7 +149,9 @@ class WorkflowImageData:
     # --- derived copies ---------------------------------------------------------------
 
     @classmethod
-    def copy_and_replace(cls, origin_image_data: "WorkflowImageData", **kwargs: Any) -> "WorkflowImageData":
+    def copy_and_replace(
+        cls, origin_image_data: "WorkflowImageData", **kwargs: Any
+    ) -> "WorkflowImageData":
         """A new image like ``origin_image_data`` with the given fields replaced.
 
         Fields: numpy_image, base64_image, image_reference, tensor_image (giving any of
@@ -139,12 +161,18 @@ class WorkflowImageData:
         """
         unknown = set(kwargs) - set(_REPLACEABLE)
         if unknown:
-            raise TypeError(f"copy_and_replace() got unexpected fields: {', '.join(sorted(unknown))}")
+            raise TypeError(
+                f"copy_and_replace() got unexpected fields: {', '.join(sorted(unknown))}"
+            )
         if kwargs.get("tensor_image") is not None:
-            raise ValueError("tensor_image is not supported here (no torch in the runtime): pass numpy_image")
+            raise ValueError(
+                "tensor_image is not supported here (no torch in the runtime): pass numpy_image"
+            )
         origin = origin_image_data
         parent = kwargs.get("parent_metadata", origin._parent_metadata)
-        root = kwargs.get("workflow_root_ancestor_metadata", origin._workflow_root_ancestor_metadata)
+        root = kwargs.get(
+            "workflow_root_ancestor_metadata", origin._workflow_root_ancestor_metadata
+        )
         if origin._workflow_root_ancestor_metadata is origin._parent_metadata:
             if "parent_metadata" in kwargs and "workflow_root_ancestor_metadata" not in kwargs:
                 root = parent
@@ -184,20 +212,33 @@ class WorkflowImageData:
         height, width = origin_image_data._shape()
         parent = ImageParentMetadata(
             parent_id=crop_identifier,
-            origin_coordinates=OriginCoordinatesSystem(left_top_x=offset_x, left_top_y=offset_y, origin_width=width, origin_height=height),
+            origin_coordinates=OriginCoordinatesSystem(
+                left_top_x=offset_x, left_top_y=offset_y, origin_width=width, origin_height=height
+            ),
         )
         origin_root = origin_image_data.workflow_root_ancestor_metadata
         root_origin = origin_root.origin_coordinates
         assert root_origin is not None  # the property fills it in
         root = ImageParentMetadata(
             parent_id=origin_root.parent_id,
-            origin_coordinates=replace(root_origin, left_top_x=root_origin.left_top_x + offset_x, left_top_y=root_origin.left_top_y + offset_y),
+            origin_coordinates=replace(
+                root_origin,
+                left_top_x=root_origin.left_top_x + offset_x,
+                left_top_y=root_origin.left_top_y + offset_y,
+            ),
         )
         video_metadata = None
         if preserve_video_metadata and origin_image_data._video_metadata is not None:
             video_metadata = copy.copy(origin_image_data._video_metadata)
-            video_metadata.video_identifier = f"{video_metadata.video_identifier} | crop: {crop_identifier}"
-        return cls(parent_metadata=parent, workflow_root_ancestor_metadata=root, numpy_image=cropped_image, video_metadata=video_metadata)
+            video_metadata.video_identifier = (
+                f"{video_metadata.video_identifier} | crop: {crop_identifier}"
+            )
+        return cls(
+            parent_metadata=parent,
+            workflow_root_ancestor_metadata=root,
+            numpy_image=cropped_image,
+            video_metadata=video_metadata,
+        )
 
     # --- metadata -----------------------------------------------------------------------
 
@@ -206,7 +247,9 @@ class WorkflowImageData:
         """Without known coordinates, the image is taken as covering its parent: (0, 0, W, H)."""
         if self._parent_metadata.origin_coordinates is None:
             shared = self._workflow_root_ancestor_metadata is self._parent_metadata
-            self._parent_metadata = replace(self._parent_metadata, origin_coordinates=self._whole_image())
+            self._parent_metadata = replace(
+                self._parent_metadata, origin_coordinates=self._whole_image()
+            )
             if shared:
                 self._workflow_root_ancestor_metadata = self._parent_metadata
         return self._parent_metadata
@@ -215,7 +258,9 @@ class WorkflowImageData:
     def workflow_root_ancestor_metadata(self) -> ImageParentMetadata:
         if self._workflow_root_ancestor_metadata.origin_coordinates is None:
             shared = self._workflow_root_ancestor_metadata is self._parent_metadata
-            self._workflow_root_ancestor_metadata = replace(self._workflow_root_ancestor_metadata, origin_coordinates=self._whole_image())
+            self._workflow_root_ancestor_metadata = replace(
+                self._workflow_root_ancestor_metadata, origin_coordinates=self._whole_image()
+            )
             if shared:
                 self._parent_metadata = self._workflow_root_ancestor_metadata
         return self._workflow_root_ancestor_metadata
@@ -252,7 +297,11 @@ class WorkflowImageData:
         """The original bytes, base64'd, when the image came encoded; else the pixels as
         JPEG (quality 95; PNG for BGRA or 16-bit pixels, which JPEG cannot hold)."""
         if self._base64_image is None:
-            data = self._encoded_image if self._encoded_image is not None else encode_pixels(self.numpy_image)
+            data = (
+                self._encoded_image
+                if self._encoded_image is not None
+                else encode_pixels(self.numpy_image)
+            )
             self._base64_image = base64.b64encode(data).decode("ascii")
         return self._base64_image
 
@@ -260,7 +309,9 @@ class WorkflowImageData:
         """Says that ``numpy_image`` was changed in place: the original bytes, base64 and
         reference no longer describe the image, and are dropped."""
         if self._numpy_image is None:
-            raise ValueError("declare_numpy_image_mutated(): numpy_image was never read, so it cannot have been changed")
+            raise ValueError(
+                "declare_numpy_image_mutated(): numpy_image was never read, so it cannot have been changed"
+            )
         self._base64_image = None
         self._encoded_image = None
         self._image_reference = None
@@ -320,7 +371,9 @@ class WorkflowImageData:
 
     def _whole_image(self) -> OriginCoordinatesSystem:
         height, width = self._shape()
-        return OriginCoordinatesSystem(left_top_x=0, left_top_y=0, origin_width=width, origin_height=height)
+        return OriginCoordinatesSystem(
+            left_top_x=0, left_top_y=0, origin_width=width, origin_height=height
+        )
 
     def __repr__(self) -> str:
         if self._numpy_image is not None:

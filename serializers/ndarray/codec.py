@@ -78,14 +78,19 @@ def _writable(array: np.ndarray) -> np.ndarray:
     return array if array.flags.writeable else array.copy()
 
 
-def _from_buffer(buffer: bytes | memoryview, dtype: np.dtype, shape: tuple[int, ...] | None, path: str) -> np.ndarray:
+def _from_buffer(
+    buffer: bytes | memoryview, dtype: np.dtype, shape: tuple[int, ...] | None, path: str
+) -> np.ndarray:
     if len(buffer) % dtype.itemsize:
         raise KindError(path, f"{len(buffer)} bytes is not a whole number of {dtype.name} elements")
     count = len(buffer) // dtype.itemsize
     if shape is None:
         shape = (count,)
     elif _element_count(shape) != count:
-        raise KindError(path, f"shape {list(shape)} of {dtype.name} needs {_element_count(shape) * dtype.itemsize} bytes, got {len(buffer)}")
+        raise KindError(
+            path,
+            f"shape {list(shape)} of {dtype.name} needs {_element_count(shape) * dtype.itemsize} bytes, got {len(buffer)}",
+        )
     array = np.frombuffer(buffer, dtype=dtype, count=count)
     if array.ctypes.data % dtype.itemsize:
         array = array.copy()  # misaligned: numpy copes, but slowly; one copy fixes it
@@ -96,9 +101,13 @@ def _from_buffer(buffer: bytes | memoryview, dtype: np.dtype, shape: tuple[int, 
     return array.reshape(shape)
 
 
-def _from_classic(values: list[Any] | tuple[Any, ...], shape: tuple[int, ...], path: str) -> np.ndarray:
+def _from_classic(
+    values: list[Any] | tuple[Any, ...], shape: tuple[int, ...], path: str
+) -> np.ndarray:
     if len(values) != _element_count(shape):
-        raise KindError(path, f"shape {list(shape)} needs {_element_count(shape)} values, got {len(values)}")
+        raise KindError(
+            path, f"shape {list(shape)} needs {_element_count(shape)} values, got {len(values)}"
+        )
     if not values:  # no element to tell the type by
         return np.zeros(shape, dtype=np.float64)
     if all(isinstance(v, str) for v in values):
@@ -112,13 +121,21 @@ def _from_classic(values: list[Any] | tuple[Any, ...], shape: tuple[int, ...], p
     elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         dtype = np.float64
     else:
-        raise KindError(path, "a classic array must hold only numbers, only booleans or only strings")
+        raise KindError(
+            path, "a classic array must hold only numbers, only booleans or only strings"
+        )
     return np.array(values, dtype=dtype).reshape(shape)
 
 
 def _dtype_from_name(name: Any, path: str) -> np.dtype:
-    if name not in _TAGS and name != "str" and not (isinstance(name, str) and name.startswith("<U")):
-        raise KindError(path, f"dtype {name!r} is not supported (supported: {', '.join(SUPPORTED_DTYPES)}, str)")
+    if (
+        name not in _TAGS
+        and name != "str"
+        and not (isinstance(name, str) and name.startswith("<U"))
+    ):
+        raise KindError(
+            path, f"dtype {name!r} is not supported (supported: {', '.join(SUPPORTED_DTYPES)}, str)"
+        )
     return np.dtype(str) if name == "str" else np.dtype(name)
 
 
@@ -130,23 +147,35 @@ class NDArrayKind:
 
     def from_cbor(self, tag: int, content: Any, path: str, codec: Codec) -> np.ndarray:
         if tag in _BY_TAG:  # a bare typed array is one-dimensional
-            return _writable(_from_buffer(codec.resolve_bytes(content, path), _BY_TAG[tag], None, path))
+            return _writable(
+                _from_buffer(codec.resolve_bytes(content, path), _BY_TAG[tag], None, path)
+            )
         if not isinstance(content, (list, tuple)) or len(content) != 2:
             raise KindError(path, f"tag {tag} must hold [dimensions, elements]")
         dims, elements = content
         shape = _check_shape(dims, f"{path}.shape")
         # Column-major [d0, d1, ...] is the row-major layout of the reversed shape, transposed.
         layout = shape[::-1] if tag == COLUMN_MAJOR_TAG else shape
-        if isinstance(elements, CBORTag) and elements.tag == HOMOGENEOUS_TAG and isinstance(elements.value, (list, tuple)):
+        if (
+            isinstance(elements, CBORTag)
+            and elements.tag == HOMOGENEOUS_TAG
+            and isinstance(elements.value, (list, tuple))
+        ):
             if not all(isinstance(v, str) for v in elements.value):
                 raise KindError(path, "a tag 41 array must hold strings")
             if len(elements.value) != _element_count(layout):
-                raise KindError(path, f"shape {list(layout)} needs {_element_count(layout)} values, got {len(elements.value)}")
+                raise KindError(
+                    path,
+                    f"shape {list(layout)} needs {_element_count(layout)} values, got {len(elements.value)}",
+                )
             array = np.array(list(elements.value), dtype=str).reshape(layout)
         elif isinstance(elements, CBORTag):
             dtype = _BY_TAG.get(elements.tag)
             if dtype is None:
-                raise KindError(path, f"typed-array tag {elements.tag} is not supported (float128 and reserved tags are not)")
+                raise KindError(
+                    path,
+                    f"typed-array tag {elements.tag} is not supported (float128 and reserved tags are not)",
+                )
             array = _from_buffer(codec.resolve_bytes(elements.value, path), dtype, layout, path)
         elif isinstance(elements, (list, tuple)):
             array = _from_classic(elements, layout, path)
@@ -163,7 +192,10 @@ class NDArrayKind:
             return [shape, CBORTag(HOMOGENEOUS_TAG, [str(s) for s in array.reshape(-1).tolist()])]
         name = array.dtype.name
         if name not in _TAGS or array.dtype.kind not in "biuf":
-            raise KindError(path, f"dtype {array.dtype} is not supported (supported: {', '.join(SUPPORTED_DTYPES)}, str)")
+            raise KindError(
+                path,
+                f"dtype {array.dtype} is not supported (supported: {', '.join(SUPPORTED_DTYPES)}, str)",
+            )
         little = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
         data = memoryview(little.reshape(-1).view(np.uint8))
         return [shape, CBORTag(_TAGS[name][0], codec.wrap_bytes(data))]
@@ -174,7 +206,9 @@ class NDArrayKind:
         value = obj.get("value")
         if obj.get("encoding") == "base64":
             if dtype.kind == "U" or not isinstance(value, str):
-                raise KindError(f"{path}.value", "the base64 form needs a numeric dtype and a base64 string")
+                raise KindError(
+                    f"{path}.value", "the base64 form needs a numeric dtype and a base64 string"
+                )
             try:
                 raw = base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError):
@@ -185,7 +219,10 @@ class NDArrayKind:
         except (TypeError, ValueError, OverflowError) as exc:
             raise KindError(f"{path}.value", f"does not fit dtype {dtype.name}: {exc}") from None
         if array.size != _element_count(shape):
-            raise KindError(f"{path}.value", f"holds {array.size} values, shape {list(shape)} needs {_element_count(shape)}")
+            raise KindError(
+                f"{path}.value",
+                f"holds {array.size} values, shape {list(shape)} needs {_element_count(shape)}",
+            )
         return array.reshape(shape)
 
     def to_json(self, value: np.ndarray, path: str, codec: Codec) -> dict[str, Any]:
@@ -201,7 +238,12 @@ class NDArrayKind:
                 "encoding": "base64",
                 "value": base64.b64encode(little.tobytes()).decode("ascii"),
             }
-        return {"_type": "ndarray", "value": array.tolist(), "dtype": str(array.dtype), "shape": list(array.shape)}
+        return {
+            "_type": "ndarray",
+            "value": array.tolist(),
+            "dtype": str(array.dtype),
+            "shape": list(array.shape),
+        }
 
 
 KIND = NDArrayKind()

@@ -87,24 +87,47 @@ export class NDArray {
   ) {}
 
   /** Wraps little-endian row-major bytes (not copied). */
-  static fromBytes(dtype: NumericDType, shape: readonly number[], bytes: Uint8Array, path = 'ndarray'): NDArray {
+  static fromBytes(
+    dtype: NumericDType,
+    shape: readonly number[],
+    bytes: Uint8Array,
+    path = 'ndarray',
+  ): NDArray {
     checkShape(shape, path)
     const expected = elementCount(shape) * DTYPES[dtype].itemsize
     if (bytes.byteLength !== expected) {
-      throw new KindError(path, `shape ${JSON.stringify(shape)} of ${dtype} needs ${expected} bytes, got ${bytes.byteLength}`)
+      throw new KindError(
+        path,
+        `shape ${JSON.stringify(shape)} of ${dtype} needs ${expected} bytes, got ${bytes.byteLength}`,
+      )
     }
     return new NDArray(dtype, [...shape], bytes, null)
   }
 
   /** Wraps a typed array (not copied); the shape defaults to 1-D. */
-  static of(dtype: NumericDType, data: TypedArray, shape: readonly number[] = [data.length]): NDArray {
-    return NDArray.fromBytes(dtype, shape, new Uint8Array(data.buffer, data.byteOffset, data.byteLength))
+  static of(
+    dtype: NumericDType,
+    data: TypedArray,
+    shape: readonly number[] = [data.length],
+  ): NDArray {
+    return NDArray.fromBytes(
+      dtype,
+      shape,
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    )
   }
 
-  static ofStrings(values: readonly string[], shape: readonly number[] = [values.length], path = 'ndarray'): NDArray {
+  static ofStrings(
+    values: readonly string[],
+    shape: readonly number[] = [values.length],
+    path = 'ndarray',
+  ): NDArray {
     checkShape(shape, path)
     if (elementCount(shape) !== values.length) {
-      throw new KindError(path, `shape ${JSON.stringify(shape)} needs ${elementCount(shape)} values, got ${values.length}`)
+      throw new KindError(
+        path,
+        `shape ${JSON.stringify(shape)} needs ${elementCount(shape)} values, got ${values.length}`,
+      )
     }
     return new NDArray('str', [...shape], new Uint8Array(0), [...values])
   }
@@ -129,16 +152,22 @@ function elementCount(shape: readonly number[]): number {
 }
 
 function checkShape(shape: readonly unknown[], path: string): asserts shape is number[] {
-  if (shape.length > LIMITS.maxDims) throw new KindError(path, `${shape.length} dimensions, over the limit of ${LIMITS.maxDims}`)
+  if (shape.length > LIMITS.maxDims)
+    throw new KindError(path, `${shape.length} dimensions, over the limit of ${LIMITS.maxDims}`)
   for (const dim of shape) {
     if (typeof dim !== 'number' || !Number.isSafeInteger(dim) || dim < 0) {
-      throw new KindError(path, `dimensions must be non-negative integers, got ${JSON.stringify(shape, bigintText)}`)
+      throw new KindError(
+        path,
+        `dimensions must be non-negative integers, got ${JSON.stringify(shape, bigintText)}`,
+      )
     }
   }
-  if (elementCount(shape as number[]) > LIMITS.maxElements) throw new KindError(path, `more than ${LIMITS.maxElements} elements`)
+  if (elementCount(shape as number[]) > LIMITS.maxElements)
+    throw new KindError(path, `more than ${LIMITS.maxElements} elements`)
 }
 
-const bigintText = (_key: string, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)
+const bigintText = (_key: string, value: unknown) =>
+  typeof value === 'bigint' ? value.toString() : value
 
 /** Copies `bytes`, reversing each `itemsize`-byte element (big endian → little endian). */
 function swapBytes(bytes: Uint8Array, itemsize: number): Uint8Array {
@@ -168,7 +197,11 @@ function columnMajorOrder(shape: readonly number[]): Uint32Array {
 
 function dtypeOfTag(tag: number, path: string): { dtype: NumericDType; bigEndian: boolean } {
   const entry = BY_TAG.get(tag)
-  if (!entry) throw new KindError(path, `typed-array tag ${tag} is not supported (float128 and reserved tags are not)`)
+  if (!entry)
+    throw new KindError(
+      path,
+      `typed-array tag ${tag} is not supported (float128 and reserved tags are not)`,
+    )
   return entry
 }
 
@@ -176,33 +209,46 @@ function fromTypedBytes(typed: TypedBytes, shape: readonly number[] | null, path
   const entry = dtypeOfTag(typed.tag, path)
   const { itemsize } = DTYPES[entry.dtype]
   if (typed.bytes.byteLength % itemsize !== 0) {
-    throw new KindError(path, `${typed.bytes.byteLength} bytes is not a whole number of ${entry.dtype} elements`)
+    throw new KindError(
+      path,
+      `${typed.bytes.byteLength} bytes is not a whole number of ${entry.dtype} elements`,
+    )
   }
   const bytes = entry.bigEndian ? swapBytes(typed.bytes, itemsize) : typed.bytes
   // A bare typed array (no tag 40 around it) is one-dimensional.
   const array = NDArray.fromBytes(entry.dtype, shape ?? [bytes.byteLength / itemsize], bytes, path)
-  if (entry.dtype === 'bool' && array.bytes.some((b) => b > 1)) throw new KindError(path, 'a bool array holds a byte other than 0 or 1')
+  if (entry.dtype === 'bool' && array.bytes.some((b) => b > 1))
+    throw new KindError(path, 'a bool array holds a byte other than 0 or 1')
   return array
 }
 
 /** The RFC's classic-array form: a CBOR array of plain values. */
 function fromClassic(values: readonly unknown[], shape: readonly number[], path: string): NDArray {
   if (values.length === 0) return NDArray.fromBytes('float64', shape, new Uint8Array(0), path) // no element to tell the type by
-  if (values.every((v) => typeof v === 'string')) return NDArray.ofStrings(values as string[], shape, path)
+  if (values.every((v) => typeof v === 'string'))
+    return NDArray.ofStrings(values as string[], shape, path)
   if (values.every((v) => typeof v === 'boolean')) {
     return NDArray.fromBytes('bool', shape, Uint8Array.from(values as boolean[], Number), path)
   }
-  if (values.every((v) => (typeof v === 'number' && Number.isInteger(v)) || typeof v === 'bigint')) {
+  if (
+    values.every((v) => (typeof v === 'number' && Number.isInteger(v)) || typeof v === 'bigint')
+  ) {
     const data = new BigInt64Array(values.length)
     values.forEach((v, i) => {
       const n = BigInt(v as number | bigint)
-      if (n !== BigInt.asIntN(64, n)) throw new KindError(`${path}[${i}]`, 'integer outside the int64 range')
+      if (n !== BigInt.asIntN(64, n))
+        throw new KindError(`${path}[${i}]`, 'integer outside the int64 range')
       data[i] = n
     })
     return NDArray.fromBytes('int64', shape, new Uint8Array(data.buffer), path)
   }
   if (values.every((v) => typeof v === 'number')) {
-    return NDArray.fromBytes('float64', shape, new Uint8Array(Float64Array.from(values as number[]).buffer), path)
+    return NDArray.fromBytes(
+      'float64',
+      shape,
+      new Uint8Array(Float64Array.from(values as number[]).buffer),
+      path,
+    )
   }
   throw new KindError(path, 'a classic array must hold only numbers, only booleans or only strings')
 }
@@ -218,8 +264,13 @@ function decodeNDArray(tag: number, content: unknown, path: string): NDArray {
   let array: NDArray
   if (elements instanceof TypedBytes) array = fromTypedBytes(elements, dims, path)
   else if (Array.isArray(elements)) array = fromClassic(elements, dims, path)
-  else if (elements instanceof Tag && elements.tag === HOMOGENEOUS_TAG && Array.isArray(elements.value)) {
-    if (!elements.value.every((v: unknown) => typeof v === 'string')) throw new KindError(path, 'a tag 41 array must hold strings')
+  else if (
+    elements instanceof Tag &&
+    elements.tag === HOMOGENEOUS_TAG &&
+    Array.isArray(elements.value)
+  ) {
+    if (!elements.value.every((v: unknown) => typeof v === 'string'))
+      throw new KindError(path, 'a tag 41 array must hold strings')
     array = NDArray.ofStrings(elements.value as string[], dims, path)
   } else throw new KindError(path, 'elements must be a typed array or an array')
   return tag === COLUMN_MAJOR_TAG ? toRowMajor(array) : array
@@ -228,7 +279,11 @@ function decodeNDArray(tag: number, content: unknown, path: string): NDArray {
 /** Tag 1040 holds its elements in column-major order: reorder them to row-major. */
 function toRowMajor(array: NDArray): NDArray {
   const order = columnMajorOrder(array.shape)
-  if (array.dtype === 'str') return NDArray.ofStrings(Array.from(order, (i) => array.strings![i]!), array.shape)
+  if (array.dtype === 'str')
+    return NDArray.ofStrings(
+      Array.from(order, (i) => array.strings![i]!),
+      array.shape,
+    )
   const { itemsize } = DTYPES[array.dtype]
   const out = new Uint8Array(array.bytes.byteLength)
   order.forEach((from, to) => {
@@ -255,4 +310,3 @@ export const ndarray: Serializer<'ndarray'> = {
   decode: (tag, content, path) => decodeNDArray(tag, content, path),
   encode: encodeNDArray,
 }
-

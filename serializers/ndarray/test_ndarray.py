@@ -20,11 +20,12 @@ VECTORS = Path(__file__).parent / "vectors"
 INDEX = json.loads((VECTORS / "index.json").read_text())
 
 
-
 def expected_array(entry):
     if entry["dtype"] == "str":
         return np.array(entry["values"], dtype=str).reshape(entry["shape"])
-    return np.frombuffer(bytes.fromhex(entry["hex"]), dtype=np.dtype(entry["dtype"]).newbyteorder("<")).reshape(entry["shape"])
+    return np.frombuffer(
+        bytes.fromhex(entry["hex"]), dtype=np.dtype(entry["dtype"]).newbyteorder("<")
+    ).reshape(entry["shape"])
 
 
 @pytest.mark.parametrize("entry", INDEX, ids=[e["name"] for e in INDEX])
@@ -39,7 +40,20 @@ def test_golden_vector_decodes_and_reencodes(entry):
     assert cbor2.dumps(tree).hex() == entry.get("reencoded_hex", raw.hex())
 
 
-NUMERIC_DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16", "float32", "float64"]
+NUMERIC_DTYPES = [
+    "bool",
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "uint64",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+]
 
 
 @settings(max_examples=200, deadline=None)
@@ -53,7 +67,9 @@ NUMERIC_DTYPES = ["bool", "uint8", "int8", "uint16", "int16", "uint32", "int32",
 def test_every_dtype_round_trips_bit_exact(array, sidecar):
     back = cbor_round_trip(array, sidecar)
     assert back.dtype == array.dtype and back.shape == array.shape
-    assert back.tobytes() == np.ascontiguousarray(array).tobytes()  # bit-exact, NaN payloads included
+    assert (
+        back.tobytes() == np.ascontiguousarray(array).tobytes()
+    )  # bit-exact, NaN payloads included
     assert back.flags.writeable
 
 
@@ -70,7 +86,11 @@ def test_large_arrays_ride_as_sidecar_views_writable_without_copy():
     tree, buffers = encode_outputs({"image": image}, sidecar=True)
     assert len(buffers) == 1 and buffers[0].nbytes == image.nbytes
     typed = tree["image"].value[1]
-    assert typed.tag == 64 and typed.value.tag == SIDECAR_TAG and typed.value.value == [0, image.nbytes]
+    assert (
+        typed.tag == 64
+        and typed.value.tag == SIDECAR_TAG
+        and typed.value.value == [0, image.nbytes]
+    )
     region = bytearray(buffers[0])
     back = decode_inputs(cbor2.loads(cbor2.dumps(tree)), sidecar=memoryview(region))["image"]
     np.testing.assert_array_equal(back, image)
@@ -81,17 +101,41 @@ def test_large_arrays_ride_as_sidecar_views_writable_without_copy():
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (cbor2.CBORTag(40, [[2, 3], cbor2.CBORTag(85, b"\0" * 20)]), r"inputs\.x: shape \[2, 3\] of float32 needs 24 bytes, got 20"),
-        (cbor2.CBORTag(40, [[-1], cbor2.CBORTag(64, b"")]), r"inputs\.x\.shape: dimensions must be non-negative integers"),
-        (cbor2.CBORTag(40, [[2], cbor2.CBORTag(87, b"\0" * 32)]), r"typed-array tag 87 is not supported"),
-        (cbor2.CBORTag(40, [[3], cbor2.CBORTag(70, b"\0" * 10)]), r"10 bytes is not a whole number of uint32 elements"),
-        (cbor2.CBORTag(40, [[2], cbor2.CBORTag(68, b"\x01\x02")]), r"a bool array holds a byte other than 0 or 1"),
+        (
+            cbor2.CBORTag(40, [[2, 3], cbor2.CBORTag(85, b"\0" * 20)]),
+            r"inputs\.x: shape \[2, 3\] of float32 needs 24 bytes, got 20",
+        ),
+        (
+            cbor2.CBORTag(40, [[-1], cbor2.CBORTag(64, b"")]),
+            r"inputs\.x\.shape: dimensions must be non-negative integers",
+        ),
+        (
+            cbor2.CBORTag(40, [[2], cbor2.CBORTag(87, b"\0" * 32)]),
+            r"typed-array tag 87 is not supported",
+        ),
+        (
+            cbor2.CBORTag(40, [[3], cbor2.CBORTag(70, b"\0" * 10)]),
+            r"10 bytes is not a whole number of uint32 elements",
+        ),
+        (
+            cbor2.CBORTag(40, [[2], cbor2.CBORTag(68, b"\x01\x02")]),
+            r"a bool array holds a byte other than 0 or 1",
+        ),
         (cbor2.CBORTag(40, [[2], [1, "a"]]), r"only numbers, only booleans or only strings"),
         (cbor2.CBORTag(40, [[2], [1, 2, 3]]), r"shape \[2\] needs 2 values, got 3"),
         (cbor2.CBORTag(40, "nope"), r"tag 40 must hold \[dimensions, elements\]"),
-        (cbor2.CBORTag(40, [[2**40, 2**40], cbor2.CBORTag(64, b"")]), r"more than 2147483648 elements"),
-        (cbor2.CBORTag(40, [[1] * 33, cbor2.CBORTag(64, b"\0")]), r"33 dimensions, over the limit of 32"),
-        (cbor2.CBORTag(40, [[1], cbor2.CBORTag(64, cbor2.CBORTag(SIDECAR_TAG, [0, 1]))]), r"internal to blockgate"),
+        (
+            cbor2.CBORTag(40, [[2**40, 2**40], cbor2.CBORTag(64, b"")]),
+            r"more than 2147483648 elements",
+        ),
+        (
+            cbor2.CBORTag(40, [[1] * 33, cbor2.CBORTag(64, b"\0")]),
+            r"33 dimensions, over the limit of 32",
+        ),
+        (
+            cbor2.CBORTag(40, [[1], cbor2.CBORTag(64, cbor2.CBORTag(SIDECAR_TAG, [0, 1]))]),
+            r"internal to blockgate",
+        ),
         (cbor2.CBORTag(999, 1), r"unknown CBOR tag 999"),
     ],
 )
@@ -108,7 +152,12 @@ def test_unsupported_output_dtypes_name_the_path():
 def test_roboflow_json_form_round_trips():
     array = np.array([[1.5, 2.0], [3.0, 4.25]], dtype=np.float32)
     tree, _ = encode_outputs({"a": array}, mode="json")
-    assert tree["a"] == {"_type": "ndarray", "value": [[1.5, 2.0], [3.0, 4.25]], "dtype": "float32", "shape": [2, 2]}
+    assert tree["a"] == {
+        "_type": "ndarray",
+        "value": [[1.5, 2.0], [3.0, 4.25]],
+        "dtype": "float32",
+        "shape": [2, 2],
+    }
     back = decode_inputs(json.loads(json.dumps(tree)))["a"]
     assert back.dtype == np.float32 and back.tolist() == array.tolist()
 
@@ -124,11 +173,38 @@ def test_compact_json_form_round_trips_exactly():
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"_type": "ndarray", "dtype": "float32", "shape": [3], "value": [1, 2]}, r"inputs\.a\.value: holds 2 values, shape \[3\] needs 3"),
-        ({"_type": "ndarray", "dtype": "complex64", "shape": [1], "value": [1]}, r"inputs\.a\.dtype: dtype 'complex64' is not supported"),
-        ({"_type": "ndarray", "dtype": "uint8", "shape": [1], "value": [300]}, r"inputs\.a\.value: does not fit dtype uint8"),
-        ({"_type": "ndarray", "dtype": "uint8", "shape": [2], "encoding": "base64", "value": "!!"}, r"inputs\.a\.value: not valid base64"),
-        ({"_type": "ndarray", "dtype": "int32", "shape": [2], "encoding": "base64", "value": "AAAAAAAAAAAAAAAA"}, r"inputs\.a: shape \[2\] of int32 needs 8 bytes, got 12"),
+        (
+            {"_type": "ndarray", "dtype": "float32", "shape": [3], "value": [1, 2]},
+            r"inputs\.a\.value: holds 2 values, shape \[3\] needs 3",
+        ),
+        (
+            {"_type": "ndarray", "dtype": "complex64", "shape": [1], "value": [1]},
+            r"inputs\.a\.dtype: dtype 'complex64' is not supported",
+        ),
+        (
+            {"_type": "ndarray", "dtype": "uint8", "shape": [1], "value": [300]},
+            r"inputs\.a\.value: does not fit dtype uint8",
+        ),
+        (
+            {
+                "_type": "ndarray",
+                "dtype": "uint8",
+                "shape": [2],
+                "encoding": "base64",
+                "value": "!!",
+            },
+            r"inputs\.a\.value: not valid base64",
+        ),
+        (
+            {
+                "_type": "ndarray",
+                "dtype": "int32",
+                "shape": [2],
+                "encoding": "base64",
+                "value": "AAAAAAAAAAAAAAAA",
+            },
+            r"inputs\.a: shape \[2\] of int32 needs 8 bytes, got 12",
+        ),
     ],
 )
 def test_bad_json_forms_name_the_path(form, message):

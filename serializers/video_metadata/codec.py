@@ -31,7 +31,14 @@ from ..kind import Codec, KindError
 from .entity import VideoMetadata
 
 VIDEO_METADATA_TAG = 61443
-FIELDS = ("video_identifier", "frame_number", "frame_timestamp", "fps", "measured_fps", "comes_from_video_file")
+FIELDS = (
+    "video_identifier",
+    "frame_number",
+    "frame_timestamp",
+    "fps",
+    "measured_fps",
+    "comes_from_video_file",
+)
 REQUIRED = FIELDS[:3]
 MAX_FRAME_NUMBER = 2**53 - 1  # what a JS number holds exactly
 _UINT32_MAX = 2**32 - 1
@@ -43,7 +50,12 @@ def describe(value: Any) -> str:
         return "null" if value is None else repr(value)
     if isinstance(value, str):
         return repr(value if len(value) <= 80 else value[:80] + "…")
-    names = ((Mapping, "a map"), ((list, tuple), "an array"), ((bytes, bytearray, memoryview), "a byte string"), (dt.datetime, "a date"))
+    names = (
+        (Mapping, "a map"),
+        ((list, tuple), "an array"),
+        ((bytes, bytearray, memoryview), "a byte string"),
+        (dt.datetime, "a date"),
+    )
     for types, name in names:
         if isinstance(value, types):
             return name
@@ -64,7 +76,11 @@ def _check_rate(value: Any, path: str) -> float | None:
     if value is None:
         return None
     try:
-        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+        number = (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else math.nan
+        )
     except OverflowError:  # an int beyond float range
         number = math.inf
     if not math.isfinite(number) or number < 0:
@@ -74,26 +90,38 @@ def _check_rate(value: Any, path: str) -> float | None:
 
 def _check_timestamp(value: Any, path: str, naive_ok: bool) -> dt.datetime:
     if not isinstance(value, dt.datetime):
-        raise KindError(path, f"must be a date (CBOR tag 0, RFC 3339 text with a UTC offset), got {describe(value)}")
+        raise KindError(
+            path,
+            f"must be a date (CBOR tag 0, RFC 3339 text with a UTC offset), got {describe(value)}",
+        )
     offset = value.utcoffset()
     if offset is None:
         if not naive_ok:
             raise KindError(path, "needs a UTC offset")
     elif offset % dt.timedelta(minutes=1):
-        raise KindError(path, f"UTC offset {offset} is not a whole number of minutes (RFC 3339 cannot write it)")
+        raise KindError(
+            path, f"UTC offset {offset} is not a whole number of minutes (RFC 3339 cannot write it)"
+        )
     return value
 
 
 def check_video_metadata(value: VideoMetadata, path: str, naive_ok: bool = True) -> None:
     """Raises KindError naming the first bad field of ``value``."""
     if not isinstance(value.video_identifier, str):
-        raise KindError(f"{path}.video_identifier", f"must be text, got {describe(value.video_identifier)}")
+        raise KindError(
+            f"{path}.video_identifier", f"must be text, got {describe(value.video_identifier)}"
+        )
     _check_frame_number(value.frame_number, f"{path}.frame_number")
     _check_timestamp(value.frame_timestamp, f"{path}.frame_timestamp", naive_ok)
     _check_rate(value.fps, f"{path}.fps")
     _check_rate(value.measured_fps, f"{path}.measured_fps")
-    if value.comes_from_video_file is not None and not isinstance(value.comes_from_video_file, bool):
-        raise KindError(f"{path}.comes_from_video_file", f"must be a bool or null, got {value.comes_from_video_file!r}")
+    if value.comes_from_video_file is not None and not isinstance(
+        value.comes_from_video_file, bool
+    ):
+        raise KindError(
+            f"{path}.comes_from_video_file",
+            f"must be a bool or null, got {value.comes_from_video_file!r}",
+        )
 
 
 def _wire_rate(value: float | None) -> float | int | None:
@@ -129,7 +157,10 @@ class VideoMetadataKind:
 
     def from_cbor(self, tag: int, content: Any, path: str, codec: Codec) -> VideoMetadata:
         if not isinstance(content, Mapping):
-            raise KindError(path, f"tag {tag} must hold a map of the video metadata fields, got {describe(content)}")
+            raise KindError(
+                path,
+                f"tag {tag} must hold a map of the video metadata fields, got {describe(content)}",
+            )
         for key in content:
             if key not in FIELDS:
                 raise KindError(path, f"unknown field {key!r} (fields: {', '.join(FIELDS)})")
@@ -138,7 +169,9 @@ class VideoMetadataKind:
     def to_cbor(self, value: VideoMetadata, path: str, codec: Codec) -> dict[str, Any]:
         check_video_metadata(value, path)
         timestamp = value.frame_timestamp
-        if timestamp.tzinfo is None:  # datetime.now() in a block: read as UTC, as everywhere on the wire
+        if (
+            timestamp.tzinfo is None
+        ):  # datetime.now() in a block: read as UTC, as everywhere on the wire
             timestamp = timestamp.replace(tzinfo=dt.timezone.utc)
         return {
             "video_identifier": value.video_identifier,
@@ -154,7 +187,9 @@ class VideoMetadataKind:
         fields = {key: obj[key] for key in FIELDS if key in obj}
         if "frame_timestamp" in fields:
             at = f"{path}.frame_timestamp"
-            timestamp = codec.decode_value(fields["frame_timestamp"], at)  # the {"_type": "datetime"} marker
+            timestamp = codec.decode_value(
+                fields["frame_timestamp"], at
+            )  # the {"_type": "datetime"} marker
             if isinstance(timestamp, str):
                 try:
                     timestamp = dt.datetime.fromisoformat(timestamp)

@@ -38,6 +38,8 @@ class VideoMetadata:
     def dict(self) -> dict[str, Any]:  # pydantic v1 spelling, used by Inference's serializers
         return self.model_dump()
 
-    def model_copy(self, update: Optional[dict[str, Any]] = None, deep: bool = False) -> "VideoMetadata":
+    def model_copy(
+        self, update: Optional[dict[str, Any]] = None, deep: bool = False
+    ) -> "VideoMetadata":
         source = copy.deepcopy(self) if deep else self
         return replace(source, **(update or {}))

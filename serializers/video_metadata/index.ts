@@ -10,7 +10,14 @@ import { Tag, TimestampText } from '../cbor.ts'
 import { KindError, type Serializer } from '../serializer.ts'
 
 export const VIDEO_METADATA_TAG = 61443
-const FIELDS = ['video_identifier', 'frame_number', 'frame_timestamp', 'fps', 'measured_fps', 'comes_from_video_file'] as const
+const FIELDS = [
+  'video_identifier',
+  'frame_number',
+  'frame_timestamp',
+  'fps',
+  'measured_fps',
+  'comes_from_video_file',
+] as const
 const UINT32_MAX = 0xffff_ffff
 
 export interface VideoMetadataFields {
@@ -33,12 +40,26 @@ export class VideoMetadata {
 
   /** Validates every field; a KindError names `path.<wire field>`. */
   constructor(
-    { videoIdentifier, frameNumber, frameTimestamp, fps = null, measuredFps = null, comesFromVideoFile = null }: VideoMetadataFields,
+    {
+      videoIdentifier,
+      frameNumber,
+      frameTimestamp,
+      fps = null,
+      measuredFps = null,
+      comesFromVideoFile = null,
+    }: VideoMetadataFields,
     path = 'video_metadata',
   ) {
-    if (typeof videoIdentifier !== 'string') throw new KindError(`${path}.video_identifier`, `must be text, got ${describe(videoIdentifier)}`)
+    if (typeof videoIdentifier !== 'string')
+      throw new KindError(
+        `${path}.video_identifier`,
+        `must be text, got ${describe(videoIdentifier)}`,
+      )
     if (!Number.isSafeInteger(frameNumber) || frameNumber < 0) {
-      throw new KindError(`${path}.frame_number`, `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${describe(frameNumber)}`)
+      throw new KindError(
+        `${path}.frame_number`,
+        `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${describe(frameNumber)}`,
+      )
     }
     const text = frameTimestamp instanceof TimestampText ? frameTimestamp.text : frameTimestamp
     this.frameTimestamp = new TimestampText(checkTimestamp(text, `${path}.frame_timestamp`))
@@ -47,7 +68,10 @@ export class VideoMetadata {
     this.fps = checkRate(fps, `${path}.fps`)
     this.measuredFps = checkRate(measuredFps, `${path}.measured_fps`)
     if (comesFromVideoFile !== null && typeof comesFromVideoFile !== 'boolean') {
-      throw new KindError(`${path}.comes_from_video_file`, `must be a boolean or null, got ${describe(comesFromVideoFile)}`)
+      throw new KindError(
+        `${path}.comes_from_video_file`,
+        `must be a boolean or null, got ${describe(comesFromVideoFile)}`,
+      )
     }
     this.comesFromVideoFile = comesFromVideoFile
   }
@@ -71,14 +95,37 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]
  * no leap second, upper-case T and Z, as cbor2 reads them); else KindError at `path`.
  */
 function checkTimestamp(text: unknown, path: string): string {
-  const bad = () => new KindError(path, `must be an RFC 3339 timestamp with a UTC offset (2024-05-01T12:00:00+05:30), got ${describe(text)}`)
+  const bad = () =>
+    new KindError(
+      path,
+      `must be an RFC 3339 timestamp with a UTC offset (2024-05-01T12:00:00+05:30), got ${describe(text)}`,
+    )
   if (typeof text !== 'string') throw bad()
   const match = RFC3339.exec(text)
   if (!match) throw bad()
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number]
-  const daysInMonth = new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeapYear(year) ? 1 : 0)
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ]
+  const daysInMonth =
+    new Date(Date.UTC(2000, month, 0)).getUTCDate() - (month === 2 && !isLeapYear(year) ? 1 : 0)
   const offsetOk = match[8] === 'Z' || (Number(match[9]) <= 23 && Number(match[10]) <= 59)
-  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59 || !offsetOk) throw bad()
+  if (
+    year < 1 ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > daysInMonth ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59 ||
+    !offsetOk
+  )
+    throw bad()
   return text
 }
 
@@ -94,8 +141,15 @@ function checkRate(value: unknown, path: string): number | null {
 
 /** A value as a message names it, in CBOR's terms (the Python half says the same). */
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' || value === null) return String(value)
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value)
+  if (
+    typeof value === 'number' ||
+    typeof value === 'boolean' ||
+    typeof value === 'bigint' ||
+    value === null
+  )
+    return String(value)
   if (value === undefined) return 'nothing'
   if (value instanceof Uint8Array) return 'a byte string'
   if (Array.isArray(value)) return 'an array'
@@ -106,12 +160,25 @@ export function describe(value: unknown): string {
 }
 
 /** A decoded CBOR map as a plain object, unknown keys refused. */
-export function fieldsOf(content: unknown, known: readonly string[], path: string, what: string): Record<string, unknown> {
-  if (content === null || typeof content !== 'object' || Object.getPrototypeOf(content) !== Object.prototype) {
+export function fieldsOf(
+  content: unknown,
+  known: readonly string[],
+  path: string,
+  what: string,
+): Record<string, unknown> {
+  if (
+    content === null ||
+    typeof content !== 'object' ||
+    Object.getPrototypeOf(content) !== Object.prototype
+  ) {
     throw new KindError(path, `must be a map of ${what}, got ${describe(content)}`)
   }
   for (const key of Object.keys(content)) {
-    if (!known.includes(key)) throw new KindError(path, `unknown field ${JSON.stringify(key)} (fields: ${known.join(', ')})`)
+    if (!known.includes(key))
+      throw new KindError(
+        path,
+        `unknown field ${JSON.stringify(key)} (fields: ${known.join(', ')})`,
+      )
   }
   return content as Record<string, unknown>
 }
@@ -123,18 +190,30 @@ function toNumber(value: unknown): unknown {
 
 function decodeVideoMetadata(tag: number, content: unknown, path: string): VideoMetadata {
   const fields = fieldsOf(content, FIELDS, path, `the video metadata fields (tag ${tag})`)
-  for (const name of FIELDS.slice(0, 3)) if (!(name in fields)) throw new KindError(path, `missing field '${name}'`)
+  for (const name of FIELDS.slice(0, 3))
+    if (!(name in fields)) throw new KindError(path, `missing field '${name}'`)
   const frameNumber = fields.frame_number
   if (typeof frameNumber === 'bigint' && frameNumber > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new KindError(`${path}.frame_number`, `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${frameNumber}`)
+    throw new KindError(
+      `${path}.frame_number`,
+      `must be an integer from 0 to ${Number.MAX_SAFE_INTEGER}, got ${frameNumber}`,
+    )
   }
   let timestamp = fields.frame_timestamp
   // tag 1: an instant in epoch seconds, read as UTC
-  if (timestamp instanceof Tag && timestamp.tag === 1 && typeof timestamp.value === 'number' && Number.isFinite(timestamp.value)) {
+  if (
+    timestamp instanceof Tag &&
+    timestamp.tag === 1 &&
+    typeof timestamp.value === 'number' &&
+    Number.isFinite(timestamp.value)
+  ) {
     timestamp = new TimestampText(new Date(timestamp.value * 1000).toISOString())
   }
   if (!(timestamp instanceof TimestampText)) {
-    throw new KindError(`${path}.frame_timestamp`, `must be a date (CBOR tag 0, RFC 3339 text with a UTC offset), got ${describe(timestamp)}`)
+    throw new KindError(
+      `${path}.frame_timestamp`,
+      `must be a date (CBOR tag 0, RFC 3339 text with a UTC offset), got ${describe(timestamp)}`,
+    )
   }
   return new VideoMetadata(
     {

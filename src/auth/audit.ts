@@ -21,7 +21,9 @@ interface AuditEntry {
 export class AuditLog {
   private pending: AuditEntry[] = []
 
-  constructor(private readonly write: (entry: AuditEntry) => void = (entry) => log.info('run', { ...entry })) {}
+  constructor(
+    private readonly write: (entry: AuditEntry) => void = (entry) => log.info('run', { ...entry }),
+  ) {}
 
   /** Runs `job` on `backend` and records how it went, whether it answered or threw. */
   async run(backend: Backend, job: RunJob, caller: Caller, route: string): Promise<RunOutcome> {

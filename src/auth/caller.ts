@@ -17,7 +17,11 @@ export interface CallerEnv {
 const DEFAULT_WORKSPACE = 'default'
 
 /** Middleware: finds the caller's key (401 without a valid one) and holds a quota slot for the request. */
-export function identifyCaller(keys: KeyRing, quotas: Quotas, { modalPair = false } = {}): MiddlewareHandler<CallerEnv> {
+export function identifyCaller(
+  keys: KeyRing,
+  quotas: Quotas,
+  { modalPair = false } = {},
+): MiddlewareHandler<CallerEnv> {
   return async (c, next) => {
     if (keys.size === 0) {
       c.set('caller', null)
@@ -25,7 +29,12 @@ export function identifyCaller(keys: KeyRing, quotas: Quotas, { modalPair = fals
     }
     const key = presentedKey(c.req.raw.headers, keys, modalPair)
     // One message for every way of getting it wrong: no hint which part was.
-    if (!key) throw new Unauthorized(modalPair ? 'missing or invalid API key (Authorization: Bearer, or Modal-Key and Modal-Secret)' : 'missing or invalid API key (Authorization: Bearer)')
+    if (!key)
+      throw new Unauthorized(
+        modalPair
+          ? 'missing or invalid API key (Authorization: Bearer, or Modal-Key and Modal-Secret)'
+          : 'missing or invalid API key (Authorization: Bearer)',
+      )
     const release = quotas.admit(key)
     c.set('caller', key)
     try {
@@ -53,7 +62,10 @@ export const callerOf = (c: Context<CallerEnv>): Caller => c.get('caller') ?? nu
 export function workspaceFor(caller: Caller, requested: string | undefined): string {
   if (caller === null) return requested ?? DEFAULT_WORKSPACE
   if (requested === undefined) return caller.workspaces[0]!
-  if (!caller.workspaces.includes(requested)) throw new Forbidden(`workspace: the API key "${caller.id}" may not run in workspace "${requested}"`)
+  if (!caller.workspaces.includes(requested))
+    throw new Forbidden(
+      `workspace: the API key "${caller.id}" may not run in workspace "${requested}"`,
+    )
   return requested
 }
 
@@ -66,5 +78,8 @@ export function timeoutFor(caller: Caller, timeoutMs: number): number {
 /** Refuses a body over the key's own maximum (the server's applies to everyone before this). */
 export function checkBodySize(caller: Caller, bytes: number): void {
   const cap = caller?.limits.maxBodyBytes
-  if (cap && bytes > cap) throw new PayloadTooLarge(`body: ${bytes} bytes, over the ${cap}-byte limit of the API key "${caller!.id}"`)
+  if (cap && bytes > cap)
+    throw new PayloadTooLarge(
+      `body: ${bytes} bytes, over the ${cap}-byte limit of the API key "${caller!.id}"`,
+    )
 }

@@ -26,8 +26,12 @@ const entry = {
 }
 const checked = keyFileSchema.safeParse({ keys: [entry] })
 if (!checked.success) {
-  console.error(`keygen: ${checked.error.issues.map((i) => `${i.path.slice(2).join('.')}: ${i.message}`).join('; ')}`)
+  console.error(
+    `keygen: ${checked.error.issues.map((i) => `${i.path.slice(2).join('.')}: ${i.message}`).join('; ')}`,
+  )
   process.exit(2)
 }
-console.error(`API key (give it to the client; it is not stored anywhere):\n  ${key}\n\nAdd this entry to "keys" in your BLOCKGATE_API_KEYS_FILE:`)
+console.error(
+  `API key (give it to the client; it is not stored anywhere):\n  ${key}\n\nAdd this entry to "keys" in your BLOCKGATE_API_KEYS_FILE:`,
+)
 console.log(JSON.stringify(entry, null, 2))

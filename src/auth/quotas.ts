@@ -11,7 +11,10 @@ interface Bucket {
   running: number
 }
 
-const rejections = () => metrics.getMeter('blockgate').createCounter('blockgate.quota.rejections', { description: 'Requests refused by a key quota' })
+const rejections = () =>
+  metrics
+    .getMeter('blockgate')
+    .createCounter('blockgate.quota.rejections', { description: 'Requests refused by a key quota' })
 
 export class Quotas {
   private readonly buckets = new Map<string, Bucket>()
@@ -25,16 +28,27 @@ export class Quotas {
       bucket = { tokens: burst, refilledAt: now, running: 0 }
       this.buckets.set(key.id, bucket)
     }
-    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.refilledAt) / 1000) * requestsPerSecond)
+    bucket.tokens = Math.min(
+      burst,
+      bucket.tokens + ((now - bucket.refilledAt) / 1000) * requestsPerSecond,
+    )
     bucket.refilledAt = now
     if (bucket.tokens < 1) {
       this.rejected.add(1, { 'blockgate.key.id': key.id, 'blockgate.quota': 'rate' })
       const waitS = Math.max(1, Math.ceil((1 - bucket.tokens) / requestsPerSecond))
-      throw new Overloaded(`key ${key.id}: over its rate of ${requestsPerSecond} requests per second`, waitS, 429)
+      throw new Overloaded(
+        `key ${key.id}: over its rate of ${requestsPerSecond} requests per second`,
+        waitS,
+        429,
+      )
     }
     if (bucket.running >= concurrentRuns) {
       this.rejected.add(1, { 'blockgate.key.id': key.id, 'blockgate.quota': 'concurrency' })
-      throw new Overloaded(`key ${key.id}: ${concurrentRuns} runs are already in flight, its limit`, 1, 429)
+      throw new Overloaded(
+        `key ${key.id}: ${concurrentRuns} runs are already in flight, its limit`,
+        1,
+        429,
+      )
     }
     bucket.tokens -= 1
     bucket.running += 1

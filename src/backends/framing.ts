@@ -7,7 +7,15 @@
 //
 // Everything a runtime sends is hostile input (it shares its process with the block): its head is decoded with a budget for the
 // bytes its references may hand over, and may carry only the tags the protocol uses.
-import { alignSidecar, decodeWithSidecar, encodeWithSidecar, Tag, TYPED_ARRAY_TAGS, TypedBytes, type SharedRegion } from '../../serializers/cbor.ts'
+import {
+  alignSidecar,
+  decodeWithSidecar,
+  encodeWithSidecar,
+  Tag,
+  TYPED_ARRAY_TAGS,
+  TypedBytes,
+  type SharedRegion,
+} from '../../serializers/cbor.ts'
 import { SERIALIZERS } from '../../serializers/index.ts'
 import { HOMOGENEOUS_TAG } from '../../serializers/ndarray/index.ts'
 
@@ -56,10 +64,14 @@ export class FrameReader {
       const header = this.peek(U32)
       const length = new DataView(header.buffer, header.byteOffset, U32).getUint32(0)
       if (length > this.maxFrameBytes) {
-        throw new FrameTooLarge(`the runtime sent a ${length}-byte frame, over the ${this.maxFrameBytes}-byte limit`)
+        throw new FrameTooLarge(
+          `the runtime sent a ${length}-byte frame, over the ${this.maxFrameBytes}-byte limit`,
+        )
       }
       if (this.buffered < U32 + length) return frames
-      frames.push(decodePayload(this.take(U32 + length).subarray(U32), this.region, this.maxFrameBytes))
+      frames.push(
+        decodePayload(this.take(U32 + length).subarray(U32), this.region, this.maxFrameBytes),
+      )
     }
   }
 
@@ -87,15 +99,29 @@ export const WORKER_FRAME_TAGS: ReadonlySet<number> = new Set([
   1,
   HOMOGENEOUS_TAG,
   ...SERIALIZERS.flatMap((serializer) => serializer.tags),
-  ...Array.from({ length: TYPED_ARRAY_TAGS.last - TYPED_ARRAY_TAGS.first + 1 }, (_, i) => TYPED_ARRAY_TAGS.first + i),
+  ...Array.from(
+    { length: TYPED_ARRAY_TAGS.last - TYPED_ARRAY_TAGS.first + 1 },
+    (_, i) => TYPED_ARRAY_TAGS.first + i,
+  ),
 ])
 
-function decodePayload(payload: Uint8Array, region: SharedRegion | null, maxReferencedBytes: number): unknown {
-  if (payload.byteLength < U32) throw new Error(`frame payload of ${payload.byteLength} bytes has no head length`)
+function decodePayload(
+  payload: Uint8Array,
+  region: SharedRegion | null,
+  maxReferencedBytes: number,
+): unknown {
+  if (payload.byteLength < U32)
+    throw new Error(`frame payload of ${payload.byteLength} bytes has no head length`)
   const headLength = new DataView(payload.buffer, payload.byteOffset, U32).getUint32(0)
-  if (U32 + headLength > payload.byteLength) throw new Error(`frame head of ${headLength} bytes overruns its payload`)
+  if (U32 + headLength > payload.byteLength)
+    throw new Error(`frame head of ${headLength} bytes overruns its payload`)
   const head = payload.subarray(U32, U32 + headLength)
-  const message = decodeWithSidecar(head, payload.subarray(Math.min(payload.byteLength, alignSidecar(U32 + headLength))), region, maxReferencedBytes)
+  const message = decodeWithSidecar(
+    head,
+    payload.subarray(Math.min(payload.byteLength, alignSidecar(U32 + headLength))),
+    region,
+    maxReferencedBytes,
+  )
   refuseForeignTags(message)
   return message
 }
@@ -107,12 +133,16 @@ function refuseForeignTags(value: unknown): void {
     const node = pending.pop()
     if (node === null || typeof node !== 'object' || ArrayBuffer.isView(node)) continue
     if (node instanceof Tag || node instanceof TypedBytes) {
-      if (!WORKER_FRAME_TAGS.has(node.tag)) throw new Error(`a runtime frame carries CBOR tag ${node.tag}, which the protocol does not use`)
+      if (!WORKER_FRAME_TAGS.has(node.tag))
+        throw new Error(
+          `a runtime frame carries CBOR tag ${node.tag}, which the protocol does not use`,
+        )
       if (node instanceof Tag) pending.push(node.value)
     } else if (Array.isArray(node)) {
       for (const item of node) if (item !== null && typeof item === 'object') pending.push(item)
     } else {
-      for (const item of Object.values(node)) if (item !== null && typeof item === 'object') pending.push(item)
+      for (const item of Object.values(node))
+        if (item !== null && typeof item === 'object') pending.push(item)
     }
   }
 }

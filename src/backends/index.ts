@@ -21,7 +21,10 @@ export function createBackends(config: Config): Backends {
       queueTimeoutMs: config.limits.queueTimeoutMs,
       isolation: local.allowUnsandboxed ? 'off' : 'sandboxed',
     })
-  } else if (config.defaultBackend === 'local' || Object.values(config.workspaceBackends).includes('local')) {
+  } else if (
+    config.defaultBackend === 'local' ||
+    Object.values(config.workspaceBackends).includes('local')
+  ) {
     throw new ConfigError(
       'bubblewrap (bwrap) is not installed, so local workers cannot be isolated: run `npm run setup` (or apt-get install bubblewrap), or set BLOCKGATE_ALLOW_UNSANDBOXED=1 to run user code without isolation',
     )
@@ -36,4 +39,3 @@ export function createBackends(config: Config): Backends {
   }
   return backends
 }
-

@@ -10,7 +10,8 @@ import { Overloaded } from '../errors.ts'
 import { timed } from './timed.ts'
 
 /** The unit of fairness: with API keys, the key (which may hold several workspaces). */
-export const tenantOf = (job: Pick<RunJob, 'workspace' | 'keyId'>): string => (job.keyId ? `key ${job.keyId}` : `workspace ${job.workspace}`)
+export const tenantOf = (job: Pick<RunJob, 'workspace' | 'keyId'>): string =>
+  job.keyId ? `key ${job.keyId}` : `workspace ${job.workspace}`
 
 export interface Waiter<T> {
   tenant: string
@@ -76,7 +77,13 @@ export class RunQueue<T> {
    * A runtime for a run of `tenant`: at once when the tenant is under its share and
    * `startNow` has one (counted as the tenant's), else a place in the queue.
    */
-  async acquire(tenant: string, workspace: string, hash: string, signal: AbortSignal | undefined, startNow: () => Promise<T> | null): Promise<T & { waitedMs: number }> {
+  async acquire(
+    tenant: string,
+    workspace: string,
+    hash: string,
+    signal: AbortSignal | undefined,
+    startNow: () => Promise<T> | null,
+  ): Promise<T & { waitedMs: number }> {
     const now = this.underShare(tenant) ? startNow() : null
     if (now) {
       this.hold(tenant)
@@ -93,13 +100,26 @@ export class RunQueue<T> {
   }
 
   /** Waits for a runtime of `workspace`; rejects with Overloaded when full, late or abandoned. */
-  wait(tenant: string, workspace: string, hash: string, signal: AbortSignal | undefined): Promise<T> {
+  wait(
+    tenant: string,
+    workspace: string,
+    hash: string,
+    signal: AbortSignal | undefined,
+  ): Promise<T> {
     const { maxQueue, tenantMaxQueue, timeoutMs } = this.options
     if (this.waiters.length >= maxQueue) {
-      return Promise.reject(new Overloaded(`all ${this.pool()} are busy and ${maxQueue} runs are waiting`, 1, 429))
+      return Promise.reject(
+        new Overloaded(`all ${this.pool()} are busy and ${maxQueue} runs are waiting`, 1, 429),
+      )
     }
     if (this.waiters.filter((w) => w.tenant === tenant).length >= tenantMaxQueue) {
-      return Promise.reject(new Overloaded(`${tenant}: ${tenantMaxQueue} of its runs already wait for one of the ${this.pool()}, its limit (BLOCKGATE_TENANT_MAX_QUEUE)`, 1, 429))
+      return Promise.reject(
+        new Overloaded(
+          `${tenant}: ${tenantMaxQueue} of its runs already wait for one of the ${this.pool()}, its limit (BLOCKGATE_TENANT_MAX_QUEUE)`,
+          1,
+          429,
+        ),
+      )
     }
     let waiting = true
     const leave = () => {
@@ -162,7 +182,11 @@ export class RunQueue<T> {
    * Serves every waiter the pool can serve now, the fairest first (`next`): `start` gets it a
    * runtime; a waiter that stopped waiting meanwhile leaves it to `putBack`.
    */
-  serveAll(cost: ServeCost<T>, start: (waiter: Waiter<T>) => Promise<T>, putBack: (runtime: T) => void): void {
+  serveAll(
+    cost: ServeCost<T>,
+    start: (waiter: Waiter<T>) => Promise<T>,
+    putBack: (runtime: T) => void,
+  ): void {
     for (;;) {
       const waiter = this.next(cost)
       if (!waiter) return
@@ -190,7 +214,8 @@ export class RunQueue<T> {
 
   private lateMessage(tenant: string): string {
     const { tenantShare, timeoutMs, shareSetting } = this.options
-    if (this.underShare(tenant)) return `none of all ${this.pool()} became free within ${timeoutMs} ms`
+    if (this.underShare(tenant))
+      return `none of all ${this.pool()} became free within ${timeoutMs} ms`
     return `${tenant}: none of the ${tenantShare} of the ${this.pool()} it may hold at once (${shareSetting}) became free within ${timeoutMs} ms`
   }
 }

@@ -3,10 +3,23 @@
 // typed error. The runtime is a local worker or a remote sandbox; the protocol is the same
 // (runtime-protocol.ts), and each reply is checked against it here, before a field is read.
 import { OutputsDocument, type RunJob, type RunOutcome } from './backend.ts'
-import { BadRequest, BlockCodeError, type BlockgateError, OutputTooLarge, RuntimeReportedError } from '../errors.ts'
+import {
+  BadRequest,
+  BlockCodeError,
+  type BlockgateError,
+  OutputTooLarge,
+  RuntimeReportedError,
+} from '../errors.ts'
 import { ATTR, runtimePhaseSpan, SPAN } from '../telemetry/names.ts'
 import { inSpan, pastSpan } from '../telemetry/spans.ts'
-import { checkReply, type FailureReply, type LoadReply, type RunReply, type RunRequest, type RuntimeRequest } from './runtime-protocol.ts'
+import {
+  checkReply,
+  type FailureReply,
+  type LoadReply,
+  type RunReply,
+  type RunRequest,
+  type RuntimeRequest,
+} from './runtime-protocol.ts'
 
 /**
  * A runtime's answer as its transport delivered it: one decoded frame, not yet trusted.
@@ -35,7 +48,12 @@ export interface SessionResult {
  * instead of two, for runtimes across a network. `cacheSize` travels with it to a runtime
  * that blockgate did not start with its settings (an E2B sandbox's server).
  */
-export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: number, { inlineLoad = false, cacheSize }: { inlineLoad?: boolean; cacheSize?: number } = {}): Promise<SessionResult> {
+export async function runBlock(
+  runtime: BlockRuntime,
+  job: RunJob,
+  deadline: number,
+  { inlineLoad = false, cacheSize }: { inlineLoad?: boolean; cacheSize?: number } = {},
+): Promise<SessionResult> {
   let loadedBlock = false
   for (let attempt = 0; ; attempt++) {
     const missing = !runtime.loaded.has(job.block.hash)
@@ -44,20 +62,30 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
       await loadBlock(runtime, job, deadline)
     }
     const runStartedAt = performance.now()
-    const message: RunRequest = { op: 'run', hash: job.block.hash, inputs: job.inputs, context: job.context, output_format: job.outputFormat }
+    const message: RunRequest = {
+      op: 'run',
+      hash: job.block.hash,
+      inputs: job.inputs,
+      context: job.context,
+      output_format: job.outputFormat,
+    }
     if (missing && inlineLoad) {
       message.code = job.block.code
       if (cacheSize !== undefined) message.cache_size = cacheSize
     }
-    const reply = await inSpan(SPAN.execute, { [ATTR.timeoutMs]: Math.round(remaining(deadline)) }, async (span) => {
-      const sentAt = wallClockMs()
-      const reply = checkReply('run', await runtime.request(message, remaining(deadline)))
-      if (span.isRecording() && reply.ok) addRuntimePhases(reply, sentAt, wallClockMs())
-      // The runtime may have evicted the block since our mirror last heard: load again once.
-      if (isUnknownBlock(reply) && attempt === 0) return reply
-      if (!reply.ok) throw blockError(reply)
-      return reply
-    })
+    const reply = await inSpan(
+      SPAN.execute,
+      { [ATTR.timeoutMs]: Math.round(remaining(deadline)) },
+      async (span) => {
+        const sentAt = wallClockMs()
+        const reply = checkReply('run', await runtime.request(message, remaining(deadline)))
+        if (span.isRecording() && reply.ok) addRuntimePhases(reply, sentAt, wallClockMs())
+        // The runtime may have evicted the block since our mirror last heard: load again once.
+        if (isUnknownBlock(reply) && attempt === 0) return reply
+        if (!reply.ok) throw blockError(reply)
+        return reply
+      },
+    )
     if (!reply.ok) {
       // The block was unknown: forget it and load it again.
       runtime.loaded.delete(job.block.hash)
@@ -74,7 +102,13 @@ export async function runBlock(runtime: BlockRuntime, job: RunJob, deadline: num
 async function loadBlock(runtime: BlockRuntime, job: RunJob, deadline: number): Promise<void> {
   await inSpan(SPAN.init, { [ATTR.blockHash]: job.block.hash }, async (span) => {
     const sentAt = wallClockMs()
-    const reply = checkReply('load', await runtime.request({ op: 'load', hash: job.block.hash, code: job.block.code }, remaining(deadline)))
+    const reply = checkReply(
+      'load',
+      await runtime.request(
+        { op: 'load', hash: job.block.hash, code: job.block.code },
+        remaining(deadline),
+      ),
+    )
     if (!reply.ok) throw blockError(reply)
     if (span.isRecording()) addRuntimePhases(reply, sentAt, wallClockMs())
     noteLoaded(runtime, job.block.hash, reply.evicted)
@@ -84,19 +118,25 @@ async function loadBlock(runtime: BlockRuntime, job: RunJob, deadline: number): 
 /** Epoch milliseconds with sub-millisecond precision (Date.now() has whole milliseconds only). */
 const wallClockMs = () => performance.timeOrigin + performance.now()
 
-const isUnknownBlock = (reply: RunReply | FailureReply) => !reply.ok && reply.error.type === 'UnknownBlock'
+const isUnknownBlock = (reply: RunReply | FailureReply) =>
+  !reply.ok && reply.error.type === 'UnknownBlock'
 
 /**
  * The runtime's own phases (decode, load, execute, encode) as child spans, by the wall-clock
  * times it reported, kept inside the request's own interval (a remote clock may be skewed).
  * A block loaded in the same request also gets its `sandbox.init` span.
  */
-function addRuntimePhases(reply: RunReply | LoadReply, sentAtMs: number, answeredAtMs: number): void {
+function addRuntimePhases(
+  reply: RunReply | LoadReply,
+  sentAtMs: number,
+  answeredAtMs: number,
+): void {
   const clamp = (ms: number) => Math.min(answeredAtMs, Math.max(sentAtMs, ms))
   const loadedInline = 'loaded' in reply && reply.loaded !== undefined
   for (const [phase, [startNs, endNs]] of Object.entries(reply.phases_ns ?? {})) {
     const [start, end] = [clamp(startNs / 1e6), clamp(endNs / 1e6)]
-    if (phase === 'load' && loadedInline) pastSpan(SPAN.init, start, end, { [ATTR.inlineInit]: true })
+    if (phase === 'load' && loadedInline)
+      pastSpan(SPAN.init, start, end, { [ATTR.inlineInit]: true })
     pastSpan(runtimePhaseSpan(phase), start, end)
   }
 }
@@ -115,7 +155,10 @@ export interface Acquisition {
 }
 
 /** The run's outcome from its session, timed from queueing to the reply. */
-export function outcomeOf({ reply, loadedBlock, runStartedAt }: SessionResult, acquisition: Acquisition): RunOutcome {
+export function outcomeOf(
+  { reply, loadedBlock, runStartedAt }: SessionResult,
+  acquisition: Acquisition,
+): RunOutcome {
   const { queuedAt, acquiredAt, waitedMs, started } = acquisition
   return {
     outputs: outputsOf(reply),
@@ -150,7 +193,8 @@ function remaining(deadline: number): number {
 /** The runtime's failure as a typed error; a type we do not map stays the runtime's (and so the block's) word. */
 export function blockError(reply: FailureReply): BlockgateError {
   const { type, message, ...details } = reply.error
-  if (type === 'BlockCompileError' || type === 'BlockRuntimeError') return new BlockCodeError(type, message, details)
+  if (type === 'BlockCompileError' || type === 'BlockRuntimeError')
+    return new BlockCodeError(type, message, details)
   if (type === 'OutputTooLarge') return new OutputTooLarge(message)
   if (type === 'InvalidInput') return new BadRequest(message)
   return new RuntimeReportedError(type, message)

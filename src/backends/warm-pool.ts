@@ -116,7 +116,9 @@ export class WarmPool<R extends PooledRuntime> {
         const tenant = tenantOf(job)
         const { workspace } = job
         const hash = job.block.hash
-        const taken = await this.queue.acquire(tenant, workspace, hash, job.signal, () => this.take(workspace, hash, true))
+        const taken = await this.queue.acquire(tenant, workspace, hash, job.signal, () =>
+          this.take(workspace, hash, true),
+        )
         return { runtime: taken.runtime, started: taken.started, waitedMs: taken.waitedMs, tenant }
       },
       (a) => ({ cold: a.started, runtimeId: a.runtime.id, waitedMs: a.waitedMs }),
@@ -175,10 +177,25 @@ export class WarmPool<R extends PooledRuntime> {
     while (this.pending.size > 0) await Promise.allSettled([...this.pending])
   }
 
-  counts(): { live: number; idle: number; spares: number; starting: number; queued: number; by_workspace: Record<string, number> } {
+  counts(): {
+    live: number
+    idle: number
+    spares: number
+    starting: number
+    queued: number
+    by_workspace: Record<string, number>
+  } {
     const byWorkspace: Record<string, number> = {}
-    for (const r of this.all) if (r.workspace) byWorkspace[r.workspace] = (byWorkspace[r.workspace] ?? 0) + 1
-    return { live: this.all.size, idle: this.idle.length, spares: this.spares.length, starting: this.starting, queued: this.queue.length, by_workspace: byWorkspace }
+    for (const r of this.all)
+      if (r.workspace) byWorkspace[r.workspace] = (byWorkspace[r.workspace] ?? 0) + 1
+    return {
+      live: this.all.size,
+      idle: this.idle.length,
+      spares: this.spares.length,
+      starting: this.starting,
+      queued: this.queue.length,
+      by_workspace: byWorkspace,
+    }
   }
 
   /** Live runtimes with their workspace: for tests and diagnostics. */
@@ -223,7 +240,9 @@ export class WarmPool<R extends PooledRuntime> {
     if (!this.hasRoom()) return null
     // A start for a waiter is not traced here: the span in hand is the run that freed room.
     const { name, attributes } = this.options.startSpan
-    const starting = traced ? inSpan(name, attributes, () => this.start(workspace)) : this.start(workspace)
+    const starting = traced
+      ? inSpan(name, attributes, () => this.start(workspace))
+      : this.start(workspace)
     return starting.then((runtime) => ({ runtime, started: true }))
   }
 
@@ -259,7 +278,10 @@ export class WarmPool<R extends PooledRuntime> {
     try {
       this.spares.push(await this.start(null))
     } catch (error) {
-      if (!this.stopped) log.warn(`a spare of the ${this.options.backend} pool could not be started`, { error: (error as Error).message })
+      if (!this.stopped)
+        log.warn(`a spare of the ${this.options.backend} pool could not be started`, {
+          error: (error as Error).message,
+        })
       throw error
     }
     this.serveWaiters()
@@ -268,12 +290,14 @@ export class WarmPool<R extends PooledRuntime> {
   private refillSpares(): void {
     if (this.stopped) return
     const wanted = this.options.spares - this.spares.length - this.starting
-    for (let i = 0; i < wanted && this.hasRoom() && this.provider.canStart(); i++) this.startSpare().catch(() => {})
+    for (let i = 0; i < wanted && this.hasRoom() && this.provider.canStart(); i++)
+      this.startSpare().catch(() => {})
   }
 
   /** Idle until a waiter takes it: one of its workspace, or one that ends it for room. */
   private release(runtime: R): void {
-    if (this.stopped || !this.all.has(runtime) || !this.provider.reusable(runtime)) return this.retire(runtime)
+    if (this.stopped || !this.all.has(runtime) || !this.provider.reusable(runtime))
+      return this.retire(runtime)
     this.idle.push(runtime)
     const { idleMs } = this.options
     if (idleMs !== undefined) {

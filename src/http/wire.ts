@@ -1,12 +1,23 @@
 // Bodies on the wire: CBOR or JSON in, the same type out (unless `Accept` asks for the
 // other). Decoding errors become 400s that say what was wrong with the bytes.
-import { BIGNUM, CborLimitExceeded, decodeCbor, encodeCbor, Float64, keepWholeFloats, SurrogateText } from '../../serializers/cbor.ts'
+import {
+  BIGNUM,
+  CborLimitExceeded,
+  decodeCbor,
+  encodeCbor,
+  Float64,
+  keepWholeFloats,
+  SurrogateText,
+} from '../../serializers/cbor.ts'
 import { OutputsDocument } from '../backends/backend.ts'
 import { BadRequest, UnsupportedMediaType } from '../errors.ts'
 
 export type WireFormat = 'json' | 'cbor'
 
-const MEDIA_TYPES: Record<WireFormat, string> = { json: 'application/json', cbor: 'application/cbor' }
+const MEDIA_TYPES: Record<WireFormat, string> = {
+  json: 'application/json',
+  cbor: 'application/cbor',
+}
 
 function formatOfContentType(contentType: string | null): WireFormat | null {
   const essence = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
@@ -23,7 +34,10 @@ export function responseFormat(request: Request): WireFormat {
   return formatOfContentType(request.headers.get('content-type')) ?? 'json'
 }
 
-export async function readBody(request: Request, onSize?: (bytes: number) => void): Promise<unknown> {
+export async function readBody(
+  request: Request,
+  onSize?: (bytes: number) => void,
+): Promise<unknown> {
   const format = formatOfContentType(request.headers.get('content-type'))
   if (format === null) {
     throw new UnsupportedMediaType(
@@ -71,7 +85,8 @@ export function parseJson(text: string, what: string, inputs: JsonInputs = 'none
     if (error instanceof BadRequest) throw error
     // Only when JSON.parse refused the text: Python's bare non-finite tokens, in inputs.
     const rewritten = readInputs ? withoutNonFiniteTokens(text) : null
-    if (rewritten === null) throw new BadRequest(`${what}: not valid JSON (${(error as Error).message})`)
+    if (rewritten === null)
+      throw new BadRequest(`${what}: not valid JSON (${(error as Error).message})`)
     try {
       value = JSON.parse(rewritten, reviver(what, true, NON_FINITE_STAND_IN))
     } catch (second) {
@@ -79,25 +94,41 @@ export function parseJson(text: string, what: string, inputs: JsonInputs = 'none
       throw new BadRequest(`${what}: not valid JSON (${(error as Error).message})`)
     }
   }
-  if (inputs === 'root') return mayHoldLoneSurrogates(text) ? surrogatesChecked(value, what, true) : value
+  if (inputs === 'root')
+    return mayHoldLoneSurrogates(text) ? surrogatesChecked(value, what, true) : value
   if (inputs === 'inputs' && isPlainRecord(value)) {
-    for (const key of Object.keys(value)) if (key !== 'inputs') value[key] = withPlainNumbers(value[key])
+    for (const key of Object.keys(value))
+      if (key !== 'inputs') value[key] = withPlainNumbers(value[key])
   }
   if (!mayHoldLoneSurrogates(text)) return value
   if (inputs === 'none' || !isPlainRecord(value)) return surrogatesChecked(value, what, false)
-  for (const key of Object.keys(value)) value[key] = surrogatesChecked(value[key], key, key === 'inputs')
+  for (const key of Object.keys(value))
+    value[key] = surrogatesChecked(value[key], key, key === 'inputs')
   return value
 }
 
-const isPlainRecord = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype
+const isPlainRecord = (value: unknown): value is Record<string, unknown> =>
+  value !== null &&
+  typeof value === 'object' &&
+  !Array.isArray(value) &&
+  Object.getPrototypeOf(value) === Object.prototype
 
 const FRACTION_OR_EXPONENT = /[.eE]/
-const NON_FINITE_TEXT: Record<string, number> = { NaN: Number.NaN, Infinity: Number.POSITIVE_INFINITY, '-Infinity': Number.NEGATIVE_INFINITY }
+const NON_FINITE_TEXT: Record<string, number> = {
+  NaN: Number.NaN,
+  Infinity: Number.POSITIVE_INFINITY,
+  '-Infinity': Number.NEGATIVE_INFINITY,
+}
 /** What a bare NaN, Infinity or -Infinity becomes before the second JSON.parse. */
 const NON_FINITE_STAND_IN = `\u0000blockgate-non-finite-${crypto.randomUUID()}:`
 
 function reviver(what: string, readInputs: boolean, standIn: string | null) {
-  return function (this: unknown, key: string, value: unknown, context?: { source?: string }): unknown {
+  return function (
+    this: unknown,
+    key: string,
+    value: unknown,
+    context?: { source?: string },
+  ): unknown {
     if (typeof value === 'number') {
       // JSON.parse turns 1700000000000 into a double (and an integer of 309 digits or more
       // into Infinity), and cbor-x writes doubles for integers beyond 32 bits: Python would
@@ -106,18 +137,32 @@ function reviver(what: string, readInputs: boolean, standIn: string | null) {
       // A fraction is a float as it is; whole values (and integers past the double range,
       // Infinity here) are looked at.
       if (source === undefined || (Number.isFinite(value) && !Number.isInteger(value))) return value
-      if (readInputs && FRACTION_OR_EXPONENT.test(source)) return Number.isFinite(value) ? new Float64(value) : value
-      return Math.abs(value) < 2 ** 31 || !/^-?\d+$/.test(source) ? value : exactInteger(source, key, what)
+      if (readInputs && FRACTION_OR_EXPONENT.test(source))
+        return Number.isFinite(value) ? new Float64(value) : value
+      return Math.abs(value) < 2 ** 31 || !/^-?\d+$/.test(source)
+        ? value
+        : exactInteger(source, key, what)
     }
     if (!readInputs || value === null || typeof value !== 'object') {
-      if (standIn !== null && typeof value === 'string' && value.startsWith(standIn)) return NON_FINITE_TEXT[value.slice(standIn.length)]
+      if (standIn !== null && typeof value === 'string' && value.startsWith(standIn))
+        return NON_FINITE_TEXT[value.slice(standIn.length)]
       return value
     }
     const marker = value as { _type?: unknown; value?: unknown; dtype?: unknown }
     // An array with a numeric dtype: 2.0 and 2 make the same element, and a plain number
     // is written much faster than a Float64 (JSON arrays of whole floats are common).
-    if (marker._type === 'ndarray' && typeof marker.dtype === 'string' && NUMERIC_DTYPE.test(marker.dtype)) return withPlainElements(value)
-    if (marker._type === 'float' && typeof marker.value === 'string' && Object.keys(marker).length === 2 && Object.hasOwn(NON_FINITE_TEXT, marker.value)) {
+    if (
+      marker._type === 'ndarray' &&
+      typeof marker.dtype === 'string' &&
+      NUMERIC_DTYPE.test(marker.dtype)
+    )
+      return withPlainElements(value)
+    if (
+      marker._type === 'float' &&
+      typeof marker.value === 'string' &&
+      Object.keys(marker).length === 2 &&
+      Object.hasOwn(NON_FINITE_TEXT, marker.value)
+    ) {
       return NON_FINITE_TEXT[marker.value]
     }
     return value
@@ -143,7 +188,9 @@ function withPlainElements(node: unknown): unknown {
 function exactInteger(source: string, key: string, what: string): bigint {
   const digits = source.length - (source.startsWith('-') ? 1 : 0)
   if (digits > BIGNUM.maxDigits) {
-    throw new BadRequest(`${what}: the integer under ${JSON.stringify(key)} has ${digits} digits, over the limit of ${BIGNUM.maxDigits} (${BIGNUM.maxBytes}-byte bignums)`)
+    throw new BadRequest(
+      `${what}: the integer under ${JSON.stringify(key)} has ${digits} digits, over the limit of ${BIGNUM.maxDigits} (${BIGNUM.maxBytes}-byte bignums)`,
+    )
   }
   return BigInt(source)
 }
@@ -152,7 +199,8 @@ function exactInteger(source: string, key: string, what: string): bigint {
 function withPlainNumbers(value: unknown): unknown {
   if (value instanceof Float64) return value.value
   if (Array.isArray(value)) return value.map(withPlainNumbers)
-  if (isPlainRecord(value)) for (const key of Object.keys(value)) value[key] = withPlainNumbers(value[key])
+  if (isPlainRecord(value))
+    for (const key of Object.keys(value)) value[key] = withPlainNumbers(value[key])
   return value
 }
 
@@ -169,10 +217,18 @@ function withoutNonFiniteTokens(text: string): string | null {
     const c = text.charCodeAt(i)
     if (c === 0x22) {
       // Skip the string: up to the next quote that is not escaped.
-      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++)
+        if (text.charCodeAt(i) === 0x5c) i++
       continue
     }
-    const token = c === 0x4e ? 'NaN' : c === 0x49 ? 'Infinity' : c === 0x2d && text.charCodeAt(i + 1) === 0x49 ? '-Infinity' : null
+    const token =
+      c === 0x4e
+        ? 'NaN'
+        : c === 0x49
+          ? 'Infinity'
+          : c === 0x2d && text.charCodeAt(i + 1) === 0x49
+            ? '-Infinity'
+            : null
     if (token === null || !text.startsWith(token, i)) continue
     out += text.slice(from, i) + JSON.stringify(NON_FINITE_STAND_IN + token)
     from = i + token.length
@@ -183,9 +239,11 @@ function withoutNonFiniteTokens(text: string): string | null {
 }
 
 /** A lone surrogate can only come from a \uD800–\uDFFF escape: a decoded body has none. */
-const mayHoldLoneSurrogates = (text: string): boolean => text.includes('\\u') && /\\u[dD][89a-fA-F]/.test(text)
+const mayHoldLoneSurrogates = (text: string): boolean =>
+  text.includes('\\u') && /\\u[dD][89a-fA-F]/.test(text)
 
-const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+const isWellFormed = (s: string): boolean =>
+  (s as unknown as { isWellFormed(): boolean }).isWellFormed()
 
 /**
  * `value` with each text holding a lone surrogate made a SurrogateText when it is an
@@ -195,23 +253,31 @@ function surrogatesChecked(value: unknown, path: string, asInput: boolean): unkn
   if (typeof value === 'string') {
     if (isWellFormed(value)) return value
     if (asInput) return new SurrogateText(value)
-    throw new BadRequest(`${path}: holds a lone surrogate (a \\uD800–\\uDFFF escape not part of a pair), which is not Unicode text`)
+    throw new BadRequest(
+      `${path}: holds a lone surrogate (a \\uD800–\\uDFFF escape not part of a pair), which is not Unicode text`,
+    )
   }
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = surrogatesChecked(value[i], `${path}[${i}]`, asInput)
+    for (let i = 0; i < value.length; i++)
+      value[i] = surrogatesChecked(value[i], `${path}[${i}]`, asInput)
     return value
   }
   if (!isPlainRecord(value)) return value
   for (const key of Object.keys(value)) {
     if (!isWellFormed(key)) {
-      throw new BadRequest(`${path}: the key ${JSON.stringify(key)} holds a lone surrogate (a \\uD800–\\uDFFF escape not part of a pair); blockgate carries such text in values only`)
+      throw new BadRequest(
+        `${path}: the key ${JSON.stringify(key)} holds a lone surrogate (a \\uD800–\\uDFFF escape not part of a pair); blockgate carries such text in values only`,
+      )
     }
     value[key] = surrogatesChecked(value[key], `${path}.${key}`, asInput)
   }
   return value
 }
 
-export function encodeBody(value: unknown, format: WireFormat): { body: Uint8Array | string; contentType: string } {
+export function encodeBody(
+  value: unknown,
+  format: WireFormat,
+): { body: Uint8Array | string; contentType: string } {
   const contentType = MEDIA_TYPES[format]
   const spliced = spliceDocuments(value, format)
   if (spliced) return { body: spliced, contentType }
@@ -226,10 +292,13 @@ export function encodeBody(value: unknown, format: WireFormat): { body: Uint8Arr
 function spliceDocuments(value: unknown, format: WireFormat): Uint8Array | null {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return null
   const entries = Object.entries(value)
-  const documents = entries.filter(([, field]) => field instanceof OutputsDocument).map(([, field]) => field as OutputsDocument)
+  const documents = entries
+    .filter(([, field]) => field instanceof OutputsDocument)
+    .map(([, field]) => field as OutputsDocument)
   if (documents.length === 0) return null
   // The run asked the runtime for the response's format; anything else is a bug here.
-  if (documents.some((document) => document.format !== format)) throw new Error(`a ${documents[0]!.format} document cannot go into a ${format} body`)
+  if (documents.some((document) => document.format !== format))
+    throw new Error(`a ${documents[0]!.format} document cannot go into a ${format} body`)
   const parts: Uint8Array[] = []
   const text = (s: string) => parts.push(Buffer.from(s))
   if (format === 'cbor') {

@@ -10,7 +10,9 @@ export interface CachedCode {
 
 /** Inference's own hash of a block's code: md5 over the code, a newline, the import lines. */
 export function inferenceCodeHash(code: string, imports: readonly string[]): string {
-  return createHash('md5').update(`${code}\n${imports.join('\n')}`, 'utf8').digest('hex')
+  return createHash('md5')
+    .update(`${code}\n${imports.join('\n')}`, 'utf8')
+    .digest('hex')
 }
 
 /**
@@ -28,7 +30,11 @@ export const MIN_SHARES = 4
 
 /** The bytes an entry counts: its code and import lines (UTF-8) and ENTRY_OVERHEAD_BYTES. */
 export function entryBytes(code: CachedCode): number {
-  return ENTRY_OVERHEAD_BYTES + Buffer.byteLength(code.code) + code.imports.reduce((sum, line) => sum + Buffer.byteLength(line), 0)
+  return (
+    ENTRY_OVERHEAD_BYTES +
+    Buffer.byteLength(code.code) +
+    code.imports.reduce((sum, line) => sum + Buffer.byteLength(line), 0)
+  )
 }
 
 interface Entry extends CachedCode {
@@ -108,7 +114,14 @@ export class CodeCache {
     const bytes = entryBytes(code)
     if (bytes > this.maxEntryBytes) return
     const share = this.#shares.get(workspace) ?? this.#open(workspace)
-    const entry: Entry = { code: code.code, imports: code.imports, hash, bytes, older: null, newer: null }
+    const entry: Entry = {
+      code: code.code,
+      imports: code.imports,
+      hash,
+      bytes,
+      older: null,
+      newer: null,
+    }
     share.entries.set(hash, entry)
     share.append(entry)
     this.#resize(share, bytes)

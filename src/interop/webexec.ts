@@ -21,7 +21,14 @@ import { OutputsDocument, type RunTimings, type WorkflowContext } from '../backe
 import type { AuditLog } from '../auth/audit.ts'
 import { callerOf, timeoutFor, workspaceFor, type Caller, type CallerEnv } from '../auth/caller.ts'
 import type { Config } from '../config.ts'
-import { BadRequest, BlockgateError, InternalError, PayloadTooLarge, RuntimeReportedError, UnsupportedMediaType } from '../errors.ts'
+import {
+  BadRequest,
+  BlockgateError,
+  InternalError,
+  PayloadTooLarge,
+  RuntimeReportedError,
+  UnsupportedMediaType,
+} from '../errors.ts'
 import { encodeBody, parseJson } from '../http/wire.ts'
 import { blockText, log } from '../log.ts'
 import { blockOf } from '../run/block.ts'
@@ -32,7 +39,8 @@ import { CodeCache, inferenceCodeHash, type CachedCode } from './code-cache.ts'
 const WEBEXEC_PATH = '/webexec'
 
 export interface WebexecOptions {
-  config: Pick<Config, 'defaultBackend' | 'limits' | 'webexec'> & Partial<Pick<Config, 'workspaceBackends'>>
+  config: Pick<Config, 'defaultBackend' | 'limits' | 'webexec'> &
+    Partial<Pick<Config, 'workspaceBackends'>>
   backends: Backends
   audit: AuditLog
 }
@@ -56,7 +64,12 @@ interface Success {
   /** Inference bills the block by this when the remote runtime reports it. */
   execution_time_seconds: number
   /** Ours; Inference ignores it. */
-  blockgate: { backend: string; cold_start: boolean; block_hash: string; timings_ms: RunTimings & { total: number } }
+  blockgate: {
+    backend: string
+    cold_start: boolean
+    block_hash: string
+    timings_ms: RunTimings & { total: number }
+  }
 }
 
 interface Failure {
@@ -73,9 +86,18 @@ interface Failure {
 }
 
 // Failures the block itself caused; any other failure is blockgate's (`server_error`).
-const BLOCK_FAULTS = new Set(['BlockCompileError', 'BlockRuntimeError', 'BlockTimeout', 'WorkerCrashed', 'OutputTooLarge'])
+const BLOCK_FAULTS = new Set([
+  'BlockCompileError',
+  'BlockRuntimeError',
+  'BlockTimeout',
+  'WorkerCrashed',
+  'OutputTooLarge',
+])
 
-export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit }: WebexecOptions): void {
+export function registerWebexec(
+  app: Hono<CallerEnv>,
+  { config, backends, audit }: WebexecOptions,
+): void {
   const codes = new CodeCache(config.webexec.codeCacheBytes)
   const maxBytes = config.limits.maxBodyBytes
 
@@ -84,7 +106,9 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
     bodyLimit({
       maxSize: maxBytes,
       onError: () => {
-        throw new PayloadTooLarge(`body: larger than the ${maxBytes}-byte limit (BLOCKGATE_MAX_BODY_BYTES)`)
+        throw new PayloadTooLarge(
+          `body: larger than the ${maxBytes}-byte limit (BLOCKGATE_MAX_BODY_BYTES)`,
+        )
       },
     }),
     async (c) => {
@@ -92,14 +116,19 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
       const named = workspaceName.safeParse(c.req.query('workspace_id'))
       if (!named.success) throw new BadRequest(`workspace_id: ${named.error.issues[0]!.message}`)
       const workspace = workspaceFor(caller, named.data)
-      const body = await readBody(c.req.raw, Math.min(maxBytes, caller?.limits.maxBodyBytes ?? maxBytes))
+      const body = await readBody(
+        c.req.raw,
+        Math.min(maxBytes, caller?.limits.maxBodyBytes ?? maxBytes),
+      )
 
       const startedAt = performance.now()
       let answer: Success | Failure
       try {
         const request = requestSchema.safeParse(body)
         if (!request.success) {
-          const problems = request.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
+          const problems = request.error.issues.map(
+            (issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`,
+          )
           answer = serverFailure('InvalidRequest', problems.join('; '))
         } else {
           answer = await execute(request.data, workspace, caller, c.req.raw.signal, startedAt)
@@ -111,15 +140,31 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
     },
   )
 
-  async function execute(request: WebexecRequest, workspace: string, caller: Caller, signal: AbortSignal, startedAt: number): Promise<Success | Failure> {
-    if (!request.code_str && !request.code_hash) return serverFailure('InvalidRequest', 'the request has neither code_str nor code_hash')
+  async function execute(
+    request: WebexecRequest,
+    workspace: string,
+    caller: Caller,
+    signal: AbortSignal,
+    startedAt: number,
+  ): Promise<Success | Failure> {
+    if (!request.code_str && !request.code_hash)
+      return serverFailure('InvalidRequest', 'the request has neither code_str nor code_hash')
     const code = codeOf(request, workspace)
     if (!code) {
-      return serverFailure('UnknownCodeHash', `no code is held for hash ${JSON.stringify(request.code_hash)} in workspace ${workspace}; send code_str`)
+      return serverFailure(
+        'UnknownCodeHash',
+        `no code is held for hash ${JSON.stringify(request.code_hash)} in workspace ${workspace}; send code_str`,
+      )
     }
     // Inference sends only run_function_code (as code_str): an `init` defined there is found
     // by name and run once per loaded block, as Inference does locally.
-    const block = blockOf({ run_function_code: code.code, run_function_name: request.run_function_name, init_function_code: null, init_function_name: 'init', imports: code.imports })
+    const block = blockOf({
+      run_function_code: code.code,
+      run_function_name: request.run_function_name,
+      init_function_code: null,
+      init_function_name: 'init',
+      imports: code.imports,
+    })
     const backend = pickBackend(undefined, workspace, backends, config)
     const job = {
       block,
@@ -160,15 +205,18 @@ export function registerWebexec(app: Hono<CallerEnv>, { config, backends, audit 
   }
 }
 
-
 const gunzipAsync = promisify(gunzip)
 
 /** The JSON body, gunzipped when it says so; a body over the limit once decompressed is a 413. */
 async function readBody(request: Request, maxBytes: number): Promise<unknown> {
   const type = (request.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
-  if (type !== '' && type !== 'application/json') throw new UnsupportedMediaType(`Content-Type ${JSON.stringify(type)}: send application/json`)
+  if (type !== '' && type !== 'application/json')
+    throw new UnsupportedMediaType(`Content-Type ${JSON.stringify(type)}: send application/json`)
   const encoding = (request.headers.get('content-encoding') ?? 'identity').trim().toLowerCase()
-  if (encoding !== 'gzip' && encoding !== 'identity') throw new UnsupportedMediaType(`Content-Encoding ${JSON.stringify(encoding)}: send gzip or none`)
+  if (encoding !== 'gzip' && encoding !== 'identity')
+    throw new UnsupportedMediaType(
+      `Content-Encoding ${JSON.stringify(encoding)}: send gzip or none`,
+    )
   let bytes: Uint8Array = new Uint8Array(await request.arrayBuffer())
   if (encoding === 'gzip') {
     try {
@@ -176,7 +224,9 @@ async function readBody(request: Request, maxBytes: number): Promise<unknown> {
       bytes = await gunzipAsync(bytes, { maxOutputLength: maxBytes })
     } catch (error) {
       if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
-        throw new PayloadTooLarge(`body: larger than the ${maxBytes}-byte limit once decompressed (BLOCKGATE_MAX_BODY_BYTES)`)
+        throw new PayloadTooLarge(
+          `body: larger than the ${maxBytes}-byte limit once decompressed (BLOCKGATE_MAX_BODY_BYTES)`,
+        )
       }
       throw new BadRequest(`body: not valid gzip (${(error as Error).message})`)
     }
@@ -188,7 +238,8 @@ async function readBody(request: Request, maxBytes: number): Promise<unknown> {
 function inputsOf(inputsJson: string): Record<string, unknown> {
   // Read as Inference's Python json.loads reads it (floats stay floats, NaN is read).
   const inputs = parseJson(inputsJson, 'inputs_json', 'root')
-  if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs)) throw new BadRequest('inputs_json: must be a JSON object of named inputs')
+  if (inputs === null || typeof inputs !== 'object' || Array.isArray(inputs))
+    throw new BadRequest('inputs_json: must be a JSON object of named inputs')
   try {
     // `_type` markers stay as they are for the runtime to decode; this applies the depth and size caps.
     return decodeKinds(inputs, 'inputs') as Record<string, unknown>
@@ -218,14 +269,27 @@ function resultText(outputs: unknown): string {
 }
 
 function serverFailure(errorType: string, message: string): Failure {
-  return { success: false, error: message, error_type: errorType, line_number: null, function_name: null, stdout: null, stderr: null, server_error: true }
+  return {
+    success: false,
+    error: message,
+    error_type: errorType,
+    line_number: null,
+    function_name: null,
+    stdout: null,
+    stderr: null,
+    server_error: true,
+  }
 }
 
 /** A failed run in Inference's terms: the user's exception by its Python name, its line in code_str. */
 function failureOf(thrown: unknown): Failure {
-  const error = thrown instanceof BlockgateError ? thrown : new InternalError('an unexpected error occurred inside blockgate', thrown)
+  const error =
+    thrown instanceof BlockgateError
+      ? thrown
+      : new InternalError('an unexpected error occurred inside blockgate', thrown)
   // What the runtime reported is the block's text: a warning in its own field, not blockgate's error.
-  if (error instanceof RuntimeReportedError) log.warn('webexec run failed in the runtime', { block_error: blockText(error.message) })
+  if (error instanceof RuntimeReportedError)
+    log.warn('webexec run failed in the runtime', { block_error: blockText(error.message) })
   else if (error instanceof InternalError) log.error('webexec run failed', { error: thrown })
   const details = error.details
   const exception = details.exception as { type: string; message: string } | null | undefined

@@ -7,7 +7,8 @@ import type { BackendName } from '../backends/backend.ts'
 import { blockOf, type Block } from './block.ts'
 
 const required = (what: string) => ({
-  error: (issue: { input: unknown }) => (issue.input === undefined ? 'is required' : `must be ${what}`),
+  error: (issue: { input: unknown }) =>
+    issue.input === undefined ? 'is required' : `must be ${what}`,
 })
 
 export const pythonName = z
@@ -21,11 +22,15 @@ export const workspaceName = z
 
 const codeSchema = z.object(
   {
-    run_function_code: z.string(required('a string')).refine((s) => s.trim() !== '', 'must not be empty'),
+    run_function_code: z
+      .string(required('a string'))
+      .refine((s) => s.trim() !== '', 'must not be empty'),
     run_function_name: pythonName.default('run'),
     init_function_code: z.string(required('a string')).nullish(),
     init_function_name: pythonName.default('init'),
-    imports: z.array(z.string(required('a string')), required('a list of import lines')).default([]),
+    imports: z
+      .array(z.string(required('a string')), required('a list of import lines'))
+      .default([]),
   },
   required('an object with run_function_code'),
 )
@@ -36,8 +41,10 @@ const codeSchema = z.object(
 // capped below.
 function saturate(value: unknown): unknown {
   const limit = Number.MAX_SAFE_INTEGER
-  if (typeof value === 'bigint') return value > BigInt(limit) ? limit : value < -BigInt(limit) ? -limit : Number(value)
-  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) > limit) return Math.sign(value) * limit
+  if (typeof value === 'bigint')
+    return value > BigInt(limit) ? limit : value < -BigInt(limit) ? -limit : Number(value)
+  if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) > limit)
+    return Math.sign(value) * limit
   return value
 }
 
@@ -46,7 +53,12 @@ const runRequestSchema = z.object(
     code: codeSchema,
     inputs: z.record(z.string(), z.unknown(), required('an object of named inputs')).default({}),
     backend: z.enum(['local', 'e2b'], required('"local" or "e2b"')).optional(),
-    timeout_ms: z.preprocess(saturate, z.number(required('a number')).int('must be a whole number').positive('must be positive')).optional(),
+    timeout_ms: z
+      .preprocess(
+        saturate,
+        z.number(required('a number')).int('must be a whole number').positive('must be positive'),
+      )
+      .optional(),
     // Absent: the API key's first workspace, or `default` when runs are anonymous.
     workspace: workspaceName.optional(),
     step_name: z.string(required('a string')).max(256, 'must be at most 256 characters').optional(),
@@ -74,7 +86,9 @@ export interface RequestLimits {
 export function parseRunRequest(body: unknown, limits: RequestLimits): RunRequest {
   const parsed = runRequestSchema.safeParse(body)
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`)
+    const problems = parsed.error.issues.map(
+      (issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`,
+    )
     throw new BadRequest(problems.join('; '), { problems })
   }
   const { code, inputs, backend, timeout_ms, workspace, step_name, json_arrays } = parsed.data

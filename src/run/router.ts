@@ -10,13 +10,20 @@ export interface RoutingPolicy {
   workspaceBackends?: Record<string, BackendName>
 }
 
-export function pickBackend(requested: BackendName | undefined, workspace: string, backends: Backends, policy: RoutingPolicy): Backend {
+export function pickBackend(
+  requested: BackendName | undefined,
+  workspace: string,
+  backends: Backends,
+  policy: RoutingPolicy,
+): Backend {
   const name = requested ?? policy.workspaceBackends?.[workspace] ?? policy.defaultBackend
   const backend = backends[name]
   if (!backend) {
     const enabled = Object.keys(backends).join(', ') || 'none'
     const hint = name === 'e2b' ? ' (set E2B_API_KEY to enable e2b)' : ''
-    throw new BadRequest(`backend: "${name}" is not enabled on this server (enabled: ${enabled})${hint}`)
+    throw new BadRequest(
+      `backend: "${name}" is not enabled on this server (enabled: ${enabled})${hint}`,
+    )
   }
   return backend
 }

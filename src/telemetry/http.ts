@@ -1,6 +1,13 @@
 // The server span of each request to a run route: `POST /v1/run`, the parent of every
 // other span of the run, continuing the caller's trace when it sends a `traceparent`.
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
+import {
+  context,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Span,
+} from '@opentelemetry/api'
 import {
   ATTR_ERROR_TYPE,
   ATTR_HTTP_REQUEST_METHOD,
@@ -32,7 +39,9 @@ export function traceRequests(route: string): MiddlewareHandler {
           [ATTR_HTTP_ROUTE]: route,
           [ATTR_URL_PATH]: c.req.path,
           [ATTR_URL_SCHEME]: request.url.startsWith('https:') ? 'https' : 'http',
-          ...(request.headers.get('user-agent') ? { [ATTR_USER_AGENT_ORIGINAL]: request.headers.get('user-agent')! } : {}),
+          ...(request.headers.get('user-agent')
+            ? { [ATTR_USER_AGENT_ORIGINAL]: request.headers.get('user-agent')! }
+            : {}),
         },
       },
       parent,
@@ -54,7 +63,10 @@ function finish(span: Span, status: number, error: unknown): void {
   // A server span fails on 5xx only: a 4xx is the client's mistake, answered correctly.
   if (status >= 500) {
     if (error instanceof Error) span.recordException(error)
-    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : `HTTP ${status}` })
+    span.setStatus({
+      code: SpanStatusCode.ERROR,
+      message: error instanceof Error ? error.message : `HTTP ${status}`,
+    })
   }
   span.end()
 }

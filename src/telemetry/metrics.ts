@@ -21,11 +21,21 @@ export function outcomeLabel(error: unknown): string {
 
 /** The backend, with every run measured: the routes need not know about metrics. */
 export function withRunMetrics(backend: Backend): Backend {
-  const duration = meter().createHistogram(METRIC.invokeDuration, { unit: 's', description: 'Run duration, from the backend taking the run to its answer' })
-  const coldStarts = meter().createCounter(METRIC.coldStarts, { description: 'Runs that started a worker or sandbox, or loaded their block' })
-  const timeouts = meter().createCounter(METRIC.timeouts, { description: 'Runs that went past their timeout' })
+  const duration = meter().createHistogram(METRIC.invokeDuration, {
+    unit: 's',
+    description: 'Run duration, from the backend taking the run to its answer',
+  })
+  const coldStarts = meter().createCounter(METRIC.coldStarts, {
+    description: 'Runs that started a worker or sandbox, or loaded their block',
+  })
+  const timeouts = meter().createCounter(METRIC.timeouts, {
+    description: 'Runs that went past their timeout',
+  })
   const record = (startedAt: number, error: unknown, outcome?: RunOutcome) => {
-    const attributes: Attributes = { [ATTR.backend]: backend.name, [ATTR.outcome]: outcomeLabel(error) }
+    const attributes: Attributes = {
+      [ATTR.backend]: backend.name,
+      [ATTR.outcome]: outcomeLabel(error),
+    }
     duration.record((performance.now() - startedAt) / 1000, attributes)
     if (outcome?.coldStart) coldStarts.add(1, { [ATTR.backend]: backend.name })
     if (attributes[ATTR.outcome] === 'timeout') timeouts.add(1, { [ATTR.backend]: backend.name })
@@ -51,12 +61,18 @@ export function withRunMetrics(backend: Backend): Backend {
 
 /** Gauges read from each backend's status when the SDK collects. */
 export function observeBackends(backends: readonly Backend[]): void {
-  const queueDepth = meter().createObservableGauge(METRIC.queueDepth, { description: 'Runs waiting for a worker or sandbox' })
-  const live = meter().createObservableGauge(METRIC.liveRuntimes, { description: 'Live workers (local) or sandboxes (e2b)' })
+  const queueDepth = meter().createObservableGauge(METRIC.queueDepth, {
+    description: 'Runs waiting for a worker or sandbox',
+  })
+  const live = meter().createObservableGauge(METRIC.liveRuntimes, {
+    description: 'Live workers (local) or sandboxes (e2b)',
+  })
   queueDepth.addCallback((result) => {
-    for (const backend of backends) result.observe(backend.status().queued, { [ATTR.backend]: backend.name })
+    for (const backend of backends)
+      result.observe(backend.status().queued, { [ATTR.backend]: backend.name })
   })
   live.addCallback((result) => {
-    for (const backend of backends) result.observe(backend.status().live, { [ATTR.backend]: backend.name })
+    for (const backend of backends)
+      result.observe(backend.status().live, { [ATTR.backend]: backend.name })
   })
 }

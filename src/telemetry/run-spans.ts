@@ -14,7 +14,12 @@ export interface Acquired {
 }
 
 /** `blockgate.acquire` around getting a runtime for `job`. */
-export function traceAcquire<T>(backend: BackendName, job: RunJob, acquire: () => Promise<T>, describe: (acquired: T) => Acquired): Promise<T> {
+export function traceAcquire<T>(
+  backend: BackendName,
+  job: RunJob,
+  acquire: () => Promise<T>,
+  describe: (acquired: T) => Acquired,
+): Promise<T> {
   const attributes: Attributes = {
     [ATTR.backend]: backend,
     [ATTR.workspace]: job.workspace,
@@ -23,7 +28,11 @@ export function traceAcquire<T>(backend: BackendName, job: RunJob, acquire: () =
   return inSpan(SPAN.acquire, attributes, async (span) => {
     const acquired = await acquire()
     const { cold, runtimeId, waitedMs } = describe(acquired)
-    span.setAttributes({ [ATTR.coldStart]: cold, [ATTR.runtimeId]: runtimeId, [ATTR.queueMs]: Math.round(waitedMs * 1000) / 1000 })
+    span.setAttributes({
+      [ATTR.coldStart]: cold,
+      [ATTR.runtimeId]: runtimeId,
+      [ATTR.queueMs]: Math.round(waitedMs * 1000) / 1000,
+    })
     return acquired
   })
 }

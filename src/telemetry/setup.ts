@@ -14,8 +14,16 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import { PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics'
 import { NodeSDK } from '@opentelemetry/sdk-node'
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace'
-import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from '@opentelemetry/semantic-conventions'
+import {
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace'
+import {
+  ATTR_SERVICE_INSTANCE_ID,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_VERSION,
+} from '@opentelemetry/semantic-conventions'
 
 export interface TelemetryConfig {
   /** Tracing and metrics are exported only when an OTLP endpoint is set. */
@@ -48,8 +56,19 @@ export function startTelemetry(config: TelemetryConfig): Telemetry {
       [ATTR_SERVICE_INSTANCE_ID]: randomUUID(),
     }),
     spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })],
-    ...(config.defaultSampleRatio === null ? {} : { sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.defaultSampleRatio) }) }),
-    metricReaders: [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: config.metricIntervalMs })],
+    ...(config.defaultSampleRatio === null
+      ? {}
+      : {
+          sampler: new ParentBasedSampler({
+            root: new TraceIdRatioBasedSampler(config.defaultSampleRatio),
+          }),
+        }),
+    metricReaders: [
+      new PeriodicExportingMetricReader({
+        exporter: new OTLPMetricExporter(),
+        exportIntervalMillis: config.metricIntervalMs,
+      }),
+    ],
     // Spans are blockgate's own (src/telemetry): no monkey-patching instrumentations.
     instrumentations: [],
   })

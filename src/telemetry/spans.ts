@@ -1,6 +1,12 @@
 // Span helpers the routes and backends use. With no tracer provider registered (tracing
 // off) every call here is the API's no-op: no allocation of note, no export.
-import { SpanStatusCode, trace, type Attributes, type Span, type SpanOptions } from '@opentelemetry/api'
+import {
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type SpanOptions,
+} from '@opentelemetry/api'
 import { BlockgateError } from '../errors.ts'
 
 const TRACER_NAME = 'blockgate'
@@ -18,7 +24,12 @@ function unsampledParent(): Span | undefined {
 }
 
 /** Runs `fn` inside an active span that ends with it; a throw marks the span failed. */
-export function inSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>, options: SpanOptions = {}): Promise<T> {
+export function inSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => Promise<T>,
+  options: SpanOptions = {},
+): Promise<T> {
   const unsampled = unsampledParent()
   if (unsampled) return fn(unsampled)
   return tracer().startActiveSpan(name, { ...options, attributes }, async (span) => {
@@ -40,7 +51,12 @@ export function mark(name: string, attributes: Attributes): void {
 }
 
 /** A span that already happened elsewhere (inside the runtime), placed by its own clock. */
-export function pastSpan(name: string, startMs: number, endMs: number, attributes: Attributes = {}): void {
+export function pastSpan(
+  name: string,
+  startMs: number,
+  endMs: number,
+  attributes: Attributes = {},
+): void {
   if (unsampledParent()) return
   tracer().startSpan(name, { startTime: startMs, attributes }).end(endMs)
 }
@@ -49,7 +65,10 @@ function markFailed(span: Span, error: unknown): void {
   if (!span.isRecording()) return
   const type = errorType(error)
   span.recordException(error instanceof Error ? error : String(error))
-  span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) })
+  span.setStatus({
+    code: SpanStatusCode.ERROR,
+    message: error instanceof Error ? error.message : String(error),
+  })
   span.setAttribute('error.type', type)
 }
 

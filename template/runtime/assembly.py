@@ -48,10 +48,14 @@ class BlockCode:
         if imports is None:
             imports = []
         if not isinstance(imports, (list, tuple)):
-            raise BadRequest(f"{path}.imports: must be a list of strings, got {type(imports).__name__}")
+            raise BadRequest(
+                f"{path}.imports: must be a list of strings, got {type(imports).__name__}"
+            )
         for index, line in enumerate(imports):
             if not isinstance(line, str):
-                raise BadRequest(f"{path}.imports[{index}]: must be a string, got {type(line).__name__}")
+                raise BadRequest(
+                    f"{path}.imports[{index}]: must be a string, got {type(line).__name__}"
+                )
 
         return cls(
             run_function_code=text("run_function_code", None, required=True),  # type: ignore[arg-type]
@@ -193,7 +197,9 @@ def _takes_self(function: Callable[..., Any]) -> bool:
     return bool(parameters) and parameters[0] == "self"
 
 
-def _exec_piece(text: str, source: str, namespace: dict[str, Any], sources: Mapping[str, str]) -> None:
+def _exec_piece(
+    text: str, source: str, namespace: dict[str, Any], sources: Mapping[str, str]
+) -> None:
     try:
         compiled = compile(text, FILENAMES[source], "exec", dont_inherit=True)
         exec(compiled, namespace)

@@ -75,7 +75,10 @@ def enter_namespaces() -> None:
     """In the first child: new user, PID, mount, IPC and network namespaces (the PID one
     applies to the next fork), with this process's uid and gid mapped to themselves."""
     uid, gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
+    _check(
+        _libc.unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWNET),
+        "unshare",
+    )
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
@@ -84,21 +87,49 @@ def enter_namespaces() -> None:
         f.write(f"{gid} {gid} 1")
 
 
-def become_worker(limits: Limits, keep_fds: tuple[int, ...] = (), hide: tuple[str, ...] = ()) -> None:
+def become_worker(
+    limits: Limits, keep_fds: tuple[int, ...] = (), hide: tuple[str, ...] = ()
+) -> None:
     """In the second child (PID 1 of its namespace): everything up to running user code.
 
     ``hide``: directories to cover with an empty read-only tmpfs (the proxy's socket and
     region directories: connected and mapped already, nothing a block should reach).
     """
-    _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")  # its holder dies → it dies
+    _check(
+        _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)"
+    )  # its holder dies → it dies
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
     # A procfs of this PID namespace: the zygote's /proc would show (and let a block write
     # to, e.g. oom_score_adj) the zygote and every other tenant's processes.
-    _check(_libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mounting a private /proc")
-    _check(_libc.mount(b"devpts", b"/dev/pts", b"devpts", MS_NOSUID | MS_NOEXEC, b"newinstance,ptmxmode=0666,mode=0620"), "mounting a private /dev/pts")
+    _check(
+        _libc.mount(b"proc", b"/proc", b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, None),
+        "mounting a private /proc",
+    )
+    _check(
+        _libc.mount(
+            b"devpts",
+            b"/dev/pts",
+            b"devpts",
+            MS_NOSUID | MS_NOEXEC,
+            b"newinstance,ptmxmode=0666,mode=0620",
+        ),
+        "mounting a private /dev/pts",
+    )
     for directory in hide:
-        _check(_libc.mount(b"tmpfs", directory.encode(), b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, b"size=4k,mode=0555"), f"hiding {directory}")
-    _check(_libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777"), "mounting a private /tmp")
+        _check(
+            _libc.mount(
+                b"tmpfs",
+                directory.encode(),
+                b"tmpfs",
+                MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                b"size=4k,mode=0555",
+            ),
+            f"hiding {directory}",
+        )
+    _check(
+        _libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, b"size=256m,mode=1777"),
+        "mounting a private /tmp",
+    )
     close_other_fds(keep_fds)
     _drop_capabilities()
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
@@ -186,16 +217,60 @@ def reseed() -> None:
 _ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 # Syscalls a block never needs and a sandbox escape often does.
 _DENIED = {
-    "x86_64": dict(ptrace=101, mount=165, umount2=166, pivot_root=155, chroot=161, unshare=272, setns=308,
-                   keyctl=250, add_key=248, request_key=249, bpf=321, perf_event_open=298, userfaultfd=323,
-                   process_vm_readv=310, process_vm_writev=311, kexec_load=246, init_module=175,
-                   finit_module=313, delete_module=176, reboot=169, swapon=167, swapoff=168,
-                   io_uring_setup=425, io_uring_enter=426, io_uring_register=427),
-    "aarch64": dict(ptrace=117, mount=40, umount2=39, pivot_root=41, chroot=51, unshare=97, setns=268,
-                    keyctl=219, add_key=217, request_key=218, bpf=280, perf_event_open=241, userfaultfd=282,
-                    process_vm_readv=270, process_vm_writev=271, kexec_load=104, init_module=105,
-                    finit_module=273, delete_module=106, reboot=142, swapon=224, swapoff=225,
-                    io_uring_setup=425, io_uring_enter=426, io_uring_register=427),
+    "x86_64": dict(
+        ptrace=101,
+        mount=165,
+        umount2=166,
+        pivot_root=155,
+        chroot=161,
+        unshare=272,
+        setns=308,
+        keyctl=250,
+        add_key=248,
+        request_key=249,
+        bpf=321,
+        perf_event_open=298,
+        userfaultfd=323,
+        process_vm_readv=310,
+        process_vm_writev=311,
+        kexec_load=246,
+        init_module=175,
+        finit_module=313,
+        delete_module=176,
+        reboot=169,
+        swapon=167,
+        swapoff=168,
+        io_uring_setup=425,
+        io_uring_enter=426,
+        io_uring_register=427,
+    ),
+    "aarch64": dict(
+        ptrace=117,
+        mount=40,
+        umount2=39,
+        pivot_root=41,
+        chroot=51,
+        unshare=97,
+        setns=268,
+        keyctl=219,
+        add_key=217,
+        request_key=218,
+        bpf=280,
+        perf_event_open=241,
+        userfaultfd=282,
+        process_vm_readv=270,
+        process_vm_writev=271,
+        kexec_load=104,
+        init_module=105,
+        finit_module=273,
+        delete_module=106,
+        reboot=142,
+        swapon=224,
+        swapoff=225,
+        io_uring_setup=425,
+        io_uring_enter=426,
+        io_uring_register=427,
+    ),
 }
 _SOCKET = {"x86_64": 41, "aarch64": 198}
 _CLONE = {"x86_64": 56, "aarch64": 220}
@@ -261,4 +336,7 @@ def install_seccomp() -> None:
         _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
     fprog = SockFprog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
-    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "installing the seccomp filter")
+    _check(
+        _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
+        "installing the seccomp filter",
+    )

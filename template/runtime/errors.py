@@ -175,6 +175,7 @@ def format_user_traceback(exc: BaseException) -> str:
     first_user = next(
         (i for i, frame in enumerate(te.stack) if frame.filename in USER_FILENAMES), None
     )
-    te.stack = tb_module.StackSummary.from_list(te.stack[first_user:] if first_user is not None else [])
+    te.stack = tb_module.StackSummary.from_list(
+        te.stack[first_user:] if first_user is not None else []
+    )
     return "".join(te.format()).rstrip("\n")
-

@@ -23,7 +23,16 @@ from serializers.registry import (
 from . import __version__
 from .assembly import BlockCode, LoadedBlock, load_block
 from .capture import Captured, capture_output
-from .errors import BadRequest, BlockError, BlockRuntimeError, InternalError, InvalidInput, OutputTooLarge, UnknownBlock, exception_message
+from .errors import (
+    BadRequest,
+    BlockError,
+    BlockRuntimeError,
+    InternalError,
+    InvalidInput,
+    OutputTooLarge,
+    UnknownBlock,
+    exception_message,
+)
 from .protocol import (
     MAX_BLOCK_CACHE_SIZE,
     ErrorBody,
@@ -73,7 +82,9 @@ class Phases:
             self.spans_ns[name] = [wall, wall + int(elapsed * 1e9)]
 
 
-def _field(message: Mapping[str, Any], name: str, kind: type, *, required: bool = True, default: Any = None) -> Any:
+def _field(
+    message: Mapping[str, Any], name: str, kind: type, *, required: bool = True, default: Any = None
+) -> Any:
     value = message.get(name)
     if value is None:
         if required:
@@ -152,18 +163,32 @@ class Executor:
     def _ping(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> PingReply:
         return PingReply(ok=True, version=__version__)
 
-    def _load(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> LoadReply | FailureReply:
+    def _load(
+        self, message: Mapping[str, Any], sidecar: memoryview | None = None
+    ) -> LoadReply | FailureReply:
         block_hash = _field(message, "hash", str)
         code = BlockCode.from_dict(message.get("code"))
         # A runtime the proxy did not start (an E2B sandbox's server, started by the template)
         # learns the deployment's cache size with the blocks it is sent.
         cache_size = message.get("cache_size")
-        if isinstance(cache_size, int) and not isinstance(cache_size, bool) and 1 <= cache_size <= MAX_BLOCK_CACHE_SIZE:
+        if (
+            isinstance(cache_size, int)
+            and not isinstance(cache_size, bool)
+            and 1 <= cache_size <= MAX_BLOCK_CACHE_SIZE
+        ):
             self._cache_size = cache_size
         if block_hash in self._blocks:
             self._blocks.move_to_end(block_hash)
-            return LoadReply(ok=True, hash=block_hash, evicted=[], stdout="", stderr="",
-                             stdout_truncated=False, stderr_truncated=False, timings_ms={"load": 0.0})
+            return LoadReply(
+                ok=True,
+                hash=block_hash,
+                evicted=[],
+                stdout="",
+                stderr="",
+                stdout_truncated=False,
+                stderr_truncated=False,
+                timings_ms={"load": 0.0},
+            )
 
         phases = Phases()
         with phases.measure("load"), capture_output(self._max_capture_bytes) as captured:
@@ -206,15 +231,22 @@ class Executor:
             for piece in encode_document(outputs, output_format, max_bytes=self.max_output_bytes)
         ]
         document = {"format": "json" if output_format != "cbor" else "cbor", "pieces": pieces}
-        return {"outputs_document": document, **({REGION_BYTES_KEY: sidecar.region_bytes} if sidecar.region_bytes else {})}, sidecar.buffers
+        return {
+            "outputs_document": document,
+            **({REGION_BYTES_KEY: sidecar.region_bytes} if sidecar.region_bytes else {}),
+        }, sidecar.buffers
 
-    def _run(self, message: Mapping[str, Any], sidecar: memoryview | None = None) -> RunReply | FailureReply:
+    def _run(
+        self, message: Mapping[str, Any], sidecar: memoryview | None = None
+    ) -> RunReply | FailureReply:
         block_hash = _field(message, "hash", str)
         raw_inputs = _field(message, "inputs", dict, required=False, default={})
         context = _field(message, "context", dict, required=False, default={})
         output_format = _field(message, "output_format", str, required=False, default="cbor")
         if output_format not in OUTPUT_MODES:
-            raise BadRequest(f"output_format: must be one of {', '.join(OUTPUT_MODES)}, got {output_format!r}")
+            raise BadRequest(
+                f"output_format: must be one of {', '.join(OUTPUT_MODES)}, got {output_format!r}"
+            )
         bad_key = next((key for key in raw_inputs if not isinstance(key, str)), None)
         if bad_key is not None:
             raise BadRequest(f"inputs: names must be strings, got {bad_key!r}")
@@ -236,9 +268,11 @@ class Executor:
             except KindError as exc:
                 raise InvalidInput(str(exc)) from None
 
-        with phases.measure("execute"), capture_output(self._max_capture_bytes) as captured, collecting_traces(
-            context.get("step_name")
-        ) as traces:
+        with (
+            phases.measure("execute"),
+            capture_output(self._max_capture_bytes) as captured,
+            collecting_traces(context.get("step_name")) as traces,
+        ):
             try:
                 outputs = block.run(inputs, context)
             except BlockError as error:
@@ -251,14 +285,24 @@ class Executor:
             try:
                 encoded, buffers = self._encode(outputs, output_format)
             except OutputLimitExceeded as exc:
-                return failure_reply(OutputTooLarge(str(exc), function=block.code.run_function_name), captured)
+                return failure_reply(
+                    OutputTooLarge(str(exc), function=block.code.run_function_name), captured
+                )
             except KindError as exc:
-                return failure_reply(BlockRuntimeError(str(exc), function=block.code.run_function_name), captured)
+                return failure_reply(
+                    BlockRuntimeError(str(exc), function=block.code.run_function_name), captured
+                )
             except MemoryError:
-                error = OutputTooLarge("outputs: the worker ran out of memory encoding them", function=block.code.run_function_name)
+                error = OutputTooLarge(
+                    "outputs: the worker ran out of memory encoding them",
+                    function=block.code.run_function_name,
+                )
                 return failure_reply(error, captured)
             except Exception as exc:  # what the block returned, not a fault of blockgate's
-                error = BlockRuntimeError(f"outputs: cannot be encoded: {exception_message(exc)}", function=block.code.run_function_name)
+                error = BlockRuntimeError(
+                    f"outputs: cannot be encoded: {exception_message(exc)}",
+                    function=block.code.run_function_name,
+                )
                 return failure_reply(error, captured)
         reply = RunReply(
             ok=True,
@@ -273,7 +317,9 @@ class Executor:
             rss_bytes=_resident_bytes(),
         )
         if loaded_now is not None:
-            reply["loaded"] = LoadedInline(evicted=loaded_now["evicted"], load_ms=loaded_now["timings_ms"]["load"])
+            reply["loaded"] = LoadedInline(
+                evicted=loaded_now["evicted"], load_ms=loaded_now["timings_ms"]["load"]
+            )
             reply["phases_ns"] = {**loaded_now.get("phases_ns", {}), **phases.spans_ns}
             reply["stdout"] = loaded_now["stdout"] + reply["stdout"]
             reply["stderr"] = loaded_now["stderr"] + reply["stderr"]

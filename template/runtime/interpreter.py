@@ -67,7 +67,9 @@ def _shared_executor() -> Executor:
     return _executor
 
 
-def run_frame_file(in_path: str, out_path: str, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+def run_frame_file(
+    in_path: str, out_path: str, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+) -> None:
     """Answer the one worker frame in ``in_path`` with the reply frame a worker would write.
 
     The reply appears at ``out_path`` whole or not at all (written aside, then renamed).

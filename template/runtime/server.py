@@ -74,9 +74,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="blockgate runtime server: worker frames over HTTP (POST /frame, GET /health).",
     )
     parser.add_argument("--host", default=DEFAULT_HOST)
-    parser.add_argument("--port", type=_port, default=RUNTIME_PORT, help="0 picks a free port (printed on stderr)")
-    parser.add_argument("--unix-socket", metavar="PATH", help="listen on this Unix socket instead of TCP")
-    parser.add_argument("--max-capture-bytes", type=_positive_int, default=DEFAULT_MAX_CAPTURE_BYTES)
+    parser.add_argument(
+        "--port", type=_port, default=RUNTIME_PORT, help="0 picks a free port (printed on stderr)"
+    )
+    parser.add_argument(
+        "--unix-socket", metavar="PATH", help="listen on this Unix socket instead of TCP"
+    )
+    parser.add_argument(
+        "--max-capture-bytes", type=_positive_int, default=DEFAULT_MAX_CAPTURE_BYTES
+    )
     parser.add_argument("--block-cache-size", type=_positive_int, default=DEFAULT_BLOCK_CACHE_SIZE)
     parser.add_argument("--max-frame-bytes", type=_positive_int, default=DEFAULT_MAX_FRAME_BYTES)
     return parser.parse_args(argv)
@@ -197,9 +203,18 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self.path != "/frame":
             if self.path == "/health":
-                self._send_error(HTTPStatus.METHOD_NOT_ALLOWED, "/health takes GET", allow="GET", close=not self._drain_small_body())
+                self._send_error(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    "/health takes GET",
+                    allow="GET",
+                    close=not self._drain_small_body(),
+                )
             else:
-                self._send_error(HTTPStatus.NOT_FOUND, f"no route for POST {self.path}", close=not self._drain_small_body())
+                self._send_error(
+                    HTTPStatus.NOT_FOUND,
+                    f"no route for POST {self.path}",
+                    close=not self._drain_small_body(),
+                )
             return
         refusal = self._refusal()
         if refusal is not None:
@@ -241,16 +256,25 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
         """Why this POST /frame is refused before its body is read, if it is."""
         content_type = _media_type(self.headers.get("Content-Type"))
         if content_type != FRAME_CONTENT_TYPE:
-            return HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"Content-Type must be {FRAME_CONTENT_TYPE}, got {content_type or 'none'}"
+            return (
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                f"Content-Type must be {FRAME_CONTENT_TYPE}, got {content_type or 'none'}",
+            )
         length_header = self.headers.get("Content-Length")
         if length_header is None or self.headers.get("Transfer-Encoding"):
-            return HTTPStatus.LENGTH_REQUIRED, "a frame body needs a Content-Length (chunked bodies are not accepted)"
+            return (
+                HTTPStatus.LENGTH_REQUIRED,
+                "a frame body needs a Content-Length (chunked bodies are not accepted)",
+            )
         try:
             length = int(length_header)
         except ValueError:
             length = -1
         if length < 0:
-            return HTTPStatus.BAD_REQUEST, f"Content-Length must be a byte count, got {length_header!r}"
+            return (
+                HTTPStatus.BAD_REQUEST,
+                f"Content-Length must be a byte count, got {length_header!r}",
+            )
         limit = self.runner.max_frame_bytes + HEADER_BYTES
         if length > limit:
             return (
@@ -284,7 +308,14 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
 
     # --- plain answers ----------------------------------------------------------------
 
-    def _send_json(self, status: HTTPStatus, body: dict[str, Any], *, close: bool = False, allow: str | None = None) -> None:
+    def _send_json(
+        self,
+        status: HTTPStatus,
+        body: dict[str, Any],
+        *,
+        close: bool = False,
+        allow: str | None = None,
+    ) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -297,11 +328,15 @@ class RuntimeRequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _send_error(self, status: HTTPStatus, message: str, *, close: bool = False, allow: str | None = None) -> None:
+    def _send_error(
+        self, status: HTTPStatus, message: str, *, close: bool = False, allow: str | None = None
+    ) -> None:
         # A request line that did not parse leaves no command or path to name.
         self.log(f"{self.command or '-'} {getattr(self, 'path', '-')} → {status.value}: {message}")
         error_type = HTTP_ERROR_TYPES.get(status.value, status.phrase.replace(" ", ""))
-        self._send_json(status, {"error": {"type": error_type, "message": message}}, close=close, allow=allow)
+        self._send_json(
+            status, {"error": {"type": error_type, "message": message}}, close=close, allow=allow
+        )
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # http.server's own refusals (a bad request line, huge headers): JSON like ours.
@@ -325,7 +360,9 @@ class _QuietErrors:
         self.log(f"connection ended: {type(error).__name__}: {error}")
 
 
-class UnixThreadingHTTPServer(_QuietErrors, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class UnixThreadingHTTPServer(
+    _QuietErrors, socketserver.ThreadingMixIn, socketserver.UnixStreamServer
+):
     daemon_threads = True  # a busy run must not hold up the exit
 
 
@@ -345,8 +382,12 @@ def _bind_unix(path: str, handler: type[RuntimeRequestHandler]) -> UnixThreading
     return server
 
 
-def make_server(args: argparse.Namespace, runner: FrameRunner, log: _Log) -> UnixThreadingHTTPServer | TCPThreadingHTTPServer:
-    handler = type("BoundRuntimeRequestHandler", (RuntimeRequestHandler,), {"runner": runner, "log": log})
+def make_server(
+    args: argparse.Namespace, runner: FrameRunner, log: _Log
+) -> UnixThreadingHTTPServer | TCPThreadingHTTPServer:
+    handler = type(
+        "BoundRuntimeRequestHandler", (RuntimeRequestHandler,), {"runner": runner, "log": log}
+    )
     server: UnixThreadingHTTPServer | TCPThreadingHTTPServer
     if args.unix_socket:
         server = _bind_unix(args.unix_socket, handler)

@@ -56,7 +56,9 @@ def _json_safe(value: Any) -> Any:
 class DebugTraces:
     """The object blocks call as ``debug_traces.append(value)``."""
 
-    def append(self, value: Any, *, add_timestamp: bool = False, timezone: str | None = None) -> None:
+    def append(
+        self, value: Any, *, add_timestamp: bool = False, timezone: str | None = None
+    ) -> None:
         run = _current.get()
         if run is None or len(run.entries) >= MAX_TRACE_ENTRIES:
             return

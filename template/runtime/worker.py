@@ -1,6 +1,6 @@
 """Worker entry point: CBOR frames in on stdin, replies out on stdout, one message at a time.
 
-    python -m runtime.worker --max-capture-bytes N --block-cache-size N --max-frame-bytes N
+python -m runtime.worker --max-capture-bytes N --block-cache-size N --max-frame-bytes N
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m runtime.worker",
         description="blockgate worker: CBOR frames in on stdin, replies out on stdout.",
     )
-    parser.add_argument("--max-capture-bytes", type=_positive_int, default=DEFAULT_MAX_CAPTURE_BYTES)
+    parser.add_argument(
+        "--max-capture-bytes", type=_positive_int, default=DEFAULT_MAX_CAPTURE_BYTES
+    )
     parser.add_argument("--block-cache-size", type=_positive_int, default=DEFAULT_BLOCK_CACHE_SIZE)
     parser.add_argument("--max-frame-bytes", type=_positive_int, default=DEFAULT_MAX_FRAME_BYTES)
     return parser.parse_args(argv)
@@ -59,18 +61,24 @@ def claim_channel(buffered: bool = True) -> tuple[BinaryIO, BinaryIO]:
     os.close(devnull)
     os.dup2(2, 1)
     # Unbuffered input suits a reader that select()s on the fd: nothing hides in a buffer.
-    return os.fdopen(channel_in, "rb", buffering=-1 if buffered else 0), os.fdopen(channel_out, "wb")
+    return os.fdopen(channel_in, "rb", buffering=-1 if buffered else 0), os.fdopen(
+        channel_out, "wb"
+    )
 
 
 def encode_reply(reply: Reply, max_frame_bytes: int) -> list[bytes | memoryview]:
     """The reply as frame parts; an unencodable or oversized reply becomes an error reply instead."""
-    buffers = reply.pop(BUFFERS_KEY, [])  # a run reply's keys that are never framed (protocol.RunReply)
+    buffers = reply.pop(
+        BUFFERS_KEY, []
+    )  # a run reply's keys that are never framed (protocol.RunReply)
     region_bytes = reply.pop(REGION_BYTES_KEY, 0)
     try:
         parts = frame_parts(reply, buffers)
     except EncodeError as exc:
         parts = frame_parts(_replacement(reply, BlockRuntimeError(str(exc))))
-    payload_bytes = region_bytes + sum(len(part) if isinstance(part, bytes) else part.nbytes for part in parts[1:])
+    payload_bytes = region_bytes + sum(
+        len(part) if isinstance(part, bytes) else part.nbytes for part in parts[1:]
+    )
     if payload_bytes > max_frame_bytes:
         error = OutputTooLarge(
             f"outputs: the reply is {payload_bytes} bytes, over the frame limit of {max_frame_bytes} bytes"
@@ -114,11 +122,19 @@ def _end_what_the_run_left(reply: Reply, threads_at_start: int) -> None:
         reply["retire"] = "the block left a thread running"
 
 
-def serve(channel_in: BinaryIO, channel_out: BinaryIO, executor: Executor, max_frame_bytes: int, greet: bool = True) -> int:
+def serve(
+    channel_in: BinaryIO,
+    channel_out: BinaryIO,
+    executor: Executor,
+    max_frame_bytes: int,
+    greet: bool = True,
+) -> int:
     """Read, handle, reply until EOF; returns the process exit code."""
     threads_at_start = _thread_count()
     if greet:
-        _send(channel_out, frame_parts(WorkerReady(op="ready", version=__version__, pid=os.getpid())))
+        _send(
+            channel_out, frame_parts(WorkerReady(op="ready", version=__version__, pid=os.getpid()))
+        )
     while True:
         try:
             frame = read_frame(channel_in, max_frame_bytes)

@@ -45,7 +45,9 @@ from .worker import claim_channel, serve  # noqa: E402
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m runtime.zygote")
-    parser.add_argument("--socket", required=True, help="the proxy's Unix socket workers connect to")
+    parser.add_argument(
+        "--socket", required=True, help="the proxy's Unix socket workers connect to"
+    )
     parser.add_argument("--region-dir", help="where each worker's shared-memory region file is")
     parser.add_argument("--max-capture-bytes", type=int, default=DEFAULT_MAX_CAPTURE_BYTES)
     parser.add_argument("--block-cache-size", type=int, default=DEFAULT_BLOCK_CACHE_SIZE)
@@ -55,7 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=64)
     parser.add_argument("--file-size-bytes", type=int, default=64 << 20)
     parser.add_argument("--open-files", type=int, default=256)
-    parser.add_argument("--no-isolation", action="store_true", help="skip the per-worker namespaces and seccomp (tests of the zygote itself)")
+    parser.add_argument(
+        "--no-isolation",
+        action="store_true",
+        help="skip the per-worker namespaces and seccomp (tests of the zygote itself)",
+    )
     return parser.parse_args(argv)
 
 
@@ -79,7 +85,9 @@ class Zygote:
             open_files=args.open_files,
         )
 
-    def spawn(self, worker_id: str, token: str, region: str | None = None, region_bytes: int = 0) -> None:
+    def spawn(
+        self, worker_id: str, token: str, region: str | None = None, region_bytes: int = 0
+    ) -> None:
         # The child tells its pid as the proxy sees it (fork returns the one in our namespace),
         # so the proxy can move it into the worker's cgroup while the worker starts.
         said_read, said_write = os.pipe()
@@ -123,9 +131,19 @@ class Zygote:
             code = os.waitstatus_to_exitcode(status)
             # A holder exits with its worker's status; 128+n means the worker died of signal n.
             signal_number = -code if code < 0 else (code - 128 if code > 128 else None)
-            _send(self.out, Exited(op="exited", id=worker_id, code=code if code >= 0 else None, signal=signal_number))
+            _send(
+                self.out,
+                Exited(
+                    op="exited",
+                    id=worker_id,
+                    code=code if code >= 0 else None,
+                    signal=signal_number,
+                ),
+            )
 
-    def _child(self, worker_id: str, token: str, region_name: str | None, region_bytes: int) -> None:
+    def _child(
+        self, worker_id: str, token: str, region_name: str | None, region_bytes: int
+    ) -> None:
         status = 70
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -147,11 +165,17 @@ class Zygote:
                 confinement.apply_limits(self.limits)
                 confinement.reseed()
             else:
-                hide = (os.path.dirname(self.args.socket),) + ((self.args.region_dir,) if self.args.region_dir else ())
+                hide = (os.path.dirname(self.args.socket),) + (
+                    (self.args.region_dir,) if self.args.region_dir else ()
+                )
                 confinement.become_worker(self.limits, keep_fds=keep, hide=hide)
             status = run_worker(channel, worker_id, token, self.args, region, host_pid)
         except BaseException as exc:  # noqa: BLE001 - report and leave, whatever it was
-            print(f"blockgate worker {worker_id}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            print(
+                f"blockgate worker {worker_id}: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
         finally:
             os._exit(status)
 
@@ -200,7 +224,14 @@ def _host_pid() -> int | None:
         return None
 
 
-def run_worker(channel: socket.socket, worker_id: str, token: str, args: argparse.Namespace, region: mmap.mmap | None = None, host_pid: int | None = None) -> int:
+def run_worker(
+    channel: socket.socket,
+    worker_id: str,
+    token: str,
+    args: argparse.Namespace,
+    region: mmap.mmap | None = None,
+    host_pid: int | None = None,
+) -> int:
     reader = _SocketReader(channel)
     writer = channel.makefile("wb")
     # Built while the worker's stderr is still the zygote's: a failure here is the
@@ -214,7 +245,10 @@ def run_worker(channel: socket.socket, worker_id: str, token: str, args: argpars
     )
     # Sent before any user code runs, so the proxy can trust host_pid to place this
     # worker in its cgroup.
-    _send(writer, WorkerHello(op="hello", id=worker_id, token=token, pid=os.getpid(), host_pid=host_pid))
+    _send(
+        writer,
+        WorkerHello(op="hello", id=worker_id, token=token, pid=os.getpid(), host_pid=host_pid),
+    )
     # From here on user code runs: what reaches fds 1 and 2 is the block's, and the
     # zygote's stderr is shared by every tenant (its last line shows up in messages).
     # Blocks' prints are captured per run; anything written to the fds directly is dropped.
@@ -258,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 0  # the proxy went away; bubblewrap takes the workers down with us
             message = frame.message
             if message.get("op") == "spawn":
-                zygote.spawn(str(message["id"]), str(message["token"]), message.get("region"), int(message.get("region_bytes") or 0))
+                zygote.spawn(
+                    str(message["id"]),
+                    str(message["token"]),
+                    message.get("region"),
+                    int(message.get("region_bytes") or 0),
+                )
             elif message.get("op") == "kill":
                 zygote.kill(str(message["id"]))
             zygote.reap()

@@ -44,12 +44,22 @@ class Runner:
             block_hash = f"hash-{self._counter}"
         return self.executor.handle({"op": "load", "hash": block_hash, "code": code_map})
 
-    def run(self, block_hash: str, inputs: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        block_hash: str,
+        inputs: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return self.executor.handle(
             {"op": "run", "hash": block_hash, "inputs": inputs or {}, "context": context or {}}
         )
 
-    def load_and_run(self, code_map: dict[str, Any], inputs: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    def load_and_run(
+        self,
+        code_map: dict[str, Any],
+        inputs: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         loaded = self.load(code_map)
         assert loaded["ok"], loaded
         return self.run(loaded["hash"], inputs, context)

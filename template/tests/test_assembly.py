@@ -72,7 +72,9 @@ def test_no_init_gives_empty_init_results():
 
 def test_init_defined_in_run_code_is_still_called():
     # Roboflow looks init up by name in the module even without init_function_code.
-    block = load(run_function_code="def init():\n    return 7\ndef run(self):\n    return {'i': self._init_results}\n")
+    block = load(
+        run_function_code="def init():\n    return 7\ndef run(self):\n    return {'i': self._init_results}\n"
+    )
     assert block.run({}, {}) == {"i": 7}
 
 
@@ -88,9 +90,15 @@ def test_custom_function_names():
 
 def test_self_is_passed_only_to_a_run_whose_first_parameter_is_self():
     # Inference's remote executor rule: its validation block is `def validate_syntax():`.
-    assert load(run_function_code="def run():\n    return {'ok': True}\n").run({}, {}) == {"ok": True}
-    assert load(run_function_code="def run(a, b):\n    return {'sum': a + b}\n").run({"a": 1, "b": 2}, {}) == {"sum": 3}
-    with_self = load(run_function_code="def run(self, a):\n    return {'init': self._init_results, 'a': a}\n")
+    assert load(run_function_code="def run():\n    return {'ok': True}\n").run({}, {}) == {
+        "ok": True
+    }
+    assert load(run_function_code="def run(a, b):\n    return {'sum': a + b}\n").run(
+        {"a": 1, "b": 2}, {}
+    ) == {"sum": 3}
+    with_self = load(
+        run_function_code="def run(self, a):\n    return {'init': self._init_results, 'a': a}\n"
+    )
     assert with_self.run({"a": 1}, {}) == {"init": {}, "a": 1}
 
 
@@ -105,7 +113,9 @@ def test_workflow_context_is_the_runs_context_and_a_copy():
             """
         )
     )
-    first = block.run({}, {"step_name": "s1", "workflow_execution_id": "e1", "tenant": "acme"})["ctx"]
+    first = block.run({}, {"step_name": "s1", "workflow_execution_id": "e1", "tenant": "acme"})[
+        "ctx"
+    ]
     assert first == {
         "step_name": "s1",
         "step_selector": None,
@@ -113,7 +123,9 @@ def test_workflow_context_is_the_runs_context_and_a_copy():
         "workflow_execution_id": "e1",
         "tenant": "acme",
     }
-    second = block.run({}, {"step_name": "s2", "step_selector": "$steps.s2", "block_type": "custom"})["ctx"]
+    second = block.run(
+        {}, {"step_name": "s2", "step_selector": "$steps.s2", "block_type": "custom"}
+    )["ctx"]
     assert second == {
         "step_name": "s2",
         "step_selector": "$steps.s2",
@@ -123,7 +135,9 @@ def test_workflow_context_is_the_runs_context_and_a_copy():
 
 
 def test_self_attributes_persist_between_runs():
-    block = load(run_function_code="def run(self):\n    self.n = getattr(self, 'n', 0) + 1\n    return {'n': self.n}\n")
+    block = load(
+        run_function_code="def run(self):\n    self.n = getattr(self, 'n', 0) + 1\n    return {'n': self.n}\n"
+    )
     assert [block.run({}, {})["n"] for _ in range(3)] == [1, 2, 3]
 
 
@@ -139,7 +153,10 @@ def test_syntax_error_reports_line_and_source():
 
 def test_indentation_error_in_init_code():
     with pytest.raises(BlockCompileError) as info:
-        load(run_function_code="def run(self):\n    return {}\n", init_function_code="def init():\n    a = 1\n      b = 2\n")
+        load(
+            run_function_code="def run(self):\n    return {}\n",
+            init_function_code="def init():\n    a = 1\n      b = 2\n",
+        )
     assert info.value.source == "init_function_code"
     assert info.value.line == 3
     assert info.value.message.startswith("IndentationError: ")
@@ -159,14 +176,20 @@ def test_run_name_bound_to_a_non_callable_is_rejected():
 
 def test_missing_init_function_is_named_when_init_code_given():
     with pytest.raises(BlockCompileError) as info:
-        load(run_function_code="def run(self):\n    return {}\n", init_function_code="def setup():\n    return 1\n")
+        load(
+            run_function_code="def run(self):\n    return {}\n",
+            init_function_code="def setup():\n    return 1\n",
+        )
     assert info.value.message == "init_function_code defines no function named 'init'"
     assert info.value.source == "init_function_code"
 
 
 def test_bad_import_line_is_a_compile_error_in_imports():
     with pytest.raises(BlockCompileError) as info:
-        load(run_function_code="def run(self):\n    return {}\n", imports=["import os", "import blockgate_no_such_module"])
+        load(
+            run_function_code="def run(self):\n    return {}\n",
+            imports=["import os", "import blockgate_no_such_module"],
+        )
     error = info.value
     assert error.source == "imports"
     assert error.line == 2
@@ -177,13 +200,20 @@ def test_bad_import_line_is_a_compile_error_in_imports():
 def test_module_level_failure_in_run_code_is_a_compile_error():
     with pytest.raises(BlockCompileError) as info:
         load(run_function_code="import math\nLIMIT = 1 / 0\ndef run(self):\n    return {}\n")
-    assert (info.value.source, info.value.line, info.value.function) == ("run_function_code", 2, None)
+    assert (info.value.source, info.value.line, info.value.function) == (
+        "run_function_code",
+        2,
+        None,
+    )
     assert info.value.message == "ZeroDivisionError: division by zero"
 
 
 def test_init_exception_is_a_runtime_error_naming_init():
     with pytest.raises(BlockRuntimeError) as info:
-        load(run_function_code="def run(self):\n    return {}\n", init_function_code="def init():\n    weights = None\n    return weights['x']\n")
+        load(
+            run_function_code="def run(self):\n    return {}\n",
+            init_function_code="def init():\n    weights = None\n    return weights['x']\n",
+        )
     error = info.value
     assert (error.source, error.line, error.function) == ("init_function_code", 3, "init")
     assert error.message == "TypeError: 'NoneType' object is not subscriptable"
@@ -201,9 +231,18 @@ def test_blocks_do_not_share_a_namespace():
     [
         ({}, "code.run_function_code: required field is missing"),
         ({"run_function_code": 3}, "code.run_function_code: must be a string, got int"),
-        ({"run_function_code": "x", "imports": "import os"}, "code.imports: must be a list of strings, got str"),
-        ({"run_function_code": "x", "imports": ["import os", 4]}, "code.imports[1]: must be a string, got int"),
-        ({"run_function_code": "x", "init_function_name": ["init"]}, "code.init_function_name: must be a string, got list"),
+        (
+            {"run_function_code": "x", "imports": "import os"},
+            "code.imports: must be a list of strings, got str",
+        ),
+        (
+            {"run_function_code": "x", "imports": ["import os", 4]},
+            "code.imports[1]: must be a string, got int",
+        ),
+        (
+            {"run_function_code": "x", "init_function_name": ["init"]},
+            "code.init_function_name: must be a string, got list",
+        ),
     ],
 )
 def test_code_fields_are_validated_with_their_path(fields, message):
@@ -214,6 +253,15 @@ def test_code_fields_are_validated_with_their_path(fields, message):
 
 def test_null_optional_fields_take_their_defaults():
     parsed = BlockCode.from_dict(
-        {"run_function_code": "x", "run_function_name": None, "init_function_code": None, "imports": None}
+        {
+            "run_function_code": "x",
+            "run_function_name": None,
+            "init_function_code": None,
+            "imports": None,
+        }
     )
-    assert (parsed.run_function_name, parsed.init_function_code, parsed.imports) == ("run", None, ())
+    assert (parsed.run_function_name, parsed.init_function_code, parsed.imports) == (
+        "run",
+        None,
+        (),
+    )

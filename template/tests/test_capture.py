@@ -31,7 +31,12 @@ def test_print_before_raising_shows_in_the_error(runner):
 
 
 def test_init_prints_are_captured_in_the_load_reply(runner):
-    reply = runner.load(code("def run(self):\n    return {}\n", init_function_code="def init():\n    print('loading weights')\n"))
+    reply = runner.load(
+        code(
+            "def run(self):\n    return {}\n",
+            init_function_code="def init():\n    print('loading weights')\n",
+        )
+    )
     assert reply["ok"] and reply["stdout"] == "loading weights\n"
 
 
@@ -39,7 +44,13 @@ def test_fifty_megabytes_are_capped_with_a_marker():
     limit = 100_000
     executor = Executor(cache_size=1, max_capture_bytes=limit)
     loaded = executor.handle(
-        {"op": "load", "hash": "h", "code": code('def run(self):\n    line = "x" * 1023\n    for _ in range(51_200):\n        print(line)\n    return {"done": True}\n')}
+        {
+            "op": "load",
+            "hash": "h",
+            "code": code(
+                'def run(self):\n    line = "x" * 1023\n    for _ in range(51_200):\n        print(line)\n    return {"done": True}\n'
+            ),
+        }
     )
     assert loaded["ok"]
     reply = executor.handle({"op": "run", "hash": "h", "inputs": {}, "context": {}})
@@ -93,7 +104,9 @@ def test_streams_are_restored_after_an_error():
 
 
 def test_bytes_written_to_the_buffer_are_captured(runner):
-    reply = runner.load_and_run(code("import sys\ndef run(self):\n    sys.stdout.buffer.write(b'raw\\n')\n    return {}\n"))
+    reply = runner.load_and_run(
+        code("import sys\ndef run(self):\n    sys.stdout.buffer.write(b'raw\\n')\n    return {}\n")
+    )
     assert reply["ok"] and reply["stdout"] == "raw\n"
 
 

@@ -14,7 +14,13 @@ import pytest
 
 from runtime import confinement
 
-LIMITS = confinement.Limits(address_space_bytes=2 << 30, cpu_seconds=60, processes=16, file_size_bytes=1 << 20, open_files=64)
+LIMITS = confinement.Limits(
+    address_space_bytes=2 << 30,
+    cpu_seconds=60,
+    processes=16,
+    file_size_bytes=1 << 20,
+    open_files=64,
+)
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
@@ -28,7 +34,9 @@ def test_seccomp_program_is_well_formed(machine):
 
 
 def test_an_unknown_architecture_is_refused_not_guessed():
-    with pytest.raises(confinement.ConfinementError, match="no seccomp filter for architecture sparc"):
+    with pytest.raises(
+        confinement.ConfinementError, match="no seccomp filter for architecture sparc"
+    ):
         confinement.seccomp_program("sparc")
 
 
@@ -63,8 +71,14 @@ def _probe(hidden: str, parents_channel: str) -> dict:
     for name, attempt in {
         "inet": lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM),
         "inet6": lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM),
-        "unshare": lambda: os.unshare(0x10000000) if hasattr(os, "unshare") else confinement._check(confinement._libc.unshare(0x10000000), "unshare"),
-        "mount": lambda: confinement._check(confinement._libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None), "mount"),
+        "unshare": lambda: (
+            os.unshare(0x10000000)
+            if hasattr(os, "unshare")
+            else confinement._check(confinement._libc.unshare(0x10000000), "unshare")
+        ),
+        "mount": lambda: confinement._check(
+            confinement._libc.mount(b"tmpfs", b"/mnt", b"tmpfs", 0, None), "mount"
+        ),
     }.items():
         try:
             attempt()

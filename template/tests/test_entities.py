@@ -8,7 +8,13 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from runtime.entities import Batch, ImageParentMetadata, OriginCoordinatesSystem, WorkflowImageData, debug_traces
+from runtime.entities import (
+    Batch,
+    ImageParentMetadata,
+    OriginCoordinatesSystem,
+    WorkflowImageData,
+    debug_traces,
+)
 from runtime.traces import MAX_TRACE_ENTRIES, MAX_TRACE_VALUE_BYTES, collecting_traces
 
 
@@ -40,7 +46,9 @@ def test_batch_rejects_mismatched_indices():
 
 
 def test_the_workflow_image_data_in_scope_behaves_like_roboflows():
-    image = WorkflowImageData(ImageParentMetadata("p"), numpy_image=np.zeros((2, 3, 3), dtype=np.uint8))
+    image = WorkflowImageData(
+        ImageParentMetadata("p"), numpy_image=np.zeros((2, 3, 3), dtype=np.uint8)
+    )
     assert image.numpy_image.shape == (2, 3, 3)
     # Roboflow's defaults: the whole image is its own origin, and a video made up from the parent id.
     assert image.parent_metadata.origin_coordinates == OriginCoordinatesSystem(0, 0, 3, 2)

@@ -23,9 +23,7 @@ def test_raise_in_run_is_located_in_user_code(runner):
     assert error["message"] == "ValueError: boom"
     assert (error["line"], error["function"], error["source"]) == (3, "run", "run_function_code")
     assert error["snippet"] == (
-        "  1 | def run(self, a, b):\n"
-        "  2 |     x = a + b\n"
-        '> 3 |     raise ValueError("boom")'
+        '  1 | def run(self, a, b):\n  2 |     x = a + b\n> 3 |     raise ValueError("boom")'
     )
     tb = error["traceback"]
     assert tb.startswith("Traceback (most recent call last):\n")
@@ -73,12 +71,18 @@ def test_error_in_named_helper_function(runner):
         {"x": -1},
     )
     error = reply["error"]
-    assert (error["line"], error["function"], error["message"]) == (3, "check", "ValueError: negative: -1")
+    assert (error["line"], error["function"], error["message"]) == (
+        3,
+        "check",
+        "ValueError: negative: -1",
+    )
     assert "> 3 |         raise ValueError" in error["snippet"]
 
 
 def test_library_frames_below_user_code_are_kept(runner):
-    reply = runner.load_and_run(code("def run(self, s):\n    return {'v': json.loads(s)}\n"), {"s": "{oops"})
+    reply = runner.load_and_run(
+        code("def run(self, s):\n    return {'v': json.loads(s)}\n"), {"s": "{oops"}
+    )
     error = reply["error"]
     # The innermost *user* frame decides the line, even though json's frames are deeper.
     assert (error["line"], error["function"]) == (2, "run")
@@ -89,7 +93,12 @@ def test_library_frames_below_user_code_are_kept(runner):
 
 
 def test_error_in_init_code(runner):
-    reply = runner.load(code("def run(self):\n    return {}\n", init_function_code="def init():\n    raise RuntimeError('no model')\n"))
+    reply = runner.load(
+        code(
+            "def run(self):\n    return {}\n",
+            init_function_code="def init():\n    raise RuntimeError('no model')\n",
+        )
+    )
     error = reply["error"]
     assert error["type"] == "BlockRuntimeError"
     assert (error["source"], error["function"], error["line"]) == ("init_function_code", "init", 2)
@@ -127,12 +136,7 @@ def test_chained_exception_keeps_its_cause(runner):
 def test_snippet_window_and_number_width():
     source = "\n".join(f"line{i}" for i in range(1, 13))
     assert format_snippet(source, 10) == (
-        "   7 | line7\n"
-        "   8 | line8\n"
-        "   9 | line9\n"
-        "> 10 | line10\n"
-        "  11 | line11\n"
-        "  12 | line12"
+        "   7 | line7\n   8 | line8\n   9 | line9\n> 10 | line10\n  11 | line11\n  12 | line12"
     )
 
 

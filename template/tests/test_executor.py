@@ -18,7 +18,10 @@ def test_sum_of_floats(runner):
     assert reply["stdout"] == "" and reply["stderr"] == ""
     assert reply["stdout_truncated"] is False and reply["stderr_truncated"] is False
     assert reply["debug_traces"] == []
-    assert set(reply["timings_ms"]) == {"decode", "execute", "encode"} and min(reply["timings_ms"].values()) >= 0
+    assert (
+        set(reply["timings_ms"]) == {"decode", "execute", "encode"}
+        and min(reply["timings_ms"].values()) >= 0
+    )
 
 
 def test_ping(runner):
@@ -28,7 +31,12 @@ def test_ping(runner):
 def test_load_reply_shape(runner):
     reply = runner.load(code(SUM), "abc")
     assert reply["ok"] is True
-    assert (reply["hash"], reply["evicted"], reply["stdout"], reply["stderr"]) == ("abc", [], "", "")
+    assert (reply["hash"], reply["evicted"], reply["stdout"], reply["stderr"]) == (
+        "abc",
+        [],
+        "",
+        "",
+    )
     assert reply["timings_ms"]["load"] >= 0
 
 
@@ -45,7 +53,9 @@ def test_lru_eviction_reports_evicted_hashes():
 
 def test_reloading_a_loaded_hash_is_a_no_op():
     runner = Runner(Executor(cache_size=2, max_capture_bytes=1024))
-    block = code("def run(self):\n    return {}\n", init_function_code="def init():\n    print('init ran')\n")
+    block = code(
+        "def run(self):\n    return {}\n", init_function_code="def init():\n    print('init ran')\n"
+    )
     assert runner.load(block, "a")["stdout"] == "init ran\n"
     runner.load(code(SUM), "b")
     again = runner.load(block, "a")
@@ -68,7 +78,9 @@ def test_failed_load_caches_nothing(runner):
 
 
 def test_sys_exit_in_a_block_does_not_end_the_executor(runner):
-    reply = runner.load_and_run(code("import sys\ndef run(self):\n    print('bye')\n    sys.exit(3)\n"))
+    reply = runner.load_and_run(
+        code("import sys\ndef run(self):\n    print('bye')\n    sys.exit(3)\n")
+    )
     assert reply["ok"] is False
     assert reply["error"]["type"] == "BlockRuntimeError"
     assert reply["error"]["message"] == "SystemExit: 3"
@@ -78,7 +90,12 @@ def test_sys_exit_in_a_block_does_not_end_the_executor(runner):
 
 
 def test_sys_exit_in_init_does_not_end_the_executor(runner):
-    reply = runner.load(code("def run(self):\n    return {}\n", init_function_code="import sys\ndef init():\n    sys.exit(0)\n"))
+    reply = runner.load(
+        code(
+            "def run(self):\n    return {}\n",
+            init_function_code="import sys\ndef init():\n    sys.exit(0)\n",
+        )
+    )
     assert reply["ok"] is False and reply["error"]["message"] == "SystemExit: 0"
     assert reply["error"]["function"] == "init"
 
@@ -92,18 +109,24 @@ def test_returning_an_int_is_an_error(runner):
 
 
 def test_batch_blocks_may_return_a_list_of_dicts(runner):
-    reply = runner.load_and_run(code("def run(self, xs):\n    return [{'y': x * 2} for x in xs]\n"), {"xs": [1, 2]})
+    reply = runner.load_and_run(
+        code("def run(self, xs):\n    return [{'y': x * 2} for x in xs]\n"), {"xs": [1, 2]}
+    )
     assert reply["outputs"] == [{"y": 2}, {"y": 4}]
 
 
 def test_a_list_with_a_non_dict_is_an_error(runner):
     reply = runner.load_and_run(code("def run(self):\n    return [{'y': 1}, 2]\n"))
-    assert reply["error"]["message"] == "run must return a dict of outputs, got a list containing int"
+    assert (
+        reply["error"]["message"] == "run must return a dict of outputs, got a list containing int"
+    )
 
 
 def test_context_reaches_the_block_and_traces_carry_the_step(runner):
     reply = runner.load_and_run(
-        code("def run(self):\n    debug_traces.append('hello')\n    return {'ctx': self.get_workflow_context()['step_name']}\n"),
+        code(
+            "def run(self):\n    debug_traces.append('hello')\n    return {'ctx': self.get_workflow_context()['step_name']}\n"
+        ),
         context={"step_name": "detect"},
     )
     assert reply["outputs"] == {"ctx": "detect"}
@@ -123,9 +146,15 @@ def test_traces_are_per_run(runner):
         ({}, "op: required field is missing"),
         ({"op": "explode"}, "op: unknown op 'explode' (expected one of load, run, ping)"),
         ({"op": "load", "code": {"run_function_code": "x"}}, "hash: required field is missing"),
-        ({"op": "load", "hash": 7, "code": {"run_function_code": "x"}}, "hash: must be a string, got int"),
+        (
+            {"op": "load", "hash": 7, "code": {"run_function_code": "x"}},
+            "hash: must be a string, got int",
+        ),
         ({"op": "load", "hash": "h"}, "code: must be a map, got NoneType"),
-        ({"op": "load", "hash": "h", "code": {}}, "code.run_function_code: required field is missing"),
+        (
+            {"op": "load", "hash": "h", "code": {}},
+            "code.run_function_code: required field is missing",
+        ),
         ({"op": "run", "hash": "h", "inputs": [1]}, "inputs: must be a map, got list"),
         ({"op": "run", "hash": "h", "inputs": {1: 2}}, "inputs: names must be strings, got 1"),
         ({"op": "run", "hash": "h", "context": "ctx"}, "context: must be a map, got str"),
@@ -141,8 +170,18 @@ def test_malformed_messages_are_bad_requests_naming_the_field(runner, message, e
 def test_error_reply_shape_is_stable(runner):
     error = runner.run("nope")["error"]
     assert set(error) == {
-        "type", "message", "line", "function", "source", "snippet", "traceback", "exception",
-        "stdout", "stderr", "stdout_truncated", "stderr_truncated",
+        "type",
+        "message",
+        "line",
+        "function",
+        "source",
+        "snippet",
+        "traceback",
+        "exception",
+        "stdout",
+        "stderr",
+        "stdout_truncated",
+        "stderr_truncated",
     }
 
 
@@ -167,6 +206,8 @@ def test_a_run_that_carries_its_code_loads_the_block_in_the_same_round_trip():
 
 def test_a_run_that_carries_broken_code_answers_the_compile_error():
     runner = Runner(Executor(cache_size=2, max_capture_bytes=1024))
-    reply = runner.executor.handle({"op": "run", "hash": "x", "code": code("def run(self):\n    return (\n"), "inputs": {}})
+    reply = runner.executor.handle(
+        {"op": "run", "hash": "x", "code": code("def run(self):\n    return (\n"), "inputs": {}}
+    )
     assert reply["ok"] is False and reply["error"]["type"] == "BlockCompileError"
     assert runner.executor.loaded_hashes == []

@@ -73,7 +73,9 @@ def test_sidecar_buffers_follow_the_head_64_byte_aligned():
     (head_size,) = struct.unpack(">I", payload[:4])
     region_start = -(-(4 + head_size) // 64) * 64
     assert payload[region_start : region_start + big.nbytes] == big.tobytes()
-    assert payload[region_start + 10240 : region_start + 10243] == b"abc"  # 10240 = big rounded up to 64
+    assert (
+        payload[region_start + 10240 : region_start + 10243] == b"abc"
+    )  # 10240 = big rounded up to 64
     read = read_frame(io.BytesIO(frame), LIMIT)
     assert read.message == {"refs": [0, 10304]}
     assert read.sidecar[:256].tobytes() == bytes(range(256))
@@ -118,28 +120,41 @@ def test_frame_over_the_limit_is_refused_before_reading_it():
 
 
 def test_bad_cbor_consumes_the_frame_so_the_stream_stays_in_step():
-    stream = io.BytesIO(struct.pack(">I", 6) + struct.pack(">I", 2) + b"\xff\xff" + encode_frame({"next": True}))
+    stream = io.BytesIO(
+        struct.pack(">I", 6) + struct.pack(">I", 2) + b"\xff\xff" + encode_frame({"next": True})
+    )
     with pytest.raises(FrameDecodeError, match="invalid CBOR"):
         read_frame(stream, LIMIT)
     assert message(stream) == {"next": True}
 
 
 def test_a_head_longer_than_its_payload_is_refused_in_step():
-    stream = io.BytesIO(struct.pack(">I", 6) + struct.pack(">I", 99) + b"\xa0\xa0" + encode_frame({"next": True}))
+    stream = io.BytesIO(
+        struct.pack(">I", 6) + struct.pack(">I", 99) + b"\xa0\xa0" + encode_frame({"next": True})
+    )
     with pytest.raises(FrameDecodeError, match="does not fit"):
         read_frame(stream, LIMIT)
     assert message(stream) == {"next": True}
 
 
 json_like = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=30,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(values=st.lists(json_like, min_size=1, max_size=4), step=st.integers(min_value=1, max_value=7))
+@given(
+    values=st.lists(json_like, min_size=1, max_size=4), step=st.integers(min_value=1, max_value=7)
+)
 def test_frames_round_trip_through_a_trickling_pipe(values, step):
     data = b"".join(encode_frame(v) for v in values)
     # Unbuffered on purpose: read_frame itself must gather short reads.

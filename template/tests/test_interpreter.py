@@ -34,8 +34,12 @@ def test_a_block_loaded_once_serves_later_runs(tmp_path, capfd):
     block = code("def run(self, a):\n    print('ran')\n    return {'double': a * 2}\n")
     loaded = exchange(tmp_path, {"op": "load", "hash": "interp-double", "code": block}, "load")
     assert loaded["ok"] and loaded["hash"] == "interp-double"
-    first = exchange(tmp_path, {"op": "run", "hash": "interp-double", "inputs": {"a": 21}, "context": {}}, "run1")
-    second = exchange(tmp_path, {"op": "run", "hash": "interp-double", "inputs": {"a": 5}, "context": {}}, "run2")
+    first = exchange(
+        tmp_path, {"op": "run", "hash": "interp-double", "inputs": {"a": 21}, "context": {}}, "run1"
+    )
+    second = exchange(
+        tmp_path, {"op": "run", "hash": "interp-double", "inputs": {"a": 5}, "context": {}}, "run2"
+    )
     assert first["outputs"] == {"double": 42} and first["stdout"] == "ran\n"
     assert second["outputs"] == {"double": 10}
     # Loading it again finds it already there: no second compile.
@@ -48,13 +52,20 @@ def test_a_user_error_is_a_reply_not_an_exception(tmp_path):
     block = code("def run(self):\n    raise RuntimeError('nope')\n")
     assert exchange(tmp_path, {"op": "load", "hash": "interp-raise", "code": block})["ok"]
     reply = exchange(tmp_path, {"op": "run", "hash": "interp-raise", "inputs": {}, "context": {}})
-    assert reply["ok"] is False and reply["error"]["type"] == "BlockRuntimeError" and reply["error"]["line"] == 2
+    assert (
+        reply["ok"] is False
+        and reply["error"]["type"] == "BlockRuntimeError"
+        and reply["error"]["line"] == 2
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "frame: the file is empty"), (encode_frame({"op": "ping"}) + b"x", "frame: bytes follow the frame"),
-     (b"\x00\x00\x00\x05\x00\x00\x00\x01\xff", "frame: invalid CBOR")],
+    [
+        (b"", "frame: the file is empty"),
+        (encode_frame({"op": "ping"}) + b"x", "frame: bytes follow the frame"),
+        (b"\x00\x00\x00\x05\x00\x00\x00\x01\xff", "frame: invalid CBOR"),
+    ],
 )
 def test_a_malformed_frame_file_gets_a_bad_request_reply(tmp_path, content, message):
     (tmp_path / "in").write_bytes(content)
@@ -72,14 +83,18 @@ def test_the_reply_file_appears_whole_or_not_at_all(tmp_path, monkeypatch):
 
     def watching_replace(src: str, dst: str) -> None:
         seen_during_write.append(out_path.exists())
-        assert Path(src).parent == out_path.parent, "written beside the target, so the rename is atomic"
+        assert Path(src).parent == out_path.parent, (
+            "written beside the target, so the rename is atomic"
+        )
         real_replace(src, dst)
 
     monkeypatch.setattr(interpreter.os, "replace", watching_replace)
     big = code("def run(self):\n    return {'blob': b'x' * 300_000}\n")
     assert exchange(tmp_path, {"op": "load", "hash": "interp-big", "code": big})["ok"]
     out_path.unlink(missing_ok=True)
-    (tmp_path / "run.in").write_bytes(encode_frame({"op": "run", "hash": "interp-big", "inputs": {}, "context": {}}))
+    (tmp_path / "run.in").write_bytes(
+        encode_frame({"op": "run", "hash": "interp-big", "inputs": {}, "context": {}})
+    )
     interpreter.run_frame_file(str(tmp_path / "run.in"), str(out_path))
     assert seen_during_write[-1] is False
     reply = with_outputs(read_frame(io.BytesIO(out_path.read_bytes()), 1 << 30))
@@ -93,7 +108,11 @@ def test_calls_from_two_threads_take_turns(tmp_path):
     replies: dict[int, dict[str, Any]] = {}
 
     def call(n: int) -> None:
-        replies[n] = exchange(tmp_path, {"op": "run", "hash": "interp-turns", "inputs": {"n": n}, "context": {}}, f"t{n}")
+        replies[n] = exchange(
+            tmp_path,
+            {"op": "run", "hash": "interp-turns", "inputs": {"n": n}, "context": {}},
+            f"t{n}",
+        )
 
     threads = [threading.Thread(target=call, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -118,7 +137,9 @@ def test_ensure_requirements_installs_the_pinned_lines_of_what_is_missing(tmp_pa
     installed = interpreter.ensure_requirements(
         str(REQUIREMENTS), importable=lambda module: module not in missing, install=installs.append
     )
-    pinned = {line.split("==")[0]: line for line in REQUIREMENTS.read_text().splitlines() if "==" in line}
+    pinned = {
+        line.split("==")[0]: line for line in REQUIREMENTS.read_text().splitlines() if "==" in line
+    }
     assert installed == [pinned["opencv-python-headless"], pinned["cbor2"]]
     assert installs == [installed]
 
@@ -128,7 +149,9 @@ def test_ensure_requirements_names_a_module_the_file_does_not_pin(tmp_path):
     requirements.write_text("# only numpy\nnumpy==2.0.0\n")
     with pytest.raises(ValueError, match="no line for shapely"):
         interpreter.ensure_requirements(
-            str(requirements), importable=lambda module: module not in {"numpy", "shapely"}, install=lambda lines: None
+            str(requirements),
+            importable=lambda module: module not in {"numpy", "shapely"},
+            install=lambda lines: None,
         )
 
 
@@ -152,5 +175,7 @@ def test_the_module_imports_without_the_runtimes_dependencies():
         "print('imported')\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{TEMPLATE_DIR}:{TEMPLATE_DIR.parent}"}
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60
+    )
     assert result.stdout == "imported\n", result.stderr

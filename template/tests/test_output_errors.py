@@ -16,11 +16,28 @@ from runtime.executor import Executor
 LIMIT = 1 << 20
 
 
-def run(source: str, output_format: str = "cbor", inputs: dict[str, Any] | None = None, *, sidecar: bool = True, limit: int | None = LIMIT) -> dict[str, Any]:
-    executor = Executor(cache_size=2, max_capture_bytes=4096, sidecar_outputs=sidecar, max_output_bytes=limit)
+def run(
+    source: str,
+    output_format: str = "cbor",
+    inputs: dict[str, Any] | None = None,
+    *,
+    sidecar: bool = True,
+    limit: int | None = LIMIT,
+) -> dict[str, Any]:
+    executor = Executor(
+        cache_size=2, max_capture_bytes=4096, sidecar_outputs=sidecar, max_output_bytes=limit
+    )
     loaded = executor.handle({"op": "load", "hash": "h", "code": code(source)})
     assert loaded["ok"], loaded
-    return executor.handle({"op": "run", "hash": "h", "inputs": inputs or {}, "context": {}, "output_format": output_format})
+    return executor.handle(
+        {
+            "op": "run",
+            "hash": "h",
+            "inputs": inputs or {},
+            "context": {},
+            "output_format": output_format,
+        }
+    )
 
 
 def failure(reply: dict[str, Any]) -> tuple[str, str]:
@@ -47,26 +64,53 @@ class Bad:
 @pytest.mark.parametrize(
     ("source", "path", "words"),
     [
-        (RAISING_REPR + "def run(self):\n    return {'x': {'y': Bad()}}\n", "outputs.x.y", "RuntimeError: no repr"),
-        (RAISING_STR + "def run(self):\n    return {'x': [1, Bad()]}\n", "outputs.x[1]", "RuntimeError: no str"),
-        ("class Items(dict):\n    def items(self):\n        raise KeyError('gone')\ndef run(self):\n    return {'x': Items(a=1)}\n", "outputs.x", "KeyError"),
-        ("class Many(list):\n    def __iter__(self):\n        raise OSError('no')\nclass Batch(Many):\n    pass\ndef run(self):\n    return {'x': {'y': Batch([1])}}\n", "outputs.x.y", "OSError: no"),
+        (
+            RAISING_REPR + "def run(self):\n    return {'x': {'y': Bad()}}\n",
+            "outputs.x.y",
+            "RuntimeError: no repr",
+        ),
+        (
+            RAISING_STR + "def run(self):\n    return {'x': [1, Bad()]}\n",
+            "outputs.x[1]",
+            "RuntimeError: no str",
+        ),
+        (
+            "class Items(dict):\n    def items(self):\n        raise KeyError('gone')\ndef run(self):\n    return {'x': Items(a=1)}\n",
+            "outputs.x",
+            "KeyError",
+        ),
+        (
+            "class Many(list):\n    def __iter__(self):\n        raise OSError('no')\nclass Batch(Many):\n    pass\ndef run(self):\n    return {'x': {'y': Batch([1])}}\n",
+            "outputs.x.y",
+            "OSError: no",
+        ),
     ],
 )
-def test_an_output_the_block_made_unencodable_is_a_block_error_naming_its_path(source, path, words, output_format, sidecar):
+def test_an_output_the_block_made_unencodable_is_a_block_error_naming_its_path(
+    source, path, words, output_format, sidecar
+):
     kind, message = failure(run(source, output_format, sidecar=sidecar))
     assert kind == "BlockRuntimeError"
     assert message.startswith(f"{path}: ") and words in message
 
 
 def test_a_json_key_whose_str_raises_names_the_key():
-    kind, message = failure(run(RAISING_STR + "def run(self):\n    return {'x': {Bad(): 1}}\n", "json"))
+    kind, message = failure(
+        run(RAISING_STR + "def run(self):\n    return {'x': {Bad(): 1}}\n", "json")
+    )
     assert kind == "BlockRuntimeError"
-    assert message.startswith("outputs.x[<Bad object>] (key): ") and "RuntimeError: no str" in message
+    assert (
+        message.startswith("outputs.x[<Bad object>] (key): ") and "RuntimeError: no str" in message
+    )
 
 
 def test_a_cbor_key_of_no_encodable_type_names_the_key():
-    kind, message = failure(run("class K:\n    def __repr__(self):\n        return 'K()'\ndef run(self):\n    return {'x': {K(): 1}}\n", "cbor"))
+    kind, message = failure(
+        run(
+            "class K:\n    def __repr__(self):\n        return 'K()'\ndef run(self):\n    return {'x': {K(): 1}}\n",
+            "cbor",
+        )
+    )
     assert kind == "BlockRuntimeError"
     assert message.startswith("outputs.x[K()] (key): this K cannot be a map key in CBOR")
 
@@ -76,8 +120,12 @@ def test_an_integer_too_long_for_text_is_a_block_error_in_json_and_fine_in_cbor(
     source = "def run(self, n):\n    return {'x': {'y': n}}\n"
     kind, message = failure(run(source, output_format, {"n": 10**4400}))
     assert kind == "BlockRuntimeError"
-    assert message.startswith("outputs.x.y: an integer of more than 4300 digits") and "CBOR" in message
-    kind, message = failure(run("def run(self):\n    return {'x': {10 ** 4400: 1}}\n", output_format))
+    assert (
+        message.startswith("outputs.x.y: an integer of more than 4300 digits") and "CBOR" in message
+    )
+    kind, message = failure(
+        run("def run(self):\n    return {'x': {10 ** 4400: 1}}\n", output_format)
+    )
     assert message.startswith("outputs.x[<int key>] (key): an integer of more than 4300 digits")
     # 4300 digits exactly is still text.
     assert run(source, output_format, {"n": 10**4300 - 1})["ok"]
@@ -111,14 +159,23 @@ def test_outputs_past_the_limit_stop_encoding_before_the_document_is_built(outpu
 @pytest.mark.parametrize("output_format", ["cbor", "json", "json-compact"])
 def test_a_huge_map_or_array_is_refused_early(output_format):
     started = time.perf_counter()
-    kind, message = failure(run("def run(self):\n    return {'x': {str(i): i for i in range(300_000)}}\n", output_format))
+    kind, message = failure(
+        run(
+            "def run(self):\n    return {'x': {str(i): i for i in range(300_000)}}\n", output_format
+        )
+    )
     assert kind == "OutputTooLarge" and message.startswith("outputs.x")
-    kind, message = failure(run("def run(self):\n    return {'x': np.zeros((8000, 8000), np.uint8)}\n", output_format))
+    kind, message = failure(
+        run("def run(self):\n    return {'x': np.zeros((8000, 8000), np.uint8)}\n", output_format)
+    )
     assert kind == "OutputTooLarge" and message.startswith("outputs.x: ")
     assert time.perf_counter() - started < 5
 
 
 def test_outputs_within_the_limit_are_untouched():
-    reply = run("def run(self):\n    return {'x': b'x' * 500_000, 'y': np.zeros(1000), 'z': {str(i): i for i in range(1000)}}\n", "json")
+    reply = run(
+        "def run(self):\n    return {'x': b'x' * 500_000, 'y': np.zeros(1000), 'z': {str(i): i for i in range(1000)}}\n",
+        "json",
+    )
     assert reply["ok"], reply
     assert run("def run(self):\n    return {'x': b'x' * 500_000}\n", "cbor", limit=None)["ok"]

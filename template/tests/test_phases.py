@@ -23,10 +23,18 @@ def test_load_and_run_report_their_phases_in_order_within_the_request():
         assert before <= start <= end <= after
     for (_, end), (start, _) in zip(spans, spans[1:]):
         assert end <= start  # one after the other
-    assert abs((run["phases_ns"]["execute"][1] - run["phases_ns"]["execute"][0]) / 1e6 - run["timings_ms"]["execute"]) < 0.01
+    assert (
+        abs(
+            (run["phases_ns"]["execute"][1] - run["phases_ns"]["execute"][0]) / 1e6
+            - run["timings_ms"]["execute"]
+        )
+        < 0.01
+    )
 
 
 def test_a_run_that_loads_its_block_reports_the_load_too():
     runner = Runner(Executor(cache_size=2, max_capture_bytes=1024))
-    reply = runner.executor.handle({"op": "run", "hash": "x", "code": code(SUM), "inputs": {"a": 1, "b": 1}})
+    reply = runner.executor.handle(
+        {"op": "run", "hash": "x", "code": code(SUM), "inputs": {"a": 1, "b": 1}}
+    )
     assert list(reply["phases_ns"]) == ["load", "decode", "execute", "encode"]

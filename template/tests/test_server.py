@@ -53,8 +53,18 @@ class ServerProcess:
         self.stderr = open(self.stderr_path, "wb")
         env = {**os.environ, "PYTHONPATH": f"{TEMPLATE_DIR}:{TEMPLATE_DIR.parent}"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.server", "--max-capture-bytes", "4096",
-             "--block-cache-size", "4", "--max-frame-bytes", str(MAX_FRAME_BYTES), *args],
+            [
+                sys.executable,
+                "-m",
+                "runtime.server",
+                "--max-capture-bytes",
+                "4096",
+                "--block-cache-size",
+                "4",
+                "--max-frame-bytes",
+                str(MAX_FRAME_BYTES),
+                *args,
+            ],
             cwd=TEMPLATE_DIR,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -81,8 +91,13 @@ class ServerProcess:
             self.stderr.close()
 
 
-def request(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None,
-            content_type: str = FRAME_TYPE) -> tuple[int, dict[str, str], bytes]:
+def request(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    content_type: str = FRAME_TYPE,
+) -> tuple[int, dict[str, str], bytes]:
     headers = {"Content-Type": content_type} if body is not None else {}
     conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
@@ -106,7 +121,11 @@ def send(conn: http.client.HTTPConnection, message: dict[str, Any]) -> dict[str,
 
 
 def without_timings(reply: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in reply.items() if key not in ("timings_ms", "phases_ns", "rss_bytes")}
+    return {
+        key: value
+        for key, value in reply.items()
+        if key not in ("timings_ms", "phases_ns", "rss_bytes")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +151,33 @@ def test_health_says_version_and_pid(conn):
     health = json.loads(body)
     assert health["ok"] is True and health["version"] == runtime.__version__
     assert isinstance(health["pid"], int)
-    assert set(health) == {"ok", "version", "pid"}  # nothing else: never anything of the environment
+    assert set(health) == {
+        "ok",
+        "version",
+        "pid",
+    }  # nothing else: never anything of the environment
 
 
 def test_load_and_run_give_the_reply_a_worker_gives(conn):
     messages = [
-        {"op": "load", "hash": "sum", "code": code("def run(self, a, b):\n    print('adding')\n    return {'sum': a + b}\n")},
-        {"op": "run", "hash": "sum", "inputs": {"a": 10.5, "b": 20.3}, "context": {"step_name": "s"}},
-        {"op": "run", "hash": "sum", "inputs": {"a": 1, "b": 2}, "context": {}, "output_format": "json"},
+        {
+            "op": "load",
+            "hash": "sum",
+            "code": code("def run(self, a, b):\n    print('adding')\n    return {'sum': a + b}\n"),
+        },
+        {
+            "op": "run",
+            "hash": "sum",
+            "inputs": {"a": 10.5, "b": 20.3},
+            "context": {"step_name": "s"},
+        },
+        {
+            "op": "run",
+            "hash": "sum",
+            "inputs": {"a": 1, "b": 2},
+            "context": {},
+            "output_format": "json",
+        },
         {"op": "ping"},
     ]
     worker = WorkerProcess()
@@ -158,24 +196,39 @@ def test_an_ndarray_round_trips_through_the_sidecar(conn):
     image = np.arange(200 * 300, dtype=np.float32).reshape(200, 300)
     inputs, buffers = encode_outputs({"image": image}, "cbor", sidecar=True)
     assert buffers, "a 240 kB array rides in the sidecar, not in the head"
-    block = code("def run(self, image):\n    return {'doubled': image * 2, 'dtype': str(image.dtype)}\n")
+    block = code(
+        "def run(self, image):\n    return {'doubled': image * 2, 'dtype': str(image.dtype)}\n"
+    )
     assert send(conn, {"op": "load", "hash": "double", "code": block})["ok"]
-    reply = post_frame(conn, encode_frame({"op": "run", "hash": "double", "inputs": inputs, "context": {}}, buffers))
-    assert reply.sidecar.nbytes >= image.nbytes, "the output array comes back in the reply's sidecar"
+    reply = post_frame(
+        conn,
+        encode_frame({"op": "run", "hash": "double", "inputs": inputs, "context": {}}, buffers),
+    )
+    assert reply.sidecar.nbytes >= image.nbytes, (
+        "the output array comes back in the reply's sidecar"
+    )
     outputs = with_outputs(reply)["outputs"]
     assert outputs["dtype"] == "float32"
     doubled = decode_inputs({"doubled": outputs["doubled"]})["doubled"]
     assert doubled.dtype == np.float32 and np.array_equal(doubled, image * 2)
 
 
-@pytest.mark.parametrize("side", [4, 40, 400])  # 64 B inline, 6.4 kB joined with the head, 640 kB on its own
+@pytest.mark.parametrize(
+    "side", [4, 40, 400]
+)  # 64 B inline, 6.4 kB joined with the head, 640 kB on its own
 def test_outputs_of_every_size_and_layout_come_back_whole(conn, side):
-    block = code("def run(self, n):\n    a = np.arange(n * n, dtype=np.float32).reshape(n, n)\n    return {'a': a, 'strided': a[:, ::2]}\n")
+    block = code(
+        "def run(self, n):\n    a = np.arange(n * n, dtype=np.float32).reshape(n, n)\n    return {'a': a, 'strided': a[:, ::2]}\n"
+    )
     assert send(conn, {"op": "load", "hash": f"sizes-{side}", "code": block})["ok"]
-    outputs = send(conn, {"op": "run", "hash": f"sizes-{side}", "inputs": {"n": side}, "context": {}})["outputs"]
+    outputs = send(
+        conn, {"op": "run", "hash": f"sizes-{side}", "inputs": {"n": side}, "context": {}}
+    )["outputs"]
     decoded = decode_inputs(outputs)
     expected = np.arange(side * side, dtype=np.float32).reshape(side, side)
-    assert np.array_equal(decoded["a"], expected) and np.array_equal(decoded["strided"], expected[:, ::2])
+    assert np.array_equal(decoded["a"], expected) and np.array_equal(
+        decoded["strided"], expected[:, ::2]
+    )
 
 
 @pytest.mark.parametrize(
@@ -185,10 +238,15 @@ def test_outputs_of_every_size_and_layout_come_back_whole(conn, side):
         (b"", "frame: the body is empty"),
         (encode_frame({"op": "ping"}) + b"junk", "frame: 4 bytes follow the frame in the body"),
         (encode_frame({"op": "ping"})[:-1], "frame: stream ended inside a frame"),
-        (struct.pack(">I", MAX_FRAME_BYTES + 1) + b"\x00" * 8, f"over the limit of {MAX_FRAME_BYTES} bytes"),
+        (
+            struct.pack(">I", MAX_FRAME_BYTES + 1) + b"\x00" * 8,
+            f"over the limit of {MAX_FRAME_BYTES} bytes",
+        ),
     ],
 )
-def test_a_malformed_frame_gets_a_bad_request_reply_frame_and_the_connection_goes_on(conn, body, message):
+def test_a_malformed_frame_gets_a_bad_request_reply_frame_and_the_connection_goes_on(
+    conn, body, message
+):
     reply = post_frame(conn, body).message
     assert reply["ok"] is False and reply["error"]["type"] == "BadRequest"
     assert message in reply["error"]["message"]
@@ -235,13 +293,17 @@ def test_a_request_line_that_does_not_parse_is_a_json_400(server):
 
 
 def test_wrong_content_type_is_415(conn):
-    status, headers, body = request(conn, "POST", "/frame", encode_frame({"op": "ping"}), content_type="application/cbor")
+    status, headers, body = request(
+        conn, "POST", "/frame", encode_frame({"op": "ping"}), content_type="application/cbor"
+    )
     assert status == 415 and headers["content-type"] == "application/json"
     assert json.loads(body)["error"]["type"] == "UnsupportedMediaType"
 
 
 def test_a_content_type_with_parameters_is_accepted(conn):
-    status, _, _ = request(conn, "POST", "/frame", encode_frame({"op": "ping"}), content_type=f"{FRAME_TYPE}; v=1")
+    status, _, _ = request(
+        conn, "POST", "/frame", encode_frame({"op": "ping"}), content_type=f"{FRAME_TYPE}; v=1"
+    )
     assert status == 200
 
 
@@ -257,7 +319,11 @@ def test_health_answers_while_a_run_sleeps(server, conn):
     block = code("def run(self):\n    time.sleep(1.5)\n    return {'slept': True}\n")
     assert send(conn, {"op": "load", "hash": "sleepy", "code": block})["ok"]
     replies: list[dict[str, Any]] = []
-    runner = threading.Thread(target=lambda: replies.append(send(conn, {"op": "run", "hash": "sleepy", "inputs": {}, "context": {}})))
+    runner = threading.Thread(
+        target=lambda: replies.append(
+            send(conn, {"op": "run", "hash": "sleepy", "inputs": {}, "context": {}})
+        )
+    )
     started = time.monotonic()
     runner.start()
     time.sleep(0.3)  # the run is under way

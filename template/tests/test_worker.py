@@ -30,7 +30,9 @@ def with_outputs(frame) -> dict[str, Any]:
     document = message.get("outputs_document")
     if document is not None:
         raw = b"".join(
-            bytes(frame.sidecar[p.value[0] : p.value[0] + p.value[1]]) if isinstance(p, cbor2.CBORTag) else bytes(p)
+            bytes(frame.sidecar[p.value[0] : p.value[0] + p.value[1]])
+            if isinstance(p, cbor2.CBORTag)
+            else bytes(p)
             for p in document["pieces"]
         )
         message["outputs"] = cbor2.loads(raw) if document["format"] == "cbor" else json.loads(raw)
@@ -40,7 +42,9 @@ def with_outputs(frame) -> dict[str, Any]:
 def serve_frames(frames: bytes, max_frame_bytes: int = LIMIT) -> tuple[int, list[dict[str, Any]]]:
     """Run the serve loop over ``frames``; return its exit code and every frame it wrote."""
     out = io.BytesIO()
-    status = serve(io.BytesIO(frames), out, Executor(cache_size=4, max_capture_bytes=4096), max_frame_bytes)
+    status = serve(
+        io.BytesIO(frames), out, Executor(cache_size=4, max_capture_bytes=4096), max_frame_bytes
+    )
     out.seek(0)
     replies = []
     while (frame := read_frame(out, LIMIT)) is not None:
@@ -50,7 +54,13 @@ def serve_frames(frames: bytes, max_frame_bytes: int = LIMIT) -> tuple[int, list
 
 def test_serve_answers_in_order_and_exits_zero_on_eof():
     status, replies = serve_frames(
-        encode_frame({"op": "load", "hash": "h", "code": code("def run(self, a, b):\n    return {'sum': a + b}\n")})
+        encode_frame(
+            {
+                "op": "load",
+                "hash": "h",
+                "code": code("def run(self, a, b):\n    return {'sum': a + b}\n"),
+            }
+        )
         + encode_frame({"op": "run", "hash": "h", "inputs": {"a": 10.5, "b": 20.3}, "context": {}})
     )
     assert status == 0
@@ -62,20 +72,36 @@ def test_serve_answers_in_order_and_exits_zero_on_eof():
 
 def test_objects_of_no_kind_go_back_as_roboflows_object_marker_and_serving_continues():
     status, replies = serve_frames(
-        encode_frame({"op": "load", "hash": "h", "code": code("class Foo:\n    def __str__(self):\n        return 'a Foo'\ndef run(self):\n    print('made a Foo')\n    return {'result': [1, 2, Foo()]}\n")})
+        encode_frame(
+            {
+                "op": "load",
+                "hash": "h",
+                "code": code(
+                    "class Foo:\n    def __str__(self):\n        return 'a Foo'\ndef run(self):\n    print('made a Foo')\n    return {'result': [1, 2, Foo()]}\n"
+                ),
+            }
+        )
         + encode_frame({"op": "run", "hash": "h", "inputs": {}, "context": {}})
         + encode_frame({"op": "ping"})
     )
     assert status == 0
     assert replies[2]["ok"] is True
-    assert replies[2]["outputs"] == {"result": [1, 2, {"_type": "object", "class": "Foo", "value": "a Foo"}]}
+    assert replies[2]["outputs"] == {
+        "result": [1, 2, {"_type": "object", "class": "Foo", "value": "a Foo"}]
+    }
     assert replies[2]["stdout"] == "made a Foo\n"
     assert replies[3] == {"ok": True, "version": runtime.__version__}
 
 
 def test_oversized_outputs_are_refused_with_the_limit():
     status, replies = serve_frames(
-        encode_frame({"op": "load", "hash": "h", "code": code("def run(self):\n    return {'blob': b'x' * 5000}\n")})
+        encode_frame(
+            {
+                "op": "load",
+                "hash": "h",
+                "code": code("def run(self):\n    return {'blob': b'x' * 5000}\n"),
+            }
+        )
         + encode_frame({"op": "run", "hash": "h", "inputs": {}, "context": {}}),
         max_frame_bytes=4096,
     )
@@ -105,7 +131,9 @@ def test_outputs_in_the_shared_region_count_against_the_frame_limit():
 
 
 def test_bad_cbor_frame_is_a_bad_request_and_serving_continues():
-    status, replies = serve_frames(struct.pack(">I", 5) + struct.pack(">I", 1) + b"\xff" + encode_frame({"op": "ping"}))
+    status, replies = serve_frames(
+        struct.pack(">I", 5) + struct.pack(">I", 1) + b"\xff" + encode_frame({"op": "ping"})
+    )
     assert status == 0
     assert replies[1]["error"]["type"] == "BadRequest"
     assert replies[1]["error"]["message"].startswith("frame: invalid CBOR")
@@ -113,14 +141,18 @@ def test_bad_cbor_frame_is_a_bad_request_and_serving_continues():
 
 
 def test_oversized_frame_is_answered_then_the_worker_stops():
-    status, replies = serve_frames(struct.pack(">I", 10_000) + b"\x00" * 10_000, max_frame_bytes=1000)
+    status, replies = serve_frames(
+        struct.pack(">I", 10_000) + b"\x00" * 10_000, max_frame_bytes=1000
+    )
     assert status == 1
     assert replies[1]["error"]["type"] == "BadRequest"
     assert "over the limit of 1000 bytes" in replies[1]["error"]["message"]
 
 
 def test_a_block_that_leaves_a_thread_running_asks_to_retire_its_worker():
-    leaves = code("import threading, time\ndef run(self):\n    threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n    return {}\n")
+    leaves = code(
+        "import threading, time\ndef run(self):\n    threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n    return {}\n"
+    )
     status, replies = serve_frames(
         encode_frame({"op": "load", "hash": "t", "code": leaves})
         + encode_frame({"op": "run", "hash": "t", "inputs": {}, "context": {}})
@@ -142,8 +174,17 @@ class WorkerProcess:
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONPATH": f"{TEMPLATE_DIR}:{TEMPLATE_DIR.parent}"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime.worker", "--max-capture-bytes", "4096",
-             "--block-cache-size", "4", "--max-frame-bytes", str(LIMIT)],
+            [
+                sys.executable,
+                "-m",
+                "runtime.worker",
+                "--max-capture-bytes",
+                "4096",
+                "--block-cache-size",
+                "4",
+                "--max-frame-bytes",
+                str(LIMIT),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -184,9 +225,22 @@ def worker():
 
 
 def test_worker_loads_and_runs(worker):
-    loaded = worker.send({"op": "load", "hash": "sum", "code": code("def run(self, a, b):\n    return {'sum': a + b}\n")})
+    loaded = worker.send(
+        {
+            "op": "load",
+            "hash": "sum",
+            "code": code("def run(self, a, b):\n    return {'sum': a + b}\n"),
+        }
+    )
     assert loaded["ok"] and loaded["evicted"] == []
-    ran = worker.send({"op": "run", "hash": "sum", "inputs": {"a": 10.5, "b": 20.3}, "context": {"step_name": "s"}})
+    ran = worker.send(
+        {
+            "op": "run",
+            "hash": "sum",
+            "inputs": {"a": 10.5, "b": 20.3},
+            "context": {"step_name": "s"},
+        }
+    )
     assert ran["ok"] and ran["outputs"] == {"sum": 30.8}
 
 
@@ -213,12 +267,26 @@ def test_writes_to_fd1_do_not_corrupt_the_channel(worker):
 
 
 def test_stdin_of_a_block_is_empty(worker):
-    assert worker.send({"op": "load", "hash": "stdin", "code": code("import sys\ndef run(self):\n    return {'read': sys.stdin.read()}\n")})["ok"]
-    assert worker.send({"op": "run", "hash": "stdin", "inputs": {}, "context": {}})["outputs"] == {"read": ""}
+    assert worker.send(
+        {
+            "op": "load",
+            "hash": "stdin",
+            "code": code("import sys\ndef run(self):\n    return {'read': sys.stdin.read()}\n"),
+        }
+    )["ok"]
+    assert worker.send({"op": "run", "hash": "stdin", "inputs": {}, "context": {}})["outputs"] == {
+        "read": ""
+    }
 
 
 def test_sys_exit_does_not_end_the_worker(worker):
-    assert worker.send({"op": "load", "hash": "exit", "code": code("import sys\ndef run(self):\n    sys.exit(1)\n")})["ok"]
+    assert worker.send(
+        {
+            "op": "load",
+            "hash": "exit",
+            "code": code("import sys\ndef run(self):\n    sys.exit(1)\n"),
+        }
+    )["ok"]
     reply = worker.send({"op": "run", "hash": "exit", "inputs": {}, "context": {}})
     assert reply["ok"] is False and reply["error"]["message"] == "SystemExit: 1"
     assert worker.proc.poll() is None

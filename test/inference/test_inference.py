@@ -23,10 +23,21 @@ from inference.core.workflows.execution_engine.core import ExecutionEngine
 from inference.core.workflows.execution_engine.entities.base import WorkflowImageData
 
 if __name__ != "__main__":
-    assert os.environ.get("WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE") == "modal", "run through test/inference/run.ts"
+    assert os.environ.get("WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE") == "modal", (
+        "run through test/inference/run.ts"
+    )
 
 
-def workflow(block_type: str, code: str, inputs: dict, outputs: dict, *, parameters: list, step: str = "", **manifest) -> dict:
+def workflow(
+    block_type: str,
+    code: str,
+    inputs: dict,
+    outputs: dict,
+    *,
+    parameters: list,
+    step: str = "",
+    **manifest,
+) -> dict:
     """One custom Python block (defined inline, no Roboflow API), fed from workflow inputs."""
     step = step or block_type.lower()
     return {
@@ -42,19 +53,32 @@ def workflow(block_type: str, code: str, inputs: dict, outputs: dict, *, paramet
                         name: {"type": "DynamicInputDefinition", "selector_types": [selector]}
                         for name, selector in inputs.items()
                     },
-                    "outputs": {name: {"type": "DynamicOutputDefinition", "kind": kind} for name, kind in outputs.items()},
+                    "outputs": {
+                        name: {"type": "DynamicOutputDefinition", "kind": kind}
+                        for name, kind in outputs.items()
+                    },
                     **manifest,
                 },
-                "code": {"type": "PythonCode", "run_function_code": textwrap.dedent(code).lstrip("\n")},
+                "code": {
+                    "type": "PythonCode",
+                    "run_function_code": textwrap.dedent(code).lstrip("\n"),
+                },
             }
         ],
-        "steps": [{"type": block_type, "name": step, **{name: f"$inputs.{name}" for name in inputs}}],
-        "outputs": [{"type": "JsonField", "name": name, "selector": f"$steps.{step}.{name}"} for name in outputs],
+        "steps": [
+            {"type": block_type, "name": step, **{name: f"$inputs.{name}" for name in inputs}}
+        ],
+        "outputs": [
+            {"type": "JsonField", "name": name, "selector": f"$steps.{step}.{name}"}
+            for name in outputs
+        ],
     }
 
 
 def run(definition: dict, **parameters) -> list:
-    engine = ExecutionEngine.init(workflow_definition=definition, init_parameters={"workflows_core.api_key": None})
+    engine = ExecutionEngine.init(
+        workflow_definition=definition, init_parameters={"workflows_core.api_key": None}
+    )
     return engine.run(runtime_parameters=parameters)
 
 
@@ -67,7 +91,10 @@ def sum_workflow(step: str = "") -> dict:
         """,
         {"a": "input_parameter", "b": "input_parameter"},
         {"sum": []},
-        parameters=[{"type": "WorkflowParameter", "name": "a"}, {"type": "WorkflowParameter", "name": "b"}],
+        parameters=[
+            {"type": "WorkflowParameter", "name": "a"},
+            {"type": "WorkflowParameter", "name": "b"},
+        ],
         step=step,
     )
 
@@ -123,7 +150,11 @@ def test_a_detections_filter():
         {"predictions": "input_parameter", "threshold": "input_parameter"},
         {"kept": ["object_detection_prediction"], "count": []},
         parameters=[
-            {"type": "WorkflowParameter", "name": "predictions", "kind": ["object_detection_prediction"]},
+            {
+                "type": "WorkflowParameter",
+                "name": "predictions",
+                "kind": ["object_detection_prediction"],
+            },
             {"type": "WorkflowParameter", "name": "threshold"},
         ],
     )

@@ -19,7 +19,12 @@ let server: ServerProcess | null = null
 async function startStandin(): Promise<Subprocess> {
   const proc = Bun.spawn({
     cmd: [process.execPath, resolve(PROJECT_ROOT, 'test/standin/e2b/main.ts')],
-    env: { ...process.env, STANDIN_API_PORT: String(apiPort), STANDIN_SANDBOX_PORT: String(sandboxPort), STANDIN_API_KEY: apiKey },
+    env: {
+      ...process.env,
+      STANDIN_API_PORT: String(apiPort),
+      STANDIN_SANDBOX_PORT: String(sandboxPort),
+      STANDIN_API_KEY: apiKey,
+    },
     stdout: 'pipe',
     stderr: 'ignore',
   })
@@ -40,13 +45,26 @@ afterAll(async () => {
   await standin?.exited
 })
 
-async function run(workspace: string, code = SUM_BLOCK, inputs: Record<string, unknown> = { a: 1, b: 2 }) {
+async function run(
+  workspace: string,
+  code = SUM_BLOCK,
+  inputs: Record<string, unknown> = { a: 1, b: 2 },
+) {
   const sentAt = performance.now()
   try {
-    const response = await fetch(`${server!.url}/v1/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: { run_function_code: code }, inputs, workspace }), signal: AbortSignal.timeout(45_000) })
+    const response = await fetch(`${server!.url}/v1/run`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ code: { run_function_code: code }, inputs, workspace }),
+      signal: AbortSignal.timeout(45_000),
+    })
     return { sentAt, status: response.status, answer: (await response.json()) as any }
   } catch (error) {
-    return { sentAt, status: 0, answer: { error: { type: 'NoAnswer', message: (error as Error).message } } }
+    return {
+      sentAt,
+      status: 0,
+      answer: { error: { type: 'NoAnswer', message: (error as Error).message } },
+    }
   }
 }
 
@@ -74,7 +92,11 @@ test('the E2B stand-in killed mid-run: typed errors while it is gone, runs succe
       await Bun.sleep(50)
     }
   })
-  const inFlight = run('sleeper', 'import time\ndef run(self):\n    time.sleep(3)\n    return {}\n', {})
+  const inFlight = run(
+    'sleeper',
+    'import time\ndef run(self):\n    time.sleep(3)\n    return {}\n',
+    {},
+  )
   await Bun.sleep(1500)
   standin.kill('SIGKILL')
   await standin.exited
@@ -98,7 +120,9 @@ test('the E2B stand-in killed mid-run: typed errors while it is gone, runs succe
   expect(hit.answer.error.type).not.toBe('InternalError')
   for (const result of results.filter((r) => r.status !== 200)) {
     expect([500, 502, 503, 504]).toContain(result.status)
-    expect(['RemoteBackendFailed', 'Overloaded', 'WorkerCrashed', 'BlockTimeout']).toContain(result.answer.error.type)
+    expect(['RemoteBackendFailed', 'Overloaded', 'WorkerCrashed', 'BlockTimeout']).toContain(
+      result.answer.error.type,
+    )
   }
   // No run sent after the stand-in came back failed.
   expect(results.filter((r) => r.status !== 200 && r.sentAt > backAt + 1000)).toEqual([])

@@ -9,14 +9,26 @@ import { decodeCbor, encodeCbor } from '../../serializers/cbor.ts'
 import { decodeKinds } from '../../serializers/index.ts'
 import { NDArray } from '../../serializers/ndarray/index.ts'
 import { SUM_BLOCK } from '../support/http.ts'
-import { descendants, footprint, type Footprint, startServer, type ServerProcess } from '../support/server-process.ts'
+import {
+  descendants,
+  footprint,
+  type Footprint,
+  startServer,
+  type ServerProcess,
+} from '../support/server-process.ts'
 
 let server: ServerProcess
 let scratch: string
 
 beforeAll(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'blockgate-chaos-'))
-  server = await startServer({ TMPDIR: scratch, BLOCKGATE_LOG_LEVEL: 'error', BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_MIN_WARM_WORKERS: '2', BLOCKGATE_TENANT_MAX_WORKERS: '2' })
+  server = await startServer({
+    TMPDIR: scratch,
+    BLOCKGATE_LOG_LEVEL: 'error',
+    BLOCKGATE_MAX_WORKERS: '4',
+    BLOCKGATE_MIN_WARM_WORKERS: '2',
+    BLOCKGATE_TENANT_MAX_WORKERS: '2',
+  })
 }, 90_000)
 
 afterAll(async () => {
@@ -25,7 +37,11 @@ afterAll(async () => {
 })
 
 async function run(code: string, extra: Record<string, unknown> = {}) {
-  const response = await fetch(`${server.url}/v1/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ code: { run_function_code: code }, ...extra }) })
+  const response = await fetch(`${server.url}/v1/run`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ code: { run_function_code: code }, ...extra }),
+  })
   return { status: response.status, answer: (await response.json()) as any }
 }
 
@@ -37,7 +53,12 @@ function ordinaryLoad() {
     for (let i = 0; !stopped; i++) {
       const sentAt = performance.now()
       const { status, answer } = await run(SUM_BLOCK, { inputs: { a: i, b: 1 }, workspace })
-      results.push({ status, ok: status === 200 && answer.outputs?.sum === i + 1, sentAt, error: answer.error?.type })
+      results.push({
+        status,
+        ok: status === 200 && answer.outputs?.sum === i + 1,
+        sentAt,
+        error: answer.error?.type,
+      })
       await Bun.sleep(10)
     }
   })
@@ -84,7 +105,9 @@ function zygotePid(): number {
       return ''
     }
   }
-  const zygote = under.find((p) => cmdline(p.pid).includes('runtime.zygote') && !cmdline(p.ppid).includes('runtime.zygote'))
+  const zygote = under.find(
+    (p) => cmdline(p.pid).includes('runtime.zygote') && !cmdline(p.ppid).includes('runtime.zygote'),
+  )
   if (!zygote) throw new Error('no zygote under the server')
   return zygote.pid
 }
@@ -98,7 +121,12 @@ async function healed(before: Footprint): Promise<void> {
   }
   const deadline = performance.now() + 8000
   let now = footprint(server.pid)
-  while (performance.now() < deadline && (now.processes > before.processes + 4 || now.fds > before.fds + 8 || now.shmEntries > before.shmEntries + 2)) {
+  while (
+    performance.now() < deadline &&
+    (now.processes > before.processes + 4 ||
+      now.fds > before.fds + 8 ||
+      now.shmEntries > before.shmEntries + 2)
+  ) {
     await Bun.sleep(100)
     now = footprint(server.pid)
   }
@@ -141,19 +169,29 @@ describe('chaos under load', () => {
 
   test("the worker socket's directory removed: the pool starts over with a new one, and runs wait for it", async () => {
     const before = footprint(server.pid)
-    const socketDirs = readdirSync(scratch).filter((name) => name.startsWith(`blockgate-${server.pid}-`))
+    const socketDirs = readdirSync(scratch).filter((name) =>
+      name.startsWith(`blockgate-${server.pid}-`),
+    )
     expect(socketDirs.length).toBe(1)
     const load = ordinaryLoad()
     await Bun.sleep(200)
     const removedAt = performance.now()
     rmSync(join(scratch, socketDirs[0]!), { recursive: true, force: true })
     // New workspaces need new workers: each must be served once the pool has started over.
-    const fresh = await Promise.all(['needs-a-fork-1', 'needs-a-fork-2', 'needs-a-fork-3'].map((workspace) => run(SUM_BLOCK, { inputs: { a: 1, b: 2 }, workspace })))
+    const fresh = await Promise.all(
+      ['needs-a-fork-1', 'needs-a-fork-2', 'needs-a-fork-3'].map((workspace) =>
+        run(SUM_BLOCK, { inputs: { a: 1, b: 2 }, workspace }),
+      ),
+    )
     await Bun.sleep(500)
     const others = await load.stop()
     expect(fresh.map((r) => r.status)).toEqual([200, 200, 200])
-    expect(others.filter((r) => !r.ok && r.sentAt > removedAt + 100 && r.error !== 'WorkerCrashed')).toEqual([])
-    expect(readdirSync(scratch).filter((name) => name.startsWith(`blockgate-${server.pid}-`)).length).toBe(1)
+    expect(
+      others.filter((r) => !r.ok && r.sentAt > removedAt + 100 && r.error !== 'WorkerCrashed'),
+    ).toEqual([])
+    expect(
+      readdirSync(scratch).filter((name) => name.startsWith(`blockgate-${server.pid}-`)).length,
+    ).toBe(1)
     await healed(before)
   }, 60_000)
 
@@ -166,7 +204,10 @@ describe('chaos under load', () => {
     process.kill(zygotePid(), 'SIGKILL')
     const hit = await inFlight
     // A run for a new workspace needs a fork: it waits for the restarted zygote (a back-off and a fresh start).
-    const afterRestart = await run(SUM_BLOCK, { inputs: { a: 2, b: 2 }, workspace: 'after-restart' })
+    const afterRestart = await run(SUM_BLOCK, {
+      inputs: { a: 2, b: 2 },
+      workspace: 'after-restart',
+    })
     await Bun.sleep(300)
     const others = await load.stop()
     expect(hit.status).toBe(500)
@@ -185,15 +226,44 @@ describe('/dev/shm full', () => {
     // A server of its own, in a mount namespace whose /dev/shm holds 1 MiB: too little for
     // the 2 MiB arrays below, in either direction.
     const full = await startServer(
-      { TMPDIR: scratch, BLOCKGATE_LOG_LEVEL: 'error', BLOCKGATE_MAX_WORKERS: '2', BLOCKGATE_MIN_WARM_WORKERS: '1' },
-      { wrap: ['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c', 'mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "$@"', 'sh'] },
+      {
+        TMPDIR: scratch,
+        BLOCKGATE_LOG_LEVEL: 'error',
+        BLOCKGATE_MAX_WORKERS: '2',
+        BLOCKGATE_MIN_WARM_WORKERS: '1',
+      },
+      {
+        wrap: [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          '/bin/sh',
+          '-c',
+          'mount -t tmpfs -o size=1m tmpfs /dev/shm && exec "$@"',
+          'sh',
+        ],
+      },
     )
     try {
       const image = NDArray.fromBytes('uint8', [1024, 2048], new Uint8Array(1024 * 2048).fill(7))
-      const body = encodeCbor({ code: { run_function_code: 'def run(self, image):\n    return {"inverted": 255 - image, "sum": int(image.sum())}\n' }, inputs: { image } })
+      const body = encodeCbor({
+        code: {
+          run_function_code:
+            'def run(self, image):\n    return {"inverted": 255 - image, "sum": int(image.sum())}\n',
+        },
+        inputs: { image },
+      })
       for (let i = 0; i < 3; i++) {
-        const response = await fetch(`${full.url}/v1/run`, { method: 'POST', headers: { 'content-type': 'application/cbor' }, body })
-        const answer = decodeKinds(decodeCbor(new Uint8Array(await response.arrayBuffer())), 'response') as any
+        const response = await fetch(`${full.url}/v1/run`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/cbor' },
+          body,
+        })
+        const answer = decodeKinds(
+          decodeCbor(new Uint8Array(await response.arrayBuffer())),
+          'response',
+        ) as any
         expect(response.status).toBe(200)
         expect(answer.outputs.sum).toBe(7 * 1024 * 2048)
         expect(answer.outputs.inverted.shape).toEqual([1024, 2048])

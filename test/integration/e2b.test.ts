@@ -24,12 +24,23 @@ afterAll(async () => {
   await standin?.stop()
 })
 
-const e2bConfig = (overrides: Partial<E2BConfig> = {}, env: Record<string, string> = {}): E2BConfig =>
-  standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '8', BLOCKGATE_E2B_MAX_QUEUE: '16', ...env }, overrides)
+const e2bConfig = (
+  overrides: Partial<E2BConfig> = {},
+  env: Record<string, string> = {},
+): E2BConfig =>
+  standinE2BConfig(
+    standin,
+    { BLOCKGATE_E2B_MAX_SANDBOXES: '8', BLOCKGATE_E2B_MAX_QUEUE: '16', ...env },
+    overrides,
+  )
 
 const poolOptions = { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 }
 
-async function withPool<T>(overrides: Partial<E2BConfig>, body: (pool: E2BPool) => Promise<T>, options: Partial<typeof poolOptions> = {}): Promise<T> {
+async function withPool<T>(
+  overrides: Partial<E2BConfig>,
+  body: (pool: E2BPool) => Promise<T>,
+  options: Partial<typeof poolOptions> = {},
+): Promise<T> {
   const pool = new E2BPool(e2bConfig(overrides), { ...poolOptions, ...options })
   await pool.start()
   try {
@@ -39,14 +50,30 @@ async function withPool<T>(overrides: Partial<E2BConfig>, body: (pool: E2BPool) 
   }
 }
 
-function job(run_function_code: string, inputs: Record<string, unknown> = {}, workspace = 'acme', timeoutMs = 10_000): RunJob {
+function job(
+  run_function_code: string,
+  inputs: Record<string, unknown> = {},
+  workspace = 'acme',
+  timeoutMs = 10_000,
+): RunJob {
   return {
-    block: blockOf({ run_function_code, run_function_name: 'run', init_function_code: null, init_function_name: 'init', imports: [] }),
+    block: blockOf({
+      run_function_code,
+      run_function_name: 'run',
+      init_function_code: null,
+      init_function_name: 'init',
+      imports: [],
+    }),
     inputs,
     workspace,
     timeoutMs,
     outputFormat: 'cbor',
-    context: { step_name: null, step_selector: null, block_type: 'custom_python_block', workflow_execution_id: 'test' },
+    context: {
+      step_name: null,
+      step_selector: null,
+      block_type: 'custom_python_block',
+      workflow_execution_id: 'test',
+    },
   }
 }
 
@@ -63,7 +90,8 @@ async function until(condition: () => boolean): Promise<void> {
   expect(condition()).toBe(true)
 }
 
-const aliveIn = (workspaceTag: string) => standin.alive().filter((s) => s.metadata[METADATA.deployment] === workspaceTag)
+const aliveIn = (workspaceTag: string) =>
+  standin.alive().filter((s) => s.metadata[METADATA.deployment] === workspaceTag)
 
 describe('the sandbox lifecycle', () => {
   test('create → run → reuse warm with no control-plane call → idle kill', async () => {
@@ -107,7 +135,10 @@ describe('the sandbox lifecycle', () => {
     try {
       await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }, 'tenant-meta'))
       const [info] = aliveIn(config.deploymentId)
-      expect(info?.metadata).toMatchObject({ [METADATA.workspace]: 'tenant-meta', [METADATA.deployment]: config.deploymentId })
+      expect(info?.metadata).toMatchObject({
+        [METADATA.workspace]: 'tenant-meta',
+        [METADATA.deployment]: config.deploymentId,
+      })
       const created = standin.calls.creates.at(-1) as Record<string, unknown>
       expect(created.envVars ?? {}).toEqual({})
       expect(JSON.stringify(created)).not.toContain(standin.apiKey)
@@ -126,7 +157,8 @@ describe('the sandbox lifecycle', () => {
       expect(new Set(byWorkspace.map((s) => s.workspace))).toEqual(new Set(['one', 'two']))
       expect(new Set(byWorkspace.map((s) => s.id)).size).toBe(byWorkspace.length)
       // Module state of one workspace's block is invisible to the other's.
-      const poison = 'import json\ndef run(self):\n    json.dumps = lambda *a, **k: "poisoned"\n    return {}\n'
+      const poison =
+        'import json\ndef run(self):\n    json.dumps = lambda *a, **k: "poisoned"\n    return {}\n'
       const check = 'import json\ndef run(self):\n    return {"dumps": json.dumps([1])}\n'
       await pool.run(job(poison, {}, 'one'))
       expect(outputs(await pool.run(job(check, {}, 'two')))).toEqual({ dumps: '[1]' })
@@ -136,11 +168,15 @@ describe('the sandbox lifecycle', () => {
   test('sandboxes a previous run of the deployment left behind are killed at start', async () => {
     const config = e2bConfig()
     const leftover = await Sandbox.create(config.templateId, {
-      apiKey: standin.apiKey, apiUrl: standin.apiUrl, sandboxUrl: standin.sandboxUrl,
+      apiKey: standin.apiKey,
+      apiUrl: standin.apiUrl,
+      sandboxUrl: standin.sandboxUrl,
       metadata: { [METADATA.deployment]: config.deploymentId, [METADATA.workspace]: 'old' },
     })
     const other = await Sandbox.create(config.templateId, {
-      apiKey: standin.apiKey, apiUrl: standin.apiUrl, sandboxUrl: standin.sandboxUrl,
+      apiKey: standin.apiKey,
+      apiUrl: standin.apiUrl,
+      sandboxUrl: standin.sandboxUrl,
       metadata: { [METADATA.deployment]: 'someone-else' },
     })
     const pool = new E2BPool(config, poolOptions)
@@ -171,7 +207,9 @@ describe('failures of the block and of the service', () => {
     await withPool(config, async (pool) => {
       await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }))
       const [looping] = pool.sandboxes()
-      const error = await pool.run(job('def run(self):\n    while True:\n        pass\n', {}, 'acme', 800)).catch((e) => e)
+      const error = await pool
+        .run(job('def run(self):\n    while True:\n        pass\n', {}, 'acme', 800))
+        .catch((e) => e)
       expect(error.status).toBe(504)
       expect(error.type).toBe('BlockTimeout')
       await until(() => !standin.alive().some((s) => s.sandboxId === looping!.id))
@@ -181,7 +219,9 @@ describe('failures of the block and of the service', () => {
 
   test('a block error is a 422 with the line, and the sandbox stays warm', async () => {
     await withPool({}, async (pool) => {
-      const error = await pool.run(job('def run(self):\n    x = 1\n    raise ValueError("bad")\n')).catch((e) => e)
+      const error = await pool
+        .run(job('def run(self):\n    x = 1\n    raise ValueError("bad")\n'))
+        .catch((e) => e)
       expect(error.status).toBe(422)
       expect(error.details.line).toBe(3)
       const again = await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }))
@@ -192,7 +232,9 @@ describe('failures of the block and of the service', () => {
 
   test('a crash of the interpreter is a clear 5xx, and the next run works', async () => {
     await withPool({}, async (pool) => {
-      const error = await pool.run(job('import os\ndef run(self):\n    os._exit(1)\n')).catch((e) => e)
+      const error = await pool
+        .run(job('import os\ndef run(self):\n    os._exit(1)\n'))
+        .catch((e) => e)
       expect(error.status).toBe(502)
       expect(error.message).toContain('SandboxGone')
       expect(outputs(await pool.run(job(SUM_BLOCK, { a: 5, b: 5 })))).toEqual({ sum: 10 })
@@ -266,7 +308,9 @@ describe('failures of the block and of the service', () => {
   test('at the sandbox cap, a run of another workspace waits for room, and none is lost', async () => {
     await withPool({ maxSandboxes: 1 }, async (pool) => {
       const sleepy = 'import time\ndef run(self, n):\n    time.sleep(0.2)\n    return {"n": n}\n'
-      const runs = await Promise.all(['a', 'b', 'a', 'b'].map((w, n) => pool.run(job(sleepy, { n }, w))))
+      const runs = await Promise.all(
+        ['a', 'b', 'a', 'b'].map((w, n) => pool.run(job(sleepy, { n }, w))),
+      )
       expect(runs.map((r) => (outputs(r) as { n: number }).n)).toEqual([0, 1, 2, 3])
       expect(pool.sandboxes().length).toBeLessThanOrEqual(1)
     })
@@ -309,33 +353,41 @@ describe('more faults of the service', () => {
 
 describe('code-interpreter mode', () => {
   test('the runtime is uploaded once; later runs reuse it warm', async () => {
-    await withPool({ mode: 'code-interpreter', templateId: 'code-interpreter-v1' }, async (pool) => {
-      const first = await pool.run(job(SUM_BLOCK, { a: 2, b: 3 }))
-      expect(outputs(first)).toEqual({ sum: 5 })
-      expect(first.coldStart).toBe(true)
-      const second = await pool.run(job(SUM_BLOCK, { a: 4, b: 5 }))
-      expect(outputs(second)).toEqual({ sum: 9 })
-      expect(second.coldStart).toBe(false)
-      const error = await pool.run(job('def run(self):\n    return 1 / 0\n')).catch((e) => e)
-      expect(error.status).toBe(422)
-      expect(error.details.line).toBe(2)
-    })
+    await withPool(
+      { mode: 'code-interpreter', templateId: 'code-interpreter-v1' },
+      async (pool) => {
+        const first = await pool.run(job(SUM_BLOCK, { a: 2, b: 3 }))
+        expect(outputs(first)).toEqual({ sum: 5 })
+        expect(first.coldStart).toBe(true)
+        const second = await pool.run(job(SUM_BLOCK, { a: 4, b: 5 }))
+        expect(outputs(second)).toEqual({ sum: 9 })
+        expect(second.coldStart).toBe(false)
+        const error = await pool.run(job('def run(self):\n    return 1 / 0\n')).catch((e) => e)
+        expect(error.status).toBe(422)
+        expect(error.details.line).toBe(2)
+      },
+    )
   }, 60_000)
 
   test('a vanished sandbox is replaced; a loop is a 504', async () => {
-    await withPool({ mode: 'code-interpreter', templateId: 'code-interpreter-v1' }, async (pool) => {
-      await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }))
-      const [first] = pool.sandboxes()
-      standin.faults.notFoundIds = [first!.id]
-      try {
-        expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 3 })))).toEqual({ sum: 5 })
-      } finally {
-        standin.faults.notFoundIds = []
-      }
-      expect(pool.sandboxes().map((s) => s.id)).not.toContain(first!.id)
-      const error = await pool.run(job('def run(self):\n    while True:\n        pass\n', {}, 'acme', 1000)).catch((e) => e)
-      expect(error.status).toBe(504)
-    })
+    await withPool(
+      { mode: 'code-interpreter', templateId: 'code-interpreter-v1' },
+      async (pool) => {
+        await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }))
+        const [first] = pool.sandboxes()
+        standin.faults.notFoundIds = [first!.id]
+        try {
+          expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 3 })))).toEqual({ sum: 5 })
+        } finally {
+          standin.faults.notFoundIds = []
+        }
+        expect(pool.sandboxes().map((s) => s.id)).not.toContain(first!.id)
+        const error = await pool
+          .run(job('def run(self):\n    while True:\n        pass\n', {}, 'acme', 1000))
+          .catch((e) => e)
+        expect(error.status).toBe(504)
+      },
+    )
   }, 60_000)
 })
 
@@ -353,7 +405,13 @@ describe('local and e2b give identical answers', () => {
   })
 
   /** Every golden vector of every kind, as one input each. */
-  const vectors = () => Object.fromEntries(allGoldenVectors().map(({ kind, name, raw }) => [`${kind}_${name.replace(/\W/g, '_')}`, decodeCbor(raw)]))
+  const vectors = () =>
+    Object.fromEntries(
+      allGoldenVectors().map(({ kind, name, raw }) => [
+        `${kind}_${name.replace(/\W/g, '_')}`,
+        decodeCbor(raw),
+      ]),
+    )
 
   const makeKinds = [
     'def run(self):',
@@ -363,19 +421,33 @@ describe('local and e2b give identical answers', () => {
     '    return {"array": np.arange(6, dtype=np.int16).reshape(2, 3), "image": image, "detections": detections, "when": datetime(2026, 1, 2, 3, 4, 5), "raw": b"\\x00\\xff"}',
   ].join('\n')
   const blocks: [string, string, Record<string, unknown>, formats?: ('cbor' | 'json')[]][] = [
-    ['plain values', 'def run(self, a, b):\n    return {"sum": a + b, "list": [a, b, None, True], "big": 2**70, "f": 1.0, "neg0": -0.0}\n', { a: 1, b: 2.5 }],
+    [
+      'plain values',
+      'def run(self, a, b):\n    return {"sum": a + b, "list": [a, b, None, True], "big": 2**70, "f": 1.0, "neg0": -0.0}\n',
+      { a: 1, b: 2.5 },
+    ],
     // The golden vectors are CBOR: every kind as a client sends it, echoed back.
     ['every kind, echoed', 'def run(self, **inputs):\n    return inputs\n', vectors(), ['cbor']],
     ['kinds made by the block', makeKinds, {}],
     ['a block error', 'def run(self):\n    print("before")\n    raise KeyError("k")\n', {}],
-    ['prints and traces', 'def run(self):\n    print("out")\n    import sys\n    print("err", file=sys.stderr)\n    return {}\n', {}],
+    [
+      'prints and traces',
+      'def run(self):\n    print("out")\n    import sys\n    print("err", file=sys.stderr)\n    return {}\n',
+      {},
+    ],
   ]
   for (const [name, run_function_code, inputs, formats = ['cbor', 'json'] as const] of blocks) {
     for (const format of formats) {
       test(`${name} (${format})`, async () => {
         const answers = []
         for (const backend of ['local', 'e2b']) {
-          const response = await app.request('/v1/run', runRequest({ code: { run_function_code }, inputs, backend, workspace: 'parity' }, format))
+          const response = await app.request(
+            '/v1/run',
+            runRequest(
+              { code: { run_function_code }, inputs, backend, workspace: 'parity' },
+              format,
+            ),
+          )
           const answer = await readAnswer(response)
           delete answer.timings_ms
           delete answer.cold_start
@@ -391,7 +463,10 @@ describe('local and e2b give identical answers', () => {
 
 describe('settings that reach the e2b backend', () => {
   /** The e2b pool the server would build from this environment. */
-  async function withServerPool<T>(env: Record<string, string>, body: (pool: E2BPool) => Promise<T>): Promise<T> {
+  async function withServerPool<T>(
+    env: Record<string, string>,
+    body: (pool: E2BPool) => Promise<T>,
+  ): Promise<T> {
     const config = loadConfig({ ...standinEnv(standin), ...env })
     const pool = createBackends(config).e2b as E2BPool
     await pool.start()
@@ -404,11 +479,19 @@ describe('settings that reach the e2b backend', () => {
 
   // The runtime server in a sandbox was started by the template, not by blockgate: the
   // deployment's BLOCKGATE_BLOCK_CACHE_SIZE travels with the blocks it is sent.
-  for (const [cacheSize, reloaded] of [[2, true], [64, false]] as const) {
+  for (const [cacheSize, reloaded] of [
+    [2, true],
+    [64, false],
+  ] as const) {
     test(`with BLOCKGATE_BLOCK_CACHE_SIZE=${cacheSize}, the first of three blocks is ${reloaded ? 'evicted and loaded again' : 'still loaded'}`, async () => {
       await withServerPool({ BLOCKGATE_BLOCK_CACHE_SIZE: String(cacheSize) }, async (pool) => {
-        const blocks = ['a', 'b', 'c'].map((name) => `def run(self):\n    return {"block": "${name}"}\n`)
-        for (const code of blocks) expect(outputs(await pool.run(job(code, {}, 'cache')))).toEqual({ block: expect.any(String) })
+        const blocks = ['a', 'b', 'c'].map(
+          (name) => `def run(self):\n    return {"block": "${name}"}\n`,
+        )
+        for (const code of blocks)
+          expect(outputs(await pool.run(job(code, {}, 'cache')))).toEqual({
+            block: expect.any(String),
+          })
         const again = await pool.run(job(blocks[0]!, {}, 'cache'))
         expect(outputs(again)).toEqual({ block: 'a' })
         expect(again.coldStart).toBe(reloaded)
@@ -419,11 +502,20 @@ describe('settings that reach the e2b backend', () => {
   // The queue for sandboxes is bounded by its own setting, not by the local workers' queue.
   test('BLOCKGATE_E2B_MAX_QUEUE bounds the runs waiting for a sandbox; BLOCKGATE_MAX_QUEUE does not', async () => {
     const sleep = 'import time\ndef run(self):\n    time.sleep(0.3)\n    return {"slept": True}\n'
-    const env = { BLOCKGATE_MAX_QUEUE: '1', BLOCKGATE_E2B_MAX_QUEUE: '2', BLOCKGATE_E2B_MAX_SANDBOXES: '1' }
-    expect(loadConfig({ ...env, E2B_API_KEY: 'k' }).e2b).toMatchObject({ maxQueue: 2, tenantMaxQueue: 1 })
+    const env = {
+      BLOCKGATE_MAX_QUEUE: '1',
+      BLOCKGATE_E2B_MAX_QUEUE: '2',
+      BLOCKGATE_E2B_MAX_SANDBOXES: '1',
+    }
+    expect(loadConfig({ ...env, E2B_API_KEY: 'k' }).e2b).toMatchObject({
+      maxQueue: 2,
+      tenantMaxQueue: 1,
+    })
     await withServerPool(env, async (pool) => {
       // Four workspaces (four tenants), one sandbox: one runs, two wait their turn, the fourth finds the queue full.
-      const settled = await Promise.allSettled([1, 2, 3, 4].map((n) => pool.run(job(sleep, {}, `queue-${n}`))))
+      const settled = await Promise.allSettled(
+        [1, 2, 3, 4].map((n) => pool.run(job(sleep, {}, `queue-${n}`))),
+      )
       expect(settled.filter((s) => s.status === 'fulfilled').length).toBe(3)
       const refused = settled.find((s) => s.status === 'rejected') as PromiseRejectedResult
       expect(refused.reason.status).toBe(429)
@@ -431,4 +523,3 @@ describe('settings that reach the e2b backend', () => {
     })
   }, 60_000)
 })
-

@@ -14,7 +14,8 @@ import { standinE2BConfig } from '../support/e2b-config.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
 
 // When the run held its worker, by the wall clock (workers share the host's clock).
-const TIMED_SLEEP = 'import time\ndef run(self, s):\n    start = time.time()\n    time.sleep(s)\n    return {"start": start, "end": time.time()}\n'
+const TIMED_SLEEP =
+  'import time\ndef run(self, s):\n    start = time.time()\n    time.sleep(s)\n    return {"start": start, "end": time.time()}\n'
 
 type Answer = { status: number; answer: any; headers: Headers; ms: number }
 type Run = (body: Record<string, unknown>, key?: string) => Promise<Answer>
@@ -30,13 +31,29 @@ function poolFor(env: Record<string, string>): { run: Run } {
   const run: Run = async (request, key) => {
     const startedAt = performance.now()
     const headers: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {}
-    const response = await app.request('/v1/run', runRequest({ code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 }, ...request }, 'json', headers))
-    return { status: response.status, answer: await readAnswer(response), headers: response.headers, ms: performance.now() - startedAt }
+    const response = await app.request(
+      '/v1/run',
+      runRequest(
+        { code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 }, ...request },
+        'json',
+        headers,
+      ),
+    )
+    return {
+      status: response.status,
+      answer: await readAnswer(response),
+      headers: response.headers,
+      ms: performance.now() - startedAt,
+    }
   }
   return { run }
 }
 
-const sleeping = (s: number, workspace?: string) => ({ code: { run_function_code: TIMED_SLEEP }, inputs: { s }, ...(workspace ? { workspace } : {}) })
+const sleeping = (s: number, workspace?: string) => ({
+  code: { run_function_code: TIMED_SLEEP },
+  inputs: { s },
+  ...(workspace ? { workspace } : {}),
+})
 
 /** The most of these runs that held a worker at the same moment. */
 function mostAtOnce(answers: Answer[]): number {
@@ -61,11 +78,16 @@ describe('a fair share of the local pool, per workspace', () => {
     const hog = [1, 2, 3, 4].map(() => run(sleeping(2, 'hog')))
     await Bun.sleep(300)
     // Two run (half of 4 workers), two wait: one more is past the hog's own queue bound.
-    const [refused, other] = await Promise.all([run(sleeping(0.1, 'hog')), run({ workspace: 'other' })])
+    const [refused, other] = await Promise.all([
+      run(sleeping(0.1, 'hog')),
+      run({ workspace: 'other' }),
+    ])
     expect(refused.status).toBe(429)
     expect(refused.headers.get('retry-after')).toBe('1')
     expect(refused.answer.error.type).toBe('Overloaded')
-    expect(refused.answer.error.message).toBe('workspace hog: 2 of its runs already wait for one of the 4 workers, its limit (BLOCKGATE_TENANT_MAX_QUEUE)')
+    expect(refused.answer.error.message).toBe(
+      'workspace hog: 2 of its runs already wait for one of the 4 workers, its limit (BLOCKGATE_TENANT_MAX_QUEUE)',
+    )
     expect(other.status).toBe(200)
     expect(other.answer.outputs).toEqual({ sum: 3 })
     expect(other.ms).toBeLessThan(1000) // the hog's runs sleep 2 s: it did not wait for one of them
@@ -94,7 +116,9 @@ describe('a fair share of the local pool, per API key', () => {
 
   test('the key is the tenant: two keys each get their share, whatever workspaces they use', async () => {
     // alpha asks first, for the whole pool, spread over its two workspaces.
-    const alpha = ['alpha-one', 'alpha-two', 'alpha-one', 'alpha-two'].map((w) => run(sleeping(1.5, w), ALPHA))
+    const alpha = ['alpha-one', 'alpha-two', 'alpha-one', 'alpha-two'].map((w) =>
+      run(sleeping(1.5, w), ALPHA),
+    )
     await Bun.sleep(300)
     const sentAt = Date.now() / 1000
     const betas = await Promise.all([1, 2, 3].map(() => run(sleeping(1.5), BETA)))
@@ -115,16 +139,32 @@ describe('a fair share of the E2B sandboxes (the offline stand-in)', () => {
   afterAll(() => standin?.stop())
 
   const job = (workspace: string, inputs: Record<string, unknown>, code = TIMED_SLEEP): RunJob => ({
-    block: blockOf({ run_function_code: code, run_function_name: 'run', init_function_code: null, init_function_name: 'init', imports: [] }),
+    block: blockOf({
+      run_function_code: code,
+      run_function_name: 'run',
+      init_function_code: null,
+      init_function_name: 'init',
+      imports: [],
+    }),
     inputs,
     workspace,
     timeoutMs: 10_000,
     outputFormat: 'json',
-    context: { step_name: null, step_selector: null, block_type: 'custom_python_block', workflow_execution_id: 'test' },
+    context: {
+      step_name: null,
+      step_selector: null,
+      block_type: 'custom_python_block',
+      workflow_execution_id: 'test',
+    },
   })
 
   test("one workspace holds its share of the sandboxes; another workspace's run does not wait for it", async () => {
-    const config = standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '2', BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: '1', BLOCKGATE_E2B_MAX_QUEUE: '16', BLOCKGATE_TENANT_MAX_QUEUE: '4' })
+    const config = standinE2BConfig(standin, {
+      BLOCKGATE_E2B_MAX_SANDBOXES: '2',
+      BLOCKGATE_E2B_TENANT_MAX_SANDBOXES: '1',
+      BLOCKGATE_E2B_MAX_QUEUE: '16',
+      BLOCKGATE_TENANT_MAX_QUEUE: '4',
+    })
     const pool = new E2BPool(config, { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 })
     await pool.start()
     try {
@@ -132,8 +172,12 @@ describe('a fair share of the E2B sandboxes (the offline stand-in)', () => {
       await Bun.sleep(200)
       const other = await pool.run(job('other', { a: 1, b: 2 }, SUM_BLOCK))
       const otherDoneAt = Date.now() / 1000
-      const [first, second] = (await Promise.all(hog)).map((outcome) => JSON.parse(Buffer.concat((outcome.outputs as OutputsDocument).pieces).toString()))
-      expect(JSON.parse(Buffer.concat((other.outputs as OutputsDocument).pieces).toString())).toEqual({ sum: 3 })
+      const [first, second] = (await Promise.all(hog)).map((outcome) =>
+        JSON.parse(Buffer.concat((outcome.outputs as OutputsDocument).pieces).toString()),
+      )
+      expect(
+        JSON.parse(Buffer.concat((other.outputs as OutputsDocument).pieces).toString()),
+      ).toEqual({ sum: 3 })
       expect(otherDoneAt).toBeLessThan(first.end) // it did not wait for one of the hog's runs
       expect(second.start).toBeGreaterThanOrEqual(first.end - 0.05) // the hog's second run waited for its first
       expect(pool.sandboxes().filter((s) => s.workspace === 'hog').length).toBe(1)
@@ -146,11 +190,23 @@ describe('a fair share of the E2B sandboxes (the offline stand-in)', () => {
 describe('configuration', () => {
   test('a tenant holds half the pool by default, at least one; more than the pool is refused', () => {
     expect(loadConfig({ BLOCKGATE_MAX_WORKERS: '4' }).local.tenantMaxWorkers).toBe(2)
-    expect(loadConfig({ BLOCKGATE_MAX_WORKERS: '1', BLOCKGATE_MIN_WARM_WORKERS: '1' }).local.tenantMaxWorkers).toBe(1)
-    expect(loadConfig({ BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_TENANT_MAX_WORKERS: '4' }).local.tenantMaxWorkers).toBe(4)
-    expect(() => loadConfig({ BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_TENANT_MAX_WORKERS: '5' })).toThrow(ConfigError)
-    expect(() => loadConfig({ BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_TENANT_MAX_WORKERS: '5' })).toThrow('BLOCKGATE_TENANT_MAX_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
-    expect(() => loadConfig({ BLOCKGATE_MAX_QUEUE: '8', BLOCKGATE_TENANT_MAX_QUEUE: '9' })).toThrow('BLOCKGATE_TENANT_MAX_QUEUE: must not exceed BLOCKGATE_MAX_QUEUE')
+    expect(
+      loadConfig({ BLOCKGATE_MAX_WORKERS: '1', BLOCKGATE_MIN_WARM_WORKERS: '1' }).local
+        .tenantMaxWorkers,
+    ).toBe(1)
+    expect(
+      loadConfig({ BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_TENANT_MAX_WORKERS: '4' }).local
+        .tenantMaxWorkers,
+    ).toBe(4)
+    expect(() =>
+      loadConfig({ BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_TENANT_MAX_WORKERS: '5' }),
+    ).toThrow(ConfigError)
+    expect(() =>
+      loadConfig({ BLOCKGATE_MAX_WORKERS: '4', BLOCKGATE_TENANT_MAX_WORKERS: '5' }),
+    ).toThrow('BLOCKGATE_TENANT_MAX_WORKERS: must not exceed BLOCKGATE_MAX_WORKERS')
+    expect(() => loadConfig({ BLOCKGATE_MAX_QUEUE: '8', BLOCKGATE_TENANT_MAX_QUEUE: '9' })).toThrow(
+      'BLOCKGATE_TENANT_MAX_QUEUE: must not exceed BLOCKGATE_MAX_QUEUE',
+    )
     expect(loadConfig({ BLOCKGATE_MAX_QUEUE: '256' }).local.tenantMaxQueue).toBe(64)
     expect(loadConfig({ BLOCKGATE_MAX_QUEUE: '1' }).local.tenantMaxQueue).toBe(1)
   })

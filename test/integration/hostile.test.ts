@@ -29,7 +29,10 @@ afterAll(async () => {
 })
 
 async function run(source: string, extra: Record<string, unknown> = {}) {
-  const response = await app.request('/v1/run', runRequest({ code: { run_function_code: source }, ...extra }, 'json'))
+  const response = await app.request(
+    '/v1/run',
+    runRequest({ code: { run_function_code: source }, ...extra }, 'json'),
+  )
   return { status: response.status, answer: await readAnswer(response) }
 }
 
@@ -40,13 +43,17 @@ async function stillServes(workspace = 'default') {
 }
 
 /** A value unique to the process that runs the block (kept in the process's builtins). */
-const PROCESS_MARKER = 'import builtins, uuid\ndef run(self):\n    return {"process": builtins.__dict__.setdefault("_blockgate_test_marker", str(uuid.uuid4()))}\n'
+const PROCESS_MARKER =
+  'import builtins, uuid\ndef run(self):\n    return {"process": builtins.__dict__.setdefault("_blockgate_test_marker", str(uuid.uuid4()))}\n'
 
 describe('hostile blocks', () => {
   test('an infinite loop is a 504 within its timeout, and its worker is replaced', async () => {
     const before = (await run(PROCESS_MARKER, { workspace: 'loop' })).answer.outputs.process
     const startedAt = performance.now()
-    const { status, answer } = await run('def run(self):\n    while True:\n        pass\n', { timeout_ms: 700, workspace: 'loop' })
+    const { status, answer } = await run('def run(self):\n    while True:\n        pass\n', {
+      timeout_ms: 700,
+      workspace: 'loop',
+    })
     expect(status).toBe(504)
     expect(answer.error.type).toBe('BlockTimeout')
     expect(performance.now() - startedAt).toBeLessThan(3000)
@@ -56,7 +63,9 @@ describe('hostile blocks', () => {
   })
 
   test('a memory bomb gets a clear MemoryError', async () => {
-    const { status, answer } = await run('def run(self):\n    hog = bytearray(8 * 1024 ** 3)\n    return {}\n')
+    const { status, answer } = await run(
+      'def run(self):\n    hog = bytearray(8 * 1024 ** 3)\n    return {}\n',
+    )
     expect(status).toBe(422)
     expect(answer.error.message).toStartWith('MemoryError')
     expect(answer.error.line).toBe(2)
@@ -65,7 +74,10 @@ describe('hostile blocks', () => {
 
   test('a fork bomb is contained, and leaves nothing behind', async () => {
     const before = sandboxProcesses()
-    const { status } = await run('import os\ndef run(self):\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n', { timeout_ms: 1500, workspace: 'forker' })
+    const { status } = await run(
+      'import os\ndef run(self):\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n',
+      { timeout_ms: 1500, workspace: 'forker' },
+    )
     expect([422, 500, 504]).toContain(status)
     await stillServes()
     await stillServes('forker')
@@ -93,7 +105,9 @@ describe('hostile blocks', () => {
   })
 
   test('50 MB of output is capped and the server is fine', async () => {
-    const { status, answer } = await run('import os, sys\ndef run(self):\n    for _ in range(50):\n        print("x" * (1024 * 1024))\n    os.write(2, b"y" * (50 * 1024 * 1024))\n    return {"done": True}\n')
+    const { status, answer } = await run(
+      'import os, sys\ndef run(self):\n    for _ in range(50):\n        print("x" * (1024 * 1024))\n    os.write(2, b"y" * (50 * 1024 * 1024))\n    return {"done": True}\n',
+    )
     expect(status).toBe(200)
     expect(answer.stdout.length).toBeLessThan(1_100_000)
     expect(answer.stdout).toContain('[blockgate: output truncated')
@@ -127,12 +141,19 @@ describe('tenancy', () => {
         seen.set(answer.outputs.process, workspace)
       }
     }
-    for (const worker of pool.workers()) expect(worker.workspace === null || typeof worker.workspace === 'string').toBe(true)
+    for (const worker of pool.workers())
+      expect(worker.workspace === null || typeof worker.workspace === 'string').toBe(true)
   })
 
-  test("one workspace poisoning modules and builtins is invisible to another", async () => {
-    await run('import builtins, numpy\ndef run(self):\n    numpy.pi = 3\n    builtins.len = lambda x: -1\n    return {}\n', { workspace: 'poisoner' })
-    const { answer } = await run('import numpy\ndef run(self):\n    return {"pi": numpy.pi, "len": len([1, 2])}\n', { workspace: 'victim' })
+  test('one workspace poisoning modules and builtins is invisible to another', async () => {
+    await run(
+      'import builtins, numpy\ndef run(self):\n    numpy.pi = 3\n    builtins.len = lambda x: -1\n    return {}\n',
+      { workspace: 'poisoner' },
+    )
+    const { answer } = await run(
+      'import numpy\ndef run(self):\n    return {"pi": numpy.pi, "len": len([1, 2])}\n',
+      { workspace: 'victim' },
+    )
     expect(answer.outputs).toEqual({ pi: Math.PI, len: 2 })
   })
 })

@@ -17,7 +17,10 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 function post(server: ServerProcess, body: unknown, key?: string) {
   return fetch(`${server.url}/v1/run`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    headers: {
+      'content-type': 'application/json',
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+    },
     body: JSON.stringify(body),
   })
 }
@@ -25,9 +28,17 @@ function post(server: ServerProcess, body: unknown, key?: string) {
 /** The directories and cgroups a server with this pid keeps while it runs. */
 function ownedBy(pid: number): string[] {
   const found: string[] = []
-  for (const parent of [scratch, '/dev/shm', '/sys/fs/cgroup/memory', '/sys/fs/cgroup/pids', '/sys/fs/cgroup/cpu', '/sys/fs/cgroup']) {
+  for (const parent of [
+    scratch,
+    '/dev/shm',
+    '/sys/fs/cgroup/memory',
+    '/sys/fs/cgroup/pids',
+    '/sys/fs/cgroup/cpu',
+    '/sys/fs/cgroup',
+  ]) {
     try {
-      for (const name of readdirSync(parent)) if (name.startsWith(`blockgate-${pid}`)) found.push(join(parent, name))
+      for (const name of readdirSync(parent))
+        if (name.startsWith(`blockgate-${pid}`)) found.push(join(parent, name))
     } catch {
       // no such parent on this machine
     }
@@ -47,7 +58,11 @@ async function gone(pids: number[], withinMs = 5000): Promise<boolean> {
 describe('stopped by a signal to its process group', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     test(`${signal} to the group: the run in flight finishes, the server exits 0 and leaves nothing`, async () => {
-      const server = await startServer({ TMPDIR: scratch, BLOCKGATE_MIN_WARM_WORKERS: '1', BLOCKGATE_MAX_WORKERS: '2' })
+      const server = await startServer({
+        TMPDIR: scratch,
+        BLOCKGATE_MIN_WARM_WORKERS: '1',
+        BLOCKGATE_MAX_WORKERS: '2',
+      })
       const sandbox = descendants(server.pid).map((p) => p.pid)
       expect(ownedBy(server.pid).length).toBeGreaterThan(0)
       const inflight = post(server, { code: { run_function_code: SLEEP }, inputs: { s: 2 } })
@@ -64,7 +79,11 @@ describe('stopped by a signal to its process group', () => {
 })
 
 test("SIGTERM to every process of the service (systemd's KillMode=control-group): the run in flight finishes", async () => {
-  const server = await startServer({ TMPDIR: scratch, BLOCKGATE_MIN_WARM_WORKERS: '1', BLOCKGATE_MAX_WORKERS: '2' })
+  const server = await startServer({
+    TMPDIR: scratch,
+    BLOCKGATE_MIN_WARM_WORKERS: '1',
+    BLOCKGATE_MAX_WORKERS: '2',
+  })
   const inflight = post(server, { code: { run_function_code: SLEEP }, inputs: { s: 2 } })
   await Bun.sleep(700)
   const service = [server.pid, ...descendants(server.pid).map((p) => p.pid)]
@@ -83,8 +102,16 @@ test("SIGTERM to every process of the service (systemd's KillMode=control-group)
 }, 60_000)
 
 test('what a SIGKILLed instance left is removed by the next start, and nothing of a running one', async () => {
-  const killed = await startServer({ TMPDIR: scratch, BLOCKGATE_MIN_WARM_WORKERS: '1', BLOCKGATE_MAX_WORKERS: '2' })
-  const running = await startServer({ TMPDIR: scratch, BLOCKGATE_MIN_WARM_WORKERS: '1', BLOCKGATE_MAX_WORKERS: '2' })
+  const killed = await startServer({
+    TMPDIR: scratch,
+    BLOCKGATE_MIN_WARM_WORKERS: '1',
+    BLOCKGATE_MAX_WORKERS: '2',
+  })
+  const running = await startServer({
+    TMPDIR: scratch,
+    BLOCKGATE_MIN_WARM_WORKERS: '1',
+    BLOCKGATE_MAX_WORKERS: '2',
+  })
   try {
     const sandbox = descendants(killed.pid).map((p) => p.pid)
     process.kill(killed.pid, 'SIGKILL')
@@ -92,11 +119,18 @@ test('what a SIGKILLed instance left is removed by the next start, and nothing o
     expect(await gone(sandbox)).toBe(true) // the sandbox dies with the server
     const left = ownedBy(killed.pid)
     expect(left.length).toBeGreaterThan(0) // its socket directory and shared memory stayed
-    const next = await startServer({ TMPDIR: scratch, BLOCKGATE_MIN_WARM_WORKERS: '1', BLOCKGATE_MAX_WORKERS: '2' })
+    const next = await startServer({
+      TMPDIR: scratch,
+      BLOCKGATE_MIN_WARM_WORKERS: '1',
+      BLOCKGATE_MAX_WORKERS: '2',
+    })
     try {
       expect(ownedBy(killed.pid)).toEqual([])
       expect(ownedBy(running.pid).length).toBeGreaterThan(0) // a live instance keeps its own
-      expect((await post(running, { code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 } })).status).toBe(200)
+      expect(
+        (await post(running, { code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 } }))
+          .status,
+      ).toBe(200)
     } finally {
       await next.stop()
     }
@@ -122,12 +156,29 @@ describe('/readyz', () => {
       }),
     })
     try {
-      for (const key of [KEY, `${KEY}-2`]) expect((await post(server, { code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 } }, key)).status).toBe(200)
+      for (const key of [KEY, `${KEY}-2`])
+        expect(
+          (
+            await post(
+              server,
+              { code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 } },
+              key,
+            )
+          ).status,
+        ).toBe(200)
       const anonymous = await (await fetch(`${server.url}/readyz`)).json()
-      expect(anonymous).toEqual({ ready: true, default_backend: 'local', backends: { local: { ready: true } } })
-      const wrong = await (await fetch(`${server.url}/readyz`, { headers: { authorization: 'Bearer bg_not-a-key' } })).json()
+      expect(anonymous).toEqual({
+        ready: true,
+        default_backend: 'local',
+        backends: { local: { ready: true } },
+      })
+      const wrong = await (
+        await fetch(`${server.url}/readyz`, { headers: { authorization: 'Bearer bg_not-a-key' } })
+      ).json()
       expect(wrong).toEqual(anonymous)
-      const own = (await (await fetch(`${server.url}/readyz`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as any
+      const own = (await (
+        await fetch(`${server.url}/readyz`, { headers: { authorization: `Bearer ${KEY}` } })
+      ).json()) as any
       expect(own.backends.local.by_workspace).toEqual({ 'tenant-one': 1 })
       expect(own.backends.local.workers).toBeGreaterThanOrEqual(2)
       expect(JSON.stringify(own)).not.toContain('tenant-two')

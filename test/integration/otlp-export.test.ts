@@ -52,7 +52,9 @@ let port: number
 
 const hex = (bytes: Uint8Array | undefined) => Buffer.from(bytes ?? []).toString('hex')
 const attributesOf = (list: { key: string; value?: Record<string, unknown> }[] = []) =>
-  Object.fromEntries(list.map(({ key, value }) => [key, value ? Object.values(value)[0] : undefined]))
+  Object.fromEntries(
+    list.map(({ key, value }) => [key, value ? Object.values(value)[0] : undefined]),
+  )
 
 beforeAll(async () => {
   receiver = Bun.serve({
@@ -68,15 +70,26 @@ beforeAll(async () => {
           const resource = attributesOf(resourceSpans.resource?.attributes)
           for (const scope of resourceSpans.scopeSpans ?? []) {
             for (const span of scope.spans ?? []) {
-              spans.push({ traceId: hex(span.traceId), spanId: hex(span.spanId), parentSpanId: hex(span.parentSpanId), name: span.name, attributes: attributesOf(span.attributes), resource })
+              spans.push({
+                traceId: hex(span.traceId),
+                spanId: hex(span.spanId),
+                parentSpanId: hex(span.parentSpanId),
+                name: span.name,
+                attributes: attributesOf(span.attributes),
+                resource,
+              })
             }
           }
         }
       } else if (path === '/v1/metrics') {
         const decoded = MetricsRequest.toObject(MetricsRequest.decode(body)) as any
-        for (const resourceMetrics of decoded.resourceMetrics ?? []) for (const scope of resourceMetrics.scopeMetrics ?? []) for (const metric of scope.metrics ?? []) metricNames.add(metric.name)
+        for (const resourceMetrics of decoded.resourceMetrics ?? [])
+          for (const scope of resourceMetrics.scopeMetrics ?? [])
+            for (const metric of scope.metrics ?? []) metricNames.add(metric.name)
       }
-      return new Response(new Uint8Array(0), { headers: { 'content-type': 'application/x-protobuf' } })
+      return new Response(new Uint8Array(0), {
+        headers: { 'content-type': 'application/x-protobuf' },
+      })
     },
   })
   const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
@@ -99,7 +112,10 @@ beforeAll(async () => {
     stderr: 'pipe',
   })
   for (let i = 0; i < 300; i++) {
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    )
     if (ready) return
     await Bun.sleep(100)
   }
@@ -117,7 +133,11 @@ test('a run is exported over OTLP/HTTP protobuf as one trace under the caller, f
   const response = await fetch(`http://127.0.0.1:${port}/v1/run`, {
     method: 'POST',
     headers: { 'content-type': 'application/cbor', traceparent: `00-${traceId}-${callerSpan}-01` },
-    body: encodeCbor({ code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 }, workspace: 'otlp' }),
+    body: encodeCbor({
+      code: { run_function_code: SUM_BLOCK },
+      inputs: { a: 1, b: 2 },
+      workspace: 'otlp',
+    }),
   })
   expect(response.status).toBe(200)
   await Bun.sleep(700) // a metric export interval or two
@@ -127,7 +147,17 @@ test('a run is exported over OTLP/HTTP protobuf as one trace under the caller, f
   expect([...contentTypes]).toEqual(['application/x-protobuf'])
   const run = spans.filter((s) => s.traceId === traceId)
   const names = run.map((s) => s.name)
-  for (const name of ['POST /v1/run', SPAN.decode, SPAN.acquire, SPAN.init, SPAN.execute, SPAN.encode, SPAN.release, 'runtime.execute']) expect(names).toContain(name)
+  for (const name of [
+    'POST /v1/run',
+    SPAN.decode,
+    SPAN.acquire,
+    SPAN.init,
+    SPAN.execute,
+    SPAN.encode,
+    SPAN.release,
+    'runtime.execute',
+  ])
+    expect(names).toContain(name)
   const root = run.find((s) => s.name === 'POST /v1/run')!
   expect(root.parentSpanId).toBe(callerSpan)
   expect(root.attributes['http.response.status_code']).toBe('200')
@@ -135,5 +165,11 @@ test('a run is exported over OTLP/HTTP protobuf as one trace under the caller, f
   expect(root.resource['service.version']).toMatch(/^\d+\.\d+\.\d+/)
   expect(String(root.resource['service.instance.id'])).toHaveLength(36)
   expect(run.find((s) => s.name === SPAN.acquire)!.attributes['blockgate.workspace']).toBe('otlp')
-  for (const name of ['faas.invoke_duration', 'faas.coldstarts', 'blockgate.queue.depth', 'blockgate.runtimes.live']) expect([...metricNames]).toContain(name)
+  for (const name of [
+    'faas.invoke_duration',
+    'faas.coldstarts',
+    'blockgate.queue.depth',
+    'blockgate.runtimes.live',
+  ])
+    expect([...metricNames]).toContain(name)
 }, 30_000)

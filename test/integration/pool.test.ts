@@ -8,18 +8,36 @@ import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { createBackends } from '../../src/backends/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
 
-const MARKER = 'import builtins, uuid\ndef run(self):\n    return {"process": builtins.__dict__.setdefault("_blockgate_test_marker", str(uuid.uuid4()))}\n'
+const MARKER =
+  'import builtins, uuid\ndef run(self):\n    return {"process": builtins.__dict__.setdefault("_blockgate_test_marker", str(uuid.uuid4()))}\n'
 const SLEEP = 'import time\ndef run(self, s):\n    time.sleep(s)\n    return {"slept": s}\n'
 
-async function withPool(env: Record<string, string>, body: (run: (code: string, extra?: Record<string, unknown>, init?: RequestInit) => Promise<{ status: number; answer: any; headers: Headers }>, pool: LocalPool) => Promise<void>) {
+async function withPool(
+  env: Record<string, string>,
+  body: (
+    run: (
+      code: string,
+      extra?: Record<string, unknown>,
+      init?: RequestInit,
+    ) => Promise<{ status: number; answer: any; headers: Headers }>,
+    pool: LocalPool,
+  ) => Promise<void>,
+) {
   const config = loadConfig({ BLOCKGATE_MIN_WARM_WORKERS: '1', ...env })
   const backends = createBackends(config)
   const pool = backends.local as LocalPool
   await pool.start()
   const app = createApp({ config, backends })
   const run = async (code: string, extra: Record<string, unknown> = {}, init: RequestInit = {}) => {
-    const response = await app.request('/v1/run', { ...runRequest({ code: { run_function_code: code }, ...extra }, 'json'), ...init })
-    return { status: response.status, answer: await readAnswer(response), headers: response.headers }
+    const response = await app.request('/v1/run', {
+      ...runRequest({ code: { run_function_code: code }, ...extra }, 'json'),
+      ...init,
+    })
+    return {
+      status: response.status,
+      answer: await readAnswer(response),
+      headers: response.headers,
+    }
   }
   try {
     await body(run, pool)
@@ -40,21 +58,26 @@ describe('pool policy', () => {
   }, 30_000)
 
   test('a full queue is a 429 with Retry-After; a long wait is a 503', async () => {
-    await withPool({ BLOCKGATE_MAX_WORKERS: '1', BLOCKGATE_MAX_QUEUE: '1', BLOCKGATE_QUEUE_TIMEOUT_MS: '400' }, async (run) => {
-      const busy = run(SLEEP, { inputs: { s: 1.5 } })
-      await Bun.sleep(200)
-      const queued = run(SUM_BLOCK, { inputs: { a: 1, b: 1 } })
-      await Bun.sleep(50)
-      const refused = await run(SUM_BLOCK, { inputs: { a: 1, b: 1 } })
-      expect(refused.status).toBe(429)
-      expect(refused.headers.get('retry-after')).toBe('1')
-      expect(refused.answer.error.type).toBe('Overloaded')
-      const waitedTooLong = await queued
-      expect(waitedTooLong.status).toBe(503)
-      expect(waitedTooLong.answer.error.message).toContain('within 400 ms')
-      expect((await busy).status).toBe(200)
-      expect((await run(SUM_BLOCK, { inputs: { a: 2, b: 2 } })).answer.outputs).toEqual({ sum: 4 })
-    })
+    await withPool(
+      { BLOCKGATE_MAX_WORKERS: '1', BLOCKGATE_MAX_QUEUE: '1', BLOCKGATE_QUEUE_TIMEOUT_MS: '400' },
+      async (run) => {
+        const busy = run(SLEEP, { inputs: { s: 1.5 } })
+        await Bun.sleep(200)
+        const queued = run(SUM_BLOCK, { inputs: { a: 1, b: 1 } })
+        await Bun.sleep(50)
+        const refused = await run(SUM_BLOCK, { inputs: { a: 1, b: 1 } })
+        expect(refused.status).toBe(429)
+        expect(refused.headers.get('retry-after')).toBe('1')
+        expect(refused.answer.error.type).toBe('Overloaded')
+        const waitedTooLong = await queued
+        expect(waitedTooLong.status).toBe(503)
+        expect(waitedTooLong.answer.error.message).toContain('within 400 ms')
+        expect((await busy).status).toBe(200)
+        expect((await run(SUM_BLOCK, { inputs: { a: 2, b: 2 } })).answer.outputs).toEqual({
+          sum: 4,
+        })
+      },
+    )
   }, 30_000)
 
   test('a run whose client went away is stopped, and its worker replaced', async () => {
@@ -62,7 +85,9 @@ describe('pool policy', () => {
       const before = (await run(MARKER)).answer.outputs.process
       const controller = new AbortController()
       const startedAt = performance.now()
-      const abandoned = run(SLEEP, { inputs: { s: 20 } }, { signal: controller.signal }).catch(() => null)
+      const abandoned = run(SLEEP, { inputs: { s: 20 } }, { signal: controller.signal }).catch(
+        () => null,
+      )
       await Bun.sleep(300)
       controller.abort()
       await abandoned
@@ -78,16 +103,30 @@ test('SIGTERM lets in-flight runs finish, then the server exits', async () => {
   const port = 20000 + Math.floor(Math.random() * 20000)
   const server = Bun.spawn({
     cmd: [process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
-    env: { ...process.env, PORT: String(port), BLOCKGATE_MIN_WARM_WORKERS: '1', BLOCKGATE_MAX_WORKERS: '2' },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      BLOCKGATE_MIN_WARM_WORKERS: '1',
+      BLOCKGATE_MAX_WORKERS: '2',
+    },
     stdout: 'pipe',
     stderr: 'pipe',
   })
   try {
     for (let i = 0; i < 100; i++) {
-      if (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)) break
+      if (
+        await fetch(`http://127.0.0.1:${port}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        break
       await Bun.sleep(100)
     }
-    const inflight = fetch(`http://127.0.0.1:${port}/v1/run`, runRequest({ code: { run_function_code: SLEEP }, inputs: { s: 1 } }, 'json'))
+    const inflight = fetch(
+      `http://127.0.0.1:${port}/v1/run`,
+      runRequest({ code: { run_function_code: SLEEP }, inputs: { s: 1 } }, 'json'),
+    )
     await Bun.sleep(300)
     server.kill('SIGTERM')
     const response = await inflight
@@ -112,9 +151,14 @@ describe('without bubblewrap', () => {
   })
 
   test('with the explicit opt-out it runs blocks and says isolation is off', async () => {
-    await withPool({ BLOCKGATE_MAX_WORKERS: '1', BLOCKGATE_ALLOW_UNSANDBOXED: '1' }, async (run, pool) => {
-      expect(String(pool.status().isolation)).toStartWith('OFF')
-      expect((await run(SUM_BLOCK, { inputs: { a: 2, b: 3 } })).answer.outputs).toEqual({ sum: 5 })
-    })
+    await withPool(
+      { BLOCKGATE_MAX_WORKERS: '1', BLOCKGATE_ALLOW_UNSANDBOXED: '1' },
+      async (run, pool) => {
+        expect(String(pool.status().isolation)).toStartWith('OFF')
+        expect((await run(SUM_BLOCK, { inputs: { a: 2, b: 3 } })).answer.outputs).toEqual({
+          sum: 5,
+        })
+      },
+    )
   }, 30_000)
 })

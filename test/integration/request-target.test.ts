@@ -26,19 +26,38 @@ function exchange(request: string): Promise<{ status: number; body: string }> {
       const [head = '', ...rest] = received.split('\r\n\r\n')
       resolve({ status: Number(head.split(' ')[1]), body: rest.join('\r\n\r\n') })
     })
-    setTimeout(() => socket.destroy(new Error(`no answer to ${JSON.stringify(request.slice(0, 60))}`)), 10_000)
+    setTimeout(
+      () => socket.destroy(new Error(`no answer to ${JSON.stringify(request.slice(0, 60))}`)),
+      10_000,
+    )
   })
 }
 
-const BODY = JSON.stringify({ code: { run_function_code: 'def run(self, a):\n    return {"twice": 2 * a}\n' }, inputs: { a: 21 } })
+const BODY = JSON.stringify({
+  code: { run_function_code: 'def run(self, a):\n    return {"twice": 2 * a}\n' },
+  inputs: { a: 21 },
+})
 const post = (target: string, version: string, headers: string[]) =>
-  [`POST ${target} ${version}`, 'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(BODY)}`, ...headers, '', BODY].join('\r\n')
+  [
+    `POST ${target} ${version}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(BODY)}`,
+    ...headers,
+    '',
+    BODY,
+  ].join('\r\n')
 
 for (const [name, request] of [
   ['HTTP/1.0 without Host', post('/v1/run', 'HTTP/1.0', [])],
-  ['HTTP/1.0 with an absolute target and no Host', post('http://blockgate.invalid/v1/run', 'HTTP/1.0', [])],
+  [
+    'HTTP/1.0 with an absolute target and no Host',
+    post('http://blockgate.invalid/v1/run', 'HTTP/1.0', []),
+  ],
   ['HTTP/1.1 with an empty Host', post('/v1/run', 'HTTP/1.1', ['Host: ', 'Connection: close'])],
-  ['HTTP/1.1 with a malformed Host', post('/v1/run', 'HTTP/1.1', ['Host: not a host', 'Connection: close'])],
+  [
+    'HTTP/1.1 with a malformed Host',
+    post('/v1/run', 'HTTP/1.1', ['Host: not a host', 'Connection: close']),
+  ],
 ] as const) {
   test(`${name}: the run is answered`, async () => {
     const { status, body } = await exchange(request)
@@ -48,7 +67,10 @@ for (const [name, request] of [
 }
 
 test('HTTP/1.0 without Host: health and unknown routes answer as usual', async () => {
-  expect(await exchange('GET /healthz HTTP/1.0\r\n\r\n')).toEqual({ status: 200, body: '{"status":"ok"}' })
+  expect(await exchange('GET /healthz HTTP/1.0\r\n\r\n')).toEqual({
+    status: 200,
+    body: '{"status":"ok"}',
+  })
   const missing = await exchange('GET /nowhere?x=1 HTTP/1.0\r\n\r\n')
   expect(missing.status).toBe(404)
   expect(JSON.parse(missing.body).error.message).toBe('no route for GET /nowhere')

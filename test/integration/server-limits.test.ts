@@ -11,7 +11,11 @@ let server: ServerProcess
 let port: number
 
 beforeAll(async () => {
-  server = await startServer({ BLOCKGATE_LOG_LEVEL: 'error', BLOCKGATE_MAX_WORKERS: '2', BLOCKGATE_MIN_WARM_WORKERS: '1' })
+  server = await startServer({
+    BLOCKGATE_LOG_LEVEL: 'error',
+    BLOCKGATE_MAX_WORKERS: '2',
+    BLOCKGATE_MIN_WARM_WORKERS: '1',
+  })
   port = Number(new URL(server.url).port)
 }, 90_000)
 
@@ -40,12 +44,20 @@ test('idle, slow and pipelining clients do not slow anyone else down', async () 
   const body = JSON.stringify({ code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 } })
   // 300 idle keep-alive connections, 50 that stop halfway through their headers, 50 that promise a body and send a little.
   for (let i = 0; i < 300; i++) sockets.push(open())
-  for (let i = 0; i < 50; i++) sockets.push(open('POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: appl'))
-  for (let i = 0; i < 50; i++) sockets.push(open(`POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`))
+  for (let i = 0; i < 50; i++)
+    sockets.push(open('POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: appl'))
+  for (let i = 0; i < 50; i++)
+    sockets.push(
+      open(
+        `POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+      ),
+    )
   // A request pipelined behind a POST on one connection. Bun 1.4.5 closes such a connection
   // rather than answer it (oven-sh/bun#38128): that client gets no answer and its run is
   // cancelled like any run whose client left; everyone else must not notice.
-  const pipelined = open(`POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`)
+  const pipelined = open(
+    `POST /v1/run HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n`,
+  )
   const pipelinedAnswer = answerOn(pipelined)
 
   const latencies: number[] = []
@@ -55,9 +67,14 @@ test('idle, slow and pipelining clients do not slow anyone else down', async () 
     const startedAt = performance.now()
     const health = await fetch(`${server.url}/healthz`)
     latencies.push(performance.now() - startedAt)
-    const response = await fetch(`${server.url}/v1/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+    const response = await fetch(`${server.url}/v1/run`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    })
     const answer = (await response.json()) as { outputs?: { sum?: number } }
-    if (!health.ok || response.status !== 200 || answer.outputs?.sum !== 3) failures.push(`${health.status} ${response.status} ${JSON.stringify(answer).slice(0, 200)}`)
+    if (!health.ok || response.status !== 200 || answer.outputs?.sum !== 3)
+      failures.push(`${health.status} ${response.status} ${JSON.stringify(answer).slice(0, 200)}`)
     await Bun.sleep(20)
   }
   expect(failures).toEqual([])
@@ -76,6 +93,10 @@ test('idle, slow and pipelining clients do not slow anyone else down', async () 
   }
   expect(after.fds).toBeLessThanOrEqual(before.fds + 8)
   // And the server still answers as before.
-  const last = await fetch(`${server.url}/v1/run`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+  const last = await fetch(`${server.url}/v1/run`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  })
   expect(last.status).toBe(200)
 }, 60_000)

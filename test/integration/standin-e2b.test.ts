@@ -39,7 +39,10 @@ afterEach(async () => {
   await Promise.all(made.splice(0).map((sandbox) => sandbox.kill().catch(() => {})))
 })
 
-async function create(template = 'base', options: Parameters<typeof Sandbox.create>[1] = {}): Promise<Sandbox> {
+async function create(
+  template = 'base',
+  options: Parameters<typeof Sandbox.create>[1] = {},
+): Promise<Sandbox> {
   const sandbox = await Sandbox.create(template, { ...connection, ...options })
   made.push(sandbox)
   return sandbox
@@ -62,7 +65,10 @@ const isAlive = (pid: number) => {
   }
 }
 
-async function expectRejects<T extends Error>(promise: Promise<unknown>, errorClass: new (...args: never[]) => T): Promise<T> {
+async function expectRejects<T extends Error>(
+  promise: Promise<unknown>,
+  errorClass: new (...args: never[]) => T,
+): Promise<T> {
   const error = await promise.then(
     () => null,
     (error: unknown) => error,
@@ -72,7 +78,12 @@ async function expectRejects<T extends Error>(promise: Promise<unknown>, errorCl
 }
 
 /** A raw request to a sandbox port through the edge, as the SDK addresses it. */
-function edge(sandboxId: string, port: number, path: string, init: RequestInit & { headers?: Record<string, string> } = {}) {
+function edge(
+  sandboxId: string,
+  port: number,
+  path: string,
+  init: RequestInit & { headers?: Record<string, string> } = {},
+) {
   return fetch(`${standin.sandboxUrl}${path}`, {
     ...init,
     headers: { 'E2b-Sandbox-Id': sandboxId, 'E2b-Sandbox-Port': String(port), ...init.headers },
@@ -83,7 +94,9 @@ describe('control plane', () => {
   test('create with metadata: listed by its metadata, not by other metadata; the body arrives as sent', async () => {
     const sandbox = await create('base', { metadata: { workspace: 'acme corp', role: 'a&b=c' } })
     expect(await listAll({ metadata: { workspace: 'acme corp' } })).toEqual([sandbox.sandboxId])
-    expect(await listAll({ metadata: { workspace: 'acme corp', role: 'a&b=c' } })).toEqual([sandbox.sandboxId])
+    expect(await listAll({ metadata: { workspace: 'acme corp', role: 'a&b=c' } })).toEqual([
+      sandbox.sandboxId,
+    ])
     expect(await listAll({ metadata: { workspace: 'other' } })).toEqual([])
     expect(await listAll({ metadata: { workspace: 'acme corp', role: 'x' } })).toEqual([])
 
@@ -98,11 +111,14 @@ describe('control plane', () => {
   test('list shows exactly what is alive, in pages joined by the next token', async () => {
     const sandboxes = await Promise.all([create(), create(), create()])
     const ids = sandboxes.map((sandbox) => sandbox.sandboxId)
-    expect(new Set(await listAll())).toEqual(new Set(standin.alive().map((sandbox) => sandbox.sandboxId)))
+    expect(new Set(await listAll())).toEqual(
+      new Set(standin.alive().map((sandbox) => sandbox.sandboxId)),
+    )
 
     const paginator = Sandbox.list({ ...connection, limit: 2 })
     const seen: string[] = []
-    while (paginator.hasNext) seen.push(...(await paginator.nextItems()).map((info) => info.sandboxId))
+    while (paginator.hasNext)
+      seen.push(...(await paginator.nextItems()).map((info) => info.sandboxId))
     expect(seen.length).toBe(3)
     expect(new Set(seen)).toEqual(new Set(ids))
   })
@@ -110,7 +126,12 @@ describe('control plane', () => {
   test('getInfo, connect and setTimeout move the end time; connect only ever extends it', async () => {
     const sandbox = await create('base', { timeoutMs: 60_000 })
     const info = await Sandbox.getInfo(sandbox.sandboxId, connection)
-    expect(info).toMatchObject({ sandboxId: sandbox.sandboxId, templateId: 'base', state: 'running', envdVersion: '0.5.7' })
+    expect(info).toMatchObject({
+      sandboxId: sandbox.sandboxId,
+      templateId: 'base',
+      state: 'running',
+      envdVersion: '0.5.7',
+    })
 
     await sandbox.setTimeout(600_000)
     const extended = (await sandbox.getInfo()).endAt.getTime()
@@ -212,7 +233,11 @@ describe('fault switches', () => {
 
   test('unauthorized: every call 401, even with the right key; the admin route still answers', async () => {
     const admin = (body: unknown) =>
-      fetch(`${standin.apiUrl}/_standin/faults`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+      fetch(`${standin.apiUrl}/_standin/faults`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      })
     expect((await admin({ unauthorized: true })).status).toBe(200)
     expect(standin.faults.unauthorized).toBe(true)
     await expectRejects(Sandbox.list(connection).nextItems(), AuthenticationError)
@@ -223,7 +248,9 @@ describe('fault switches', () => {
     const refused = await admin({ unauthorized: 'yes', bogus: 1 })
     expect(refused.status).toBe(400)
     expect(((await refused.json()) as { message: string }).message).toContain('bogus')
-    expect(await (await fetch(`${standin.apiUrl}/_standin/faults`)).json()).toMatchObject({ unauthorized: false })
+    expect(await (await fetch(`${standin.apiUrl}/_standin/faults`)).json()).toMatchObject({
+      unauthorized: false,
+    })
   })
 
   test('notFoundIds: a live sandbox answers as if it vanished, on the API and at the edge', async () => {
@@ -269,8 +296,16 @@ describe('data plane', () => {
     expect(sandbox['envdAccessToken']).toBeString()
     await sandbox.files.write('note.txt', 'hello')
     expect((await edge(sandbox.sandboxId, 49983, '/files?path=note.txt')).status).toBe(401)
-    expect((await edge(sandbox.sandboxId, 49983, '/files?path=note.txt', { headers: { 'X-Access-Token': 'wrong' } })).status).toBe(401)
-    const allowed = await edge(sandbox.sandboxId, 49983, '/files?path=note.txt', { headers: { 'X-Access-Token': sandbox['envdAccessToken']! } })
+    expect(
+      (
+        await edge(sandbox.sandboxId, 49983, '/files?path=note.txt', {
+          headers: { 'X-Access-Token': 'wrong' },
+        })
+      ).status,
+    ).toBe(401)
+    const allowed = await edge(sandbox.sandboxId, 49983, '/files?path=note.txt', {
+      headers: { 'X-Access-Token': sandbox['envdAccessToken']! },
+    })
     expect(await allowed.text()).toBe('hello')
     expect((await edge(sandbox.sandboxId, 49983, '/health')).status).toBe(204)
   })
@@ -288,8 +323,12 @@ describe('data plane', () => {
     ])
     expect(written.map((entry) => entry.path)).toEqual(['/home/user/a.txt', '/home/user/b/b.bin'])
     expect(await sandbox.files.read('a.txt')).toBe('alpha')
-    expect(await sandbox.files.read('/home/user/b/b.bin', { format: 'bytes' })).toEqual(new Uint8Array([1, 2, 3]))
-    expect(await sandbox.files.read('empty', { format: 'bytes' }).catch((e: unknown) => e)).toBeInstanceOf(FileNotFoundError)
+    expect(await sandbox.files.read('/home/user/b/b.bin', { format: 'bytes' })).toEqual(
+      new Uint8Array([1, 2, 3]),
+    )
+    expect(
+      await sandbox.files.read('empty', { format: 'bytes' }).catch((e: unknown) => e),
+    ).toBeInstanceOf(FileNotFoundError)
     await expectRejects(sandbox.files.write('/etc/passwd', 'x'), SandboxError)
   })
 
@@ -303,7 +342,9 @@ describe('code interpreter', () => {
   test('runCode keeps state, captures stdout and stderr, returns the last expression, reports errors', async () => {
     const sandbox = await CodeSandbox.create({ ...connection })
     made.push(sandbox)
-    const first = await sandbox.runCode('import sys\nx = 1+1\nprint("out", x)\nprint("err", file=sys.stderr)')
+    const first = await sandbox.runCode(
+      'import sys\nx = 1+1\nprint("out", x)\nprint("err", file=sys.stderr)',
+    )
     expect(first.logs).toEqual({ stdout: ['out 2\n'], stderr: ['err\n'] })
     expect(first.error).toBeUndefined()
     expect((await sandbox.runCode('x')).text).toBe('2')
@@ -313,11 +354,14 @@ describe('code interpreter', () => {
     expect(failed.error?.value).toBe('division by zero')
     expect(failed.error?.traceback).toContain('return 1/0')
 
-    const env = await sandbox.runCode('import os, pathlib\n(os.getcwd(), os.environ.get("GREETING"))', { envs: { GREETING: 'hi' } })
+    const env = await sandbox.runCode(
+      'import os, pathlib\n(os.getcwd(), os.environ.get("GREETING"))',
+      { envs: { GREETING: 'hi' } },
+    )
     expect(env.text).toBe("('/home/user', 'hi')")
   })
 
-  test('files written through envd are in the kernel\'s /home/user, and back', async () => {
+  test("files written through envd are in the kernel's /home/user, and back", async () => {
     const sandbox = await CodeSandbox.create({ ...connection })
     made.push(sandbox)
     await sandbox.files.write('in.bin', new Uint8Array([0xff, 0x00]).buffer)
@@ -339,7 +383,9 @@ describe('code interpreter', () => {
 
   test('a sandbox killed mid-execution drops the stream: a TimeoutError, as with E2B', async () => {
     const sandbox = await CodeSandbox.create({ ...connection })
-    const running = sandbox.runCode('import time\nprint("started", flush=True)\ntime.sleep(30)').catch((error: unknown) => error)
+    const running = sandbox
+      .runCode('import time\nprint("started", flush=True)\ntime.sleep(30)')
+      .catch((error: unknown) => error)
     await Bun.sleep(200)
     await sandbox.kill()
     expect(await running).toBeInstanceOf(TimeoutError)
@@ -364,26 +410,40 @@ describe('runtime template', () => {
     expect(token).toBeString()
 
     expect((await edge(sandbox.sandboxId, RUNTIME_PORT, '/health')).status).toBe(403)
-    const health = await edge(sandbox.sandboxId, RUNTIME_PORT, '/health', { headers: { 'e2b-traffic-access-token': token } })
+    const health = await edge(sandbox.sandboxId, RUNTIME_PORT, '/health', {
+      headers: { 'e2b-traffic-access-token': token },
+    })
     expect(health.status).toBe(200)
     expect(await health.json()).toMatchObject({ ok: true })
 
     const reply = await edge(sandbox.sandboxId, RUNTIME_PORT, '/frame', {
       method: 'POST',
-      headers: { 'e2b-traffic-access-token': token, 'Content-Type': 'application/vnd.blockgate.frame' },
+      headers: {
+        'e2b-traffic-access-token': token,
+        'Content-Type': 'application/vnd.blockgate.frame',
+      },
       body: Buffer.concat(encodeFrame({ op: 'ping' })),
     })
     expect(reply.status).toBe(200)
     const frames = new FrameReader(1 << 20).push(new Uint8Array(await reply.arrayBuffer()))
     expect(frames).toEqual([{ ok: true, version: expect.any(String) }])
 
-    expect((await edge(sandbox.sandboxId, 8080, '/', { headers: { 'e2b-traffic-access-token': token } })).status).toBe(502)
+    expect(
+      (await edge(sandbox.sandboxId, 8080, '/', { headers: { 'e2b-traffic-access-token': token } }))
+        .status,
+    ).toBe(502)
 
     // The runtime process dies: the sandbox stays running, its port answers 502.
     const pids = standin.alive().find((s) => s.sandboxId === sandbox.sandboxId)!.pids
     for (const pid of pids.slice(1)) process.kill(pid, 'SIGKILL')
     await Bun.sleep(100)
-    expect((await edge(sandbox.sandboxId, RUNTIME_PORT, '/health', { headers: { 'e2b-traffic-access-token': token } })).status).toBe(502)
+    expect(
+      (
+        await edge(sandbox.sandboxId, RUNTIME_PORT, '/health', {
+          headers: { 'e2b-traffic-access-token': token },
+        })
+      ).status,
+    ).toBe(502)
     expect((await sandbox.getInfo()).state).toBe('running')
   })
 
@@ -409,7 +469,11 @@ describe('lifetime of the stand-in', () => {
   })
 
   test('main.ts prints the SDK variables, serves, and kills its sandboxes on SIGTERM', async () => {
-    const proc = Bun.spawn({ cmd: [process.execPath, 'run', join(import.meta.dir, '../standin/e2b/main.ts')], stdout: 'pipe', stderr: 'inherit' })
+    const proc = Bun.spawn({
+      cmd: [process.execPath, 'run', join(import.meta.dir, '../standin/e2b/main.ts')],
+      stdout: 'pipe',
+      stderr: 'inherit',
+    })
     try {
       const lines: string[] = []
       const decoder = new TextDecoder()

@@ -5,7 +5,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
-import { InMemorySpanExporter, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace'
+import {
+  InMemorySpanExporter,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace'
 import { createApp } from '../../src/app.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -29,7 +36,10 @@ beforeAll(async () => {
   trace.setGlobalTracerProvider(provider)
   propagation.setGlobalPropagator(new W3CTraceContextPropagator())
   standin = await startStandin()
-  const e2b = new E2BPool(standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '4', BLOCKGATE_E2B_MAX_QUEUE: '8' }), { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 })
+  const e2b = new E2BPool(
+    standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '4', BLOCKGATE_E2B_MAX_QUEUE: '8' }),
+    { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 },
+  )
   backends = { ...createBackends(config), e2b }
   app = createApp({ config, backends })
   await Promise.all(Object.values(backends).map((b) => b.start()))
@@ -47,7 +57,10 @@ afterAll(async () => {
 beforeEach(() => exporter.reset())
 
 async function run(body: Record<string, unknown>, headers: Record<string, string> = {}) {
-  const response = await app.request('/v1/run', runRequest({ workspace: 'traced', ...body }, 'cbor', headers))
+  const response = await app.request(
+    '/v1/run',
+    runRequest({ workspace: 'traced', ...body }, 'cbor', headers),
+  )
   return { status: response.status, answer: await readAnswer(response) }
 }
 
@@ -61,10 +74,14 @@ function traceOfLastRequest() {
   const byName = (name: string) => mine.filter((s) => s.name === name)
   const one = (name: string) => {
     const found = byName(name)
-    if (found.length !== 1) throw new Error(`expected one ${name} span, found ${found.length} among ${mine.map((s) => s.name).join(', ')}`)
+    if (found.length !== 1)
+      throw new Error(
+        `expected one ${name} span, found ${found.length} among ${mine.map((s) => s.name).join(', ')}`,
+      )
     return found[0]!
   }
-  const parentOf = (span: ReadableSpan) => mine.find((s) => s.spanContext().spanId === span.parentSpanContext?.spanId)
+  const parentOf = (span: ReadableSpan) =>
+    mine.find((s) => s.spanContext().spanId === span.parentSpanContext?.spanId)
   return { server, spans: mine, names: mine.map((s) => s.name), byName, one, parentOf }
 }
 
@@ -72,15 +89,31 @@ const block = (run_function_code: string) => ({ code: { run_function_code } })
 
 describe('local workers', () => {
   test('a cold run: spawn under acquire, init, execute with the runtime phases, encode, release', async () => {
-    const { status } = await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 }, workspace: 'cold-local' })
+    const { status } = await run({
+      ...block(SUM_BLOCK),
+      inputs: { a: 1, b: 2 },
+      workspace: 'cold-local',
+    })
     expect(status).toBe(200)
     const t = traceOfLastRequest()
     expect(t.server.name).toBe('POST /v1/run')
     expect(t.server.attributes['http.response.status_code']).toBe(200)
     expect(t.server.attributes['http.route']).toBe('/v1/run')
-    for (const name of [SPAN.decode, SPAN.acquire, SPAN.init, SPAN.execute, SPAN.encode, SPAN.release]) expect(t.parentOf(t.one(name))).toBe(t.server)
+    for (const name of [
+      SPAN.decode,
+      SPAN.acquire,
+      SPAN.init,
+      SPAN.execute,
+      SPAN.encode,
+      SPAN.release,
+    ])
+      expect(t.parentOf(t.one(name))).toBe(t.server)
     const acquire = t.one(SPAN.acquire)
-    expect(acquire.attributes).toMatchObject({ [ATTR.coldStart]: true, [ATTR.backend]: 'local', [ATTR.workspace]: 'cold-local' })
+    expect(acquire.attributes).toMatchObject({
+      [ATTR.coldStart]: true,
+      [ATTR.backend]: 'local',
+      [ATTR.workspace]: 'cold-local',
+    })
     expect(t.parentOf(t.one(SPAN.workerSpawn))).toBe(acquire)
     expect(t.parentOf(t.one('runtime.load'))).toBe(t.one(SPAN.init))
     const execute = t.one(SPAN.execute)
@@ -105,7 +138,9 @@ describe('local workers', () => {
     expect(t.one(SPAN.acquire).attributes[ATTR.coldStart]).toBe(false)
     expect(t.byName(SPAN.workerSpawn)).toEqual([])
     expect(t.byName(SPAN.init)).toEqual([])
-    expect(t.one(SPAN.release).attributes[ATTR.runtimeId]).toBe(t.one(SPAN.acquire).attributes[ATTR.runtimeId]!)
+    expect(t.one(SPAN.release).attributes[ATTR.runtimeId]).toBe(
+      t.one(SPAN.acquire).attributes[ATTR.runtimeId]!,
+    )
   })
 
   test("a user error: the execute span fails with the block's error type; the 422 server span does not", async () => {
@@ -122,7 +157,10 @@ describe('local workers', () => {
   })
 
   test('a timeout: execute fails, the worker is killed with the reason, the server span is a 504 error', async () => {
-    const { status } = await run({ ...block('def run(self):\n    while True:\n        pass\n'), timeout_ms: 300 })
+    const { status } = await run({
+      ...block('def run(self):\n    while True:\n        pass\n'),
+      timeout_ms: 300,
+    })
     expect(status).toBe(504)
     const t = traceOfLastRequest()
     expect(t.one(SPAN.execute).status.code).toBe(SpanStatusCode.ERROR)
@@ -144,13 +182,19 @@ describe('local workers', () => {
 
 describe('sampling', () => {
   test("an unsampled run makes no spans at all; a caller's sampled traceparent is always followed", async () => {
-    const keepNone = new TracerProvider({ sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }), spanProcessors: [new SimpleSpanProcessor({ exporter })] })
+    const keepNone = new TracerProvider({
+      sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }),
+      spanProcessors: [new SimpleSpanProcessor({ exporter })],
+    })
     trace.disable()
     trace.setGlobalTracerProvider(keepNone)
     try {
       expect((await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 } })).status).toBe(200)
       expect(exporter.getFinishedSpans()).toEqual([])
-      await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 } }, { traceparent: '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' })
+      await run(
+        { ...block(SUM_BLOCK), inputs: { a: 1, b: 2 } },
+        { traceparent: '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+      )
       const t = traceOfLastRequest()
       expect(t.names).toContain(SPAN.execute)
       expect(t.names).toContain('runtime.execute')
@@ -163,7 +207,12 @@ describe('sampling', () => {
 
 describe('E2B sandboxes', () => {
   test('a cold run: sandbox.create under acquire, the block loaded with the run, then a warm run without either', async () => {
-    const { status } = await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 }, backend: 'e2b', workspace: 'cold-e2b' })
+    const { status } = await run({
+      ...block(SUM_BLOCK),
+      inputs: { a: 1, b: 2 },
+      backend: 'e2b',
+      workspace: 'cold-e2b',
+    })
     expect(status).toBe(200)
     let t = traceOfLastRequest()
     const acquire = t.one(SPAN.acquire)
@@ -176,7 +225,12 @@ describe('E2B sandboxes', () => {
     expect(t.parentOf(init)).toBe(t.one(SPAN.execute))
 
     exporter.reset()
-    await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 }, backend: 'e2b', workspace: 'cold-e2b' })
+    await run({
+      ...block(SUM_BLOCK),
+      inputs: { a: 1, b: 2 },
+      backend: 'e2b',
+      workspace: 'cold-e2b',
+    })
     t = traceOfLastRequest()
     expect(t.byName(SPAN.sandboxCreate)).toEqual([])
     expect(t.byName(SPAN.init)).toEqual([])
@@ -186,7 +240,12 @@ describe('E2B sandboxes', () => {
   test('a create refused once with 503 shows as a retry event, and the run succeeds', async () => {
     standin.faults.serviceUnavailableCreates = 1
     try {
-      const { status } = await run({ ...block(SUM_BLOCK), inputs: { a: 1, b: 2 }, backend: 'e2b', workspace: 'retried-e2b' })
+      const { status } = await run({
+        ...block(SUM_BLOCK),
+        inputs: { a: 1, b: 2 },
+        backend: 'e2b',
+        workspace: 'retried-e2b',
+      })
       expect(status).toBe(200)
     } finally {
       standin.faults.serviceUnavailableCreates = 0

@@ -12,7 +12,14 @@ import { join, resolve } from 'node:path'
 import { encodeCbor, Tag } from '../../serializers/cbor.ts'
 import { PROJECT_ROOT } from '../../src/config.ts'
 import { readAnswer, SUM_BLOCK } from '../support/http.ts'
-import { CLOCK_TICKS_PER_SECOND, descendants, footprint, type Footprint, startServer, type ServerProcess } from '../support/server-process.ts'
+import {
+  CLOCK_TICKS_PER_SECOND,
+  descendants,
+  footprint,
+  type Footprint,
+  startServer,
+  type ServerProcess,
+} from '../support/server-process.ts'
 
 const MALLORY = 'bg_tenant-test-mallory-0123456789'
 const ALICE = 'bg_tenant-test-alice-9876543210ab'
@@ -50,11 +57,19 @@ afterAll(async () => {
   rmSync(scratch, { recursive: true, force: true })
 })
 
-async function run(key: string, code: string, extra: Record<string, unknown> = {}, { cbor = false, body }: { cbor?: boolean; body?: Uint8Array } = {}) {
+async function run(
+  key: string,
+  code: string,
+  extra: Record<string, unknown> = {},
+  { cbor = false, body }: { cbor?: boolean; body?: Uint8Array } = {},
+) {
   const payload = { code: { run_function_code: code }, ...extra }
   const response = await fetch(`${server.url}/v1/run`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': cbor || body ? 'application/cbor' : 'application/json' },
+    headers: {
+      authorization: `Bearer ${key}`,
+      'content-type': cbor || body ? 'application/cbor' : 'application/json',
+    },
     body: body ?? (cbor ? encodeCbor(payload) : JSON.stringify(payload)),
   })
   return { status: response.status, answer: await readAnswer(response) }
@@ -69,7 +84,12 @@ function keepAliceRunning() {
       const startedAt = performance.now()
       const { status, answer } = await run(ALICE, SUM_BLOCK, { inputs: { a: i, b: 0.5 } })
       const ok = status === 200 && answer.outputs?.sum === i + 0.5
-      results.push({ status, ok, ms: performance.now() - startedAt, detail: ok ? '' : JSON.stringify(answer).slice(0, 300) })
+      results.push({
+        status,
+        ok,
+        ms: performance.now() - startedAt,
+        detail: ok ? '' : JSON.stringify(answer).slice(0, 300),
+      })
       await Bun.sleep(20)
     }
   })()
@@ -83,7 +103,16 @@ function keepAliceRunning() {
 }
 
 function probeHealthz() {
-  const probe = Bun.spawn({ cmd: [process.execPath, resolve(PROJECT_ROOT, 'test/support/healthz-probe.ts'), server.url, '20'], stdout: 'pipe', stderr: 'ignore' })
+  const probe = Bun.spawn({
+    cmd: [
+      process.execPath,
+      resolve(PROJECT_ROOT, 'test/support/healthz-probe.ts'),
+      server.url,
+      '20',
+    ],
+    stdout: 'pipe',
+    stderr: 'ignore',
+  })
   return {
     async stop(): Promise<{ count: number; failures: number; maxMs: number; p50Ms: number }> {
       probe.kill('SIGTERM')
@@ -99,7 +128,8 @@ async function sampled<T>(body: () => Promise<T>): Promise<{ result: T; peak: Fo
   const sampler = (async () => {
     while (sampling) {
       const now = footprint(server.pid)
-      for (const key of Object.keys(peak) as (keyof Footprint)[]) peak[key] = Math.max(peak[key], now[key])
+      for (const key of Object.keys(peak) as (keyof Footprint)[])
+        peak[key] = Math.max(peak[key], now[key])
       await Bun.sleep(25)
     }
   })()
@@ -143,7 +173,13 @@ async function cpuCoresUsed(ms = 1000): Promise<number> {
  * Runs `attack` while Alice runs ordinary blocks and /healthz is probed; checks that Alice
  * was never hurt and the server is back where it was. Returns the attack's result and the peaks.
  */
-async function underAttack<T>(attack: () => Promise<T>): Promise<{ result: T; peak: Footprint; before: Footprint; after: Footprint; aliceMaxMs: number }> {
+async function underAttack<T>(attack: () => Promise<T>): Promise<{
+  result: T
+  peak: Footprint
+  before: Footprint
+  after: Footprint
+  aliceMaxMs: number
+}> {
   const before = await settled(footprint(server.pid), 0)
   const probe = probeHealthz()
   await Bun.sleep(100)
@@ -189,7 +225,10 @@ def run(self):
   }, 60_000)
 
   test('a huge bignum in a request body is a quick 400, and freezes nothing', async () => {
-    const body = encodeCbor({ code: { run_function_code: SUM_BLOCK }, inputs: { a: new Tag(new Uint8Array(256 * 1024).fill(0xff), 2), b: 1 } })
+    const body = encodeCbor({
+      code: { run_function_code: SUM_BLOCK },
+      inputs: { a: new Tag(new Uint8Array(256 * 1024).fill(0xff), 2), b: 1 },
+    })
     const { result } = await underAttack(async () => {
       const startedAt = performance.now()
       const answer = await run(MALLORY, SUM_BLOCK, {}, { body })
@@ -256,21 +295,28 @@ def run(self):
     return {"codes": codes}
 `
     const { peak, before } = await underAttack(() => run(MALLORY, code, { timeout_ms: 20_000 }))
-    expect(peak.descendantMemoryBytes - before.descendantMemoryBytes).toBeLessThan(MEMORY_LIMIT + 200 * MiB)
+    expect(peak.descendantMemoryBytes - before.descendantMemoryBytes).toBeLessThan(
+      MEMORY_LIMIT + 200 * MiB,
+    )
   }, 60_000)
 
   test('connections that never say hello cannot fill the server with file descriptors', async () => {
-    const socketPath = readdirSync(scratch).map((dir) => join(scratch, dir, 'workers.sock')).find((path) => {
-      try {
-        readFileSync(path)
-      } catch (error) {
-        return (error as NodeJS.ErrnoException).code !== 'ENOENT'
-      }
-      return false
-    })
+    const socketPath = readdirSync(scratch)
+      .map((dir) => join(scratch, dir, 'workers.sock'))
+      .find((path) => {
+        try {
+          readFileSync(path)
+        } catch (error) {
+          return (error as NodeJS.ErrnoException).code !== 'ENOENT'
+        }
+        return false
+      })
     expect(socketPath).toBeDefined()
     // A block cannot even reach the socket any more.
-    const probe = await run(MALLORY, 'import socket\ndef run(self):\n    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect("/run/blockgate/workers.sock")\n        return {"reached": True}\n    except OSError as e:\n        return {"reached": type(e).__name__}\n')
+    const probe = await run(
+      MALLORY,
+      'import socket\ndef run(self):\n    s = socket.socket(socket.AF_UNIX)\n    try:\n        s.connect("/run/blockgate/workers.sock")\n        return {"reached": True}\n    except OSError as e:\n        return {"reached": type(e).__name__}\n',
+    )
     expect(probe.answer.outputs.reached).not.toBe(true)
     const sockets: Socket[] = []
     const { peak, before } = await underAttack(async () => {
@@ -286,7 +332,9 @@ def run(self):
   }, 60_000)
 
   test("a block cannot see or touch other processes through /proc (the zygote's oom_score_adj)", async () => {
-    const zygote = descendants(server.pid).find((p) => readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('runtime.zygote'))
+    const zygote = descendants(server.pid).find((p) =>
+      readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').includes('runtime.zygote'),
+    )
     expect(zygote).toBeDefined()
     const code = `import os
 def run(self):
@@ -335,7 +383,10 @@ def run(self):
       const planted = await run(MALLORY, plant, { workspace: 'mallory' })
       expect(planted.status).toBe(200)
       // Another workspace of the same key, and another key: neither reaches what was planted.
-      for (const [key, workspace] of [[MALLORY, 'mallory-2'], [ALICE, 'alice']] as const) {
+      for (const [key, workspace] of [
+        [MALLORY, 'mallory-2'],
+        [ALICE, 'alice'],
+      ] as const) {
         const { answer } = await run(key, look, { workspace })
         expect(answer.outputs.channel).not.toBe('connected')
         expect(answer.outputs.pts).toEqual(['ptmx'])

@@ -6,7 +6,12 @@ export function header(major: number, n: number | bigint): Uint8Array {
   const value = BigInt(n)
   const top = major << 5
   if (value < 24n) return new Uint8Array([top | Number(value)])
-  for (const [extra, size] of [[24, 1], [25, 2], [26, 4], [27, 8]] as const) {
+  for (const [extra, size] of [
+    [24, 1],
+    [25, 2],
+    [26, 4],
+    [27, 8],
+  ] as const) {
     if (value < 1n << BigInt(8 * size)) {
       const out = new Uint8Array(1 + size)
       out[0] = top | extra
@@ -27,11 +32,13 @@ export const cbor = {
     return join(header(3, utf8.byteLength), utf8)
   },
   array: (...items: Uint8Array[]) => join(header(4, items.length), ...items),
-  map: (...entries: [string, Uint8Array][]) => join(header(5, entries.length), ...entries.flatMap(([key, value]) => [cbor.text(key), value])),
+  map: (...entries: [string, Uint8Array][]) =>
+    join(header(5, entries.length), ...entries.flatMap(([key, value]) => [cbor.text(key), value])),
   tag: (tag: number | bigint, content: Uint8Array) => join(header(6, tag), content),
   simple: (n: number) => (n < 24 ? new Uint8Array([0xe0 | n]) : new Uint8Array([0xf8, n])),
   /** A bignum (tag 2, or 3 for -1 - n) over `magnitude` as given, leading zeros and all. */
-  bignum: (magnitude: Uint8Array, negative = false) => cbor.tag(negative ? 3 : 2, cbor.bytes(magnitude)),
+  bignum: (magnitude: Uint8Array, negative = false) =>
+    cbor.tag(negative ? 3 : 2, cbor.bytes(magnitude)),
 }
 
 /** `length` bytes of a fixed pattern (never all zeros), quick to make at any size. */
@@ -53,7 +60,9 @@ export function magnitudeOf(bytes: Uint8Array): bigint {
  * boundary, then the sidecar.
  */
 export function workerFrame(head: Uint8Array, sidecar: Uint8Array = new Uint8Array()): Uint8Array {
-  const sidecarStart = sidecar.byteLength ? Math.ceil((4 + head.byteLength) / 64) * 64 : 4 + head.byteLength
+  const sidecarStart = sidecar.byteLength
+    ? Math.ceil((4 + head.byteLength) / 64) * 64
+    : 4 + head.byteLength
   const payload = new Uint8Array(sidecarStart + sidecar.byteLength)
   new DataView(payload.buffer).setUint32(0, head.byteLength)
   payload.set(head, 4)

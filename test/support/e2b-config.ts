@@ -12,10 +12,16 @@ export const standinEnv = (standin: Standin): Record<string, string> => ({
   BLOCKGATE_DEPLOYMENT_ID: `test-${crypto.randomUUID().slice(0, 8)}`,
 })
 
-export function standinE2BConfig(standin: Standin, env: Record<string, string> = {}, overrides: Partial<E2BConfig> = {}): E2BConfig {
+export function standinE2BConfig(
+  standin: Standin,
+  env: Record<string, string> = {},
+  overrides: Partial<E2BConfig> = {},
+): E2BConfig {
   const config = loadConfig({ ...standinEnv(standin), ...env }).e2b
   if (!config) throw new Error('no e2b config although E2B_API_KEY is set')
   // Unless a test sets a tenant's share, one tenant may use the whole pool.
-  const tenantMaxSandboxes = env.BLOCKGATE_E2B_TENANT_MAX_SANDBOXES ? config.tenantMaxSandboxes : (overrides.maxSandboxes ?? config.maxSandboxes)
+  const tenantMaxSandboxes = env.BLOCKGATE_E2B_TENANT_MAX_SANDBOXES
+    ? config.tenantMaxSandboxes
+    : (overrides.maxSandboxes ?? config.maxSandboxes)
   return { ...config, tenantMaxSandboxes, ...overrides }
 }

@@ -7,7 +7,9 @@ export class FakeBackend implements Backend {
   readonly jobs: RunJob[] = []
   ready = true
 
-  constructor(private readonly answer: (job: RunJob) => RunOutcome | Promise<RunOutcome> = echoInputs) {}
+  constructor(
+    private readonly answer: (job: RunJob) => RunOutcome | Promise<RunOutcome> = echoInputs,
+  ) {}
 
   async start(): Promise<void> {}
   async stop(): Promise<void> {}

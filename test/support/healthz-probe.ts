@@ -31,4 +31,11 @@ while (!stopping) {
 }
 
 const sorted = [...latencies].sort((a, b) => a - b)
-console.log(JSON.stringify({ count: latencies.length, failures, maxMs: sorted.at(-1) ?? 0, p50Ms: sorted[Math.floor(sorted.length / 2)] ?? 0 }))
+console.log(
+  JSON.stringify({
+    count: latencies.length,
+    failures,
+    maxMs: sorted.at(-1) ?? 0,
+    p50Ms: sorted[Math.floor(sorted.length / 2)] ?? 0,
+  }),
+)

@@ -6,7 +6,11 @@ export const FORMATS: Format[] = ['json', 'cbor']
 
 export const SUM_BLOCK = 'def run(self, a, b):\n    return {"sum": a + b}\n'
 
-export function runRequest(body: unknown, format: Format, headers: Record<string, string> = {}): RequestInit {
+export function runRequest(
+  body: unknown,
+  format: Format,
+  headers: Record<string, string> = {},
+): RequestInit {
   return {
     method: 'POST',
     headers: { 'content-type': `application/${format}`, ...headers },
@@ -17,6 +21,7 @@ export function runRequest(body: unknown, format: Format, headers: Record<string
 /** Decodes a response body by its content type (typed loosely: tests check it field by field). */
 export async function readAnswer(response: Response): Promise<any> {
   const type = response.headers.get('content-type') ?? ''
-  if (type.startsWith('application/cbor')) return decodeCbor(new Uint8Array(await response.arrayBuffer()))
+  if (type.startsWith('application/cbor'))
+    return decodeCbor(new Uint8Array(await response.arrayBuffer()))
   return response.json()
 }

@@ -17,14 +17,14 @@ import sys
 import cbor2
 
 # The same text is the block's own code (test/integration/json-values.test.ts sends it).
-DESCRIBE = '''
+DESCRIBE = """
 def describe(x):
     if isinstance(x, dict):
         return "{" + ",".join(sorted(describe(k) + ":" + describe(v) for k, v in x.items())) + "}"
     if isinstance(x, list):
         return "[" + ",".join(describe(v) for v in x) + "]"
     return type(x).__name__ + ":" + repr(x)
-'''
+"""
 exec(DESCRIBE)
 
 NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

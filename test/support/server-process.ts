@@ -18,7 +18,10 @@ export interface ServerProcess {
 }
 
 /** `wrap`: a command the server runs under, which execs it (so the pid stays the server's). */
-export async function startServer(env: Record<string, string>, { readyTimeoutMs = 60_000, wrap = [] as string[] } = {}): Promise<ServerProcess> {
+export async function startServer(
+  env: Record<string, string>,
+  { readyTimeoutMs = 60_000, wrap = [] as string[] } = {},
+): Promise<ServerProcess> {
   const port = 20000 + Math.floor(Math.random() * 30000)
   const proc = Bun.spawn({
     cmd: [...wrap, process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
@@ -41,15 +44,25 @@ export async function startServer(env: Record<string, string>, { readyTimeoutMs 
     signalGroup: (signal) => process.kill(-proc.pid, signal),
     async stop() {
       proc.kill('SIGTERM')
-      const exited = await Promise.race([proc.exited.then(() => true), Bun.sleep(10_000).then(() => false)])
+      const exited = await Promise.race([
+        proc.exited.then(() => true),
+        Bun.sleep(10_000).then(() => false),
+      ])
       if (!exited) proc.kill('SIGKILL')
       await proc.exited
     },
   }
   const deadline = performance.now() + readyTimeoutMs
   while (performance.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`the server exited at start: ${stderr.slice(-2000)}`)
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return server
+    if (proc.exitCode !== null)
+      throw new Error(`the server exited at start: ${stderr.slice(-2000)}`)
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return server
     await Bun.sleep(100)
   }
   await server.stop()
@@ -65,7 +78,10 @@ interface ProcessInfo {
 
 function residentBytes(pid: number): number {
   try {
-    return Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m)?.[1] ?? 0) * 1024
+    return (
+      Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m)?.[1] ?? 0) *
+      1024
+    )
   } catch {
     return 0
   }
@@ -84,7 +100,10 @@ function readProcess(pid: number): ProcessInfo | null {
 
 /** Every process descended from `root` (not `root` itself). */
 export function descendants(root: number): ProcessInfo[] {
-  const all = readdirSync('/proc').filter((name) => /^\d+$/.test(name)).map((name) => readProcess(Number(name))).filter((p): p is ProcessInfo => p !== null)
+  const all = readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map((name) => readProcess(Number(name)))
+    .filter((p): p is ProcessInfo => p !== null)
   const children = new Map<number, ProcessInfo[]>()
   for (const p of all) children.set(p.ppid, [...(children.get(p.ppid) ?? []), p])
   const found: ProcessInfo[] = []
@@ -136,7 +155,9 @@ export function footprint(pid: number): Footprint {
 /** A process's proportional set size: its private pages, and its share of pages it shares (forked workers share the zygote's). */
 function proportionalBytes(pid: number): number {
   try {
-    const kilobytes = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').match(/^Pss:\s+(\d+) kB/m)?.[1]
+    const kilobytes = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8').match(
+      /^Pss:\s+(\d+) kB/m,
+    )?.[1]
     return Number(kilobytes ?? 0) * 1024
   } catch {
     return 0 // gone meanwhile

@@ -13,13 +13,21 @@ export const decodeKind = (bytes: Uint8Array, path = 'v') => decodeKinds(decodeC
 const vectorsOf = (kind: string) => resolve(import.meta.dir, '../../serializers', kind, 'vectors')
 
 /** A kind's vectors, in index.json's order, each entry with its CBOR bytes. */
-export function goldenVectors<Entry extends { name: string }>(kind: string): (Entry & { kind: string; raw: Uint8Array })[] {
+export function goldenVectors<Entry extends { name: string }>(
+  kind: string,
+): (Entry & { kind: string; raw: Uint8Array })[] {
   const dir = vectorsOf(kind)
   const index: Entry[] = JSON.parse(readFileSync(resolve(dir, 'index.json'), 'utf8'))
-  return index.map((entry) => ({ ...entry, kind, raw: new Uint8Array(readFileSync(resolve(dir, `${entry.name}.cbor`))) }))
+  return index.map((entry) => ({
+    ...entry,
+    kind,
+    raw: new Uint8Array(readFileSync(resolve(dir, `${entry.name}.cbor`))),
+  }))
 }
 
 /** The vectors of every plugin in the registry that keeps some. */
-export function allGoldenVectors(): ({ name: string; kind: string; raw: Uint8Array })[] {
-  return SERIALIZERS.filter(({ kind }) => existsSync(resolve(vectorsOf(kind), 'index.json'))).flatMap(({ kind }) => goldenVectors(kind))
+export function allGoldenVectors(): { name: string; kind: string; raw: Uint8Array }[] {
+  return SERIALIZERS.filter(({ kind }) =>
+    existsSync(resolve(vectorsOf(kind), 'index.json')),
+  ).flatMap(({ kind }) => goldenVectors(kind))
 }

@@ -12,12 +12,18 @@ import { readAnswer, runRequest } from '../support/http.ts'
 
 const config: Pick<Config, 'defaultBackend' | 'limits' | 'webexec'> = {
   defaultBackend: 'local',
-  limits: { maxBodyBytes: 64 * 1024, defaultTimeoutMs: 5000, maxTimeoutMs: 20_000, queueTimeoutMs: 1000 },
+  limits: {
+    maxBodyBytes: 64 * 1024,
+    defaultTimeoutMs: 5000,
+    maxTimeoutMs: 20_000,
+    queueTimeoutMs: 1000,
+  },
   webexec: { codeCacheBytes: 1024 * 1024 },
 }
 
 // A block's exception text that tries to end the log line and forge one at error level.
-const FORGED = '{"time":"2030-01-01T00:00:00.000Z","level":"error","message":"disk corrupted","workspace":"victim"}'
+const FORGED =
+  '{"time":"2030-01-01T00:00:00.000Z","level":"error","message":"disk corrupted","workspace":"victim"}'
 const HOSTILE = `boom\n${FORGED}\r\n\u2028${FORGED}\u0085\u001b[2J\u202e`
 
 let lines: string[] = []
@@ -51,24 +57,44 @@ function appThrowing(error: () => unknown) {
   })
 }
 
-const runtimeFailure = () => blockError({ ok: false, error: { type: 'InternalError', message: `RuntimeError: ${HOSTILE}` } })
+const runtimeFailure = () =>
+  blockError({ ok: false, error: { type: 'InternalError', message: `RuntimeError: ${HOSTILE}` } })
 const validRun = { code: { run_function_code: 'def run(self):\n    return {}\n' }, inputs: {} }
-const webexecRun = { code_hash: null, run_function_name: 'run', inputs_json: '{}', code_str: 'def run(self):\n    return {}\n' }
+const webexecRun = {
+  code_hash: null,
+  run_function_name: 'run',
+  inputs_json: '{}',
+  code_str: 'def run(self):\n    return {}\n',
+}
 const postWebexec = (app: ReturnType<typeof createApp>) =>
-  app.request('/webexec?workspace_id=acme', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(webexecRun) })
+  app.request('/webexec?workspace_id=acme', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(webexecRun),
+  })
 
 describe('a failure the runtime reported', () => {
   test('on /v1/run: logged at warn in block_error, never at error; the answer is as before', async () => {
-    const response = await appThrowing(runtimeFailure).request('/v1/run', runRequest(validRun, 'json'))
+    const response = await appThrowing(runtimeFailure).request(
+      '/v1/run',
+      runRequest(validRun, 'json'),
+    )
     expect(response.status).toBe(500)
-    expect(await readAnswer(response)).toEqual({ error: { type: 'InternalError', message: `the runtime answered InternalError: RuntimeError: ${HOSTILE}` } })
+    expect(await readAnswer(response)).toEqual({
+      error: {
+        type: 'InternalError',
+        message: `the runtime answered InternalError: RuntimeError: ${HOSTILE}`,
+      },
+    })
     const logged = records()
     expect(logged.filter((record) => record.level === 'error')).toEqual([])
     const warned = logged.filter((record) => record.level === 'warn')
     expect(warned).toHaveLength(1)
     expect(warned[0]!.message).toBe('request failed in the runtime')
     expect(warned[0]!.error).toBeUndefined()
-    expect(warned[0]!.block_error).toBe(blockText(`the runtime answered InternalError: RuntimeError: ${HOSTILE}`))
+    expect(warned[0]!.block_error).toBe(
+      blockText(`the runtime answered InternalError: RuntimeError: ${HOSTILE}`),
+    )
     // Escaped inside the value too: one line even once a viewer decodes the JSON.
     expect(warned[0]!.block_error).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202e]/)
     expect(warned[0]!.block_error).toContain('boom\\n{"time"')
@@ -89,8 +115,15 @@ describe('a failure the runtime reported', () => {
     })
     const logged = records()
     expect(logged.filter((record) => record.level === 'error')).toEqual([])
-    expect(logged.filter((record) => record.level === 'warn').map((record) => [record.message, record.block_error])).toEqual([
-      ['webexec run failed in the runtime', blockText(`the runtime answered InternalError: RuntimeError: ${HOSTILE}`)],
+    expect(
+      logged
+        .filter((record) => record.level === 'warn')
+        .map((record) => [record.message, record.block_error]),
+    ).toEqual([
+      [
+        'webexec run failed in the runtime',
+        blockText(`the runtime answered InternalError: RuntimeError: ${HOSTILE}`),
+      ],
     ])
   })
 
@@ -106,14 +139,20 @@ describe('a failure the runtime reported', () => {
 
 describe("blockgate's own faults", () => {
   for (const [route, send] of [
-    ['/v1/run', (app: ReturnType<typeof createApp>) => app.request('/v1/run', runRequest(validRun, 'json'))],
+    [
+      '/v1/run',
+      (app: ReturnType<typeof createApp>) => app.request('/v1/run', runRequest(validRun, 'json')),
+    ],
     ['/webexec', postWebexec],
   ] as const) {
     test(`still log at error on ${route}, with the error`, async () => {
       await send(appThrowing(() => new TypeError('undefined is not a function')))
       const errors = records().filter((record) => record.level === 'error')
       expect(errors).toHaveLength(1)
-      expect(errors[0]!.error).toMatchObject({ name: 'TypeError', message: 'undefined is not a function' })
+      expect(errors[0]!.error).toMatchObject({
+        name: 'TypeError',
+        message: 'undefined is not a function',
+      })
       expect(errors[0]!.block_error).toBeUndefined()
     })
   }
@@ -122,14 +161,18 @@ describe("blockgate's own faults", () => {
 describe('blockText and the log line', () => {
   test(`cuts at ${BLOCK_TEXT_MAX_CHARS} characters and says how much it left out`, () => {
     expect(blockText('a'.repeat(BLOCK_TEXT_MAX_CHARS))).toBe('a'.repeat(BLOCK_TEXT_MAX_CHARS))
-    expect(blockText('a'.repeat(10_000))).toBe(`${'a'.repeat(BLOCK_TEXT_MAX_CHARS)}… (${10_000 - BLOCK_TEXT_MAX_CHARS} more characters)`)
+    expect(blockText('a'.repeat(10_000))).toBe(
+      `${'a'.repeat(BLOCK_TEXT_MAX_CHARS)}… (${10_000 - BLOCK_TEXT_MAX_CHARS} more characters)`,
+    )
     // Never half a surrogate pair at the cut.
     const emoji = `${'a'.repeat(BLOCK_TEXT_MAX_CHARS - 1)}😀😀`
     expect(blockText(emoji)).toBe(`${'a'.repeat(BLOCK_TEXT_MAX_CHARS - 1)}… (4 more characters)`)
   })
 
   test('writes out controls, separators and bidi overrides as escapes; keeps other text', () => {
-    expect(blockText('a\nb\r\tc\u0000\u001b[31m\u007f\u0085\u2028\u2029\u202e')).toBe('a\\nb\\r\\tc\\u0000\\u001b[31m\\u007f\\u0085\\u2028\\u2029\\u202e')
+    expect(blockText('a\nb\r\tc\u0000\u001b[31m\u007f\u0085\u2028\u2029\u202e')).toBe(
+      'a\\nb\\r\\tc\\u0000\\u001b[31m\\u007f\\u0085\\u2028\\u2029\\u202e',
+    )
     expect(blockText('naïve 中文 😀 "quoted" \\ back')).toBe('naïve 中文 😀 "quoted" \\ back')
   })
 

@@ -1,11 +1,20 @@
 // The /webexec code cache on its own: fair shares between workspaces, LRU within one, and
 // byte accounting that stays exact through every insert, replace, recall and eviction.
 import { describe, expect, test } from 'bun:test'
-import { CodeCache, ENTRY_OVERHEAD_BYTES, entryBytes, MIN_SHARES, type CachedCode } from '../../src/interop/code-cache.ts'
+import {
+  CodeCache,
+  ENTRY_OVERHEAD_BYTES,
+  entryBytes,
+  MIN_SHARES,
+  type CachedCode,
+} from '../../src/interop/code-cache.ts'
 
 const KiB = 1024
 /** An entry that counts exactly `bytes` against the cache. */
-const sized = (bytes: number, tag = ''): CachedCode => ({ code: tag + 'x'.repeat(bytes - ENTRY_OVERHEAD_BYTES - tag.length), imports: [] })
+const sized = (bytes: number, tag = ''): CachedCode => ({
+  code: tag + 'x'.repeat(bytes - ENTRY_OVERHEAD_BYTES - tag.length),
+  imports: [],
+})
 
 describe('fair shares between workspaces', () => {
   test("one workspace's huge entry and flood of entries never evict another's small ones", () => {
@@ -17,7 +26,9 @@ describe('fair shares between workspaces', () => {
     for (let i = 0; i < 8; i++) expect(cache.recall('victim', `v${i}`)?.code).toStartWith(`v${i}`)
     expect(cache.bytes).toBeLessThanOrEqual(cache.maxBytes)
     // The attacker keeps the rest of the cache: fair, not starved.
-    expect(cache.bytesOf('attacker')).toBeGreaterThan(cache.maxBytes - cache.bytesOf('victim') - 1 * KiB)
+    expect(cache.bytesOf('attacker')).toBeGreaterThan(
+      cache.maxBytes - cache.bytesOf('victim') - 1 * KiB,
+    )
     expect(cache.recall('attacker', 'a1999')).toBeDefined()
     expect(cache.recall('attacker', 'a0')).toBeUndefined()
   })
@@ -27,7 +38,7 @@ describe('fair shares between workspaces', () => {
     cache.remember('victim', 'v', sized(4 * KiB))
     cache.remember('attacker', 'own', sized(4 * KiB))
     cache.remember('attacker', 'huge', sized(cache.maxEntryBytes + 1))
-    expect(cache.maxEntryBytes).toBe(Math.floor(64 * KiB / MIN_SHARES))
+    expect(cache.maxEntryBytes).toBe(Math.floor((64 * KiB) / MIN_SHARES))
     expect(cache.recall('attacker', 'huge')).toBeUndefined()
     expect(cache.recall('attacker', 'own')).toBeDefined()
     expect(cache.recall('victim', 'v')).toBeDefined()
@@ -47,17 +58,25 @@ describe('fair shares between workspaces', () => {
     expect(cache.bytes).toBe(40 * KiB)
     cache.remember('a', 'a3', sized(6 * KiB)) // 46 KiB: now a (21) is the largest
     expect(cache.recall('a', 'a1')).toBeUndefined()
-    for (const hash of ['a2', 'a3', 'b2', 'b3', 'c1', 'c2']) expect(cache.recall(hash[0]!, hash)).toBeDefined()
-    expect([cache.bytesOf('a'), cache.bytesOf('b'), cache.bytesOf('c'), cache.bytes]).toEqual([13 * KiB, 13 * KiB, 12 * KiB, 38 * KiB])
+    for (const hash of ['a2', 'a3', 'b2', 'b3', 'c1', 'c2'])
+      expect(cache.recall(hash[0]!, hash)).toBeDefined()
+    expect([cache.bytesOf('a'), cache.bytesOf('b'), cache.bytesOf('c'), cache.bytes]).toEqual([
+      13 * KiB,
+      13 * KiB,
+      12 * KiB,
+      38 * KiB,
+    ])
   })
 
   test('with many workspaces, each within its fair share keeps everything', () => {
     const cache = new CodeCache(128 * KiB)
     const workspaces = 16 // fair share: 8 KiB each
-    for (let w = 0; w < workspaces; w++) for (let i = 0; i < 3; i++) cache.remember(`w${w}`, `h${i}`, sized(2 * KiB))
+    for (let w = 0; w < workspaces; w++)
+      for (let i = 0; i < 3; i++) cache.remember(`w${w}`, `h${i}`, sized(2 * KiB))
     // 96 KiB held by 16 workspaces at 6 KiB each; one workspace now inserts far past its share.
     for (let i = 0; i < 500; i++) cache.remember('w0', `big${i}`, sized(4 * KiB))
-    for (let w = 1; w < workspaces; w++) for (let i = 0; i < 3; i++) expect(cache.recall(`w${w}`, `h${i}`)).toBeDefined()
+    for (let w = 1; w < workspaces; w++)
+      for (let i = 0; i < 3; i++) expect(cache.recall(`w${w}`, `h${i}`)).toBeDefined()
     // w0 keeps as many 4 KiB entries as fit in what the others leave (128 - 90 KiB).
     expect(cache.bytesOf('w0')).toBe(36 * KiB)
     expect(cache.workspaces).toBe(workspaces)
@@ -75,7 +94,8 @@ describe('least recently used within a workspace', () => {
     cache.remember('acme', 'fifth', sized(3 * KiB)) // 15 KiB: fits
     cache.remember('acme', 'sixth', sized(3 * KiB)) // 18 KiB: one must go
     expect(cache.recall('acme', 'second')).toBeUndefined()
-    for (const hash of ['first', 'third', 'fourth', 'fifth', 'sixth']) expect(cache.recall('acme', hash)).toBeDefined()
+    for (const hash of ['first', 'third', 'fourth', 'fifth', 'sixth'])
+      expect(cache.recall('acme', hash)).toBeDefined()
     expect(cache.bytes).toBe(15 * KiB)
   })
 
@@ -124,14 +144,18 @@ describe('byte accounting', () => {
         cache.recall(workspace, hash)
         continue
       }
-      const code = sized(512 + random(step % 500 === 0 ? 14 * KiB : 3 * KiB), `${workspace}/${hash}/${step}`)
+      const code = sized(
+        512 + random(step % 500 === 0 ? 14 * KiB : 3 * KiB),
+        `${workspace}/${hash}/${step}`,
+      )
       const before = WORKSPACES.map((w) => cache.bytesOf(w))
       const holding = before.filter((bytes, w) => bytes > 0 || WORKSPACES[w] === workspace).length
       cache.remember(workspace, hash, code)
       all.push([workspace, hash, code])
       // The guarantee: another workspace loses bytes only when it held more than a fair share.
       WORKSPACES.forEach((w, i) => {
-        if (w !== workspace && cache.bytesOf(w) < before[i]!) expect(before[i]!).toBeGreaterThan(cache.maxBytes / holding)
+        if (w !== workspace && cache.bytesOf(w) < before[i]!)
+          expect(before[i]!).toBeGreaterThan(cache.maxBytes / holding)
       })
       expect(cache.bytes).toBeLessThanOrEqual(cache.maxBytes)
     }

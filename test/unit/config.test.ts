@@ -15,7 +15,12 @@ describe('config', () => {
   })
 
   test('reads values', () => {
-    const config = loadConfig({ PORT: '9001', BLOCKGATE_MAX_WORKERS: '3', BLOCKGATE_MAX_BODY_BYTES: '2048', WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local' })
+    const config = loadConfig({
+      PORT: '9001',
+      BLOCKGATE_MAX_WORKERS: '3',
+      BLOCKGATE_MAX_BODY_BYTES: '2048',
+      WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local',
+    })
     expect(config.port).toBe(9001)
     expect(config.local.maxWorkers).toBe(3)
     expect(config.limits.maxBodyBytes).toBe(2048)
@@ -23,12 +28,25 @@ describe('config', () => {
 
   test('e2b is off without a key, and on with one, with the template named after the runtime version', () => {
     expect(loadConfig({}).e2b).toBeNull()
-    const config = loadConfig({ E2B_API_KEY: 'e2b_test', WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'remote', BLOCKGATE_WORKSPACE_BACKENDS: ' acme = e2b , beta=local ' })
+    const config = loadConfig({
+      E2B_API_KEY: 'e2b_test',
+      WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'remote',
+      BLOCKGATE_WORKSPACE_BACKENDS: ' acme = e2b , beta=local ',
+    })
     expect(config.defaultBackend).toBe('e2b')
     expect(config.workspaceBackends).toEqual({ acme: 'e2b', beta: 'local' })
-    expect(config.e2b).toMatchObject({ apiKey: 'e2b_test', mode: 'template', lifetimeMs: 300_000, idleMs: 60_000, maxSandboxes: 20, createsPerSecond: 1 })
+    expect(config.e2b).toMatchObject({
+      apiKey: 'e2b_test',
+      mode: 'template',
+      lifetimeMs: 300_000,
+      idleMs: 60_000,
+      maxSandboxes: 20,
+      createsPerSecond: 1,
+    })
     expect(config.e2b?.templateId).toMatch(/^blockgate-runtime-v\d+-\d+-\d+$/)
-    expect(loadConfig({ E2B_API_KEY: 'k', BLOCKGATE_E2B_MODE: 'code-interpreter' }).e2b?.templateId).toBe('code-interpreter-v1')
+    expect(
+      loadConfig({ E2B_API_KEY: 'k', BLOCKGATE_E2B_MODE: 'code-interpreter' }).e2b?.templateId,
+    ).toBe('code-interpreter-v1')
     expect(loadConfig({ E2B_API_KEY: 'k', E2B_TEMPLATE_ID: 'mine' }).e2b?.templateId).toBe('mine')
   })
 
@@ -36,9 +54,21 @@ describe('config', () => {
     expect(loadConfig({}).telemetry.enabled).toBe(false)
     const on = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' }).telemetry
     expect(on).toMatchObject({ enabled: true, serviceName: 'blockgate', defaultSampleRatio: 0.1 })
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_TRACES_SAMPLER: 'parentbased_always_on' }).telemetry.defaultSampleRatio).toBeNull()
-    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318', OTEL_SDK_DISABLED: 'true' }).telemetry.enabled).toBe(false)
-    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(/OTEL_EXPORTER_OTLP_PROTOCOL="grpc": only http\/protobuf is supported/)
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+        OTEL_TRACES_SAMPLER: 'parentbased_always_on',
+      }).telemetry.defaultSampleRatio,
+    ).toBeNull()
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318',
+        OTEL_SDK_DISABLED: 'true',
+      }).telemetry.enabled,
+    ).toBe(false)
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' })).toThrow(
+      /OTEL_EXPORTER_OTLP_PROTOCOL="grpc": only http\/protobuf is supported/,
+    )
   })
 
   test('an empty value means the default', () => {
@@ -50,14 +80,35 @@ describe('config', () => {
     [{ PORT: '70000' }, /PORT="70000": must be at most 65535/],
     [{ BLOCKGATE_MAX_WORKERS: '0' }, /BLOCKGATE_MAX_WORKERS="0": must be at least 1/],
     [{ BLOCKGATE_MAX_BODY_BYTES: '-5' }, /BLOCKGATE_MAX_BODY_BYTES="-5": must be a whole number/],
-    [{ WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'modal' }, /WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE="modal": must be one of local, remote, e2b/],
-    [{ BLOCKGATE_DEFAULT_TIMEOUT_MS: '90000', BLOCKGATE_MAX_TIMEOUT_MS: '60000' }, /BLOCKGATE_DEFAULT_TIMEOUT_MS: must not exceed BLOCKGATE_MAX_TIMEOUT_MS/],
-    [{ WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'remote' }, /WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=remote: remote execution needs E2B_API_KEY, which is not set/],
-    [{ BLOCKGATE_WORKSPACE_BACKENDS: 'acme=e2b' }, /BLOCKGATE_WORKSPACE_BACKENDS: sends acme to e2b, which needs E2B_API_KEY/],
-    [{ BLOCKGATE_WORKSPACE_BACKENDS: 'acme=modal' }, /BLOCKGATE_WORKSPACE_BACKENDS="acme=modal": "acme=modal" is not workspace=local or workspace=e2b/],
-    [{ E2B_API_KEY: 'k', E2B_SANDBOX_IDLE_TIMEOUT: '600', E2B_SANDBOX_TIMEOUT: '300' }, /E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT/],
+    [
+      { WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'modal' },
+      /WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE="modal": must be one of local, remote, e2b/,
+    ],
+    [
+      { BLOCKGATE_DEFAULT_TIMEOUT_MS: '90000', BLOCKGATE_MAX_TIMEOUT_MS: '60000' },
+      /BLOCKGATE_DEFAULT_TIMEOUT_MS: must not exceed BLOCKGATE_MAX_TIMEOUT_MS/,
+    ],
+    [
+      { WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'remote' },
+      /WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE=remote: remote execution needs E2B_API_KEY, which is not set/,
+    ],
+    [
+      { BLOCKGATE_WORKSPACE_BACKENDS: 'acme=e2b' },
+      /BLOCKGATE_WORKSPACE_BACKENDS: sends acme to e2b, which needs E2B_API_KEY/,
+    ],
+    [
+      { BLOCKGATE_WORKSPACE_BACKENDS: 'acme=modal' },
+      /BLOCKGATE_WORKSPACE_BACKENDS="acme=modal": "acme=modal" is not workspace=local or workspace=e2b/,
+    ],
+    [
+      { E2B_API_KEY: 'k', E2B_SANDBOX_IDLE_TIMEOUT: '600', E2B_SANDBOX_TIMEOUT: '300' },
+      /E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT/,
+    ],
     [{ E2B_API_URL: 'not a url' }, /E2B_API_URL="not a url": must be a URL/],
-    [{ BLOCKGATE_E2B_MODE: 'jupyter' }, /BLOCKGATE_E2B_MODE="jupyter": must be template or code-interpreter/],
+    [
+      { BLOCKGATE_E2B_MODE: 'jupyter' },
+      /BLOCKGATE_E2B_MODE="jupyter": must be template or code-interpreter/,
+    ],
   ]
   for (const [env, message] of bad) {
     test(`rejects ${JSON.stringify(env)}`, () => {
@@ -67,7 +118,9 @@ describe('config', () => {
   }
 
   test('every bad variable is named at once', () => {
-    expect(() => loadConfig({ PORT: 'x', BLOCKGATE_MAX_WORKERS: 'y' })).toThrow(/PORT="x".*\n.*BLOCKGATE_MAX_WORKERS="y"/)
+    expect(() => loadConfig({ PORT: 'x', BLOCKGATE_MAX_WORKERS: 'y' })).toThrow(
+      /PORT="x".*\n.*BLOCKGATE_MAX_WORKERS="y"/,
+    )
   })
 
   test('the README documents every variable', () => {
@@ -82,7 +135,9 @@ describe('config', () => {
       stderr: 'pipe',
     })
     expect(result.exitCode).toBe(2)
-    expect(result.stderr.toString()).toContain('BLOCKGATE_MAX_WORKERS="many": must be a whole number')
+    expect(result.stderr.toString()).toContain(
+      'BLOCKGATE_MAX_WORKERS="many": must be a whole number',
+    )
   })
 })
 
@@ -91,7 +146,10 @@ describe('config reaches the backend it is for', () => {
     const e2b = (env: Record<string, string>) => loadConfig({ E2B_API_KEY: 'k', ...env }).e2b
     expect(e2b({ BLOCKGATE_MAX_QUEUE: '8' })).toMatchObject({ maxQueue: 256, tenantMaxQueue: 64 })
     expect(e2b({ BLOCKGATE_E2B_MAX_QUEUE: '8' })).toMatchObject({ maxQueue: 8, tenantMaxQueue: 2 })
-    expect(e2b({ BLOCKGATE_E2B_MAX_QUEUE: '8', BLOCKGATE_TENANT_MAX_QUEUE: '50' })).toMatchObject({ maxQueue: 8, tenantMaxQueue: 8 })
+    expect(e2b({ BLOCKGATE_E2B_MAX_QUEUE: '8', BLOCKGATE_TENANT_MAX_QUEUE: '50' })).toMatchObject({
+      maxQueue: 8,
+      tenantMaxQueue: 8,
+    })
     expect(loadConfig({ BLOCKGATE_E2B_MAX_QUEUE: '8' }).local.maxQueue).toBe(256)
   })
 

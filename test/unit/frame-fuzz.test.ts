@@ -6,7 +6,14 @@ import { afterAll, expect, test } from 'bun:test'
 import fc from 'fast-check'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { BIGNUM, CborLimitExceeded, decodeCbor, Tag, TypedBytes, type SharedRegion } from '../../serializers/cbor.ts'
+import {
+  BIGNUM,
+  CborLimitExceeded,
+  decodeCbor,
+  Tag,
+  TypedBytes,
+  type SharedRegion,
+} from '../../serializers/cbor.ts'
 import { FrameReader, WORKER_FRAME_TAGS } from '../../src/backends/framing.ts'
 import { FileRegion } from '../../src/backends/local/region.ts'
 import { cbor, magnitudeOf, patternBytes, workerFrame } from '../support/cbor-bytes.ts'
@@ -24,7 +31,9 @@ const slowest = { frame: 0, body: 0 }
 afterAll(() => {
   fileRegion.close()
   rmSync(dir, { recursive: true, force: true })
-  console.log(`slowest worker frame push: ${slowest.frame.toFixed(2)} ms; slowest body decode: ${slowest.body.toFixed(2)} ms`)
+  console.log(
+    `slowest worker frame push: ${slowest.frame.toFixed(2)} ms; slowest body decode: ${slowest.body.toFixed(2)} ms`,
+  )
 })
 
 /** The real region, counting the bytes the proxy asks to copy out of it. */
@@ -38,16 +47,69 @@ const region: SharedRegion & { requested: number } = {
   },
 }
 
-const bignumSize = fc.oneof(fc.nat({ max: 40 }), fc.constantFrom(BIGNUM.maxBytes - 1, BIGNUM.maxBytes, BIGNUM.maxBytes + 1, 64 * 1024, 200 * 1024))
+const bignumSize = fc.oneof(
+  fc.nat({ max: 40 }),
+  fc.constantFrom(BIGNUM.maxBytes - 1, BIGNUM.maxBytes, BIGNUM.maxBytes + 1, 64 * 1024, 200 * 1024),
+)
 const bignum = fc.record({ size: bignumSize, seed: fc.nat({ max: 255 }), negative: fc.boolean() })
 const position = fc.oneof(
-  fc.constantFrom(0, 1, 64, 4096, MiB - 1, MiB, MiB + 64, 2 * MiB, 3 * MiB, REGION_BYTES - 1, REGION_BYTES, 64 * MiB, 2 ** 31, 2 ** 32 - 1),
+  fc.constantFrom(
+    0,
+    1,
+    64,
+    4096,
+    MiB - 1,
+    MiB,
+    MiB + 64,
+    2 * MiB,
+    3 * MiB,
+    REGION_BYTES - 1,
+    REGION_BYTES,
+    64 * MiB,
+    2 ** 31,
+    2 ** 32 - 1,
+  ),
   fc.nat({ max: REGION_BYTES }),
 )
-const reference = (tag: number) => fc.tuple(position, position).map(([offset, length]) => cbor.tag(tag, cbor.array(cbor.uint(offset), cbor.uint(length))))
+const reference = (tag: number) =>
+  fc
+    .tuple(position, position)
+    .map(([offset, length]) => cbor.tag(tag, cbor.array(cbor.uint(offset), cbor.uint(length))))
 // Tags of the protocol, tags cbor-x has meanings for, and any other.
 const anyTag = fc.oneof(
-  fc.constantFrom(0, 1, 2, 3, 4, 5, 6, 14, 27, 28, 29, 40, 41, 51, 64, 85, 105, 230, 258, 259, 1040, 28000, 55799, 57337, 57343, 61440, 61441, 61442, 61443, 61444, 65535),
+  fc.constantFrom(
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    14,
+    27,
+    28,
+    29,
+    40,
+    41,
+    51,
+    64,
+    85,
+    105,
+    230,
+    258,
+    259,
+    1040,
+    28000,
+    55799,
+    57337,
+    57343,
+    61440,
+    61441,
+    61442,
+    61443,
+    61444,
+    65535,
+  ),
   fc.nat({ max: 2 ** 32 - 1 }),
 )
 
@@ -55,16 +117,32 @@ const leaf = fc.oneof(
   fc.nat().map(cbor.uint),
   fc.string({ maxLength: 12 }).map(cbor.text),
   fc.uint8Array({ maxLength: 16 }).map(cbor.bytes),
-  fc.nat({ max: 255 }).filter((n) => n < 24 || n >= 32).map(cbor.simple),
+  fc
+    .nat({ max: 255 })
+    .filter((n) => n < 24 || n >= 32)
+    .map(cbor.simple),
   bignum.map(({ size, seed, negative }) => cbor.bignum(patternBytes(size, seed), negative)),
   reference(61440),
   reference(61444),
 )
 
-const { item } = fc.letrec<{ item: Uint8Array; array: Uint8Array; map: Uint8Array; tagged: Uint8Array }>((tie) => ({
-  item: fc.oneof({ maxDepth: 4, depthSize: 'small' }, leaf, tie('array'), tie('map'), tie('tagged')),
+const { item } = fc.letrec<{
+  item: Uint8Array
+  array: Uint8Array
+  map: Uint8Array
+  tagged: Uint8Array
+}>((tie) => ({
+  item: fc.oneof(
+    { maxDepth: 4, depthSize: 'small' },
+    leaf,
+    tie('array'),
+    tie('map'),
+    tie('tagged'),
+  ),
   array: fc.array(tie('item'), { maxLength: 6 }).map((items) => cbor.array(...items)),
-  map: fc.array(fc.tuple(fc.string({ maxLength: 8 }), tie('item')), { maxLength: 5 }).map((entries) => cbor.map(...entries)),
+  map: fc
+    .array(fc.tuple(fc.string({ maxLength: 8 }), tie('item')), { maxLength: 5 })
+    .map((entries) => cbor.map(...entries)),
   tagged: fc.tuple(anyTag, tie('item')).map(([tag, content]) => cbor.tag(tag, content)),
 }))
 
@@ -88,7 +166,10 @@ function contents(value: unknown): { views: Uint8Array[]; bigints: bigint[]; tag
 }
 
 test('no worker frame makes the proxy allocate past the frame limit, or takes more than a few ms', () => {
-  const frames = fc.record({ head: item, sidecarBytes: fc.constantFrom(0, 100, 4096, 65536, 256 * 1024) })
+  const frames = fc.record({
+    head: item,
+    sidecarBytes: fc.constantFrom(0, 100, 4096, 65536, 256 * 1024),
+  })
   fc.assert(
     fc.property(frames, ({ head, sidecarBytes }) => {
       const frame = workerFrame(head, patternBytes(sidecarBytes))
@@ -108,9 +189,14 @@ test('no worker frame makes the proxy allocate past the frame limit, or takes mo
         const { views, bigints, tags } = contents(message)
         // Bytes inside the head are the frame's own; everything else was referred to.
         const headEnd = 8 + head.byteLength
-        const referenced = views.filter((view) => view.buffer !== frame.buffer || view.byteOffset >= headEnd).reduce((sum, view) => sum + view.byteLength, 0)
+        const referenced = views
+          .filter((view) => view.buffer !== frame.buffer || view.byteOffset >= headEnd)
+          .reduce((sum, view) => sum + view.byteLength, 0)
         expect(referenced).toBeLessThanOrEqual(MAX_FRAME_BYTES)
-        for (const n of bigints) expect((n < 0n ? -1n - n : n).toString(16).length).toBeLessThanOrEqual(2 * BIGNUM.maxBytes)
+        for (const n of bigints)
+          expect((n < 0n ? -1n - n : n).toString(16).length).toBeLessThanOrEqual(
+            2 * BIGNUM.maxBytes,
+          )
         for (const tag of tags) expect(WORKER_FRAME_TAGS.has(tag)).toBe(true)
       }
     }),
@@ -123,25 +209,43 @@ type Sample = { bytes: Uint8Array; expected: unknown; oversized: boolean }
 
 const bignumSample: fc.Arbitrary<Sample> = bignum.map(({ size, seed, negative }) => {
   const magnitude = patternBytes(size, seed)
-  if (size > BIGNUM.maxBytes) return { bytes: cbor.bignum(magnitude, negative), expected: null, oversized: true }
-  return { bytes: cbor.bignum(magnitude, negative), expected: negative ? -1n - magnitudeOf(magnitude) : magnitudeOf(magnitude), oversized: false }
+  if (size > BIGNUM.maxBytes)
+    return { bytes: cbor.bignum(magnitude, negative), expected: null, oversized: true }
+  return {
+    bytes: cbor.bignum(magnitude, negative),
+    expected: negative ? -1n - magnitudeOf(magnitude) : magnitudeOf(magnitude),
+    oversized: false,
+  }
 })
 const plainSample: fc.Arbitrary<Sample> = fc.oneof(
   fc.nat().map((n) => ({ bytes: cbor.uint(n), expected: n, oversized: false })),
-  fc.string({ maxLength: 8 }).map((text) => ({ bytes: cbor.text(text), expected: text, oversized: false })),
+  fc
+    .string({ maxLength: 8 })
+    .map((text) => ({ bytes: cbor.text(text), expected: text, oversized: false })),
 )
 const { sample } = fc.letrec<{ sample: Sample; list: Sample; record: Sample }>((tie) => ({
-  sample: fc.oneof({ maxDepth: 3, depthSize: 'small' }, bignumSample, plainSample, tie('list'), tie('record')),
+  sample: fc.oneof(
+    { maxDepth: 3, depthSize: 'small' },
+    bignumSample,
+    plainSample,
+    tie('list'),
+    tie('record'),
+  ),
   list: fc.array(tie('sample'), { maxLength: 5 }).map((items) => ({
     bytes: cbor.array(...items.map((entry) => entry.bytes)),
     expected: items.map((entry) => entry.expected),
     oversized: items.some((entry) => entry.oversized),
   })),
-  record: fc.uniqueArray(fc.tuple(fc.string({ maxLength: 6 }), tie('sample')), { maxLength: 4, selector: ([key]) => key }).map((entries) => ({
-    bytes: cbor.map(...entries.map(([key, entry]): [string, Uint8Array] => [key, entry.bytes])),
-    expected: Object.fromEntries(entries.map(([key, entry]) => [key, entry.expected])),
-    oversized: entries.some(([, entry]) => entry.oversized),
-  })),
+  record: fc
+    .uniqueArray(fc.tuple(fc.string({ maxLength: 6 }), tie('sample')), {
+      maxLength: 4,
+      selector: ([key]) => key,
+    })
+    .map((entries) => ({
+      bytes: cbor.map(...entries.map(([key, entry]): [string, Uint8Array] => [key, entry.bytes])),
+      expected: Object.fromEntries(entries.map(([key, entry]) => [key, entry.expected])),
+      oversized: entries.some(([, entry]) => entry.oversized),
+    })),
 }))
 
 test('bignums in a client body decode exactly or are refused, never slowly', () => {

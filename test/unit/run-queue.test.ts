@@ -4,7 +4,15 @@ import { RunQueue, tenantOf } from '../../src/backends/run-queue.ts'
 
 describe('the queue picks the waiting tenant that holds the fewest', () => {
   const queue = (tenantShare = 2, tenantMaxQueue = 8) =>
-    new RunQueue<string>({ maxQueue: 16, tenantMaxQueue, tenantShare, timeoutMs: 10_000, size: 4, runtimes: 'workers', shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS' })
+    new RunQueue<string>({
+      maxQueue: 16,
+      tenantMaxQueue,
+      tenantShare,
+      timeoutMs: 10_000,
+      size: 4,
+      runtimes: 'workers',
+      shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
+    })
   const anywhere = () => 2 // every waiter would need a new worker
 
   test('fewest held first, then the oldest; a tenant at its share is passed over', async () => {
@@ -13,7 +21,9 @@ describe('the queue picks the waiting tenant that holds the fewest', () => {
     q.hold('key a')
     q.hold('key b')
     const order: string[] = []
-    const served = ['key a', 'key b', 'key c', 'key b'].map((tenant, n) => q.wait(tenant, 'ws', 'h', undefined).then(() => order.push(`${tenant}#${n}`)))
+    const served = ['key a', 'key b', 'key c', 'key b'].map((tenant, n) =>
+      q.wait(tenant, 'ws', 'h', undefined).then(() => order.push(`${tenant}#${n}`)),
+    )
     const give = () => {
       const waiter = q.next(anywhere)
       waiter?.give('runtime')
@@ -65,4 +75,3 @@ describe('the queue picks the waiting tenant that holds the fewest', () => {
     expect(tenantOf({ workspace: 'acme' })).toBe('workspace acme')
   })
 })
-

@@ -18,7 +18,9 @@ describe('the E2B template', () => {
 
   test('code-interpreter mode uploads every runtime module and no tests', () => {
     const files = runtimeFiles()
-    for (const module of readdirSync(resolve(PROJECT_ROOT, 'template/runtime')).filter((f) => f.endsWith('.py'))) {
+    for (const module of readdirSync(resolve(PROJECT_ROOT, 'template/runtime')).filter((f) =>
+      f.endsWith('.py'),
+    )) {
       expect(files).toContain(`template/runtime/${module}`)
     }
     expect(files).toContain('serializers/registry.py')

@@ -1,7 +1,13 @@
 // The warm-pool policy on its own, with a fake provider: no bubblewrap, no Python, no E2B.
 import { describe, expect, test } from 'bun:test'
 import type { RunJob } from '../../src/backends/backend.ts'
-import { WarmPool, type Acquired, type PooledRuntime, type RuntimeProvider, type WarmPoolOptions } from '../../src/backends/warm-pool.ts'
+import {
+  WarmPool,
+  type Acquired,
+  type PooledRuntime,
+  type RuntimeProvider,
+  type WarmPoolOptions,
+} from '../../src/backends/warm-pool.ts'
 
 interface FakeRuntime extends PooledRuntime {
   loaded: Set<string>
@@ -66,10 +72,24 @@ function poolWith(options: Partial<WarmPoolOptions> = {}) {
 }
 
 const job = (workspace: string, hash = 'h1', signal?: AbortSignal, keyId?: string): RunJob =>
-  ({ block: { hash }, workspace, keyId, inputs: {}, timeoutMs: 1000, outputFormat: 'json', signal, context: {} }) as unknown as RunJob
+  ({
+    block: { hash },
+    workspace,
+    keyId,
+    inputs: {},
+    timeoutMs: 1000,
+    outputFormat: 'json',
+    signal,
+    context: {},
+  }) as unknown as RunJob
 
 /** A run that loads its block and answers. */
-function done(pool: WarmPool<FakeRuntime>, acquired: Acquired<FakeRuntime>, hash = 'h1', answered = true): void {
+function done(
+  pool: WarmPool<FakeRuntime>,
+  acquired: Acquired<FakeRuntime>,
+  hash = 'h1',
+  answered = true,
+): void {
   acquired.runtime.loaded.add(hash)
   acquired.runtime.runs++
   pool.finish(acquired, answered, answered ? undefined : 'crashed')
@@ -90,7 +110,10 @@ describe('the warm pool', () => {
 
   test('among idle runtimes of the workspace, the one holding the block goes first', async () => {
     const { pool } = poolWith()
-    const [a, b] = await Promise.all([pool.acquire(job('acme', 'h1')), pool.acquire(job('acme', 'h2'))])
+    const [a, b] = await Promise.all([
+      pool.acquire(job('acme', 'h1')),
+      pool.acquire(job('acme', 'h2')),
+    ])
     done(pool, a!, 'h1')
     done(pool, b!, 'h2')
     expect((await pool.acquire(job('acme', 'h2'))).runtime).toBe(b!.runtime)

@@ -10,27 +10,45 @@ import { cbor, join, patternBytes } from '../support/cbor-bytes.ts'
 
 const backend = new FakeBackend()
 const app = createApp({
-  config: { defaultBackend: 'local', limits: { maxBodyBytes: 1 << 20, defaultTimeoutMs: 1000, maxTimeoutMs: 1000, queueTimeoutMs: 1000 } },
+  config: {
+    defaultBackend: 'local',
+    limits: {
+      maxBodyBytes: 1 << 20,
+      defaultTimeoutMs: 1000,
+      maxTimeoutMs: 1000,
+      queueTimeoutMs: 1000,
+    },
+  },
   backends: { local: backend },
 })
 
 const code = { run_function_code: 'def run(self, n): return {"n": n}' }
 
 /** A CBOR run request whose inputs map is the raw bytes given. */
-const cborRun = (inputs: Uint8Array) => join(cbor.map(['code', encodeCbor(code)], ['inputs', inputs]))
+const cborRun = (inputs: Uint8Array) =>
+  join(cbor.map(['code', encodeCbor(code)], ['inputs', inputs]))
 
 async function post(body: Uint8Array | string, type: 'cbor' | 'json') {
   const started = performance.now()
-  const response = await app.request('/v1/run', { method: 'POST', headers: { 'content-type': `application/${type}` }, body })
+  const response = await app.request('/v1/run', {
+    method: 'POST',
+    headers: { 'content-type': `application/${type}` },
+    body,
+  })
   const answer = await readAnswer(response)
   return { status: response.status, answer, ms: performance.now() - started }
 }
 
 describe('huge integers in a run request', () => {
   test('a 256 KiB CBOR bignum is a quick 400 that names the limit', async () => {
-    const { status, answer, ms } = await post(cborRun(cbor.map(['n', cbor.bignum(patternBytes(256 * 1024))])), 'cbor')
+    const { status, answer, ms } = await post(
+      cborRun(cbor.map(['n', cbor.bignum(patternBytes(256 * 1024))])),
+      'cbor',
+    )
     expect(status).toBe(400)
-    expect(answer.error.message).toStartWith('body: a bignum (tag 2) of 262144 bytes (its bytes from offset ')
+    expect(answer.error.message).toStartWith(
+      'body: a bignum (tag 2) of 262144 bytes (its bytes from offset ',
+    )
     expect(answer.error.message).toContain(`over the ${BIGNUM.maxBytes}-byte limit`)
     expect(ms).toBeLessThan(200) // was 13 s of a frozen event loop
   })
@@ -39,14 +57,19 @@ describe('huge integers in a run request', () => {
     const body = `{"code": ${JSON.stringify(code)}, "inputs": {"n": ${'9'.repeat(300_000)}}}`
     const { status, answer, ms } = await post(body, 'json')
     expect(status).toBe(400)
-    expect(answer.error.message).toBe(`body: the integer under "n" has 300000 digits, over the limit of ${BIGNUM.maxDigits} (${BIGNUM.maxBytes}-byte bignums)`)
+    expect(answer.error.message).toBe(
+      `body: the integer under "n" has 300000 digits, over the limit of ${BIGNUM.maxDigits} (${BIGNUM.maxBytes}-byte bignums)`,
+    )
     expect(ms).toBeLessThan(200)
   })
 
   test('integers within the limit cross exactly, in either format (JSON used to turn 309 digits into Infinity)', async () => {
     for (const digits of [400, BIGNUM.maxDigits]) {
       const n = BigInt('7'.repeat(digits))
-      const json = await post(`{"code": ${JSON.stringify(code)}, "inputs": {"n": ${n}, "m": -${n}}}`, 'json')
+      const json = await post(
+        `{"code": ${JSON.stringify(code)}, "inputs": {"n": ${n}, "m": -${n}}}`,
+        'json',
+      )
       expect(json.status).toBe(200)
       expect(backend.jobs.at(-1)!.inputs).toEqual({ n, m: -n })
       const fromCbor = await post(encodeCbor({ code, inputs: { n, m: -n } }), 'cbor')

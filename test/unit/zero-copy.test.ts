@@ -9,13 +9,21 @@ import { parseRunRequest } from '../../src/run/request.ts'
 
 test('a 1080p frame in a CBOR body reaches the worker frame as a view of the body', () => {
   const pixels = new Uint8Array(1080 * 1920 * 3).fill(9)
-  const body = encodeCbor({ code: { run_function_code: 'def run(self, image): pass' }, inputs: { image: NDArray.fromBytes('uint8', [1080, 1920, 3], pixels) } })
+  const body = encodeCbor({
+    code: { run_function_code: 'def run(self, image): pass' },
+    inputs: { image: NDArray.fromBytes('uint8', [1080, 1920, 3], pixels) },
+  })
   const received = new Uint8Array(body) // as Bun hands a request body over: one buffer
-  const request = parseRunRequest(decodeCbor(received), { defaultTimeoutMs: 1000, maxTimeoutMs: 1000 })
+  const request = parseRunRequest(decodeCbor(received), {
+    defaultTimeoutMs: 1000,
+    maxTimeoutMs: 1000,
+  })
   const image = request.inputs.image as NDArray
   expect(image.bytes.buffer).toBe(received.buffer) // decoded without a copy
   const parts = encodeFrame({ op: 'run', hash: request.block.hash, inputs: request.inputs })
   const pixelPart = parts.find((part) => part.byteLength === pixels.byteLength)
   expect(pixelPart?.buffer).toBe(received.buffer) // framed without a copy
-  expect(parts.reduce((sum, part) => sum + part.byteLength, 0) - pixels.byteLength).toBeLessThan(1024) // the rest is small
+  expect(parts.reduce((sum, part) => sum + part.byteLength, 0) - pixels.byteLength).toBeLessThan(
+    1024,
+  ) // the rest is small
 })

@@ -41,11 +41,28 @@ def describe_value(value: Any) -> Any:
     """The language-neutral description of a decoded value (see the module docstring)."""
     if isinstance(value, np.ndarray):
         if value.dtype == object:
-            return {"$object": {"shape": list(value.shape), "values": [describe_value(v) for v in value.reshape(-1)]}}
+            return {
+                "$object": {
+                    "shape": list(value.shape),
+                    "values": [describe_value(v) for v in value.reshape(-1)],
+                }
+            }
         if value.dtype.kind == "U":
-            return {"$ndarray": {"dtype": "str", "shape": list(value.shape), "values": value.reshape(-1).tolist()}}
+            return {
+                "$ndarray": {
+                    "dtype": "str",
+                    "shape": list(value.shape),
+                    "values": value.reshape(-1).tolist(),
+                }
+            }
         little = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<"))
-        return {"$ndarray": {"dtype": value.dtype.name, "shape": list(value.shape), "hex": little.tobytes().hex()}}
+        return {
+            "$ndarray": {
+                "dtype": value.dtype.name,
+                "shape": list(value.shape),
+                "hex": little.tobytes().hex(),
+            }
+        }
     if isinstance(value, (list, tuple)):
         return [describe_value(v) for v in value]
     if isinstance(value, dict):
@@ -62,7 +79,9 @@ def describe(detections: sv.Detections) -> dict[str, Any]:
         "confidence": describe_value(detections.confidence),
         "class_id": describe_value(detections.class_id),
         "tracker_id": describe_value(detections.tracker_id),
-        "mask": None if mask is None else {"shape": list(mask.shape), "set_pixels": np.argwhere(mask).tolist()},
+        "mask": None
+        if mask is None
+        else {"shape": list(mask.shape), "set_pixels": np.argwhere(mask).tolist()},
         "data": describe_value(dict(detections.data)),
         "metadata": describe_value(dict(detections.metadata)),
     }
@@ -87,7 +106,9 @@ def _objects(*items: Any) -> np.ndarray:
 VECTORS: dict[str, sv.Detections] = {
     "empty": sv.Detections.empty(),
     "boxes-classes": sv.Detections(
-        xyxy=np.array([[10, 20, 110, 220], [0.5, 1.5, 2.5, 3.5], [300, 40, 320, 90]], dtype=np.float32),
+        xyxy=np.array(
+            [[10, 20, 110, 220], [0.5, 1.5, 2.5, 3.5], [300, 40, 320, 90]], dtype=np.float32
+        ),
         confidence=np.array([0.91, 0.5, 0.125], dtype=np.float32),
         class_id=np.array([2, 0, 2], dtype=np.int64),
         data={"class_name": np.array(["car", "person", "car"])},
@@ -118,8 +139,14 @@ VECTORS: dict[str, sv.Detections] = {
             "class_name": np.array(["bolt", "nut", "bolt"]),
             "area": np.array([100.5, 100.25, 4.0], dtype=np.float64),
             "velocity": np.array([[1, -1], [0, 2], [-3, 0]], dtype=np.int32),
-            "ocr": [{"text": "A1", "score": 0.5}, {"text": "", "score": 0.25}, {"text": "Z", "lines": [1, 2]}],
-            "polygon": _objects(np.array([[0, 0], [1, 0], [1, 1]], dtype=np.int32), "none", {"k": [1, None]}),
+            "ocr": [
+                {"text": "A1", "score": 0.5},
+                {"text": "", "score": 0.25},
+                {"text": "Z", "lines": [1, 2]},
+            ],
+            "polygon": _objects(
+                np.array([[0, 0], [1, 0], [1, 1]], dtype=np.int32), "none", {"k": [1, None]}
+            ),
             "flags": np.array([True, False, True]),
         },
     ),
@@ -128,7 +155,13 @@ VECTORS: dict[str, sv.Detections] = {
         confidence=np.array([0.5], dtype=np.float64),
         class_id=np.array([7], dtype=np.int64),
         data={"class_name": np.array(["widget"])},
-        metadata={"source": "camera-1", "frame": 12, "scores": [0.5, 0.25], "nested": {"a": None, "b": True}, "roi": np.array([0, 0, 640, 480], dtype=np.int16)},
+        metadata={
+            "source": "camera-1",
+            "frame": 12,
+            "scores": [0.5, 0.25],
+            "nested": {"a": None, "b": True},
+            "roi": np.array([0, 0, 640, 480], dtype=np.int16),
+        },
     ),
 }
 

@@ -37,9 +37,18 @@ def describe(array: np.ndarray) -> dict:
 # RFC 8746 §3.1: a 2x3 array of uint16 1..6, as a big-endian typed array (tag 65), as a
 # classic array, and column-major (tag 1040).
 RFC_EXAMPLES = {
-    "rfc8746-row-major-uint16be": ("d82882820203d8414c000100020003000400050006", np.arange(1, 7, dtype=np.uint16).reshape(2, 3)),
-    "rfc8746-row-major-classic": ("d82882820203860102030405 06".replace(" ", ""), np.arange(1, 7, dtype=np.int64).reshape(2, 3)),
-    "rfc8746-column-major-uint16be": ("d9041082820203d8414c000100040002000500030006", np.arange(1, 7, dtype=np.uint16).reshape(2, 3)),
+    "rfc8746-row-major-uint16be": (
+        "d82882820203d8414c000100020003000400050006",
+        np.arange(1, 7, dtype=np.uint16).reshape(2, 3),
+    ),
+    "rfc8746-row-major-classic": (
+        "d82882820203860102030405 06".replace(" ", ""),
+        np.arange(1, 7, dtype=np.int64).reshape(2, 3),
+    ),
+    "rfc8746-column-major-uint16be": (
+        "d9041082820203d8414c000100040002000500030006",
+        np.arange(1, 7, dtype=np.uint16).reshape(2, 3),
+    ),
 }
 
 CANONICAL = {
@@ -64,7 +73,9 @@ def main() -> None:
     index = []
     for name, (hex_input, expected) in RFC_EXAMPLES.items():
         (HERE / f"{name}.cbor").write_bytes(bytes.fromhex(hex_input))
-        index.append({"name": name, **describe(expected), "reencoded_hex": canonical(expected).hex()})
+        index.append(
+            {"name": name, **describe(expected), "reencoded_hex": canonical(expected).hex()}
+        )
     for name, array in CANONICAL.items():
         (HERE / f"{name}.cbor").write_bytes(canonical(array))
         index.append({"name": name, **describe(array)})

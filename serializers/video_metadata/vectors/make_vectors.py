@@ -29,10 +29,26 @@ def zone(hours: int, minutes: int = 0) -> dt.timezone:
 
 VECTORS = {
     # +05:30 must survive as +05:30 (not be turned into UTC); fps 30.0 travels as the integer 30.
-    "ist-offset": VideoMetadata("rtsp://cam-7/stream", 42, dt.datetime(2024, 5, 1, 12, 34, 56, 789000, tzinfo=zone(5, 30)), fps=30.0, measured_fps=29.87, comes_from_video_file=False),
-    "utc-minimal": VideoMetadata("clip.mp4", 0, dt.datetime(2024, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc)),
+    "ist-offset": VideoMetadata(
+        "rtsp://cam-7/stream",
+        42,
+        dt.datetime(2024, 5, 1, 12, 34, 56, 789000, tzinfo=zone(5, 30)),
+        fps=30.0,
+        measured_fps=29.87,
+        comes_from_video_file=False,
+    ),
+    "utc-minimal": VideoMetadata(
+        "clip.mp4", 0, dt.datetime(2024, 1, 1, 0, 0, 0, tzinfo=dt.timezone.utc)
+    ),
     # a frame number above 32 bits (a uint64 on the wire), a negative offset, microseconds.
-    "negative-offset-large-frame": VideoMetadata("üñí-stream", 2**32 + 5, dt.datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=zone(-8)), fps=23.976, measured_fps=0.0, comes_from_video_file=True),
+    "negative-offset-large-frame": VideoMetadata(
+        "üñí-stream",
+        2**32 + 5,
+        dt.datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=zone(-8)),
+        fps=23.976,
+        measured_fps=0.0,
+        comes_from_video_file=True,
+    ),
 }
 
 
@@ -42,7 +58,9 @@ def describe(value: VideoMetadata) -> dict:
     return {
         "video_identifier": value.video_identifier,
         "frame_number": value.frame_number,
-        "frame_timestamp": value.frame_timestamp.isoformat().replace("+00:00", "Z"),  # as cbor2 writes it
+        "frame_timestamp": value.frame_timestamp.isoformat().replace(
+            "+00:00", "Z"
+        ),  # as cbor2 writes it
         "utc_offset_minutes": int(offset.total_seconds() // 60),
         "fps": value.fps,
         "measured_fps": value.measured_fps,

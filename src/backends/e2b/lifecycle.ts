@@ -13,7 +13,11 @@ import { runtimeVersion } from '../../runtime-template.ts'
 export type LifecycleCall = 'create' | 'kill' | 'set_timeout' | 'list'
 
 /** Metadata every sandbox carries: who it serves, what made it, which deployment owns it. */
-export const METADATA = { workspace: 'workspace', version: 'blockgate_version', deployment: 'blockgate_deployment' } as const
+export const METADATA = {
+  workspace: 'workspace',
+  version: 'blockgate_version',
+  deployment: 'blockgate_deployment',
+} as const
 
 /** Unbound pre-warmed sandboxes carry this workspace until a run claims them. */
 export const UNASSIGNED_WORKSPACE = '-'
@@ -58,10 +62,23 @@ export class Lifecycle {
         })
       } catch (error) {
         const retryable = error instanceof RateLimitError || error instanceof ServiceBusyError
-        const waitMs = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2)
-        if (retryable && attempt < this.config.createRetries && performance.now() + waitMs < deadline) {
-          log.warn('e2b refused a create; retrying', { error: (error as Error).name, attempt: attempt + 1, wait_ms: Math.round(waitMs) })
-          trace.getActiveSpan()?.addEvent('e2b.retry', { 'error.type': (error as Error).name, 'blockgate.attempt': attempt + 1, 'blockgate.wait_ms': Math.round(waitMs) })
+        const waitMs =
+          Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt) * (0.5 + Math.random() / 2)
+        if (
+          retryable &&
+          attempt < this.config.createRetries &&
+          performance.now() + waitMs < deadline
+        ) {
+          log.warn('e2b refused a create; retrying', {
+            error: (error as Error).name,
+            attempt: attempt + 1,
+            wait_ms: Math.round(waitMs),
+          })
+          trace.getActiveSpan()?.addEvent('e2b.retry', {
+            'error.type': (error as Error).name,
+            'blockgate.attempt': attempt + 1,
+            'blockgate.wait_ms': Math.round(waitMs),
+          })
           await Bun.sleep(waitMs)
           continue
         }
@@ -75,7 +92,10 @@ export class Lifecycle {
    * is only the backstop if blockgate dies), never past the sandbox's hard lifetime.
    */
   keepAliveMs(ageMs: number): number {
-    return Math.max(1000, Math.min(2 * this.config.idleMs + this.keepAliveMarginMs, this.config.lifetimeMs - ageMs))
+    return Math.max(
+      1000,
+      Math.min(2 * this.config.idleMs + this.keepAliveMarginMs, this.config.lifetimeMs - ageMs),
+    )
   }
 
   /** How far E2B's timer must stay past our idle kill: time for a kill call to arrive. */
@@ -94,17 +114,22 @@ export class Lifecycle {
       await Sandbox.kill(sandboxId, this.connection)
     } catch (error) {
       // Already gone is fine; anything else is logged, E2B's own timeout ends it later.
-      if (!(error instanceof NotFoundError)) log.warn('e2b kill failed', { sandbox: sandboxId, error: (error as Error).message })
+      if (!(error instanceof NotFoundError))
+        log.warn('e2b kill failed', { sandbox: sandboxId, error: (error as Error).message })
     }
   }
 
   /** Kills every sandbox this deployment owns (left behind by a crash or an unclean stop). */
   async sweep(except: ReadonlySet<string> = new Set()): Promise<string[]> {
-    const paginator = Sandbox.list({ ...this.connection, query: { metadata: { [METADATA.deployment]: this.config.deploymentId } } })
+    const paginator = Sandbox.list({
+      ...this.connection,
+      query: { metadata: { [METADATA.deployment]: this.config.deploymentId } },
+    })
     const found: string[] = []
     while (paginator.hasNext) {
       this.calls.list++
-      for (const info of await paginator.nextItems()) if (!except.has(info.sandboxId)) found.push(info.sandboxId)
+      for (const info of await paginator.nextItems())
+        if (!except.has(info.sandboxId)) found.push(info.sandboxId)
     }
     await Promise.all(found.map((id) => this.kill(id)))
     return found
@@ -114,7 +139,11 @@ export class Lifecycle {
   private async waitForCreateSlot(deadline: number): Promise<void> {
     const now = performance.now()
     const at = Math.max(now, this.nextCreateAt)
-    if (at > deadline) throw new Overloaded(`the E2B creation rate (${this.config.createsPerSecond}/s) leaves no slot before this run's deadline`, Math.ceil((at - now) / 1000))
+    if (at > deadline)
+      throw new Overloaded(
+        `the E2B creation rate (${this.config.createsPerSecond}/s) leaves no slot before this run's deadline`,
+        Math.ceil((at - now) / 1000),
+      )
     this.nextCreateAt = at + 1000 / this.config.createsPerSecond
     if (at > now) await Bun.sleep(at - now)
   }
@@ -128,6 +157,9 @@ export function lifecycleError(what: string, error: unknown): BlockgateError {
   if (error instanceof RateLimitError || error instanceof ServiceBusyError) {
     return new Overloaded(`E2B could not ${what} (${name}: ${message})`, 5)
   }
-  if (error instanceof AuthenticationError) return new RemoteBackendFailed(`E2B refused the API key while trying to ${what} (${name}); check E2B_API_KEY`)
+  if (error instanceof AuthenticationError)
+    return new RemoteBackendFailed(
+      `E2B refused the API key while trying to ${what} (${name}); check E2B_API_KEY`,
+    )
   return new RemoteBackendFailed(`E2B could not ${what} (${name}: ${message})`)
 }

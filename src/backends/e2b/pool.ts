@@ -27,7 +27,11 @@ export interface E2BPoolOptions {
 
 /** A runtime that can also be cancelled mid-request (the client went away). */
 interface RemoteRuntime extends BlockRuntime {
-  request(message: Record<string, unknown>, timeoutMs: number, signal?: AbortSignal): Promise<RuntimeReply>
+  request(
+    message: Record<string, unknown>,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<RuntimeReply>
 }
 
 interface RemoteSandbox {
@@ -63,7 +67,8 @@ export class E2BPool implements Backend {
         end: (remote) => this.lifecycle.kill(remote.id),
         holds: (remote, hash) => remote.runtime.loaded.has(hash),
         canStart: () => true,
-        reusable: (remote) => performance.now() - remote.createdAt <= config.lifetimeMs - LIFETIME_MARGIN_MS,
+        reusable: (remote) =>
+          performance.now() - remote.createdAt <= config.lifetimeMs - LIFETIME_MARGIN_MS,
         idled: (remote) => this.keepAlive(remote),
       },
       {
@@ -76,7 +81,10 @@ export class E2BPool implements Backend {
         shareSetting: 'BLOCKGATE_E2B_TENANT_MAX_SANDBOXES',
         queueTimeoutMs: options.queueTimeoutMs,
         runtimes: 'E2B sandboxes',
-        startSpan: { name: SPAN.sandboxCreate, attributes: { [ATTR.backend]: 'e2b', 'blockgate.e2b.template': config.templateId } },
+        startSpan: {
+          name: SPAN.sandboxCreate,
+          attributes: { [ATTR.backend]: 'e2b', 'blockgate.e2b.template': config.templateId },
+        },
         idleMs: config.idleMs,
       },
     )
@@ -85,7 +93,10 @@ export class E2BPool implements Backend {
   async start(): Promise<void> {
     try {
       const swept = await this.lifecycle.sweep()
-      if (swept.length > 0) log.warn('killed sandboxes a previous run of this deployment left behind', { sandboxes: swept })
+      if (swept.length > 0)
+        log.warn('killed sandboxes a previous run of this deployment left behind', {
+          sandboxes: swept,
+        })
     } catch (error) {
       const failure = lifecycleError('list sandboxes at start-up', error)
       // A wrong key will never work: say so now, not on every request.
@@ -131,22 +142,45 @@ export class E2BPool implements Backend {
       const cancel = new AbortController()
       const abort = () => cancel.abort()
       job.signal?.addEventListener('abort', abort)
-      const runtime: BlockRuntime = { loaded: remote.runtime.loaded, request: (message, timeoutMs) => remote.runtime.request(message, timeoutMs, cancel.signal) }
+      const runtime: BlockRuntime = {
+        loaded: remote.runtime.loaded,
+        request: (message, timeoutMs) => remote.runtime.request(message, timeoutMs, cancel.signal),
+      }
       // A sandbox that answered (even with a block error) is reusable; one that vanished,
       // stalled or was cancelled mid-run is not.
       let answered = true
       let exitReason: string | undefined
       try {
-        const session = await runBlock(runtime, job, deadline, { inlineLoad: true, cacheSize: this.config.blockCacheSize })
+        const session = await runBlock(runtime, job, deadline, {
+          inlineLoad: true,
+          cacheSize: this.config.blockCacheSize,
+        })
         remote.runs++
-        return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.started })
+        return outcomeOf(session, {
+          queuedAt,
+          acquiredAt,
+          waitedMs: acquired.waitedMs,
+          started: acquired.started,
+        })
       } catch (error) {
         answered = error instanceof BlockgateError
-        exitReason = job.signal?.aborted ? 'client_gone' : error instanceof RuntimeTimeout ? 'timeout' : error instanceof SandboxGone ? 'gone' : 'error'
+        exitReason = job.signal?.aborted
+          ? 'client_gone'
+          : error instanceof RuntimeTimeout
+            ? 'timeout'
+            : error instanceof SandboxGone
+              ? 'gone'
+              : 'error'
         // The sandbox vanished under us (E2B ended it, or its runtime died): once, on a new one.
         if (error instanceof SandboxGone && attempt === 0 && !job.signal?.aborted) {
-          log.warn('e2b sandbox gone; retrying the run on a new one', { sandbox: remote.id, error: error.message })
-          trace.getActiveSpan()?.addEvent('e2b.sandbox_gone', { [ATTR.runtimeId]: remote.id, 'exception.message': error.message })
+          log.warn('e2b sandbox gone; retrying the run on a new one', {
+            sandbox: remote.id,
+            error: error.message,
+          })
+          trace.getActiveSpan()?.addEvent('e2b.sandbox_gone', {
+            [ATTR.runtimeId]: remote.id,
+            'exception.message': error.message,
+          })
           continue
         }
         throw this.translate(error, job, remote)
@@ -173,7 +207,15 @@ export class E2BPool implements Backend {
     this.startError = null
     const createdAt = performance.now()
     const runtime = this.runtimeFor(sandbox)
-    const remote: RemoteSandbox = { id: sandbox.sandboxId, sandbox, runtime, workspace, runs: 0, createdAt, expiresAt: createdAt + this.lifecycle.keepAliveMs(0) }
+    const remote: RemoteSandbox = {
+      id: sandbox.sandboxId,
+      sandbox,
+      runtime,
+      workspace,
+      runs: 0,
+      createdAt,
+      expiresAt: createdAt + this.lifecycle.keepAliveMs(0),
+    }
     if (runtime instanceof InterpreterRuntime) {
       try {
         await runtime.prepare(Math.max(1000, deadline - performance.now()))
@@ -187,7 +229,8 @@ export class E2BPool implements Backend {
 
   /** Template mode talks to the runtime server already up in the sandbox; code-interpreter mode uploads the runtime. */
   private runtimeFor(sandbox: Sandbox): RemoteRuntime {
-    if (this.config.mode === 'code-interpreter') return new InterpreterRuntime(sandbox as InterpreterSandbox, this.options.maxFrameBytes)
+    if (this.config.mode === 'code-interpreter')
+      return new InterpreterRuntime(sandbox as InterpreterSandbox, this.options.maxFrameBytes)
     return HttpRuntime.forSandbox(sandbox, this.config.sandboxUrl, this.options.maxFrameBytes)
   }
 
@@ -203,16 +246,22 @@ export class E2BPool implements Backend {
     try {
       await this.lifecycle.extend(remote.sandbox, timeoutMs)
     } catch (error) {
-      log.warn('e2b keep-alive failed; retiring the sandbox', { sandbox: remote.id, error: (error as Error).message })
+      log.warn('e2b keep-alive failed; retiring the sandbox', {
+        sandbox: remote.id,
+        error: (error as Error).message,
+      })
       this.pool.retire(remote)
     }
   }
 
   private translate(error: unknown, job: RunJob, remote: RemoteSandbox): Error {
     if (error instanceof BlockgateError) return error
-    if (error instanceof RuntimeTimeout) return new BlockTimeout(job.timeoutMs, { sandbox: remote.id })
+    if (error instanceof RuntimeTimeout)
+      return new BlockTimeout(job.timeoutMs, { sandbox: remote.id })
     if (job.signal?.aborted) return new Overloaded('the client went away during the run', 1)
     const name = (error as Error)?.name ?? 'Error'
-    return new RemoteBackendFailed(`E2B sandbox ${remote.id} failed the run (${name}: ${(error as Error)?.message ?? error}); it was replaced`)
+    return new RemoteBackendFailed(
+      `E2B sandbox ${remote.id} failed the run (${name}: ${(error as Error)?.message ?? error}); it was replaced`,
+    )
   }
 }

@@ -26,7 +26,11 @@ export interface RuntimeEndpoint {
  * How to reach a port of a sandbox: through `sandboxUrl` with routing headers when one is
  * configured (E2B's single-host mode, and the offline stand-in), else its own host name.
  */
-function endpointOf(sandbox: Sandbox, port: number, sandboxUrl: string | undefined): RuntimeEndpoint {
+function endpointOf(
+  sandbox: Sandbox,
+  port: number,
+  sandboxUrl: string | undefined,
+): RuntimeEndpoint {
   const headers: Record<string, string> = {}
   if (sandbox.trafficAccessToken) headers['e2b-traffic-access-token'] = sandbox.trafficAccessToken
   if (sandboxUrl) {
@@ -50,11 +54,19 @@ export class HttpRuntime implements BlockRuntime {
     this.headers = { ...endpoint.headers, 'content-type': FRAME_CONTENT_TYPE }
   }
 
-  static forSandbox(sandbox: Sandbox, sandboxUrl: string | undefined, maxFrameBytes: number): HttpRuntime {
+  static forSandbox(
+    sandbox: Sandbox,
+    sandboxUrl: string | undefined,
+    maxFrameBytes: number,
+  ): HttpRuntime {
     return new HttpRuntime(endpointOf(sandbox, RUNTIME_PORT, sandboxUrl), maxFrameBytes)
   }
 
-  async request(message: RuntimeRequest, timeoutMs: number, signal?: AbortSignal): Promise<RuntimeReply> {
+  async request(
+    message: RuntimeRequest,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<RuntimeReply> {
     const deadline = AbortSignal.timeout(timeoutMs)
     let response: Response
     try {
@@ -65,19 +77,28 @@ export class HttpRuntime implements BlockRuntime {
         signal: signal ? AbortSignal.any([deadline, signal]) : deadline,
       })
     } catch (error) {
-      if (deadline.aborted) throw new RuntimeTimeout(`the sandbox gave no reply within ${timeoutMs} ms`)
+      if (deadline.aborted)
+        throw new RuntimeTimeout(`the sandbox gave no reply within ${timeoutMs} ms`)
       if (signal?.aborted) throw error
-      throw new SandboxGone(`the sandbox's runtime could not be reached: ${(error as Error).message}`)
+      throw new SandboxGone(
+        `the sandbox's runtime could not be reached: ${(error as Error).message}`,
+      )
     }
     if (response.status === 502 || response.status === 404) {
-      throw new SandboxGone(`the sandbox's runtime is gone (HTTP ${response.status}: ${(await response.text()).slice(0, 200)})`)
+      throw new SandboxGone(
+        `the sandbox's runtime is gone (HTTP ${response.status}: ${(await response.text()).slice(0, 200)})`,
+      )
     }
-    if (!response.ok) throw new Error(`the sandbox's runtime answered HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`)
+    if (!response.ok)
+      throw new Error(
+        `the sandbox's runtime answered HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`,
+      )
     let body: Uint8Array
     try {
       body = new Uint8Array(await response.arrayBuffer())
     } catch (error) {
-      if (deadline.aborted) throw new RuntimeTimeout(`the sandbox gave no reply within ${timeoutMs} ms`)
+      if (deadline.aborted)
+        throw new RuntimeTimeout(`the sandbox gave no reply within ${timeoutMs} ms`)
       throw new SandboxGone(`the sandbox's reply broke off: ${(error as Error).message}`)
     }
     return onlyFrame(body, this.maxFrameBytes)
@@ -87,6 +108,9 @@ export class HttpRuntime implements BlockRuntime {
 /** The single reply frame a body must hold (what it says is checked by the session, against the op sent). */
 export function onlyFrame(body: Uint8Array, maxFrameBytes: number): RuntimeReply {
   const frames = new FrameReader(maxFrameBytes).push(body)
-  if (frames.length !== 1) throw new RuntimeProtocolError(`the sandbox's runtime answered ${frames.length} frames, not one reply`)
+  if (frames.length !== 1)
+    throw new RuntimeProtocolError(
+      `the sandbox's runtime answered ${frames.length} frames, not one reply`,
+    )
   return frames[0]
 }

@@ -19,9 +19,17 @@ const SANDBOX_ROOT = '/home/user/blockgate'
 
 /** The files the runtime needs (its Python and protocol.json), relative to the project root: no tests, no vectors. */
 export function runtimeFiles(root = PROJECT_ROOT): string[] {
-  const patterns = ['template/runtime/*.py', 'template/runtime/*.json', 'serializers/*.py', 'serializers/*/*.py']
+  const patterns = [
+    'template/runtime/*.py',
+    'template/runtime/*.json',
+    'serializers/*.py',
+    'serializers/*/*.py',
+  ]
   const files = patterns.flatMap((pattern) => [...new Glob(pattern).scanSync({ cwd: root })])
-  return [...files.filter((file) => !/(^|\/)(test_[^/]*|conftest|make_vectors)\.py$/.test(file)), 'template/requirements.txt'].sort()
+  return [
+    ...files.filter((file) => !/(^|\/)(test_[^/]*|conftest|make_vectors)\.py$/.test(file)),
+    'template/requirements.txt',
+  ].sort()
 }
 
 export class InterpreterRuntime implements BlockRuntime {
@@ -35,7 +43,10 @@ export class InterpreterRuntime implements BlockRuntime {
 
   /** Uploads the runtime and imports it (installing missing requirements once). */
   async prepare(timeoutMs: number): Promise<void> {
-    const entries = runtimeFiles().map((file) => ({ path: `${SANDBOX_ROOT}/${file}`, data: new Blob([readFileSync(resolve(PROJECT_ROOT, file))]) }))
+    const entries = runtimeFiles().map((file) => ({
+      path: `${SANDBOX_ROOT}/${file}`,
+      data: new Blob([readFileSync(resolve(PROJECT_ROOT, file))]),
+    }))
     await this.sandbox.files.write(entries, { requestTimeoutMs: timeoutMs })
     await this.execute(
       [
@@ -55,16 +66,30 @@ export class InterpreterRuntime implements BlockRuntime {
     const left = () => Math.max(1, deadline - performance.now())
     // One request at a time per sandbox: the same two files serve every request, so nothing piles up.
     const name = `${SANDBOX_ROOT}/io/frame`
-    await this.call(deadline, () => this.sandbox.files.write(`${name}.in`, new Blob(encodeFrame(message)), { requestTimeoutMs: left() }))
-    await this.execute(`run_frame_file(${JSON.stringify(`${name}.in`)}, ${JSON.stringify(`${name}.out`)}, ${this.maxFrameBytes})`, left())
-    const reply = await this.call(deadline, () => this.sandbox.files.read(`${name}.out`, { format: 'bytes', requestTimeoutMs: left() }))
+    await this.call(deadline, () =>
+      this.sandbox.files.write(`${name}.in`, new Blob(encodeFrame(message)), {
+        requestTimeoutMs: left(),
+      }),
+    )
+    await this.execute(
+      `run_frame_file(${JSON.stringify(`${name}.in`)}, ${JSON.stringify(`${name}.out`)}, ${this.maxFrameBytes})`,
+      left(),
+    )
+    const reply = await this.call(deadline, () =>
+      this.sandbox.files.read(`${name}.out`, { format: 'bytes', requestTimeoutMs: left() }),
+    )
     return onlyFrame(reply, this.maxFrameBytes)
   }
 
   private async execute(code: string, timeoutMs: number): Promise<void> {
-    const execution = await this.call(performance.now() + timeoutMs, () => this.sandbox.runCode(code, { timeoutMs, requestTimeoutMs: timeoutMs }))
+    const execution = await this.call(performance.now() + timeoutMs, () =>
+      this.sandbox.runCode(code, { timeoutMs, requestTimeoutMs: timeoutMs }),
+    )
     // run_frame_file answers every block error in its reply frame; an error here is the runtime's own.
-    if (execution.error) throw new Error(`the code interpreter raised ${execution.error.name}: ${execution.error.value}`)
+    if (execution.error)
+      throw new Error(
+        `the code interpreter raised ${execution.error.name}: ${execution.error.value}`,
+      )
   }
 
   /**
@@ -76,9 +101,11 @@ export class InterpreterRuntime implements BlockRuntime {
       return await operation()
     } catch (error) {
       const { name, message } = error as Error
-      if (name === 'NotFoundError' || name === 'SandboxNotFoundError') throw new SandboxGone(message)
+      if (name === 'NotFoundError' || name === 'SandboxNotFoundError')
+        throw new SandboxGone(message)
       if (name === 'TimeoutError') {
-        if (performance.now() >= deadline - 5) throw new RuntimeTimeout(`the code interpreter gave no reply in time (${message})`)
+        if (performance.now() >= deadline - 5)
+          throw new RuntimeTimeout(`the code interpreter gave no reply in time (${message})`)
         throw new SandboxGone(`the sandbox stopped answering (${name}: ${message})`)
       }
       throw error

@@ -51,9 +51,22 @@ export function bubblewrapAvailable(): boolean {
   return Bun.which('bwrap') !== null
 }
 
-export function bubblewrapCommand(paths: BubblewrapPaths, command: string[], env: Record<string, string>): string[] {
+export function bubblewrapCommand(
+  paths: BubblewrapPaths,
+  command: string[],
+  env: Record<string, string>,
+): string[] {
   const root = process.getuid?.() === 0
-  const args: string[] = ['bwrap', '--die-with-parent', '--new-session', '--unshare-ipc', '--unshare-pid', '--unshare-net', '--unshare-uts', '--unshare-cgroup-try']
+  const args: string[] = [
+    'bwrap',
+    '--die-with-parent',
+    '--new-session',
+    '--unshare-ipc',
+    '--unshare-pid',
+    '--unshare-net',
+    '--unshare-uts',
+    '--unshare-cgroup-try',
+  ]
   // An empty root: only what is bound below exists inside.
   args.push('--tmpfs', '/')
   const made = new Set<string>(['/'])
@@ -75,7 +88,8 @@ export function bubblewrapCommand(paths: BubblewrapPaths, command: string[], env
   args.push('--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp')
   for (const dir of ['/usr', '/bin', '/sbin', '/lib', '/lib32', '/lib64', '/libx32']) {
     if (!existsSync(dir)) continue
-    if (lstatSync(dir).isSymbolicLink()) args.push('--symlink', `usr${dir}`, dir) // merged /usr
+    if (lstatSync(dir).isSymbolicLink())
+      args.push('--symlink', `usr${dir}`, dir) // merged /usr
     else bind(dir)
   }
   for (const file of ['/etc/ld.so.cache', '/etc/localtime']) if (existsSync(file)) bind(file)
@@ -93,13 +107,24 @@ export function bubblewrapCommand(paths: BubblewrapPaths, command: string[], env
     parents(SANDBOX_HOME_DIR)
     args.push('--bind', paths.homeDir, SANDBOX_HOME_DIR)
   }
-  args.push('--clearenv', ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]))
+  args.push(
+    '--clearenv',
+    ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]),
+  )
   args.push('--chdir', SANDBOX_PATHS.runtimeDir)
   if (root) {
     // bwrap needs root to build the mounts; the code inside must not be root. setpriv drops
     // to nobody for good (no capabilities, no way back, no new privileges).
     args.push('--cap-add', 'CAP_SETUID', '--cap-add', 'CAP_SETGID')
-    args.push('setpriv', `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all', '--no-new-privs')
+    args.push(
+      'setpriv',
+      `--reuid=${SANDBOX_UID}`,
+      `--regid=${SANDBOX_UID}`,
+      '--clear-groups',
+      '--inh-caps=-all',
+      '--bounding-set=-all',
+      '--no-new-privs',
+    )
   } else {
     args.push('--unshare-user', '--cap-drop', 'ALL')
   }

@@ -47,7 +47,10 @@ export class WorkerCgroups {
     let hierarchies: Hierarchy[]
     let version: 1 | 2
     try {
-      ;({ version, hierarchies } = findHierarchies(readFileSync('/proc/self/mounts', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8')))
+      ;({ version, hierarchies } = findHierarchies(
+        readFileSync('/proc/self/mounts', 'utf8'),
+        readFileSync('/proc/self/cgroup', 'utf8'),
+      ))
     } catch (error) {
       return { unavailable: (error as Error).message }
     }
@@ -78,12 +81,14 @@ export class WorkerCgroups {
       mkdirSync(dir, { recursive: true })
       for (const controller of controllers) this.writeLimits(dir, controller)
     }
-    for (const { base } of this.hierarchies) await writeFile(join(base, this.parentName, workerId, 'cgroup.procs'), String(pid))
+    for (const { base } of this.hierarchies)
+      await writeFile(join(base, this.parentName, workerId, 'cgroup.procs'), String(pid))
   }
 
   /** Removes a worker's group once its processes are gone (retrying while they exit). */
   async remove(workerId: string): Promise<void> {
-    for (const { base } of this.hierarchies) await removeWhenEmpty(join(base, this.parentName, workerId))
+    for (const { base } of this.hierarchies)
+      await removeWhenEmpty(join(base, this.parentName, workerId))
   }
 
   /** Removes this server's parent group (after every worker is gone). */
@@ -103,10 +108,14 @@ export class WorkerCgroups {
       writeFileSync(join(root, 'cgroup.subtree_control'), CONTROLLERS.map((c) => `+${c}`).join(' '))
       const parent = join(root, this.parentName)
       mkdirSync(parent, { recursive: true })
-      writeFileSync(join(parent, 'cgroup.subtree_control'), CONTROLLERS.map((c) => `+${c}`).join(' '))
+      writeFileSync(
+        join(parent, 'cgroup.subtree_control'),
+        CONTROLLERS.map((c) => `+${c}`).join(' '),
+      )
       return
     }
-    for (const { base } of this.hierarchies) mkdirSync(join(base, this.parentName), { recursive: true })
+    for (const { base } of this.hierarchies)
+      mkdirSync(join(base, this.parentName), { recursive: true })
   }
 
   private writeLimits(dir: string, controller: Controller): void {
@@ -115,7 +124,8 @@ export class WorkerCgroups {
     if (this.version === 2) {
       if (controller === 'memory') {
         writeFileSync(join(dir, 'memory.max'), String(memoryBytes))
-        if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0')
+        if (existsSync(join(dir, 'memory.swap.max')))
+          writeFileSync(join(dir, 'memory.swap.max'), '0')
       } else if (controller === 'pids') writeFileSync(join(dir, 'pids.max'), String(processes))
       else writeFileSync(join(dir, 'cpu.max'), `${quota} ${CPU_PERIOD_US}`)
       return
@@ -123,7 +133,8 @@ export class WorkerCgroups {
     if (controller === 'memory') {
       writeFileSync(join(dir, 'memory.limit_in_bytes'), String(memoryBytes))
       // With swap accounting, memory + swap gets the same bound (no swapping out of it).
-      if (existsSync(join(dir, 'memory.memsw.limit_in_bytes'))) writeFileSync(join(dir, 'memory.memsw.limit_in_bytes'), String(memoryBytes))
+      if (existsSync(join(dir, 'memory.memsw.limit_in_bytes')))
+        writeFileSync(join(dir, 'memory.memsw.limit_in_bytes'), String(memoryBytes))
     } else if (controller === 'pids') writeFileSync(join(dir, 'pids.max'), String(processes))
     else {
       writeFileSync(join(dir, 'cpu.cfs_period_us'), String(CPU_PERIOD_US))
@@ -151,7 +162,10 @@ export class WorkerCgroups {
 }
 
 /** Where memory, pids and cpu are mounted, and this process's own group within them. */
-function findHierarchies(mounts: string, selfCgroup: string): { version: 1 | 2; hierarchies: Hierarchy[] } {
+function findHierarchies(
+  mounts: string,
+  selfCgroup: string,
+): { version: 1 | 2; hierarchies: Hierarchy[] } {
   const ownPath = new Map<string, string>() // v1 controller (or '' for v2) → own group path
   for (const line of selfCgroup.trim().split('\n')) {
     const [, controllers = '', path = '/'] = line.split(':')
@@ -172,7 +186,8 @@ function findHierarchies(mounts: string, selfCgroup: string): { version: 1 | 2; 
   if (unified) {
     const available = readFileSync(join(unified, 'cgroup.controllers'), 'utf8').trim().split(/\s+/)
     const missing = CONTROLLERS.filter((c) => !available.includes(c))
-    if (missing.length === 0) return { version: 2, hierarchies: [{ base: unified, controllers: CONTROLLERS }] }
+    if (missing.length === 0)
+      return { version: 2, hierarchies: [{ base: unified, controllers: CONTROLLERS }] }
     throw new Error(`the cgroup v2 hierarchy lacks the ${missing.join(', ')} controller(s)`)
   }
   throw new Error('no cgroup hierarchy with the memory, pids and cpu controllers is mounted')
@@ -180,7 +195,9 @@ function findHierarchies(mounts: string, selfCgroup: string): { version: 1 | 2; 
 
 function subgroups(dir: string): string[] {
   try {
-    return readdirSync(dir, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => entry.name)
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name)
   } catch {
     return []
   }

@@ -6,7 +6,13 @@
 import type { Backend, BackendStatus, RunJob, RunOutcome } from '../backend.ts'
 import { outcomeOf, runBlock } from '../runtime-session.ts'
 import { SPAN, ATTR } from '../../telemetry/names.ts'
-import { BlockgateError, BlockTimeout, InternalError, Overloaded, WorkerCrashed } from '../../errors.ts'
+import {
+  BlockgateError,
+  BlockTimeout,
+  InternalError,
+  Overloaded,
+  WorkerCrashed,
+} from '../../errors.ts'
 import { log } from '../../log.ts'
 import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
 import { WarmPool } from '../warm-pool.ts'
@@ -48,7 +54,10 @@ export class LocalPool implements Backend {
         end: async (worker) => worker.kill(),
         holds: (worker, hash) => worker.loaded.has(hash),
         canStart: () => this.canFork(),
-        reusable: (worker) => worker.alive && worker.runs < options.maxRunsPerWorker && worker.rssBytes <= options.maxRssBytes,
+        reusable: (worker) =>
+          worker.alive &&
+          worker.runs < options.maxRunsPerWorker &&
+          worker.rssBytes <= options.maxRssBytes,
       },
       {
         backend: 'local',
@@ -67,7 +76,8 @@ export class LocalPool implements Backend {
 
   async start(): Promise<void> {
     const removed = removeLeftovers()
-    if (removed.length > 0) log.warn('removed the files of blockgate instances no longer running', { paths: removed })
+    if (removed.length > 0)
+      log.warn('removed the files of blockgate instances no longer running', { paths: removed })
     this.cgroups = this.openCgroups()
     this.zygote = await Zygote.start(this.options, this.workerCgroups())
     this.watchZygote(this.zygote)
@@ -79,8 +89,14 @@ export class LocalPool implements Backend {
     const lastError = this.zygoteError ?? this.pool.lastError
     return {
       ready: !this.stopped && this.zygote?.alive === true,
-      isolation: this.options.isolation === 'sandboxed' ? 'bubblewrap + per-worker namespaces, seccomp, rlimits' : 'OFF (BLOCKGATE_ALLOW_UNSANDBOXED)',
-      cgroups: this.cgroups instanceof WorkerCgroups ? this.cgroups.describe() : `off: ${this.cgroups?.unavailable ?? 'not started'}`,
+      isolation:
+        this.options.isolation === 'sandboxed'
+          ? 'bubblewrap + per-worker namespaces, seccomp, rlimits'
+          : 'OFF (BLOCKGATE_ALLOW_UNSANDBOXED)',
+      cgroups:
+        this.cgroups instanceof WorkerCgroups
+          ? this.cgroups.describe()
+          : `off: ${this.cgroups?.unavailable ?? 'not started'}`,
       live,
       workers: live,
       idle,
@@ -113,10 +129,21 @@ export class LocalPool implements Backend {
         exitReason = 'left_running'
       }
       worker.runs++
-      return outcomeOf(session, { queuedAt, acquiredAt, waitedMs: acquired.waitedMs, started: acquired.started })
+      return outcomeOf(session, {
+        queuedAt,
+        acquiredAt,
+        waitedMs: acquired.waitedMs,
+        started: acquired.started,
+      })
     } catch (error) {
       reusable = error instanceof BlockgateError
-      exitReason = job.signal?.aborted ? 'client_gone' : error instanceof WorkerUnresponsive ? 'timeout' : error instanceof WorkerExited ? 'crashed' : 'error'
+      exitReason = job.signal?.aborted
+        ? 'client_gone'
+        : error instanceof WorkerUnresponsive
+          ? 'timeout'
+          : error instanceof WorkerExited
+            ? 'crashed'
+            : 'error'
       throw this.translate(error, job, worker)
     } finally {
       job.signal?.removeEventListener('abort', abort)
@@ -140,8 +167,12 @@ export class LocalPool implements Backend {
     const { memoryBytes, processes, cpuCores } = this.options.limits
     const cgroups = WorkerCgroups.open({ memoryBytes, processes, cpuCores })
     if (cgroups instanceof WorkerCgroups) return cgroups
-    if (this.options.cgroups === 'required') throw new Error(`BLOCKGATE_CGROUPS=required, but ${cgroups.unavailable}`)
-    log.warn('no cgroup per worker: memory, process and CPU limits hold per process only (rlimits)', { reason: cgroups.unavailable })
+    if (this.options.cgroups === 'required')
+      throw new Error(`BLOCKGATE_CGROUPS=required, but ${cgroups.unavailable}`)
+    log.warn(
+      'no cgroup per worker: memory, process and CPU limits hold per process only (rlimits)',
+      { reason: cgroups.unavailable },
+    )
     return cgroups
   }
 
@@ -159,7 +190,9 @@ export class LocalPool implements Backend {
     if (!zygote?.alive) return false
     if (!zygote.reachable) {
       // No new worker could connect: start over with a new zygote (watchZygote restarts it).
-      log.error('the worker socket was removed; restarting the zygote', { workers: this.pool.counts().live })
+      log.error('the worker socket was removed; restarting the zygote', {
+        workers: this.pool.counts().live,
+      })
       zygote.kill()
       return false
     }

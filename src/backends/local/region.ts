@@ -2,7 +2,15 @@
 // reads and writes with pread/pwrite. Never mapped here: a worker that shrank the file
 // could otherwise crash the server with SIGBUS; a short read is just an error.
 import { randomBytes } from 'node:crypto'
-import { closeSync, fchmodSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
+import {
+  closeSync,
+  fchmodSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import { alignSidecar, type SharedRegion } from '../../../serializers/cbor.ts'
 
@@ -36,7 +44,8 @@ export class FileRegion implements SharedRegion {
     const at = alignSidecar(this.used)
     if (at + bytes.byteLength > this.size) return null
     try {
-      for (let done = 0; done < bytes.byteLength; ) done += writeSync(this.fd, bytes, done, bytes.byteLength - done, at + done)
+      for (let done = 0; done < bytes.byteLength; )
+        done += writeSync(this.fd, bytes, done, bytes.byteLength - done, at + done)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC') return null
       throw error
@@ -47,13 +56,22 @@ export class FileRegion implements SharedRegion {
 
   read(offset: number, length: number): Uint8Array {
     // The frame decoder checks references first; this is the last guard before the allocation.
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
-      throw new Error(`region reference [${offset}, ${length}] is outside the ${this.size}-byte region`)
+    if (
+      !Number.isSafeInteger(offset) ||
+      !Number.isSafeInteger(length) ||
+      offset < 0 ||
+      length < 0 ||
+      offset + length > this.size
+    ) {
+      throw new Error(
+        `region reference [${offset}, ${length}] is outside the ${this.size}-byte region`,
+      )
     }
     const out = new Uint8Array(length)
     for (let done = 0; done < length; ) {
       const got = readSync(this.fd, out, done, length - done, offset + done)
-      if (got === 0) throw new Error('the region is shorter than its reference: the worker shrank it')
+      if (got === 0)
+        throw new Error('the region is shorter than its reference: the worker shrank it')
       done += got
     }
     return out

@@ -78,7 +78,10 @@ export class Worker implements BlockRuntime {
   /** Resident memory the runtime last reported. */
   rssBytes = 0
   private readonly reader: FrameReader
-  private waiting: { resolve: (reply: RuntimeReply) => void; reject: (error: Error) => void } | null = null
+  private waiting: {
+    resolve: (reply: RuntimeReply) => void
+    reject: (error: Error) => void
+  } | null = null
   private exitInfo: ExitInfo | null = null
   readonly exited: Promise<ExitInfo>
 
@@ -116,7 +119,8 @@ export class Worker implements BlockRuntime {
   /** Sends one request and waits for its reply, as it arrived; rejects if the worker dies or stalls. */
   request(message: RuntimeRequest, timeoutMs: number): Promise<RuntimeReply> {
     if (this.exitInfo) return Promise.reject(new WorkerExited(this.exitInfo))
-    if (this.waiting) return Promise.reject(new Error(`worker ${this.id} already has a request in flight`))
+    if (this.waiting)
+      return Promise.reject(new Error(`worker ${this.id} already has a request in flight`))
     const reply = this.next(timeoutMs)
     this.region?.reset()
     this.channel.write(encodeFrame(message, this.region))
@@ -165,10 +169,15 @@ export interface ProcessWorkerOptions {
 export async function startProcessWorker(options: ProcessWorkerOptions): Promise<Worker> {
   const proc = Bun.spawn({
     cmd: [
-      options.python, '-m', 'runtime.worker',
-      '--block-cache-size', String(options.blockCacheSize),
-      '--max-capture-bytes', String(options.maxCaptureBytes),
-      '--max-frame-bytes', String(options.maxFrameBytes),
+      options.python,
+      '-m',
+      'runtime.worker',
+      '--block-cache-size',
+      String(options.blockCacheSize),
+      '--max-capture-bytes',
+      String(options.maxCaptureBytes),
+      '--max-frame-bytes',
+      String(options.maxFrameBytes),
     ],
     cwd: options.runtimeDir,
     env: workerEnvironment(options.runtimeDir),
@@ -178,7 +187,11 @@ export async function startProcessWorker(options: ProcessWorkerOptions): Promise
   })
   const worker = new Worker(newWorkerId(), processChannel(proc), options.maxFrameBytes)
   try {
-    checkFrame(workerReady, await worker.greeting(options.startTimeoutMs), `worker ${worker.id}'s greeting`)
+    checkFrame(
+      workerReady,
+      await worker.greeting(options.startTimeoutMs),
+      `worker ${worker.id}'s greeting`,
+    )
     return worker
   } catch (error) {
     worker.kill()
@@ -202,7 +215,11 @@ function processChannel(proc: Subprocess<'pipe', 'pipe', 'pipe'>): WorkerChannel
         }
         await proc.exited
         const signal = proc.signalCode
-        onEnd({ code: proc.exitCode, signal: signal === null ? null : String(signal), stderrTail: stderr.text() })
+        onEnd({
+          code: proc.exitCode,
+          signal: signal === null ? null : String(signal),
+          stderrTail: stderr.text(),
+        })
       })()
     },
     kill() {
@@ -212,7 +229,11 @@ function processChannel(proc: Subprocess<'pipe', 'pipe', 'pipe'>): WorkerChannel
 }
 
 export function describeExit({ code, signal, stderrTail }: ExitInfo): string {
-  const how = signal ? `was killed by ${signal}` : code === null ? 'ended' : `exited with code ${code}`
+  const how = signal
+    ? `was killed by ${signal}`
+    : code === null
+      ? 'ended'
+      : `exited with code ${code}`
   const lastLine = lastLineOf(stderrTail)
   return lastLine ? `worker ${how} (last stderr line: ${lastLine})` : `worker ${how}`
 }

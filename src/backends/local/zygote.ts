@@ -9,16 +9,34 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { encodeFrame, FrameReader } from '../framing.ts'
-import { checkFrame, workerHello, zygoteEvent, type ZygoteEvent, type ZygoteRequest } from '../runtime-protocol.ts'
+import {
+  checkFrame,
+  workerHello,
+  zygoteEvent,
+  type ZygoteEvent,
+  type ZygoteRequest,
+} from '../runtime-protocol.ts'
 import { ZYGOTE_CONTROL_FRAME_BYTES } from '../../runtime-template.ts'
 import type { WorkerCgroups } from './cgroups.ts'
 import { ownDirectory } from './leftovers.ts'
 import { FileRegion } from './region.ts'
 import { timed } from '../timed.ts'
 import { log } from '../../log.ts'
-import { bubblewrapCommand, SANDBOX_PATHS, SANDBOX_REGION_DIR, SANDBOX_SOCKET_DIR } from './bubblewrap.ts'
+import {
+  bubblewrapCommand,
+  SANDBOX_PATHS,
+  SANDBOX_REGION_DIR,
+  SANDBOX_SOCKET_DIR,
+} from './bubblewrap.ts'
 import { StderrTail } from './stderr-tail.ts'
-import { newWorkerId, Worker, workerEnvironment, type ExitInfo, type ProcessWorkerOptions, type WorkerChannel } from './worker.ts'
+import {
+  newWorkerId,
+  Worker,
+  workerEnvironment,
+  type ExitInfo,
+  type ProcessWorkerOptions,
+  type WorkerChannel,
+} from './worker.ts'
 
 export interface WorkerLimits {
   memoryBytes: number
@@ -63,7 +81,10 @@ const UNPROVEN_CONNECTIONS_OVER_PENDING = 16
 
 export class Zygote {
   private readonly pending = new Map<string, PendingSpawn>()
-  private readonly exitReports = new Map<string, (exit: { code: number | null; signal: number | null }) => void>()
+  private readonly exitReports = new Map<
+    string,
+    (exit: { code: number | null; signal: number | null }) => void
+  >()
   /** Each spawn's holder being moved into the worker's cgroup (started when the zygote says it forked). */
   private readonly holdersPlaced = new Map<string, Promise<void>>()
   private readonly control: FrameReader
@@ -83,13 +104,17 @@ export class Zygote {
     this.control = new FrameReader(ZYGOTE_CONTROL_FRAME_BYTES)
     this.stderr = new StderrTail(proc.stderr)
     this.exited = proc.exited.then(() => {
-      for (const spawn of this.pending.values()) spawn.reject(new Error(`the zygote exited: ${this.lastStderrLine()}`))
+      for (const spawn of this.pending.values())
+        spawn.reject(new Error(`the zygote exited: ${this.lastStderrLine()}`))
       this.pending.clear()
     })
     void this.pumpControl()
   }
 
-  static async start(options: ZygoteOptions, cgroups: WorkerCgroups | null = null): Promise<Zygote> {
+  static async start(
+    options: ZygoteOptions,
+    cgroups: WorkerCgroups | null = null,
+  ): Promise<Zygote> {
     const socketDir = ownDirectory(tmpdir())
     chmodSync(socketDir, 0o755) // the sandbox's unprivileged uid must reach the socket
     const socketPath = join(socketDir, 'workers.sock')
@@ -98,24 +123,39 @@ export class Zygote {
     const regionDir = existsSync('/dev/shm') ? ownDirectory('/dev/shm') : null
     if (regionDir) chmodSync(regionDir, 0o711)
     const server = createServer()
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, resolve))
+    await new Promise<void>((resolve, reject) =>
+      server.once('error', reject).listen(socketPath, resolve),
+    )
     chmodSync(socketPath, 0o777) // anyone may connect; only a spawn's token is accepted
     const sandboxed = options.isolation === 'sandboxed'
     // Inside the sandbox the venv and the runtime sit at fixed paths (SANDBOX_PATHS).
-    const python = sandboxed ? join(SANDBOX_PATHS.venv, 'bin', basename(options.python)) : options.python
+    const python = sandboxed
+      ? join(SANDBOX_PATHS.venv, 'bin', basename(options.python))
+      : options.python
     const env = workerEnvironment(sandboxed ? SANDBOX_PATHS.runtimeDir : options.runtimeDir)
     const zygoteCommand = [
-      python, '-m', 'runtime.zygote',
-      '--socket', sandboxed ? join(SANDBOX_SOCKET_DIR, 'workers.sock') : socketPath,
+      python,
+      '-m',
+      'runtime.zygote',
+      '--socket',
+      sandboxed ? join(SANDBOX_SOCKET_DIR, 'workers.sock') : socketPath,
       ...(regionDir ? ['--region-dir', sandboxed ? SANDBOX_REGION_DIR : regionDir] : []),
-      '--block-cache-size', String(options.blockCacheSize),
-      '--max-capture-bytes', String(options.maxCaptureBytes),
-      '--max-frame-bytes', String(options.maxFrameBytes),
-      '--memory-bytes', String(options.limits.memoryBytes),
-      '--cpu-seconds', String(options.limits.cpuSeconds),
-      '--processes', String(options.limits.processes),
-      '--file-size-bytes', String(options.limits.fileSizeBytes),
-      '--open-files', String(options.limits.openFiles),
+      '--block-cache-size',
+      String(options.blockCacheSize),
+      '--max-capture-bytes',
+      String(options.maxCaptureBytes),
+      '--max-frame-bytes',
+      String(options.maxFrameBytes),
+      '--memory-bytes',
+      String(options.limits.memoryBytes),
+      '--cpu-seconds',
+      String(options.limits.cpuSeconds),
+      '--processes',
+      String(options.limits.processes),
+      '--file-size-bytes',
+      String(options.limits.fileSizeBytes),
+      '--open-files',
+      String(options.limits.openFiles),
       ...(options.isolation === 'off' ? ['--no-isolation'] : []),
     ]
     const cmd =
@@ -141,8 +181,23 @@ export class Zygote {
     // zygote and every worker) keep off systemd's signal to every process of the service
     // (KillMode=control-group). It still ends with the server: bubblewrap's
     // --die-with-parent, SIGKILL from stop(), and the zygote exits when its control pipe closes.
-    const proc = Bun.spawn({ cmd: ['/bin/sh', '-c', 'trap "" TERM INT HUP QUIT; exec "$@"', 'sh', ...cmd], cwd: options.runtimeDir, env, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', detached: true })
-    const zygote = new Zygote(options, proc, server, socketDir, regionDir, sandboxed ? cgroups : null)
+    const proc = Bun.spawn({
+      cmd: ['/bin/sh', '-c', 'trap "" TERM INT HUP QUIT; exec "$@"', 'sh', ...cmd],
+      cwd: options.runtimeDir,
+      env,
+      stdin: 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      detached: true,
+    })
+    const zygote = new Zygote(
+      options,
+      proc,
+      server,
+      socketDir,
+      regionDir,
+      sandboxed ? cgroups : null,
+    )
     server.on('connection', (socket) => zygote.accept(socket))
     try {
       await zygote.waitReady(options.startTimeoutMs)
@@ -179,11 +234,18 @@ export class Zygote {
     const connected = timed<Connection>(this.options.startTimeoutMs, () => {
       this.pending.delete(id)
       this.send({ op: 'kill', id })
-      return new Error(`worker ${id} did not connect within ${this.options.startTimeoutMs} ms: ${this.lastStderrLine()}`)
+      return new Error(
+        `worker ${id} did not connect within ${this.options.startTimeoutMs} ms: ${this.lastStderrLine()}`,
+      )
     })
     this.pending.set(id, { token, resolve: connected.resolve, reject: connected.reject })
     const region = this.regionDir ? FileRegion.create(this.regionDir, REGION_BYTES) : null
-    this.send({ op: 'spawn', id, token, ...(region ? { region: region.name, region_bytes: region.size } : {}) })
+    this.send({
+      op: 'spawn',
+      id,
+      token,
+      ...(region ? { region: region.name, region_bytes: region.size } : {}),
+    })
     let connection: Connection
     try {
       connection = await connected.promise
@@ -197,7 +259,12 @@ export class Zygote {
       this.holdersPlaced.delete(id)
     }
     region?.unlink() // the worker mapped it before saying hello
-    const worker = new Worker(id, this.socketChannel(id, connection.socket), this.options.maxFrameBytes, region)
+    const worker = new Worker(
+      id,
+      this.socketChannel(id, connection.socket),
+      this.options.maxFrameBytes,
+      region,
+    )
     if (this.cgroups) void worker.exited.then(() => this.cgroups?.remove(id)).catch(() => {})
     return worker
   }
@@ -208,15 +275,23 @@ export class Zygote {
    * spell waits for an RCU grace period (5–10 ms here); moving the holder first spends that
    * wait while the worker starts, and the worker's own move follows at once.
    */
-  private async placeInCgroup(id: string, role: 'holder' | 'worker', hostPid: number | null): Promise<void> {
+  private async placeInCgroup(
+    id: string,
+    role: 'holder' | 'worker',
+    hostPid: number | null,
+  ): Promise<void> {
     if (!this.cgroups) return
     if (hostPid === null || !isProcessOf(hostPid, this.proc.pid, role)) {
-      throw new Error(`${role} of worker ${id} reported pid ${hostPid}, which is not one of this sandbox`)
+      throw new Error(
+        `${role} of worker ${id} reported pid ${hostPid}, which is not one of this sandbox`,
+      )
     }
     try {
       await this.cgroups.place(id, hostPid)
     } catch (error) {
-      throw new Error(`${role} of worker ${id} could not be placed in its cgroup: ${(error as Error).message}`)
+      throw new Error(
+        `${role} of worker ${id} could not be placed in its cgroup: ${(error as Error).message}`,
+      )
     }
   }
 
@@ -230,7 +305,8 @@ export class Zygote {
 
   private accept(socket: Socket): void {
     socket.on('error', () => socket.destroy())
-    if (this.unproven >= this.pending.size + UNPROVEN_CONNECTIONS_OVER_PENDING) return void socket.destroy()
+    if (this.unproven >= this.pending.size + UNPROVEN_CONNECTIONS_OVER_PENDING)
+      return void socket.destroy()
     this.unproven++
     let proven = false
     const settle = () => {
@@ -258,7 +334,13 @@ export class Zygote {
       settle()
       const hello = workerHello.safeParse(frames[0])
       const spawn = hello.success ? this.pending.get(hello.data.id) : undefined
-      if (frames.length !== 1 || !hello.success || !spawn || !sameToken(spawn.token, hello.data.token)) return socket.destroy()
+      if (
+        frames.length !== 1 ||
+        !hello.success ||
+        !spawn ||
+        !sameToken(spawn.token, hello.data.token)
+      )
+        return socket.destroy()
       this.pending.delete(hello.data.id)
       spawn.resolve({ socket, hostPid: reportedPid(hello.data.host_pid) })
     }
@@ -266,9 +348,11 @@ export class Zygote {
   }
 
   private socketChannel(id: string, socket: Socket): WorkerChannel {
-    const reported = new Promise<{ code: number | null; signal: number | null } | null>((resolve) => {
-      this.exitReports.set(id, resolve)
-    })
+    const reported = new Promise<{ code: number | null; signal: number | null } | null>(
+      (resolve) => {
+        this.exitReports.set(id, resolve)
+      },
+    )
     return {
       write(parts) {
         // One write per part, uncorked: corking made Bun copy and trickle multi-megabyte frames.
@@ -277,7 +361,10 @@ export class Zygote {
       listen: (onChunk, onEnd) => {
         socket.on('data', onChunk)
         socket.once('close', async () => {
-          const exit = await Promise.race([reported, Bun.sleep(EXIT_REPORT_GRACE_MS).then(() => null)])
+          const exit = await Promise.race([
+            reported,
+            Bun.sleep(EXIT_REPORT_GRACE_MS).then(() => null),
+          ])
           this.exitReports.delete(id)
           onEnd(exitInfo(exit))
         })
@@ -297,7 +384,13 @@ export class Zygote {
 
   private waitReady(timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the zygote was not ready within ${timeoutMs} ms: ${this.lastStderrLine()}`)), timeoutMs)
+      const timer = setTimeout(
+        () =>
+          reject(
+            new Error(`the zygote was not ready within ${timeoutMs} ms: ${this.lastStderrLine()}`),
+          ),
+        timeoutMs,
+      )
       void this.exited.then(() => {
         clearTimeout(timer)
         reject(new Error(`the zygote exited while starting: ${this.lastStderrLine()}`))
@@ -312,10 +405,13 @@ export class Zygote {
   private async pumpControl(): Promise<void> {
     try {
       for await (const chunk of this.proc.stdout) {
-        for (const frame of this.control.push(chunk)) this.onEvent(checkFrame(zygoteEvent, frame, 'a zygote event'))
+        for (const frame of this.control.push(chunk))
+          this.onEvent(checkFrame(zygoteEvent, frame, 'a zygote event'))
       }
     } catch (error) {
-      log.error('the zygote broke its control stream; killing it', { error: (error as Error).message })
+      log.error('the zygote broke its control stream; killing it', {
+        error: (error as Error).message,
+      })
       this.proc.kill('SIGKILL') // start over
     }
   }
@@ -329,7 +425,13 @@ export class Zygote {
     } else if (event.op === 'exited') {
       this.exitReports.get(event.id)?.({ code: event.code, signal: event.signal })
       // A worker that ended before it connected: its spawn fails now, not at the start timeout.
-      this.pending.get(event.id)?.reject(new Error(`worker ${event.id} ended before it connected (exit code ${event.code ?? 'none'}): ${this.lastStderrLine()}`))
+      this.pending
+        .get(event.id)
+        ?.reject(
+          new Error(
+            `worker ${event.id} ended before it connected (exit code ${event.code ?? 'none'}): ${this.lastStderrLine()}`,
+          ),
+        )
       this.pending.delete(event.id)
     }
   }
@@ -339,11 +441,24 @@ export class Zygote {
   }
 }
 
-const SIGNAL_NAMES: Record<number, string> = { 4: 'SIGILL', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 11: 'SIGSEGV', 24: 'SIGXCPU', 25: 'SIGXFSZ' }
+const SIGNAL_NAMES: Record<number, string> = {
+  4: 'SIGILL',
+  6: 'SIGABRT',
+  7: 'SIGBUS',
+  8: 'SIGFPE',
+  9: 'SIGKILL',
+  11: 'SIGSEGV',
+  24: 'SIGXCPU',
+  25: 'SIGXFSZ',
+}
 
 function exitInfo(report: { code: number | null; signal: number | null } | null): ExitInfo {
   const signal = report?.signal ?? null
-  return { code: report?.code ?? null, signal: signal === null ? null : (SIGNAL_NAMES[signal] ?? `signal ${signal}`), stderrTail: '' }
+  return {
+    code: report?.code ?? null,
+    signal: signal === null ? null : (SIGNAL_NAMES[signal] ?? `signal ${signal}`),
+    stderrTail: '',
+  }
 }
 
 function sameToken(expected: string, given: unknown): boolean {
@@ -352,7 +467,8 @@ function sameToken(expected: string, given: unknown): boolean {
 }
 
 /** A pid a holder or worker reported, if it is one at all (isProcessOf checks whose it is). */
-const reportedPid = (pid: number | null): number | null => (pid !== null && Number.isSafeInteger(pid) && pid > 0 ? pid : null)
+const reportedPid = (pid: number | null): number | null =>
+  pid !== null && Number.isSafeInteger(pid) && pid > 0 ? pid : null
 
 /**
  * Whether `pid` is a holder or a worker of the sandbox whose bubblewrap process is
@@ -367,7 +483,11 @@ function isProcessOf(pid: number, sandboxPid: number, role: 'holder' | 'worker')
       return ''
     }
   }
-  const field = (text: string, name: string) => text.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1]?.trim().split(/\s+/) ?? []
+  const field = (text: string, name: string) =>
+    text
+      .match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1]
+      ?.trim()
+      .split(/\s+/) ?? []
   const nsPids = field(status(pid), 'NSpid')
   if (nsPids.length < 2 || (role === 'worker' && nsPids.at(-1) !== '1')) return false
   let current = pid
@@ -383,6 +503,7 @@ function isProcessOf(pid: number, sandboxPid: number, role: 'holder' | 'worker')
 /** The interpreter's `sys.base_prefix`: the standard library the sandbox must see. */
 function pythonHome(python: string): string {
   const result = Bun.spawnSync({ cmd: [python, '-c', 'import sys; print(sys.base_prefix)'] })
-  if (result.exitCode !== 0) throw new Error(`${python} did not run: ${result.stderr.toString().trim()}`)
+  if (result.exitCode !== 0)
+    throw new Error(`${python} did not run: ${result.stderr.toString().trim()}`)
   return result.stdout.toString().trim()
 }

@@ -6,9 +6,15 @@ import { DTYPES, NDArray, type NumericDType } from '../../../serializers/ndarray
 import { pythonRoundTrip } from '../../support/python.ts'
 import { decodeKind, goldenVectors, hex } from '../../support/vectors.ts'
 
-
 describe('ndarray golden vectors', () => {
-  for (const entry of goldenVectors<{ name: string; dtype: string; shape: number[]; hex?: string; values?: string[]; reencoded_hex?: string }>('ndarray')) {
+  for (const entry of goldenVectors<{
+    name: string
+    dtype: string
+    shape: number[]
+    hex?: string
+    values?: string[]
+    reencoded_hex?: string
+  }>('ndarray')) {
     test(entry.name, () => {
       const { raw } = entry
       const array = decodeKind(raw) as NDArray
@@ -32,7 +38,10 @@ const arbitraryArray = fc
   .chain(({ dtype, shape }) => {
     const count = shape.reduce((a, b) => a * b, 1)
     const { itemsize } = DTYPES[dtype]
-    const bytes = dtype === 'bool' ? fc.uint8Array({ min: 0, max: 1, minLength: count, maxLength: count }) : fc.uint8Array({ minLength: count * itemsize, maxLength: count * itemsize })
+    const bytes =
+      dtype === 'bool'
+        ? fc.uint8Array({ min: 0, max: 1, minLength: count, maxLength: count })
+        : fc.uint8Array({ minLength: count * itemsize, maxLength: count * itemsize })
     return bytes.map((b) => NDArray.fromBytes(dtype, shape, b))
   })
 
@@ -44,7 +53,11 @@ describe('ndarray TS → Python → TS', () => {
     expect(back).toHaveLength(samples.length)
     samples.forEach((sent, i) => {
       const got = back[i]!
-      expect([got.dtype, got.shape, hex(got.bytes)]).toEqual([sent.dtype, sent.shape, hex(sent.bytes)])
+      expect([got.dtype, got.shape, hex(got.bytes)]).toEqual([
+        sent.dtype,
+        sent.shape,
+        hex(sent.bytes),
+      ])
     })
   })
 
@@ -71,11 +84,23 @@ describe('ndarray values', () => {
   })
 
   const bad: [string, unknown, RegExp][] = [
-    ['wrong byte count', [[2, 3], new Float32Array(5)], /^v: shape \[2,3\] of float32 needs 24 bytes, got 20$/],
-    ['negative dimension', [[-1], new Uint8Array(0)], /^v\.shape: dimensions must be non-negative integers/],
+    [
+      'wrong byte count',
+      [[2, 3], new Float32Array(5)],
+      /^v: shape \[2,3\] of float32 needs 24 bytes, got 20$/,
+    ],
+    [
+      'negative dimension',
+      [[-1], new Uint8Array(0)],
+      /^v\.shape: dimensions must be non-negative integers/,
+    ],
     ['not a pair', 'nope', /^v: tag 40 must hold \[dimensions, elements\]$/],
     ['mixed classic array', [[2], [1, 'a']], /only numbers, only booleans or only strings/],
-    ['too many dimensions', [new Array(33).fill(1), new Uint8Array(1)], /33 dimensions, over the limit of 32/],
+    [
+      'too many dimensions',
+      [new Array(33).fill(1), new Uint8Array(1)],
+      /33 dimensions, over the limit of 32/,
+    ],
     ['too many elements', [[2 ** 20, 2 ** 20], new Uint8Array(0)], /more than 2147483648 elements/],
   ]
   for (const [name, content, message] of bad) {
@@ -87,6 +112,8 @@ describe('ndarray values', () => {
   }
 
   test('an unknown tag is named', () => {
-    expect(() => decodeKind(new Uint8Array([0xd9, 0x03, 0xe7, 0x01]))).toThrow(/^v: unknown CBOR tag 999/)
+    expect(() => decodeKind(new Uint8Array([0xd9, 0x03, 0xe7, 0x01]))).toThrow(
+      /^v: unknown CBOR tag 999/,
+    )
   })
 })

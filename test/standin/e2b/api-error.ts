@@ -3,6 +3,11 @@
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 
-export function apiError(c: Context, status: ContentfulStatusCode, message: string, headers: Record<string, string> = {}): Response {
+export function apiError(
+  c: Context,
+  status: ContentfulStatusCode,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
   return c.json({ code: status, message }, status, headers)
 }

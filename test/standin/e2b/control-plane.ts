@@ -5,7 +5,13 @@ import { timingSafeEqual } from 'node:crypto'
 import { Hono, type Context } from 'hono'
 import { apiError } from './api-error.ts'
 import type { CallLog } from './calls.ts'
-import { CreateRefused, DEFAULT_CONNECT_TIMEOUT_SECONDS, newSandboxId, parseCreateRequest, parseTimeout } from './create-request.ts'
+import {
+  CreateRefused,
+  DEFAULT_CONNECT_TIMEOUT_SECONDS,
+  newSandboxId,
+  parseCreateRequest,
+  parseTimeout,
+} from './create-request.ts'
 import { applyFaultPatch, takeOne, type Faults } from './faults.ts'
 import type { Isolation } from './isolation.ts'
 import { BadListQuery, listPage, parseListQuery } from './listing.ts'
@@ -54,16 +60,20 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
       if (!path.includes(':id')) return handler(c, null)
       const id = c.req.param('id')!
       const sandbox = registry.get(id)
-      if (!sandbox || faults.notFoundIds.includes(id)) return apiError(c, 404, `sandbox "${id}" doesn't exist or you don't have access to it`)
+      if (!sandbox || faults.notFoundIds.includes(id))
+        return apiError(c, 404, `sandbox "${id}" doesn't exist or you don't have access to it`)
       return handler(c, sandbox)
     })
 
   route('POST', '/v2/sandboxes', async (c) => {
     const body = await readJson(c)
     calls.creates.push(body)
-    if (takeOne(faults, 'serviceUnavailableCreates')) return apiError(c, 503, 'Service temporarily unavailable, the cluster is at capacity')
+    if (takeOne(faults, 'serviceUnavailableCreates'))
+      return apiError(c, 503, 'Service temporarily unavailable, the cluster is at capacity')
     if (takeOne(faults, 'rateLimitCreates')) {
-      return apiError(c, 429, 'Rate limit exceeded, please try again later', { 'Retry-After': String(faults.retryAfterSeconds) })
+      return apiError(c, 429, 'Rate limit exceeded, please try again later', {
+        'Retry-After': String(faults.retryAfterSeconds),
+      })
     }
     let spec: ReturnType<typeof parseCreateRequest>
     try {
@@ -72,8 +82,15 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
       if (error instanceof CreateRefused) return apiError(c, error.status, error.message)
       throw error
     }
-    if (faults.maxConcurrent !== null && registry.countRunning() + registry.bootingCount >= faults.maxConcurrent) {
-      return apiError(c, 429, `You have reached the maximum number of concurrent E2B sandboxes (${faults.maxConcurrent}). If you need more, please contact us at 'https://e2b.dev/docs/getting-help'`)
+    if (
+      faults.maxConcurrent !== null &&
+      registry.countRunning() + registry.bootingCount >= faults.maxConcurrent
+    ) {
+      return apiError(
+        c,
+        429,
+        `You have reached the maximum number of concurrent E2B sandboxes (${faults.maxConcurrent}). If you need more, please contact us at 'https://e2b.dev/docs/getting-help'`,
+      )
     }
     const boot = (async () => {
       if (faults.slowCreateMs > 0) await Bun.sleep(faults.slowCreateMs)
@@ -90,13 +107,17 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   })
 
   route('POST', '/v2/sandboxes/:id/connect', async (c, sandbox) => {
-    const seconds = parseTimeout(((await readJson(c)) as { timeout?: unknown } | null)?.timeout, DEFAULT_CONNECT_TIMEOUT_SECONDS)
+    const seconds = parseTimeout(
+      ((await readJson(c)) as { timeout?: unknown } | null)?.timeout,
+      DEFAULT_CONNECT_TIMEOUT_SECONDS,
+    )
     if (sandbox!.state === 'paused') {
       registry.resume(sandbox!, seconds)
       return c.json(sandboxShape(sandbox!), 201)
     }
     // Connecting only ever extends a running sandbox's life.
-    if (sandbox!.endAt.getTime() < Date.now() + seconds * 1000) registry.setTimeout(sandbox!, seconds)
+    if (sandbox!.endAt.getTime() < Date.now() + seconds * 1000)
+      registry.setTimeout(sandbox!, seconds)
     return c.json(sandboxShape(sandbox!), 200)
   })
 
@@ -121,18 +142,23 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
     const body = (await readJson(c)) as { timeout?: unknown } | null
     if (body?.timeout === undefined) return apiError(c, 400, 'timeout: required')
     const seconds = parseTimeout(body.timeout, 0)
-    if (sandbox!.state === 'paused') return apiError(c, 404, `sandbox "${sandbox!.id}" is paused, it has no timeout to set`)
+    if (sandbox!.state === 'paused')
+      return apiError(c, 404, `sandbox "${sandbox!.id}" is paused, it has no timeout to set`)
     registry.setTimeout(sandbox!, seconds)
     return c.body(null, 204)
   })
 
   route('POST', '/sandboxes/:id/pause', (c, sandbox) => {
-    if (sandbox!.state === 'paused') return apiError(c, 409, `sandbox "${sandbox!.id}" is already paused`)
+    if (sandbox!.state === 'paused')
+      return apiError(c, 409, `sandbox "${sandbox!.id}" is already paused`)
     registry.pause(sandbox!)
     return c.body(null, 204)
   })
 
-  for (const [method, path] of UNSUPPORTED) route(method, path, (c) => apiError(c, 501, `${method} ${path} is not served by the E2B stand-in`))
+  for (const [method, path] of UNSUPPORTED)
+    route(method, path, (c) =>
+      apiError(c, 501, `${method} ${path} is not served by the E2B stand-in`),
+    )
 
   app.get('/_standin/faults', (c) => c.json(faults))
   app.post('/_standin/faults', async (c) => {
@@ -152,7 +178,11 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   return app
 }
 
-function listResponse(c: Context, sandboxes: StandinSandbox[], query: Record<string, string | undefined>): Response {
+function listResponse(
+  c: Context,
+  sandboxes: StandinSandbox[],
+  query: Record<string, string | undefined>,
+): Response {
   let listed: ReturnType<typeof listPage>
   try {
     listed = listPage(sandboxes, parseListQuery(query))
@@ -160,7 +190,9 @@ function listResponse(c: Context, sandboxes: StandinSandbox[], query: Record<str
     if (error instanceof BadListQuery) return apiError(c, 400, error.message)
     throw error
   }
-  const headers: Record<string, string> = { 'X-Total-Running': String(sandboxes.filter((s) => s.state === 'running').length) }
+  const headers: Record<string, string> = {
+    'X-Total-Running': String(sandboxes.filter((s) => s.state === 'running').length),
+  }
   if (listed.nextToken) headers['X-Next-Token'] = listed.nextToken
   return c.json(listed.page.map(listedShape), 200, headers)
 }

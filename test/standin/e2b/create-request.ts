@@ -21,9 +21,11 @@ export class CreateRefused extends Error {
 }
 
 export function parseCreateRequest(body: unknown): SandboxSpec {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new CreateRefused(400, 'the body must be a JSON object')
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new CreateRefused(400, 'the body must be a JSON object')
   const fields = body as Record<string, unknown>
-  if (typeof fields.templateID !== 'string' || fields.templateID === '') throw new CreateRefused(400, 'templateID: required')
+  if (typeof fields.templateID !== 'string' || fields.templateID === '')
+    throw new CreateRefused(400, 'templateID: required')
   const kind = templateKind(fields.templateID)
   if (!kind) throw new CreateRefused(404, `template '${fields.templateID}' not found`)
   const network = optionalObject(fields.network, 'network')
@@ -34,7 +36,8 @@ export function parseCreateRequest(body: unknown): SandboxSpec {
     envVars: stringMap(fields.envVars, 'envVars'),
     timeoutSeconds: parseTimeout(fields.timeout, DEFAULT_TIMEOUT_SECONDS),
     autoPause: optionalBoolean(fields.autoPause, 'autoPause') ?? false,
-    allowInternetAccess: optionalBoolean(fields.allow_internet_access, 'allow_internet_access') ?? null,
+    allowInternetAccess:
+      optionalBoolean(fields.allow_internet_access, 'allow_internet_access') ?? null,
     network,
     // The v2 API secures every sandbox; an explicit `secure: false` (v1's switch) turns it off.
     envdAccessToken: optionalBoolean(fields.secure, 'secure') === false ? null : newToken(),
@@ -45,15 +48,27 @@ export function parseCreateRequest(body: unknown): SandboxSpec {
 /** A timeout in seconds as the API takes it; `fallback` when absent. */
 export function parseTimeout(value: unknown, fallback: number): number {
   if (value === undefined || value === null) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMEOUT_SECONDS) {
-    throw new CreateRefused(400, `timeout: must be a whole number of seconds from 0 to ${MAX_TIMEOUT_SECONDS}`)
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < 0 ||
+    value > MAX_TIMEOUT_SECONDS
+  ) {
+    throw new CreateRefused(
+      400,
+      `timeout: must be a whole number of seconds from 0 to ${MAX_TIMEOUT_SECONDS}`,
+    )
   }
   return value
 }
 
 function stringMap(value: unknown, name: string): Record<string, string> {
   if (value === undefined || value === null) return {}
-  if (typeof value !== 'object' || Array.isArray(value) || !Object.values(value).every((v) => typeof v === 'string')) {
+  if (
+    typeof value !== 'object' ||
+    Array.isArray(value) ||
+    !Object.values(value).every((v) => typeof v === 'string')
+  ) {
     throw new CreateRefused(400, `${name}: must be an object of strings`)
   }
   return { ...(value as Record<string, string>) }
@@ -61,7 +76,8 @@ function stringMap(value: unknown, name: string): Record<string, string> {
 
 function optionalObject(value: unknown, name: string): Record<string, unknown> | null {
   if (value === undefined || value === null) return null
-  if (typeof value !== 'object' || Array.isArray(value)) throw new CreateRefused(400, `${name}: must be an object`)
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new CreateRefused(400, `${name}: must be an object`)
   return value as Record<string, unknown>
 }
 

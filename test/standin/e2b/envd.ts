@@ -37,19 +37,30 @@ envd.post('/files', async (c) => {
     const files = form.getAll('file').filter((part): part is File => typeof part !== 'string')
     if (files.length === 0) return apiError(c, 400, 'the form holds no "file" part')
     // A single upload is named by the query; several are named by their parts' filenames.
-    for (const file of files) write(queryPath ?? file.name, new Uint8Array(await file.arrayBuffer()))
+    for (const file of files)
+      write(queryPath ?? file.name, new Uint8Array(await file.arrayBuffer()))
   } else if (contentType.startsWith('application/octet-stream')) {
     if (!queryPath) return apiError(c, 400, 'path: required for an octet-stream upload')
     let data = new Uint8Array(await c.req.arrayBuffer())
     if (c.req.header('Content-Encoding') === 'gzip') data = Bun.gunzipSync(data)
     write(queryPath, data)
   } else {
-    return apiError(c, 400, `unsupported upload Content-Type '${contentType}': use multipart/form-data or application/octet-stream`)
+    return apiError(
+      c,
+      400,
+      `unsupported upload Content-Type '${contentType}': use multipart/form-data or application/octet-stream`,
+    )
   }
   return c.json(written)
 })
 
-envd.all('*', (c) => apiError(c, 501, `envd ${c.req.method} ${c.req.path} is not served by the E2B stand-in (only /files and /health)`))
+envd.all('*', (c) =>
+  apiError(
+    c,
+    501,
+    `envd ${c.req.method} ${c.req.path} is not served by the E2B stand-in (only /files and /health)`,
+  ),
+)
 
 envd.onError((error, c: Context) => {
   if (error instanceof PathRefused) return apiError(c, error.status, error.message)

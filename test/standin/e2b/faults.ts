@@ -38,18 +38,23 @@ const validators: { [K in keyof Faults]: (value: unknown) => string | null } = {
   retryAfterSeconds: (v) => (count(v) ? null : 'must be a whole number of seconds >= 0'),
   unauthorized: (v) => (typeof v === 'boolean' ? null : 'must be true or false'),
   serviceUnavailableCreates: (v) => (count(v) ? null : 'must be a whole number >= 0'),
-  notFoundIds: (v) => (Array.isArray(v) && v.every((id) => typeof id === 'string') ? null : 'must be an array of sandbox ids'),
+  notFoundIds: (v) =>
+    Array.isArray(v) && v.every((id) => typeof id === 'string')
+      ? null
+      : 'must be an array of sandbox ids',
   slowCreateMs: (v) => (count(v) ? null : 'must be a whole number of milliseconds >= 0'),
   maxConcurrent: (v) => (v === null || count(v) ? null : 'must be a whole number >= 0 or null'),
 }
 
 /** Applies a partial update in place; throws with every bad field named, changing nothing. */
 export function applyFaultPatch(faults: Faults, patch: unknown): void {
-  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new Error('the body must be a JSON object of fault switches')
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch))
+    throw new Error('the body must be a JSON object of fault switches')
   const problems: string[] = []
   for (const [name, value] of Object.entries(patch)) {
     const validate = validators[name as keyof Faults]
-    if (!validate) problems.push(`${name}: unknown switch (known: ${Object.keys(validators).join(', ')})`)
+    if (!validate)
+      problems.push(`${name}: unknown switch (known: ${Object.keys(validators).join(', ')})`)
     else {
       const problem = validate(value)
       if (problem) problems.push(`${name}: ${problem}`)
@@ -60,7 +65,10 @@ export function applyFaultPatch(faults: Faults, patch: unknown): void {
 }
 
 /** Takes one from a countdown switch: true if this call is one of the n to fail. */
-export function takeOne(faults: Faults, name: 'rateLimitCreates' | 'serviceUnavailableCreates'): boolean {
+export function takeOne(
+  faults: Faults,
+  name: 'rateLimitCreates' | 'serviceUnavailableCreates',
+): boolean {
   if (faults[name] <= 0) return false
   faults[name]--
   return true

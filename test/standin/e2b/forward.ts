@@ -2,7 +2,17 @@
 // ways, to the server behind that port inside the sandbox (a Unix socket on the host).
 
 /** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1). */
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']
+const HOP_BY_HOP = [
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]
 /** Meant for E2B's edge, not for the code in the sandbox. */
 const EDGE_ONLY = ['e2b-traffic-access-token', 'x-access-token']
 
@@ -26,5 +36,9 @@ export async function forwardToSocket(request: Request, socketPath: string): Pro
     answer.delete('content-encoding')
     answer.delete('content-length')
   }
-  return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers: answer })
+  return new Response(upstream.body, {
+    status: upstream.status,
+    statusText: upstream.statusText,
+    headers: answer,
+  })
 }

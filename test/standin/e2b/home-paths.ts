@@ -1,7 +1,18 @@
 // Sandbox paths → host paths for envd's file API. Only /home/user exists on the host side
 // (the sandbox's writable home); and since the code inside may plant symlinks there, no
 // symlink is followed: the stand-in must never read or write outside the home on the host.
-import { chownSync, closeSync, constants, fchownSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs'
+import {
+  chownSync,
+  closeSync,
+  constants,
+  fchownSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  writeSync,
+} from 'node:fs'
 import { join, posix } from 'node:path'
 import { SANDBOX_HOME_DIR } from '../../../src/backends/local/bubblewrap.ts'
 
@@ -24,14 +35,18 @@ export function sandboxPath(path: string): string {
 function hostPath(homeDir: string, path: string): { host: string; parts: string[] } {
   const absolute = sandboxPath(path)
   if (absolute !== SANDBOX_HOME_DIR && !absolute.startsWith(`${SANDBOX_HOME_DIR}/`)) {
-    throw new PathRefused(400, `${absolute}: the E2B stand-in serves files under ${SANDBOX_HOME_DIR} only`)
+    throw new PathRefused(
+      400,
+      `${absolute}: the E2B stand-in serves files under ${SANDBOX_HOME_DIR} only`,
+    )
   }
   const parts = absolute.slice(SANDBOX_HOME_DIR.length).split('/').filter(Boolean)
   let host = homeDir
   for (const part of parts) {
     host = join(host, part)
     try {
-      if (lstatSync(host).isSymbolicLink()) throw new PathRefused(400, `${absolute}: the stand-in does not follow symlinks`)
+      if (lstatSync(host).isSymbolicLink())
+        throw new PathRefused(400, `${absolute}: the stand-in does not follow symlinks`)
     } catch (error) {
       if (error instanceof PathRefused) throw error
       break // the rest does not exist yet
@@ -65,7 +80,12 @@ export function readHomeFile(homeDir: string, path: string): Uint8Array {
 }
 
 /** Writes (or overwrites) a file, making its directories; `owner` gets them if set. */
-export function writeHomeFile(homeDir: string, path: string, data: Uint8Array, owner: number | null): string {
+export function writeHomeFile(
+  homeDir: string,
+  path: string,
+  data: Uint8Array,
+  owner: number | null,
+): string {
   const { host, parts } = hostPath(homeDir, path)
   if (parts.length === 0) throw new PathRefused(400, `${SANDBOX_HOME_DIR}: is a directory`)
   let dir = homeDir
@@ -76,14 +96,22 @@ export function writeHomeFile(homeDir: string, path: string, data: Uint8Array, o
       if (owner !== null) chownSync(dir, owner, owner)
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-      if (!lstatSync(dir).isDirectory()) throw new PathRefused(400, `${sandboxPath(path)}: a parent is not a directory`)
+      if (!lstatSync(dir).isDirectory())
+        throw new PathRefused(400, `${sandboxPath(path)}: a parent is not a directory`)
     }
   }
   let fd: number
   try {
-    fd = openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644)
+    fd = openSync(
+      host,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+      0o644,
+    )
   } catch (error) {
-    throw new PathRefused(400, `${sandboxPath(path)}: cannot write (${(error as NodeJS.ErrnoException).code})`)
+    throw new PathRefused(
+      400,
+      `${sandboxPath(path)}: cannot write (${(error as NodeJS.ErrnoException).code})`,
+    )
   }
   try {
     let offset = 0

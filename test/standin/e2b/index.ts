@@ -65,7 +65,14 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     hostname: '127.0.0.1',
     port: options.apiPort ?? 0,
     idleTimeout: 0, // a slow create (slowCreateMs, a runtime's boot) may take longer than Bun's default 10 s
-    fetch: controlPlane({ apiKey, registry, faults, calls, isolation, bootTimeoutMs: options.bootTimeoutMs ?? 30_000 }).fetch,
+    fetch: controlPlane({
+      apiKey,
+      registry,
+      faults,
+      calls,
+      isolation,
+      bootTimeoutMs: options.bootTimeoutMs ?? 30_000,
+    }).fetch,
   })
   const edge = Bun.serve({
     hostname: '127.0.0.1',
@@ -75,7 +82,10 @@ export async function startStandin(options: StandinOptions = {}): Promise<Standi
     // A response broken off on purpose (its sandbox was killed mid-stream) is no error of
     // ours: answered quietly here, and development mode would print it anyway.
     development: false,
-    error: (error) => (error.message === SANDBOX_KILLED ? new Response(null, { status: 502 }) : new Response(error.message, { status: 500 })),
+    error: (error) =>
+      error.message === SANDBOX_KILLED
+        ? new Response(null, { status: 502 })
+        : new Response(error.message, { status: 500 }),
   })
   let stopping: Promise<void> | null = null
   return {

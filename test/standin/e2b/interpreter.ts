@@ -18,14 +18,30 @@ interpreter.post('/execute', async (c) => {
     return apiError(c, 400, 'the body is not valid JSON')
   }
   if (typeof body.code !== 'string') return apiError(c, 400, 'code: required, a string')
-  if (body.language != null && body.language !== 'python') return apiError(c, 400, `language '${String(body.language)}': the stand-in runs python only`)
-  if (body.context_id != null) return apiError(c, 404, `context '${String(body.context_id)}' not found: the stand-in has the default context only`)
+  if (body.language != null && body.language !== 'python')
+    return apiError(c, 400, `language '${String(body.language)}': the stand-in runs python only`)
+  if (body.context_id != null)
+    return apiError(
+      c,
+      404,
+      `context '${String(body.context_id)}' not found: the stand-in has the default context only`,
+    )
   const envVars = body.env_vars ?? {}
-  if (typeof envVars !== 'object' || Array.isArray(envVars) || !Object.values(envVars).every((v) => typeof v === 'string')) {
+  if (
+    typeof envVars !== 'object' ||
+    Array.isArray(envVars) ||
+    !Object.values(envVars).every((v) => typeof v === 'string')
+  ) {
     return apiError(c, 400, 'env_vars: must be an object of strings')
   }
   const stream = c.env.sandbox.codeKernel().execute(body.code, envVars as Record<string, string>)
   return new Response(stream, { headers: { 'Content-Type': 'application/x-ndjson' } })
 })
 
-interpreter.all('*', (c) => apiError(c, 501, `code interpreter ${c.req.method} ${c.req.path} is not served by the E2B stand-in (only /execute)`))
+interpreter.all('*', (c) =>
+  apiError(
+    c,
+    501,
+    `code interpreter ${c.req.method} ${c.req.path} is not served by the E2B stand-in (only /execute)`,
+  ),
+)

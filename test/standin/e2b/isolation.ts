@@ -4,7 +4,13 @@
 import type { Subprocess } from 'bun'
 import { existsSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { bubblewrapAvailable, bubblewrapCommand, SANDBOX_HOME_DIR, SANDBOX_PATHS, SANDBOX_SOCKET_DIR } from '../../../src/backends/local/bubblewrap.ts'
+import {
+  bubblewrapAvailable,
+  bubblewrapCommand,
+  SANDBOX_HOME_DIR,
+  SANDBOX_PATHS,
+  SANDBOX_SOCKET_DIR,
+} from '../../../src/backends/local/bubblewrap.ts'
 import { workerEnvironment } from '../../../src/backends/local/worker.ts'
 
 const PROJECT_ROOT = resolve(import.meta.dir, '../../..')
@@ -25,13 +31,25 @@ export interface IsolationOptions {
 }
 
 export function resolveIsolation(options: IsolationOptions): Isolation {
-  const python = options.python ?? process.env.BLOCKGATE_PYTHON ?? join(PROJECT_ROOT, '.venv/bin/python')
-  if (!existsSync(python)) throw new Error(`no Python interpreter at ${python}: run \`npm run setup\` or set BLOCKGATE_PYTHON`)
-  const unsandboxed = options.unsandboxed ?? ['1', 'true'].includes(process.env.BLOCKGATE_ALLOW_UNSANDBOXED ?? '')
+  const python =
+    options.python ?? process.env.BLOCKGATE_PYTHON ?? join(PROJECT_ROOT, '.venv/bin/python')
+  if (!existsSync(python))
+    throw new Error(
+      `no Python interpreter at ${python}: run \`npm run setup\` or set BLOCKGATE_PYTHON`,
+    )
+  const unsandboxed =
+    options.unsandboxed ?? ['1', 'true'].includes(process.env.BLOCKGATE_ALLOW_UNSANDBOXED ?? '')
   if (!unsandboxed && !bubblewrapAvailable()) {
-    throw new Error('the E2B stand-in runs sandboxes inside bubblewrap, and `bwrap` is not on PATH: install bubblewrap, or pass { unsandboxed: true } / set BLOCKGATE_ALLOW_UNSANDBOXED=1 to run them on the host without isolation')
+    throw new Error(
+      'the E2B stand-in runs sandboxes inside bubblewrap, and `bwrap` is not on PATH: install bubblewrap, or pass { unsandboxed: true } / set BLOCKGATE_ALLOW_UNSANDBOXED=1 to run them on the host without isolation',
+    )
   }
-  return { sandboxed: !unsandboxed, python, pythonHome: pythonHome(python), runtimeDir: options.runtimeDir ?? join(PROJECT_ROOT, 'template') }
+  return {
+    sandboxed: !unsandboxed,
+    python,
+    pythonHome: pythonHome(python),
+    runtimeDir: options.runtimeDir ?? join(PROJECT_ROOT, 'template'),
+  }
 }
 
 /** Where things are as the sandboxed process sees them (inside bubblewrap, or the host's own paths). */
@@ -56,10 +74,24 @@ export interface LaunchSpec {
 }
 
 /** Starts one sandbox process in a process group of its own, so it can be killed as a group. */
-export function launch(isolation: Isolation, dirs: SandboxDirs, spec: LaunchSpec): Subprocess<'pipe' | 'ignore', 'pipe' | 'ignore', 'pipe'> {
+export function launch(
+  isolation: Isolation,
+  dirs: SandboxDirs,
+  spec: LaunchSpec,
+): Subprocess<'pipe' | 'ignore', 'pipe' | 'ignore', 'pipe'> {
   const at: Places = isolation.sandboxed
-    ? { python: join(SANDBOX_PATHS.venv, 'bin', basename(isolation.python)), runtimeDir: SANDBOX_PATHS.runtimeDir, socketDir: SANDBOX_SOCKET_DIR, home: SANDBOX_HOME_DIR }
-    : { python: isolation.python, runtimeDir: isolation.runtimeDir, socketDir: dirs.socketDir, home: dirs.homeDir }
+    ? {
+        python: join(SANDBOX_PATHS.venv, 'bin', basename(isolation.python)),
+        runtimeDir: SANDBOX_PATHS.runtimeDir,
+        socketDir: SANDBOX_SOCKET_DIR,
+        home: SANDBOX_HOME_DIR,
+      }
+    : {
+        python: isolation.python,
+        runtimeDir: isolation.runtimeDir,
+        socketDir: dirs.socketDir,
+        home: dirs.homeDir,
+      }
   const env = { ...workerEnvironment(at.runtimeDir), HOME: at.home, ...spec.env }
   const command = spec.command(at)
   const cmd = isolation.sandboxed
@@ -78,12 +110,21 @@ export function launch(isolation: Isolation, dirs: SandboxDirs, spec: LaunchSpec
         env,
       )
     : command
-  return Bun.spawn({ cmd, cwd: isolation.runtimeDir, env, stdin: spec.stdin, stdout: spec.stdout, stderr: 'pipe', detached: true })
+  return Bun.spawn({
+    cmd,
+    cwd: isolation.runtimeDir,
+    env,
+    stdin: spec.stdin,
+    stdout: spec.stdout,
+    stderr: 'pipe',
+    detached: true,
+  })
 }
 
 /** The interpreter's `sys.base_prefix`: the standard library the sandbox must see. */
 function pythonHome(python: string): string {
   const result = Bun.spawnSync({ cmd: [python, '-c', 'import sys; print(sys.base_prefix)'] })
-  if (result.exitCode !== 0) throw new Error(`${python} did not run: ${result.stderr.toString().trim()}`)
+  if (result.exitCode !== 0)
+    throw new Error(`${python} did not run: ${result.stderr.toString().trim()}`)
   return result.stdout.toString().trim()
 }

@@ -98,7 +98,9 @@ class Kernel:
             self._stderr.flush()
             if value is not None:
                 self._channel.send({"type": "result", "text": repr(value), "is_main_result": True})
-        except BaseException as error:  # the code's SystemExit or KeyboardInterrupt must not end the kernel
+        except (
+            BaseException
+        ) as error:  # the code's SystemExit or KeyboardInterrupt must not end the kernel
             self._stdout.flush()
             self._stderr.flush()
             self._channel.send(
@@ -128,7 +130,9 @@ class Kernel:
         exec(self._compile(tree, filename, "exec"), self._namespace)
         if last is None:
             return None
-        return eval(self._compile(ast.Expression(body=last.value), filename, "eval"), self._namespace)
+        return eval(
+            self._compile(ast.Expression(body=last.value), filename, "eval"), self._namespace
+        )
 
     @staticmethod
     def _compile(tree: ast.AST, filename: str, mode: str) -> CodeType:
@@ -162,7 +166,9 @@ def main() -> None:
             if not isinstance(code, str) or not isinstance(env_vars, dict):
                 raise ValueError("code must be a string and env_vars an object")
         except (ValueError, KeyError, TypeError) as error:
-            channel.send({"type": "error", "name": "BadRequest", "value": str(error), "traceback": ""})
+            channel.send(
+                {"type": "error", "name": "BadRequest", "value": str(error), "traceback": ""}
+            )
         else:
             kernel.execute(code, {str(k): str(v) for k, v in env_vars.items()})
         channel.send({"type": "end_of_execution"})

@@ -36,7 +36,10 @@ export class Kernel {
       failStart = reject
     })
     this.ready.catch(() => {}) // a kernel nobody waited for may fail quietly
-    const timer = setTimeout(() => failStart(new Error(`the kernel did not start within ${KERNEL_START_TIMEOUT_MS} ms`)), KERNEL_START_TIMEOUT_MS)
+    const timer = setTimeout(
+      () => failStart(new Error(`the kernel did not start within ${KERNEL_START_TIMEOUT_MS} ms`)),
+      KERNEL_START_TIMEOUT_MS,
+    )
     void this.pumpEvents((event) => {
       if (event.type === 'ready') {
         clearTimeout(timer)
@@ -46,9 +49,18 @@ export class Kernel {
     void proc.exited.then(() => {
       this.exited = true
       clearTimeout(timer)
-      failStart(new Error(`the kernel exited: ${this.stderr.text() || `code ${proc.exitCode}, signal ${proc.signalCode}`}`))
+      failStart(
+        new Error(
+          `the kernel exited: ${this.stderr.text() || `code ${proc.exitCode}, signal ${proc.signalCode}`}`,
+        ),
+      )
       if (this.sandboxGone) return this.cut?.() // as in E2B: the connection drops with the sandbox
-      this.sink?.({ type: 'error', name: 'KernelDied', value: `the kernel process exited: ${this.stderr.text()}`, traceback: '' })
+      this.sink?.({
+        type: 'error',
+        name: 'KernelDied',
+        value: `the kernel process exited: ${this.stderr.text()}`,
+        traceback: '',
+      })
       this.sink?.({ type: 'end_of_execution' })
     })
   }
@@ -104,7 +116,12 @@ export class Kernel {
         try {
           await this.ready
         } catch (error) {
-          emit({ type: 'error', name: 'KernelUnavailable', value: (error as Error).message, traceback: '' })
+          emit({
+            type: 'error',
+            name: 'KernelUnavailable',
+            value: (error as Error).message,
+            traceback: '',
+          })
           emit({ type: 'end_of_execution' })
           return end()
         }
@@ -119,7 +136,12 @@ export class Kernel {
           finished()
         }
         if (this.exited) {
-          emit({ type: 'error', name: 'KernelDied', value: 'the kernel process is not running', traceback: '' })
+          emit({
+            type: 'error',
+            name: 'KernelDied',
+            value: 'the kernel process is not running',
+            traceback: '',
+          })
           emit({ type: 'end_of_execution' })
           return end()
         }
@@ -160,7 +182,12 @@ export class Kernel {
 function parseEvent(line: string): KernelEvent | null {
   try {
     const value: unknown = JSON.parse(line)
-    if (typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string') return value as KernelEvent
+    if (
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as { type?: unknown }).type === 'string'
+    )
+      return value as KernelEvent
   } catch {
     // not JSON
   }

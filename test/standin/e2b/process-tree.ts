@@ -59,7 +59,10 @@ export function signalAll(pids: number[], signal: NodeJS.Signals): void {
 }
 
 /** SIGKILLs a sandbox process with its whole process group (it leads a session of its own). */
-export function killGroup(proc: { pid: number; kill(signal?: number | NodeJS.Signals): void }): void {
+export function killGroup(proc: {
+  pid: number
+  kill(signal?: number | NodeJS.Signals): void
+}): void {
   try {
     process.kill(-proc.pid, 'SIGKILL')
   } catch {

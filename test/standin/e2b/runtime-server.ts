@@ -23,9 +23,19 @@ export class RuntimeServer {
   }
 
   /** Starts the server and resolves once GET /health answers; kills it and throws if it does not. */
-  static async start(isolation: Isolation, dirs: SandboxDirs, timeoutMs: number): Promise<RuntimeServer> {
+  static async start(
+    isolation: Isolation,
+    dirs: SandboxDirs,
+    timeoutMs: number,
+  ): Promise<RuntimeServer> {
     const proc = launch(isolation, dirs, {
-      command: (at) => [at.python, '-m', 'runtime.server', '--unix-socket', join(at.socketDir, SOCKET_NAME)],
+      command: (at) => [
+        at.python,
+        '-m',
+        'runtime.server',
+        '--unix-socket',
+        join(at.socketDir, SOCKET_NAME),
+      ],
       stdin: 'ignore',
       stdout: 'ignore',
     }) as Subprocess<'ignore', 'ignore', 'pipe'>
@@ -59,9 +69,15 @@ export class RuntimeServer {
   private async waitHealthy(timeoutMs: number): Promise<void> {
     const deadline = performance.now() + timeoutMs
     while (performance.now() < deadline) {
-      if (!this.alive) throw new Error(`the runtime server exited before it was healthy: ${this.stderr.text() || `code ${this.proc.exitCode}`}`)
+      if (!this.alive)
+        throw new Error(
+          `the runtime server exited before it was healthy: ${this.stderr.text() || `code ${this.proc.exitCode}`}`,
+        )
       try {
-        const response = await fetch('http://sandbox/health', { unix: this.socketPath, signal: AbortSignal.timeout(1000) })
+        const response = await fetch('http://sandbox/health', {
+          unix: this.socketPath,
+          signal: AbortSignal.timeout(1000),
+        })
         await response.body?.cancel()
         if (response.ok) return
       } catch {
@@ -69,6 +85,8 @@ export class RuntimeServer {
       }
       await Bun.sleep(HEALTH_POLL_MS)
     }
-    throw new Error(`the runtime server did not answer GET /health within ${timeoutMs} ms: ${this.stderr.text()}`)
+    throw new Error(
+      `the runtime server did not answer GET /health within ${timeoutMs} ms: ${this.stderr.text()}`,
+    )
   }
 }

@@ -48,11 +48,18 @@ export class StandinSandbox {
   }
 
   /** Boots the sandbox: returns once its template's servers answer, as a snapshot would. */
-  static async boot(id: string, spec: SandboxSpec, isolation: Isolation, startTimeoutMs: number): Promise<StandinSandbox> {
+  static async boot(
+    id: string,
+    spec: SandboxSpec,
+    isolation: Isolation,
+    startTimeoutMs: number,
+  ): Promise<StandinSandbox> {
     const sandbox = new StandinSandbox(id, spec, makeDirs(isolation), isolation)
     try {
-      if (spec.kind.kernelAtStart) sandbox.kernel = Kernel.start(isolation, sandbox.dirs, spec.envVars)
-      if (spec.kind.runtimeServer) sandbox.runtime = await RuntimeServer.start(isolation, sandbox.dirs, startTimeoutMs)
+      if (spec.kind.kernelAtStart)
+        sandbox.kernel = Kernel.start(isolation, sandbox.dirs, spec.envVars)
+      if (spec.kind.runtimeServer)
+        sandbox.runtime = await RuntimeServer.start(isolation, sandbox.dirs, startTimeoutMs)
       if (sandbox.kernel) await sandbox.kernel.ready
       return sandbox
     } catch (error) {
@@ -63,7 +70,8 @@ export class StandinSandbox {
 
   /** The kernel behind port 49999, started on first use for templates that do not start it. */
   codeKernel(): Kernel {
-    if (!this.kernel?.alive) this.kernel = Kernel.start(this.isolation, this.dirs, this.spec.envVars)
+    if (!this.kernel?.alive)
+      this.kernel = Kernel.start(this.isolation, this.dirs, this.spec.envVars)
     return this.kernel
   }
 
@@ -79,7 +87,9 @@ export class StandinSandbox {
 
   /** Every live process of the sandbox, its bubblewrap launchers included. */
   pids(): number[] {
-    return this.launchers().flatMap((pid) => processTree(pid)).filter(isAlive)
+    return this.launchers()
+      .flatMap((pid) => processTree(pid))
+      .filter(isAlive)
   }
 
   pause(): void {
@@ -105,7 +115,12 @@ export class StandinSandbox {
     signalAll(inside, 'SIGKILL') // the code inside runs in sessions of its own
     signalAll([...launchers, ...inside], 'SIGCONT') // a paused launcher must run to exit
     const stopped = Promise.all([this.kernel?.stopped(), this.runtime?.stopped()])
-    if ((await Promise.race([stopped.then(() => true), Bun.sleep(LAUNCHER_EXIT_WAIT_MS).then(() => false)])) === false) {
+    if (
+      (await Promise.race([
+        stopped.then(() => true),
+        Bun.sleep(LAUNCHER_EXIT_WAIT_MS).then(() => false),
+      ])) === false
+    ) {
       for (const child of [this.kernel, this.runtime]) child?.kill()
       await stopped
     }

@@ -13,7 +13,9 @@ export const RUNTIME_TEMPLATE_PREFIX = 'blockgate-runtime-'
 
 /** The template's kind, or null for a template E2B would not find. */
 export function templateKind(templateId: string): TemplateKind | null {
-  if (templateId === CODE_INTERPRETER_TEMPLATE || templateId === 'base') return { kernelAtStart: true, runtimeServer: false }
-  if (templateId.startsWith(RUNTIME_TEMPLATE_PREFIX)) return { kernelAtStart: false, runtimeServer: true }
+  if (templateId === CODE_INTERPRETER_TEMPLATE || templateId === 'base')
+    return { kernelAtStart: true, runtimeServer: false }
+  if (templateId.startsWith(RUNTIME_TEMPLATE_PREFIX))
+    return { kernelAtStart: false, runtimeServer: true }
   return null
 }

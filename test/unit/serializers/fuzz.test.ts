@@ -9,7 +9,15 @@ import { FakeBackend } from '../../support/fake-backend.ts'
 import { allGoldenVectors } from '../../support/vectors.ts'
 
 const app = createApp({
-  config: { defaultBackend: 'local', limits: { maxBodyBytes: 1 << 20, defaultTimeoutMs: 1000, maxTimeoutMs: 1000, queueTimeoutMs: 1000 } },
+  config: {
+    defaultBackend: 'local',
+    limits: {
+      maxBodyBytes: 1 << 20,
+      defaultTimeoutMs: 1000,
+      maxTimeoutMs: 1000,
+      queueTimeoutMs: 1000,
+    },
+  },
   backends: { local: new FakeBackend() },
 })
 
@@ -17,25 +25,47 @@ const app = createApp({
 function bodyWithRawInput(item: Uint8Array): Uint8Array {
   const prefix = encodeCbor({ code: { run_function_code: 'def run(self, x): pass' } })
   // prefix is a 1-entry map (0xa1 …); make it 2 entries and append "inputs": {"x": item}.
-  const tail = Buffer.concat([Buffer.from(encodeCbor('inputs')), Buffer.from([0xa1]), Buffer.from(encodeCbor('x')), Buffer.from(item)])
+  const tail = Buffer.concat([
+    Buffer.from(encodeCbor('inputs')),
+    Buffer.from([0xa1]),
+    Buffer.from(encodeCbor('x')),
+    Buffer.from(item),
+  ])
   return Buffer.concat([Buffer.from([0xa2]), Buffer.from(prefix.subarray(1)), tail])
 }
 
 async function statusFor(item: Uint8Array): Promise<{ status: number; message: string }> {
-  const response = await app.request('/v1/run', { method: 'POST', headers: { 'content-type': 'application/cbor' }, body: bodyWithRawInput(item) })
-  const answer = decodeCbor(new Uint8Array(await response.arrayBuffer())) as { error?: { message: string } }
+  const response = await app.request('/v1/run', {
+    method: 'POST',
+    headers: { 'content-type': 'application/cbor' },
+    body: bodyWithRawInput(item),
+  })
+  const answer = decodeCbor(new Uint8Array(await response.arrayBuffer())) as {
+    error?: { message: string }
+  }
   return { status: response.status, message: answer.error?.message ?? '' }
 }
 
 const vectors: Uint8Array[] = allGoldenVectors().map(({ raw }) => raw)
 
 const mutation = fc.oneof(
-  fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), value: fc.integer({ min: 0, max: 255 }) }),
+  fc.record({
+    kind: fc.constant('flip' as const),
+    at: fc.nat(),
+    value: fc.integer({ min: 0, max: 255 }),
+  }),
   fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
-  fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+  fc.record({
+    kind: fc.constant('insert' as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
+  }),
 )
 
-function mutate(vector: Uint8Array, steps: { kind: string; at: number; value?: number; bytes?: Uint8Array }[]): Uint8Array {
+function mutate(
+  vector: Uint8Array,
+  steps: { kind: string; at: number; value?: number; bytes?: Uint8Array }[],
+): Uint8Array {
   let out = Buffer.from(vector)
   for (const step of steps) {
     const at = out.length === 0 ? 0 : step.at % out.length
@@ -54,11 +84,15 @@ describe('decoder fuzzing', () => {
 
   test('mutated vectors get a 200 or a clean 400, nothing else', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...vectors), fc.array(mutation, { minLength: 1, maxLength: 4 }), async (vector, steps) => {
-        const { status, message } = await statusFor(mutate(vector, steps))
-        if (status !== 200 && status !== 400) throw new Error(`status ${status}: ${message}`)
-        if (status === 400) expect(message.length).toBeGreaterThan(5)
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(...vectors),
+        fc.array(mutation, { minLength: 1, maxLength: 4 }),
+        async (vector, steps) => {
+          const { status, message } = await statusFor(mutate(vector, steps))
+          if (status !== 200 && status !== 400) throw new Error(`status ${status}: ${message}`)
+          if (status === 400) expect(message.length).toBeGreaterThan(5)
+        },
+      ),
       { numRuns: 1500, seed: 7 },
     )
   })
