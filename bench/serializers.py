@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "template"), str(ROOT / "bench")]
 
 import cbor2  # noqa: E402
-
 from payloads import serialization_payloads  # noqa: E402
+
 from runtime.framing import frame_parts, read_frame  # noqa: E402
 from serializers.image.entity import WorkflowImageData  # noqa: E402
 from serializers.registry import decode_inputs, encode_outputs  # noqa: E402

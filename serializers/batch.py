@@ -7,7 +7,7 @@ blocks see it re-exported from runtime.entities.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Generic, Optional, TypeVar, overload
+from typing import Generic, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -22,7 +22,7 @@ class Batch(Sequence[T], Generic[T]):
     __slots__ = ("_content", "_indices")
 
     def __init__(
-        self, content: Sequence[T], indices: Optional[Sequence[tuple[int, ...]]] = None
+        self, content: Sequence[T], indices: Sequence[tuple[int, ...]] | None = None
     ) -> None:
         content = list(content)
         if indices is None:
@@ -46,8 +46,8 @@ class Batch(Sequence[T], Generic[T]):
     @overload
     def __getitem__(self, index: int) -> T: ...
     @overload
-    def __getitem__(self, index: slice) -> "Batch[T]": ...
-    def __getitem__(self, index: int | slice) -> T | "Batch[T]":
+    def __getitem__(self, index: slice) -> Batch[T]: ...
+    def __getitem__(self, index: int | slice) -> T | Batch[T]:
         if isinstance(index, slice):
             return Batch(self._content[index], self._indices[index])
         return self._content[index]
@@ -55,7 +55,7 @@ class Batch(Sequence[T], Generic[T]):
     def iter_with_indices(self) -> Iterator[tuple[tuple[int, ...], T]]:
         return zip(self._indices, self._content)
 
-    def remove_by_indices(self, indices_to_remove: set[tuple[int, ...]]) -> "Batch[T]":
+    def remove_by_indices(self, indices_to_remove: set[tuple[int, ...]]) -> Batch[T]:
         """A new batch without the elements whose index is in ``indices_to_remove``."""
         kept = [(i, c) for i, c in zip(self._indices, self._content) if i not in indices_to_remove]
         return Batch([c for _, c in kept], [i for i, _ in kept])

@@ -22,9 +22,9 @@ import numpy as np
 from cbor2 import CBORTag
 
 from .batch import Batch
-from .kind import Kind, KindError
 from .detections.codec import KIND as DETECTIONS
 from .image.codec import KIND as IMAGE
+from .kind import Kind, KindError
 from .ndarray.codec import KIND as NDARRAY
 from .video_metadata.codec import KIND as VIDEO_METADATA
 

@@ -35,7 +35,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -168,10 +168,10 @@ def _parameter_name(path: str) -> str:
 
 def _metadata(
     parent_id: str,
-    origin: Optional[OriginCoordinatesSystem],
-    root_id: Optional[str],
-    root_origin: Optional[OriginCoordinatesSystem],
-) -> tuple[ImageParentMetadata, Optional[ImageParentMetadata]]:
+    origin: OriginCoordinatesSystem | None,
+    root_id: str | None,
+    root_origin: OriginCoordinatesSystem | None,
+) -> tuple[ImageParentMetadata, ImageParentMetadata | None]:
     parent = ImageParentMetadata(parent_id=parent_id, origin_coordinates=origin)
     root = (
         None

@@ -16,7 +16,7 @@ import copy
 import datetime as dt
 import urllib.request
 from dataclasses import dataclass, replace
-from typing import Any, Optional, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -42,10 +42,10 @@ class OriginCoordinatesSystem:
 @dataclass(frozen=True)
 class ImageParentMetadata:
     parent_id: str
-    origin_coordinates: Optional[OriginCoordinatesSystem] = None
+    origin_coordinates: OriginCoordinatesSystem | None = None
 
 
-def image_format(data: Bytes) -> Optional[str]:
+def image_format(data: Bytes) -> str | None:
     """``jpeg``, ``png``, ``webp``, ``bmp`` or ``tiff`` by the magic bytes; None otherwise."""
     head = bytes(data[:12])
     if head.startswith(b"\xff\xd8\xff"):
@@ -115,13 +115,13 @@ class WorkflowImageData:
     def __init__(
         self,
         parent_metadata: ImageParentMetadata,
-        workflow_root_ancestor_metadata: Optional[ImageParentMetadata] = None,
-        image_reference: Optional[str] = None,
-        base64_image: Optional[str] = None,
-        numpy_image: Optional[np.ndarray] = None,
-        video_metadata: Optional[VideoMetadata] = None,
+        workflow_root_ancestor_metadata: ImageParentMetadata | None = None,
+        image_reference: str | None = None,
+        base64_image: str | None = None,
+        numpy_image: np.ndarray | None = None,
+        video_metadata: VideoMetadata | None = None,
         *,
-        encoded_image: Optional[Bytes] = None,
+        encoded_image: Bytes | None = None,
     ) -> None:
         if encoded_image is not None and len(encoded_image) == 0:
             raise ValueError("encoded_image is empty")
@@ -144,14 +144,14 @@ class WorkflowImageData:
         self._encoded_image = encoded_image
         # Pixels decoded from a source for a shape read only: not handed to a block, so the
         # source bytes still describe the image.
-        self._decoded: Optional[np.ndarray] = None
+        self._decoded: np.ndarray | None = None
 
     # --- derived copies ---------------------------------------------------------------
 
     @classmethod
     def copy_and_replace(
-        cls, origin_image_data: "WorkflowImageData", **kwargs: Any
-    ) -> "WorkflowImageData":
+        cls, origin_image_data: WorkflowImageData, **kwargs: Any
+    ) -> WorkflowImageData:
         """A new image like ``origin_image_data`` with the given fields replaced.
 
         Fields: numpy_image, base64_image, image_reference, tensor_image (giving any of
@@ -195,13 +195,13 @@ class WorkflowImageData:
     @classmethod
     def create_crop(
         cls,
-        origin_image_data: "WorkflowImageData",
+        origin_image_data: WorkflowImageData,
         crop_identifier: str,
         cropped_image: np.ndarray,
         offset_x: int,
         offset_y: int,
         preserve_video_metadata: bool = False,
-    ) -> "WorkflowImageData":
+    ) -> WorkflowImageData:
         """A crop of ``origin_image_data`` whose left-top corner is at (offset_x, offset_y).
 
         Its parent is the origin image (named ``crop_identifier``, sized like the origin);
@@ -280,7 +280,7 @@ class WorkflowImageData:
         )
 
     @property
-    def image_reference(self) -> Optional[str]:
+    def image_reference(self) -> str | None:
         return self._image_reference
 
     # --- pixels and bytes ---------------------------------------------------------------
@@ -329,7 +329,7 @@ class WorkflowImageData:
             return {"type": "base64", "value": self.base64_image}
         return {"type": "numpy_object", "value": self.numpy_image}
 
-    def source_bytes(self) -> Optional[Bytes]:
+    def source_bytes(self) -> Bytes | None:
         """The encoded bytes that still describe this image exactly, if any: the bytes it
         arrived as (or its given base64, decoded), as long as no block has read
         ``numpy_image`` (it may have drawn on it). None otherwise."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from dataclasses import dataclass, fields, replace
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclass
@@ -18,11 +18,11 @@ class VideoMetadata:
     frame_number: int
     frame_timestamp: dt.datetime
     """When the frame was taken; CBOR keeps its UTC offset exactly."""
-    fps: Optional[float] = None
+    fps: float | None = None
     """Frame rate of the source, when known."""
-    measured_fps: Optional[float] = None
+    measured_fps: float | None = None
     """Frame rate measured on a live stream."""
-    comes_from_video_file: Optional[bool] = None
+    comes_from_video_file: bool | None = None
     """True for a file, False for a stream, None when unknown."""
 
     def __post_init__(self) -> None:
@@ -38,8 +38,6 @@ class VideoMetadata:
     def dict(self) -> dict[str, Any]:  # pydantic v1 spelling, used by Inference's serializers
         return self.model_dump()
 
-    def model_copy(
-        self, update: Optional[dict[str, Any]] = None, deep: bool = False
-    ) -> "VideoMetadata":
+    def model_copy(self, update: dict[str, Any] | None = None, deep: bool = False) -> VideoMetadata:
         source = copy.deepcopy(self) if deep else self
         return replace(source, **(update or {}))

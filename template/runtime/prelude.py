@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-PRELUDE_SOURCE = """\
+PRELUDE_SOURCE = f"""\
 from typing import Any, List, Dict, Set, Optional
 import supervision as sv
 import numpy as np
@@ -16,8 +16,8 @@ import requests
 import cv2
 import shapely
 from datetime import datetime
-from {package}.entities import Batch, WorkflowImageData, BlockResult, debug_traces
-""".format(package=__package__)
+from {__package__}.entities import Batch, WorkflowImageData, BlockResult, debug_traces
+"""
 
 # Compiled once: exec'ing an already-imported module is a dict lookup per name.
 PRELUDE_CODE = compile(PRELUDE_SOURCE, "<blockgate-prelude>", "exec")

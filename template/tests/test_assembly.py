@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import src
+
 from runtime.assembly import BlockCode, load_block
 from runtime.errors import BadRequest, BlockCompileError, BlockRuntimeError
 

@@ -6,6 +6,7 @@ import sys
 import tracemalloc
 
 from conftest import code
+
 from runtime.capture import CappedTextWriter, capture_output
 from runtime.executor import Executor
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import code
 
 import runtime
-from conftest import code
 from runtime.errors import BlockRuntimeError, exception_message, format_snippet
 
 RUNTIME_DIR = str(Path(runtime.__file__).resolve().parent)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import Runner, code
 
 import runtime
-from conftest import Runner, code
 from runtime.executor import Executor
 
 SUM = "def run(self, a, b):\n    return {'sum': a + b}\n"

@@ -7,7 +7,8 @@ import struct
 
 import cbor2
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime import codec
 from runtime.framing import (

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import TEMPLATE_DIR, code
+from test_worker import with_outputs
+
 from runtime import interpreter
 from runtime.framing import encode_frame, read_frame
-from test_worker import with_outputs
 
 REQUIREMENTS = TEMPLATE_DIR / "requirements.txt"
 

@@ -9,8 +9,8 @@ import tracemalloc
 from typing import Any
 
 import pytest
-
 from conftest import code
+
 from runtime.executor import Executor
 
 LIMIT = 1 << 20

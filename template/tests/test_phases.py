@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from conftest import Runner, code
+
 from runtime.executor import Executor
 
 SUM = "def run(self, a, b):\n    return {'sum': a + b}\n"

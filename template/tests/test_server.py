@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import TEMPLATE_DIR, code
+from test_worker import WorkerProcess, with_outputs
 
 import runtime
-from conftest import TEMPLATE_DIR, code
 from runtime.framing import Frame, encode_frame, read_frame
 from serializers.registry import decode_inputs, encode_outputs
-from test_worker import WorkerProcess, with_outputs
 
 FRAME_TYPE = "application/vnd.blockgate.frame"
 MAX_FRAME_BYTES = 1 << 20

@@ -14,9 +14,9 @@ from typing import Any
 
 import cbor2
 import pytest
+from conftest import TEMPLATE_DIR, code
 
 import runtime
-from conftest import TEMPLATE_DIR, code
 from runtime.executor import Executor
 from runtime.framing import encode_frame, read_frame
 from runtime.worker import serve

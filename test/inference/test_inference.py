@@ -18,7 +18,6 @@ import textwrap
 import numpy as np
 import pytest
 import supervision as sv
-
 from inference.core.workflows.execution_engine.core import ExecutionEngine
 from inference.core.workflows.execution_engine.entities.base import WorkflowImageData
 

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
 import { createApp } from '../../src/app.ts'
-import { OutputsDocument, type RunJob } from '../../src/backends/backend.ts'
+import type { OutputsDocument, RunJob } from '../../src/backends/backend.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { ConfigError, loadConfig } from '../../src/config.ts'

@@ -14,7 +14,7 @@ import {
   WorkerCrashed,
 } from '../../errors.ts'
 import { log } from '../../log.ts'
-import { describeExit, Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
+import { describeExit, type Worker, WorkerExited, WorkerUnresponsive } from './worker.ts'
 import { WarmPool } from '../warm-pool.ts'
 import { Zygote, type ZygoteOptions } from './zygote.ts'
 import { WorkerCgroups } from './cgroups.ts'
