@@ -9,8 +9,45 @@
 // or a file (app.ts, config.ts, errors.ts, log.ts, server.ts, ...). app.ts and server.ts wire the
 // areas together, so they may import from any of them.
 /** @type {import('dependency-cruiser').IConfiguration} */
+// Layers, bottom to top; a module imports only from its own layer or below ("upward" imports
+// are errors):
+//   base      errors.ts, log.ts, runtime-template.ts (leaves: they import nothing of src/)
+//   model     run/block.ts (a block and its hash), backends/backend.ts (the Backend contract),
+//             telemetry/names.ts and telemetry/spans.ts (what every layer traces with)
+//   services  everything else: config, auth, http, run, backends, the rest of telemetry
+//   routes    app.ts, server.ts, interop/ (the HTTP surface and the entry point)
+const BASE = '^src/(errors|log|runtime-template)[.]ts$'
+const MODEL = [
+  '^src/run/block[.]ts$',
+  '^src/backends/backend[.]ts$',
+  '^src/telemetry/(names|spans)[.]ts$',
+]
+const ROUTES = ['^src/(app|server)[.]ts$', '^src/interop/']
+
 module.exports = {
   forbidden: [
+    {
+      name: 'base-imports-nothing-above',
+      severity: 'error',
+      comment: 'errors.ts, log.ts and runtime-template.ts are the base every layer imports.',
+      from: { path: BASE },
+      to: { path: '^src/', pathNot: BASE },
+    },
+    {
+      name: 'model-imports-only-base',
+      severity: 'error',
+      comment:
+        'The model (a block, the Backend contract, span names) is imported by services and routes, never the reverse.',
+      from: { path: MODEL },
+      to: { path: '^src/', pathNot: [BASE, ...MODEL] },
+    },
+    {
+      name: 'only-routes-import-routes',
+      severity: 'error',
+      comment: 'Services never import the HTTP surface or the entry point.',
+      from: { path: '^src/', pathNot: ROUTES },
+      to: { path: ROUTES },
+    },
     {
       name: 'local-backend-is-private',
       severity: 'error',

@@ -33,7 +33,8 @@ import { traceRequests } from './telemetry/http.ts'
 import { ATTR, SPAN } from './telemetry/names.ts'
 import { inSpan } from './telemetry/spans.ts'
 import { parseRunRequest } from './run/request.ts'
-import { pickBackend, type Backends } from './run/router.ts'
+import type { Backends } from './backends/backend.ts'
+import { pickBackend } from './run/router.ts'
 
 export interface AppOptions {
   config: Pick<Config, 'defaultBackend' | 'limits'> &

@@ -1,6 +1,6 @@
 // Entry point: read the config, warm the backends, serve HTTP, drain on SIGTERM.
 import { createApp } from './app.ts'
-import type { Backends } from './run/router.ts'
+import type { Backends } from './backends/backend.ts'
 import { ConfigError, isLoopback, loadConfig, type Config } from './config.ts'
 import { BadRequest } from './errors.ts'
 import { createBackends } from './backends/index.ts'

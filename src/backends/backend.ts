@@ -77,6 +77,9 @@ export interface BackendStatus {
   [detail: string]: unknown
 }
 
+/** The backends a server runs, by name (the ones configured). */
+export type Backends = Partial<Record<BackendName, Backend>>
+
 export interface Backend {
   readonly name: BackendName
   start(): Promise<void>

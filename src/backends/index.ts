@@ -1,6 +1,6 @@
 // The backends this server can run blocks on, built from the config: the one place that
 // constructs them (the rest of blockgate knows only the Backend interface in backend.ts).
-import type { Backends } from '../run/router.ts'
+import type { Backends } from './backend.ts'
 import { ConfigError, type Config } from '../config.ts'
 import { log } from '../log.ts'
 import { LocalPool } from './local/pool.ts'

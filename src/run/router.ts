@@ -1,9 +1,7 @@
 // Which backend runs a request: the request's `backend` field, else the workspace's
 // policy (BLOCKGATE_WORKSPACE_BACKENDS), else the configured default.
-import type { Backend, BackendName } from '../backends/backend.ts'
+import type { Backend, BackendName, Backends } from '../backends/backend.ts'
 import { BadRequest } from '../errors.ts'
-
-export type Backends = Partial<Record<BackendName, Backend>>
 
 export interface RoutingPolicy {
   defaultBackend: BackendName
