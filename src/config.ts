@@ -56,7 +56,7 @@ const workspacePolicy = z
   })
 
 /** Root traces kept when OTEL_TRACES_SAMPLER is not set (see src/telemetry/setup.ts). */
-export const DEFAULT_TRACE_SAMPLE_RATIO = 0.1
+const DEFAULT_TRACE_SAMPLE_RATIO = 0.1
 
 const executionMode = z
   .enum(['local', 'remote', 'e2b'], { error: 'must be one of local, remote, e2b' })

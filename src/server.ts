@@ -15,7 +15,7 @@ import { startTelemetry } from './telemetry/setup.ts'
  * read as addressed to this server, whose own address completes its URL; a 400 when even
  * its path is not a URL path.
  */
-export function addressedHere(request: Request, origin: URL): Request | Response {
+function addressedHere(request: Request, origin: URL): Request | Response {
   if (URL.canParse(request.url)) return request
   const path = request.url.replace(/^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/, '')
   if (path.startsWith('/') && URL.canParse(path, origin.href)) {
