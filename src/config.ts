@@ -240,6 +240,8 @@ export interface E2BConfig {
   tenantMaxQueue: number
   /** Blocks each sandbox's runtime keeps loaded (BLOCKGATE_BLOCK_CACHE_SIZE, as for workers). */
   blockCacheSize: number
+  /** stdout and stderr each sandbox's runtime keeps per run (BLOCKGATE_MAX_CAPTURE_BYTES, as for workers). */
+  maxCaptureBytes: number
   createsPerSecond: number
   createRetries: number
   allowInternet: boolean
@@ -385,6 +387,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
             values.BLOCKGATE_TENANT_MAX_QUEUE ?? quarterOf(values.BLOCKGATE_E2B_MAX_QUEUE),
           ),
           blockCacheSize: values.BLOCKGATE_BLOCK_CACHE_SIZE,
+          maxCaptureBytes: values.BLOCKGATE_MAX_CAPTURE_BYTES,
           createsPerSecond: values.BLOCKGATE_E2B_CREATES_PER_SECOND,
           createRetries: values.BLOCKGATE_E2B_CREATE_RETRIES,
           allowInternet: values.BLOCKGATE_E2B_ALLOW_INTERNET,

@@ -16,8 +16,10 @@ export class RuntimeProtocolError extends Error {
 
 // --- requests: proxy → runtime ------------------------------------------------------------
 
-/** `cache_size`: a runtime the proxy did not start learns the deployment's cache size with a block. */
-export type LoadRequest = { op: 'load'; hash: string; code: BlockCode; cache_size?: number }
+/** What a runtime the proxy did not start (an E2B sandbox's server) learns with a block: the deployment's settings. */
+export type RuntimeSettings = { cache_size: number; max_capture_bytes: number }
+
+export type LoadRequest = { op: 'load'; hash: string; code: BlockCode } & Partial<RuntimeSettings>
 /** `code`: the code of a block the runtime may not hold, loaded first in the same round trip. */
 export type RunRequest = {
   op: 'run'
@@ -26,8 +28,7 @@ export type RunRequest = {
   context: WorkflowContext
   output_format: OutputFormat
   code?: BlockCode
-  cache_size?: number
-}
+} & Partial<RuntimeSettings>
 export type PingRequest = { op: 'ping' }
 export type RuntimeRequest = LoadRequest | RunRequest | PingRequest
 

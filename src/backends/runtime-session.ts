@@ -18,6 +18,7 @@ import {
   type LoadReply,
   type RunReply,
   type RunRequest,
+  type RuntimeSettings,
   type RuntimeRequest,
 } from './runtime-protocol.ts'
 
@@ -45,14 +46,14 @@ export interface SessionResult {
 /**
  * Loads (if needed) and runs `job` on `runtime` before `deadline` (a performance.now() time).
  * With `inlineLoad`, a block the runtime lacks travels with the run itself: one round trip
- * instead of two, for runtimes across a network. `cacheSize` travels with it to a runtime
+ * instead of two, for runtimes across a network. `settings` travel with it to a runtime
  * that blockgate did not start with its settings (an E2B sandbox's server).
  */
 export async function runBlock(
   runtime: BlockRuntime,
   job: RunJob,
   deadline: number,
-  { inlineLoad = false, cacheSize }: { inlineLoad?: boolean; cacheSize?: number } = {},
+  { inlineLoad = false, settings }: { inlineLoad?: boolean; settings?: RuntimeSettings } = {},
 ): Promise<SessionResult> {
   let loadedBlock = false
   for (let attempt = 0; ; attempt++) {
@@ -70,8 +71,7 @@ export async function runBlock(
       output_format: job.outputFormat,
     }
     if (missing && inlineLoad) {
-      message.code = job.block.code
-      if (cacheSize !== undefined) message.cache_size = cacheSize
+      Object.assign(message, { code: job.block.code, ...settings })
     }
     const reply = await inSpan(
       SPAN.execute,

@@ -82,6 +82,10 @@ class Phases:
             self.spans_ns[name] = [wall, wall + int(elapsed * 1e9)]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _field(
     message: Mapping[str, Any], name: str, kind: type, *, required: bool = True, default: Any = None
 ) -> Any:
@@ -169,14 +173,13 @@ class Executor:
         block_hash = _field(message, "hash", str)
         code = BlockCode.from_dict(message.get("code"))
         # A runtime the proxy did not start (an E2B sandbox's server, started by the template)
-        # learns the deployment's cache size with the blocks it is sent.
+        # learns the deployment's settings with the blocks it is sent.
         cache_size = message.get("cache_size")
-        if (
-            isinstance(cache_size, int)
-            and not isinstance(cache_size, bool)
-            and 1 <= cache_size <= MAX_BLOCK_CACHE_SIZE
-        ):
+        if _is_int(cache_size) and 1 <= cache_size <= MAX_BLOCK_CACHE_SIZE:
             self._cache_size = cache_size
+        max_capture_bytes = message.get("max_capture_bytes")
+        if _is_int(max_capture_bytes) and max_capture_bytes >= 0:
+            self._max_capture_bytes = max_capture_bytes
         if block_hash in self._blocks:
             self._blocks.move_to_end(block_hash)
             return LoadReply(

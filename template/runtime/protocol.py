@@ -51,18 +51,20 @@ class BlockCodeFields(TypedDict):
     imports: list[str]
 
 
-class _CacheSize(TypedDict, total=False):
-    # A runtime the proxy did not start learns the deployment's cache size with a block.
+class _Settings(TypedDict, total=False):
+    # A runtime the proxy did not start (an E2B sandbox's server) learns the deployment's
+    # settings with the blocks it is sent: its block cache size and its stdout/stderr bound.
     cache_size: int
+    max_capture_bytes: int
 
 
-class LoadRequest(_CacheSize):
+class LoadRequest(_Settings):
     op: Literal["load"]
     hash: str
     code: BlockCodeFields
 
 
-class _RunRequestOptional(_CacheSize, total=False):
+class _RunRequestOptional(_Settings, total=False):
     inputs: dict[str, Any]
     context: dict[str, Any]
     output_format: Literal["cbor", "json", "json-compact", "json-webexec"]

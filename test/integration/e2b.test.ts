@@ -499,6 +499,23 @@ describe('settings that reach the e2b backend', () => {
     }, 60_000)
   }
 
+  // As the cache size: the sandbox's runtime learns the deployment's bound on captured output.
+  for (const [maxCapture, kept] of [
+    ['100', false],
+    ['1048576', true],
+  ] as const) {
+    test(`with BLOCKGATE_MAX_CAPTURE_BYTES=${maxCapture}, 5,000 printed characters are ${kept ? 'all kept' : 'cut'}`, async () => {
+      await withServerPool({ BLOCKGATE_MAX_CAPTURE_BYTES: maxCapture }, async (pool) => {
+        const outcome = await pool.run(
+          job('def run(self):\n    print("x" * 5000)\n    return {}\n', {}, 'capture'),
+        )
+        const printed = outcome.stdout.split('x').length - 1
+        if (kept) expect(printed).toBe(5000)
+        else expect(printed).toBeLessThanOrEqual(100)
+      })
+    }, 60_000)
+  }
+
   // The queue for sandboxes is bounded by its own setting, not by the local workers' queue.
   test('BLOCKGATE_E2B_MAX_QUEUE bounds the runs waiting for a sandbox; BLOCKGATE_MAX_QUEUE does not', async () => {
     const sleep = 'import time\ndef run(self):\n    time.sleep(0.3)\n    return {"slept": True}\n'

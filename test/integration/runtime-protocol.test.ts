@@ -290,7 +290,13 @@ describe('the TypeScript declarations and their Python twin', () => {
   test('every request names the same fields on both sides', () => {
     const code = job().block.code
     const requests: Record<string, object> = {
-      LoadRequest: { op: 'load', hash: 'h', code, cache_size: 1 } satisfies Required<LoadRequest>,
+      LoadRequest: {
+        op: 'load',
+        hash: 'h',
+        code,
+        cache_size: 1,
+        max_capture_bytes: 1,
+      } satisfies Required<LoadRequest>,
       RunRequest: {
         op: 'run',
         hash: 'h',
@@ -299,6 +305,7 @@ describe('the TypeScript declarations and their Python twin', () => {
         output_format: 'cbor',
         code,
         cache_size: 1,
+        max_capture_bytes: 1,
       } satisfies Required<RunRequest>,
       PingRequest: { op: 'ping' } satisfies Required<PingRequest>,
       SpawnRequest: {

@@ -153,10 +153,14 @@ describe('config reaches the backend it is for', () => {
     expect(loadConfig({ BLOCKGATE_E2B_MAX_QUEUE: '8' }).local.maxQueue).toBe(256)
   })
 
-  test('BLOCKGATE_BLOCK_CACHE_SIZE reaches both backends', () => {
-    const config = loadConfig({ E2B_API_KEY: 'k', BLOCKGATE_BLOCK_CACHE_SIZE: '7' })
-    expect(config.local.blockCacheSize).toBe(7)
-    expect(config.e2b?.blockCacheSize).toBe(7)
+  test('BLOCKGATE_BLOCK_CACHE_SIZE and BLOCKGATE_MAX_CAPTURE_BYTES reach both backends', () => {
+    const config = loadConfig({
+      E2B_API_KEY: 'k',
+      BLOCKGATE_BLOCK_CACHE_SIZE: '7',
+      BLOCKGATE_MAX_CAPTURE_BYTES: '9',
+    })
+    expect(config.local).toMatchObject({ blockCacheSize: 7, maxCaptureBytes: 9 })
+    expect(config.e2b).toMatchObject({ blockCacheSize: 7, maxCaptureBytes: 9 })
   })
 
   // Config is read before any backend starts and must not load one (or its SDK) to do it.

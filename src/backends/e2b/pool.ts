@@ -153,7 +153,10 @@ export class E2BPool implements Backend {
       try {
         const session = await runBlock(runtime, job, deadline, {
           inlineLoad: true,
-          cacheSize: this.config.blockCacheSize,
+          settings: {
+            cache_size: this.config.blockCacheSize,
+            max_capture_bytes: this.config.maxCaptureBytes,
+          },
         })
         remote.runs++
         return outcomeOf(session, {
