@@ -135,6 +135,8 @@ const variables = {
   E2B_TEMPLATE_ID: optionalText,
   E2B_SANDBOX_TIMEOUT: int(10, 86_400).default(300),
   E2B_SANDBOX_IDLE_TIMEOUT: int(5, 86_400).default(60),
+  // E2B's plan caps a sandbox's lifetime: Hobby 1 h, Pro 24 h. Past it, E2B refuses the create.
+  BLOCKGATE_E2B_PLAN_MAX_LIFETIME: int(10, 86_400).default(3600),
   BLOCKGATE_E2B_MODE: z
     .enum(['template', 'code-interpreter'], { error: 'must be template or code-interpreter' })
     .default('template'),
@@ -231,6 +233,8 @@ export interface E2BConfig {
   lifetimeMs: number
   /** A sandbox unused this long is killed. */
   idleMs: number
+  /** The longest E2B's plan keeps a sandbox, from its start: a longer timeout is clamped (set_timeout) or refused (create). */
+  planMaxLifetimeMs: number
   minWarm: number
   maxSandboxes: number
   /** Sandboxes one tenant may hold at once. */
@@ -313,6 +317,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         `BLOCKGATE_WORKSPACE_BACKENDS: sends ${remote.join(', ')} to e2b, which needs E2B_API_KEY, which is not set`,
       )
   }
+  if (
+    problems.length === 0 &&
+    values.E2B_SANDBOX_TIMEOUT > values.BLOCKGATE_E2B_PLAN_MAX_LIFETIME
+  ) {
+    problems.push(
+      `E2B_SANDBOX_TIMEOUT=${values.E2B_SANDBOX_TIMEOUT}: E2B's plan keeps a sandbox ${values.BLOCKGATE_E2B_PLAN_MAX_LIFETIME} s at most (BLOCKGATE_E2B_PLAN_MAX_LIFETIME: 3600 on Hobby, 86400 on Pro), and refuses a longer one`,
+    )
+  }
   if (problems.length === 0 && values.E2B_SANDBOX_IDLE_TIMEOUT > values.E2B_SANDBOX_TIMEOUT) {
     problems.push('E2B_SANDBOX_IDLE_TIMEOUT: must not exceed E2B_SANDBOX_TIMEOUT')
   }
@@ -377,6 +389,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
               : defaultTemplateId()),
           lifetimeMs: values.E2B_SANDBOX_TIMEOUT * 1000,
           idleMs: values.E2B_SANDBOX_IDLE_TIMEOUT * 1000,
+          planMaxLifetimeMs: values.BLOCKGATE_E2B_PLAN_MAX_LIFETIME * 1000,
           minWarm: values.BLOCKGATE_E2B_MIN_WARM,
           maxSandboxes: values.BLOCKGATE_E2B_MAX_SANDBOXES,
           tenantMaxSandboxes,

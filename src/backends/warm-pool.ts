@@ -78,9 +78,16 @@ export class WarmPool<R extends PooledRuntime> {
   private readonly all = new Set<R>()
   private readonly queue: RunQueue<Taken<R>>
   private readonly idleTimers = new Map<R, ReturnType<typeof setTimeout>>()
+  /** Upkeep of each spare while it waits (E2B: keep it alive, or replace it near its end). */
+  private readonly spareTimers = new Map<R, ReturnType<typeof setInterval>>()
   /** Starts and ends in flight: `stop` waits for them. */
   private readonly pending = new Set<Promise<unknown>>()
   private starting = 0
+  /**
+   * Runtimes being ended: each holds its place in the pool's size until its end is confirmed,
+   * so a new start cannot race a kill still on its way (E2B counts a sandbox until it lands).
+   */
+  private ending = 0
   private stopped = false
   /** Why the last start failed, until one succeeds. */
   lastError: string | null = null
@@ -116,9 +123,10 @@ export class WarmPool<R extends PooledRuntime> {
         const tenant = tenantOf(job)
         const { workspace } = job
         const hash = job.block.hash
-        const taken = await this.queue.acquire(tenant, workspace, hash, job.signal, () =>
-          this.take(workspace, hash, true),
-        )
+        const taken = await this.queue.acquire(tenant, workspace, hash, job.signal, () => {
+          this.endStale()
+          return this.take(workspace, hash, true)
+        })
         return { runtime: taken.runtime, started: taken.started, waitedMs: taken.waitedMs, tenant }
       },
       (a) => ({ cold: a.started, runtimeId: a.runtime.id, waitedMs: a.waitedMs }),
@@ -138,12 +146,7 @@ export class WarmPool<R extends PooledRuntime> {
 
   /** Ends a runtime whose state can no longer be trusted (or is not needed); waiters are then served unless `serve` is false. */
   retire(runtime: R, serve = true): void {
-    this.stopIdleTimer(runtime)
-    for (const list of [this.idle, this.spares]) {
-      const at = list.indexOf(runtime)
-      if (at >= 0) list.splice(at, 1)
-    }
-    if (this.all.delete(runtime)) this.track(this.provider.end(runtime))
+    if (this.forget(runtime)) this.end(runtime)
     if (serve) this.serveWaiters()
   }
 
@@ -160,6 +163,7 @@ export class WarmPool<R extends PooledRuntime> {
   /** Waiters the pool can serve now get a runtime, the fairest first (RunQueue.next); spares are refilled. */
   serveWaiters(): void {
     if (this.stopped) return
+    this.endStale()
     this.queue.serveAll(
       (w) => this.costFor(w.workspace, w.hash),
       (w) => this.take(w.workspace, w.hash, false)!,
@@ -227,27 +231,69 @@ export class WarmPool<R extends PooledRuntime> {
     }
     const spare = this.spares.shift()
     if (spare) {
+      this.stopSpareUpkeep(spare)
       spare.workspace = workspace
       this.refillSpares()
       return Promise.resolve({ runtime: spare, started: true })
     }
     if (!this.provider.canStart()) return null
+    let begin = () => this.start(workspace)
     if (!this.hasRoom()) {
       // Full: make room by ending an idle runtime of another workspace, if there is one.
       const other = this.idle.find((r) => r.workspace !== workspace)
-      if (other) this.retire(other, false)
+      if (!other) return null
+      this.forget(other)
+      begin = () => this.replace(other, workspace)
     }
-    if (!this.hasRoom()) return null
     // A start for a waiter is not traced here: the span in hand is the run that freed room.
     const { name, attributes } = this.options.startSpan
-    const starting = traced
-      ? inSpan(name, attributes, () => this.start(workspace))
-      : this.start(workspace)
+    const starting = traced ? inSpan(name, attributes, begin) : begin()
     return starting.then((runtime) => ({ runtime, started: true }))
   }
 
   private hasRoom(): boolean {
-    return this.all.size + this.starting < this.options.size
+    return this.all.size + this.starting + this.ending < this.options.size
+  }
+
+  /** Ends idle runtimes and spares the provider would no longer hand out (an E2B sandbox near its lifetime). */
+  private endStale(): void {
+    for (const runtime of [...this.idle, ...this.spares]) {
+      if (!this.provider.reusable(runtime)) this.retire(runtime, false)
+    }
+  }
+
+  /** Takes a runtime off the pool's lists, not yet ended; false if it was not the pool's. */
+  private forget(runtime: R): boolean {
+    this.stopIdleTimer(runtime)
+    this.stopSpareUpkeep(runtime)
+    for (const list of [this.idle, this.spares]) {
+      const at = list.indexOf(runtime)
+      if (at >= 0) list.splice(at, 1)
+    }
+    return this.all.delete(runtime)
+  }
+
+  /** Ends `old` and starts a runtime in its place: the place passes to the new one without a gap. */
+  private async replace(old: R, workspace: string): Promise<R> {
+    this.starting++
+    try {
+      const ended = this.provider.end(old)
+      this.track(ended)
+      await ended.catch(() => {})
+    } finally {
+      this.starting--
+    }
+    return this.start(workspace)
+  }
+
+  /** Ends a runtime; its place in the pool frees once the provider confirms (then waiters are served). */
+  private end(runtime: R): void {
+    this.ending++
+    const ended = this.provider.end(runtime).finally(() => {
+      this.ending--
+      this.serveWaiters()
+    })
+    this.track(ended)
   }
 
   /** A new runtime, counted against the pool's size while it starts. */
@@ -267,7 +313,7 @@ export class WarmPool<R extends PooledRuntime> {
     }
     runtime.workspace = workspace
     if (this.stopped) {
-      this.track(this.provider.end(runtime))
+      this.end(runtime)
       throw new Overloaded('the server is shutting down', 1)
     }
     this.all.add(runtime)
@@ -276,7 +322,9 @@ export class WarmPool<R extends PooledRuntime> {
 
   private async startSpare(): Promise<void> {
     try {
-      this.spares.push(await this.start(null))
+      const spare = await this.start(null)
+      this.spares.push(spare)
+      this.startSpareUpkeep(spare)
     } catch (error) {
       if (!this.stopped)
         log.warn(`a spare of the ${this.options.backend} pool could not be started`, {
@@ -310,6 +358,27 @@ export class WarmPool<R extends PooledRuntime> {
     }
     this.serveWaiters()
     if (this.idle.includes(runtime) && this.provider.idled) this.track(this.provider.idled(runtime))
+  }
+
+  /**
+   * While a spare waits, every half idle period: replaced if the provider would not reuse it,
+   * else told it idles (E2B moves the sandbox's own timer on, or it would expire unused).
+   */
+  private startSpareUpkeep(spare: R): void {
+    const { idleMs } = this.options
+    if (idleMs === undefined) return
+    const upkeep = setInterval(() => {
+      if (!this.spares.includes(spare)) return this.stopSpareUpkeep(spare)
+      if (!this.provider.reusable(spare)) return this.retire(spare)
+      if (this.provider.idled) this.track(this.provider.idled(spare))
+    }, idleMs / 2)
+    this.spareTimers.set(spare, upkeep)
+  }
+
+  private stopSpareUpkeep(spare: R): void {
+    const upkeep = this.spareTimers.get(spare)
+    if (upkeep) clearInterval(upkeep)
+    this.spareTimers.delete(spare)
   }
 
   private stopIdleTimer(runtime: R): void {

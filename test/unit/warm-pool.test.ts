@@ -36,8 +36,11 @@ class FakeProvider implements RuntimeProvider<FakeRuntime> {
     this.started.push(runtime)
     return runtime
   }
+  /** When set, ends land when it resolves (an E2B kill on its way). */
+  endHold: Promise<void> | null = null
   async end(runtime: FakeRuntime): Promise<void> {
     this.ended.push(runtime.id)
+    if (this.endHold) await this.endHold
   }
   holds(runtime: FakeRuntime, hash: string): boolean {
     return runtime.loaded.has(hash)
@@ -295,5 +298,58 @@ describe('the warm pool', () => {
     expect((await starting).message).toContain('shutting down')
     expect(provider.ended.length).toBe(2) // the late start was ended too
     expect((await pool.acquire(job('acme')).catch((e) => e)).status).toBe(503)
+  })
+
+  test('an ended runtime holds its place until its end lands: no start races a kill on its way', async () => {
+    const { provider, pool } = poolWith({ size: 1 })
+    const { promise: landed, resolve: land } = Promise.withResolvers<void>()
+    provider.endHold = landed
+    const crashed = await pool.acquire(job('acme'))
+    done(pool, crashed, 'h1', false) // ended, the kill still on its way
+    const next = pool.acquire(job('beta'))
+    await Bun.sleep(20)
+    expect(provider.started.length).toBe(1)
+    land()
+    expect((await next).runtime.workspace).toBe('beta')
+    expect(provider.started.length).toBe(2)
+  })
+
+  test('room made by ending an idle runtime of another workspace passes on only once that end lands', async () => {
+    const { provider, pool } = poolWith({ size: 1 })
+    const acme = await pool.acquire(job('acme'))
+    done(pool, acme)
+    const { promise: landed, resolve: land } = Promise.withResolvers<void>()
+    provider.endHold = landed
+    const beta = pool.acquire(job('beta'))
+    await Bun.sleep(20)
+    expect(provider.ended).toEqual([acme.runtime.id])
+    expect(provider.started.length).toBe(1)
+    land()
+    expect((await beta).runtime.workspace).toBe('beta')
+  })
+
+  test('a waiting spare is kept alive, and replaced once the provider would not reuse it', async () => {
+    const { provider, pool } = poolWith({ spares: 1, size: 2, idleMs: 40 })
+    await pool.warmUp()
+    const spare = provider.started[0]!
+    await Bun.sleep(70)
+    expect(provider.idledIds).toContain(spare.id) // kept alive while it waits
+    provider.keep = (r) => r !== spare
+    for (let i = 0; i < 30 && !provider.ended.includes(spare.id); i++) await Bun.sleep(10)
+    expect(provider.ended).toEqual([spare.id])
+    for (let i = 0; i < 30 && pool.counts().spares === 0; i++) await Bun.sleep(10)
+    expect(pool.counts().spares).toBe(1)
+    expect((await pool.acquire(job('acme'))).runtime).not.toBe(spare)
+    await pool.stop()
+  })
+
+  test('an idle runtime the provider would no longer reuse (near its lifetime) is ended, not handed out', async () => {
+    const { provider, pool } = poolWith()
+    const first = await pool.acquire(job('acme'))
+    done(pool, first)
+    provider.keep = (r) => r !== first.runtime // it aged while idle
+    const next = await pool.acquire(job('acme'))
+    expect(next.runtime).not.toBe(first.runtime)
+    expect(provider.ended).toEqual([first.runtime.id])
   })
 })

@@ -31,14 +31,26 @@ export class Lifecycle {
 
   constructor(private readonly config: E2BConfig) {}
 
-  /** The SDK's connection options: explicit, so the SDK never reads the server's environment. */
+  /**
+   * The SDK's connection options, explicit where the SDK would otherwise read the server's
+   * environment (E2B_DEBUG, E2B_DOMAIN, E2B_API_URL). Only a sandbox URL cannot be pinned to
+   * "none": unset, the SDK reads E2B_SANDBOX_URL, the variable blockgate's config reads too.
+   * `retries: 0`: the SDK would retry 429s on its own, under blockgate's own retries (one
+   * policy, in `create`, bounded by the run's deadline).
+   */
   get connection() {
-    const { apiKey, apiUrl, sandboxUrl, domain } = this.config
-    // The SDK itself honours Retry-After on 429s for this many retries.
-    return { apiKey, apiUrl, sandboxUrl, domain, retries: this.config.createRetries }
+    const { apiKey, sandboxUrl } = this.config
+    const domain = this.config.domain ?? 'e2b.app'
+    const apiUrl = this.config.apiUrl ?? `https://api.${domain}`
+    return { apiKey, apiUrl, sandboxUrl, domain, debug: false, retries: 0 }
   }
 
-  /** A new sandbox for `workspace`; throws Overloaded when E2B keeps refusing, RemoteBackendFailed otherwise. */
+  /**
+   * A new sandbox for `workspace` by `deadline` (performance.now() time): creates are spaced
+   * to the plan's rate, a 429 or 503 is retried with backoff at most `createRetries` times,
+   * and no attempt runs past the deadline. Throws Overloaded when E2B keeps refusing or time
+   * runs out, RemoteBackendFailed otherwise.
+   */
   async create(workspace: string, deadline: number): Promise<Sandbox> {
     const SandboxClass = this.config.mode === 'code-interpreter' ? InterpreterSandbox : Sandbox
     for (let attempt = 0; ; attempt++) {
@@ -46,8 +58,12 @@ export class Lifecycle {
       this.calls.create++
       trace.getActiveSpan()?.addEvent('e2b.create', { 'blockgate.attempt': attempt + 1 })
       try {
+        const requestTimeoutMs = Math.floor(deadline - performance.now())
+        if (requestTimeoutMs <= 0)
+          throw new Overloaded(`no sandbox could be created before this run's deadline`, 1)
         return await SandboxClass.create(this.config.templateId, {
           ...this.connection,
+          requestTimeoutMs,
           timeoutMs: this.keepAliveMs(0),
           metadata: {
             [METADATA.workspace]: workspace,
@@ -55,7 +71,6 @@ export class Lifecycle {
             [METADATA.deployment]: this.config.deploymentId,
           },
           // Secrets never travel in envs: the sandbox gets none.
-          secure: true,
           allowInternetAccess: this.config.allowInternet,
           // Only holders of the traffic token reach the runtime's port.
           network: { allowPublicTraffic: false },
@@ -82,6 +97,11 @@ export class Lifecycle {
           await Bun.sleep(waitMs)
           continue
         }
+        // The attempt was cut at the run's deadline: the SDK's request timeout (an e2b
+        // TimeoutError, or the fetch's own DOMException of that name).
+        if ((error as Error)?.name === 'TimeoutError' && performance.now() >= deadline - 50) {
+          throw new Overloaded('E2B did not create a sandbox before this run stopped waiting', 1)
+        }
         throw lifecycleError('create a sandbox', error)
       }
     }
@@ -89,13 +109,13 @@ export class Lifecycle {
 
   /**
    * How long E2B should keep a sandbox after now: past our own idle kill (so E2B's timer
-   * is only the backstop if blockgate dies), never past the sandbox's hard lifetime.
+   * is only the backstop if blockgate dies), never past the sandbox's hard lifetime or the
+   * plan's (E2B clamps a timeout to the plan's lifetime from the sandbox's start).
    */
   keepAliveMs(ageMs: number): number {
-    return Math.max(
-      1000,
-      Math.min(2 * this.config.idleMs + this.keepAliveMarginMs, this.config.lifetimeMs - ageMs),
-    )
+    const { idleMs, lifetimeMs, planMaxLifetimeMs } = this.config
+    const wanted = 2 * idleMs + this.keepAliveMarginMs
+    return Math.max(1000, Math.min(wanted, lifetimeMs - ageMs, planMaxLifetimeMs - ageMs))
   }
 
   /** How far E2B's timer must stay past our idle kill: time for a kill call to arrive. */

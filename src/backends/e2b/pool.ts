@@ -202,13 +202,14 @@ export class E2BPool implements Backend {
   /** A new sandbox, its runtime ready (the pool counts it against the cap while it is made). */
   private async create(workspace: string | null, deadline: number): Promise<RemoteSandbox> {
     let sandbox: Sandbox
+    // E2B counts a sandbox's lifetime from its own start, a little before the create returns.
+    const createdAt = performance.now()
     try {
       sandbox = await this.lifecycle.create(workspace ?? UNASSIGNED_WORKSPACE, deadline)
     } catch (error) {
       throw error instanceof BlockgateError ? error : lifecycleError('create a sandbox', error)
     }
     this.startError = null
-    const createdAt = performance.now()
     const runtime = this.runtimeFor(sandbox)
     const remote: RemoteSandbox = {
       id: sandbox.sandboxId,

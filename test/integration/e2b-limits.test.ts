@@ -1,0 +1,137 @@
+// The e2b backend against E2B's limits as the stand-in enforces them: a sandbox's own expiry,
+// the create rate and its refusals, the run's deadline, the plan's lifetime (issue 16).
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import type { RunJob } from '../../src/backends/backend.ts'
+import { E2BPool } from '../../src/backends/e2b/pool.ts'
+import { Lifecycle } from '../../src/backends/e2b/lifecycle.ts'
+import { ConfigError, loadConfig } from '../../src/config.ts'
+import { blockOf } from '../../src/run/block.ts'
+import { startStandin, type Standin } from '../standin/e2b/index.ts'
+import { standinE2BConfig } from '../support/e2b-config.ts'
+
+let standin: Standin
+
+beforeAll(async () => {
+  standin = await startStandin()
+}, 60_000)
+afterAll(async () => {
+  await standin?.stop()
+})
+beforeEach(() => {
+  standin.faults.rateLimitCreates = 0
+  standin.faults.slowCreateMs = 0
+  standin.calls.reset()
+})
+
+const SUM = 'def run(self, a, b):\n    return {"sum": a + b}\n'
+
+function job(workspace: string): RunJob {
+  return {
+    block: blockOf({
+      run_function_code: SUM,
+      run_function_name: 'run',
+      init_function_code: null,
+      init_function_name: 'init',
+      imports: [],
+    }),
+    inputs: { a: 1, b: 2 },
+    workspace,
+    timeoutMs: 10_000,
+    outputFormat: 'json',
+    context: {
+      step_name: null,
+      step_selector: null,
+      block_type: 'custom_python_block',
+      workflow_execution_id: 'test',
+    },
+  }
+}
+
+async function withPool<T>(
+  env: Record<string, string>,
+  queueTimeoutMs: number,
+  body: (pool: E2BPool) => Promise<T>,
+): Promise<T> {
+  const pool = new E2BPool(standinE2BConfig(standin, env), {
+    maxFrameBytes: 64 << 20,
+    queueTimeoutMs,
+  })
+  await pool.start()
+  try {
+    return await body(pool)
+  } finally {
+    await pool.stop()
+  }
+}
+
+describe("the plan's lifetime (row 2)", () => {
+  test('a sandbox timeout past the plan is refused at start-up, naming both settings', () => {
+    expect(() => loadConfig({ E2B_API_KEY: 'k', E2B_SANDBOX_TIMEOUT: '7200' })).toThrow(ConfigError)
+    expect(() => loadConfig({ E2B_API_KEY: 'k', E2B_SANDBOX_TIMEOUT: '7200' })).toThrow(
+      'BLOCKGATE_E2B_PLAN_MAX_LIFETIME',
+    )
+    expect(
+      loadConfig({
+        E2B_API_KEY: 'k',
+        E2B_SANDBOX_TIMEOUT: '7200',
+        BLOCKGATE_E2B_PLAN_MAX_LIFETIME: '86400',
+      }).e2b?.lifetimeMs,
+    ).toBe(7_200_000)
+  })
+
+  test("no timeout asked of E2B reaches past the plan's lifetime from the sandbox's start", () => {
+    const config = loadConfig({
+      E2B_API_KEY: 'k',
+      E2B_SANDBOX_TIMEOUT: '3600',
+      E2B_SANDBOX_IDLE_TIMEOUT: '3600',
+    }).e2b!
+    const lifecycle = new Lifecycle({ ...config, planMaxLifetimeMs: 1_000_000 })
+    expect(lifecycle.keepAliveMs(0)).toBe(1_000_000)
+    expect(lifecycle.keepAliveMs(400_000)).toBe(600_000)
+  })
+})
+
+describe('spares (row 3)', () => {
+  // A spare's create timeout is twice the idle period plus a margin (12.5 s here): E2B ends
+  // it then unless the pool moves its timer on while it waits.
+  test('a pre-warmed spare outlives its create timeout and serves the first run', async () => {
+    await withPool(
+      { BLOCKGATE_E2B_MIN_WARM: '1', E2B_SANDBOX_IDLE_TIMEOUT: '5', E2B_SANDBOX_TIMEOUT: '120' },
+      20_000,
+      async (pool) => {
+        for (let i = 0; i < 100 && pool.sandboxes().length === 0; i++) await Bun.sleep(100)
+        const [spare] = pool.sandboxes()
+        expect(spare).toBeDefined()
+        await Bun.sleep(15_000)
+        expect(standin.alive().map((s) => s.sandboxId)).toContain(spare!.id)
+        const outcome = await pool.run(job('spare'))
+        expect(pool.sandboxes().find((s) => s.workspace === 'spare')?.id).toBe(spare!.id)
+        expect(outcome.coldStart).toBe(true) // a spare still loads the block
+        expect(pool.lifecycle.calls.set_timeout).toBeGreaterThanOrEqual(1)
+      },
+    )
+  }, 40_000)
+})
+
+describe('one retry policy, bounded by the run (row 6)', () => {
+  test('a refused create is retried BLOCKGATE_E2B_CREATE_RETRIES times, not again by the SDK under it', async () => {
+    standin.faults.rateLimitCreates = 10
+    standin.faults.retryAfterSeconds = 0
+    await withPool({ BLOCKGATE_E2B_CREATE_RETRIES: '1' }, 20_000, async (pool) => {
+      const refused = await pool.run(job('rate')).catch((error) => error)
+      expect(refused.status).toBe(503)
+      expect(standin.calls.creates.length).toBe(2) // one try and one retry
+    })
+  }, 30_000)
+
+  test("a create that takes longer than the run may wait is given up at the run's deadline", async () => {
+    standin.faults.slowCreateMs = 5000
+    await withPool({}, 1000, async (pool) => {
+      const startedAt = performance.now()
+      const late = await pool.run(job('slow')).catch((error) => error)
+      expect(performance.now() - startedAt).toBeLessThan(2500)
+      expect(late.status).toBe(503)
+      expect(late.message).toContain('before this run stopped waiting')
+    })
+  }, 30_000)
+})
