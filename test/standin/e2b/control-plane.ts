@@ -17,6 +17,7 @@ import type { Isolation } from './isolation.ts'
 import { BadListQuery, listPage, parseListQuery } from './listing.ts'
 import type { SandboxRegistry } from './registry.ts'
 import { StandinSandbox } from './sandbox.ts'
+import { templateKind } from './templates.ts'
 import { detailShape, listedShape, sandboxShape } from './wire-shapes.ts'
 
 export interface ControlPlaneDeps {
@@ -132,6 +133,13 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   )
 
   route('GET', '/sandboxes/:id', (c, sandbox) => c.json(detailShape(sandbox!)))
+
+  // Template.exists(name): the templates the stand-in can start (see templates.ts).
+  route('GET', '/templates/aliases/:alias', (c) => {
+    const alias = c.req.param('alias')!
+    if (!templateKind(alias)) return apiError(c, 404, `template alias '${alias}' not found`)
+    return c.json({ templateID: alias, public: false }, 200)
+  })
 
   route('DELETE', '/sandboxes/:id', async (c, sandbox) => {
     await registry.kill(sandbox!)
