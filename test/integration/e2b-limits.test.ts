@@ -135,3 +135,29 @@ describe('one retry policy, bounded by the run (row 6)', () => {
     })
   }, 30_000)
 })
+
+describe('what the backend passes the SDK (row 8)', () => {
+  test('every connection option is explicit: nothing comes from E2B_DEBUG or E2B_DOMAIN in the environment', () => {
+    const config = loadConfig({ E2B_API_KEY: 'k' }).e2b!
+    expect(new Lifecycle(config).connection).toMatchObject({
+      apiUrl: 'https://api.e2b.app',
+      domain: 'e2b.app',
+      debug: false,
+      retries: 0,
+    })
+    const own = loadConfig({ E2B_API_KEY: 'k', E2B_DOMAIN: 'e2b.example.com' }).e2b!
+    expect(new Lifecycle(own).connection).toMatchObject({
+      apiUrl: 'https://api.e2b.example.com',
+      domain: 'e2b.example.com',
+    })
+  })
+
+  test('a create asks for no deprecated option: the traffic token guards the runtime, not `secure`', async () => {
+    await withPool({}, 20_000, async (pool) => {
+      await pool.run(job('secure'))
+      const body = standin.calls.creates.at(-1) as Record<string, unknown>
+      expect(body).not.toHaveProperty('secure')
+      expect(body.network).toMatchObject({ allowPublicTraffic: false })
+    })
+  }, 30_000)
+})
