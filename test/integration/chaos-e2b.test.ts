@@ -41,8 +41,13 @@ async function startStandin(): Promise<Subprocess> {
 
 afterAll(async () => {
   await server?.stop()
-  standin?.kill('SIGTERM')
-  await standin?.exited
+  if (standin && standin.exitCode === null) {
+    const contract = await fetch(`http://127.0.0.1:${apiPort}/_standin/contract`)
+    expect(((await contract.json()) as { divergences: unknown[] }).divergences).toEqual([])
+    standin.kill('SIGTERM')
+    // It exits 1 if any call or answer diverged from E2B's published spec (contract.ts).
+    expect(await standin.exited).toBe(0)
+  }
 })
 
 async function run(

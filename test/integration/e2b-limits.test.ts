@@ -113,6 +113,27 @@ describe('spares (row 3)', () => {
   }, 40_000)
 })
 
+describe('slots at the concurrency cap (row 5)', () => {
+  // E2B counts a sandbox against the plan's cap until its kill lands, and refuses a create
+  // past the cap with 429 without Retry-After (e2b-dev/E2B#283).
+  test('a sandbox ended to make room holds its place until its kill lands: no create is refused', async () => {
+    standin.faults.maxConcurrent = 1
+    standin.faults.slowKillMs = 1500
+    try {
+      await withPool({ BLOCKGATE_E2B_MAX_SANDBOXES: '1' }, 20_000, async (pool) => {
+        await pool.run(job('first'))
+        const before = standin.calls.creates.length
+        const outcome = await pool.run(job('second')) // ends first's sandbox, then creates one
+        expect(outcome.coldStart).toBe(true)
+        expect(standin.calls.creates.length - before).toBe(1) // not refused and retried
+      })
+    } finally {
+      standin.faults.maxConcurrent = null
+      standin.faults.slowKillMs = 0
+    }
+  }, 30_000)
+})
+
 describe('one retry policy, bounded by the run (row 6)', () => {
   test('a refused create is retried BLOCKGATE_E2B_CREATE_RETRIES times, not again by the SDK under it', async () => {
     standin.faults.rateLimitCreates = 10

@@ -19,6 +19,7 @@ import { defaultTemplateId, RUNTIME_PORT } from '../../src/runtime-template.ts'
 import { encodeFrame, FrameReader } from '../../src/backends/framing.ts'
 import { noFaults } from '../standin/e2b/faults.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
+import { keepAliveSeconds, requestedTimeout } from '../standin/e2b/plan.ts'
 import { processTree } from '../standin/e2b/process-tree.ts'
 
 let standin: Standin
@@ -280,6 +281,158 @@ describe('fault switches', () => {
     await expectRejects(Sandbox.create('base', connection), RateLimitError)
     await first.pause()
     await create()
+  })
+})
+
+/** A create sent as raw HTTP, as the SDK sends it, for what the SDK does not show (headers, ids). */
+function rawCreate(
+  body: Record<string, unknown>,
+  apiUrl = standin.apiUrl,
+  apiKey = standin.apiKey,
+) {
+  return fetch(`${apiUrl}/v2/sandboxes`, {
+    method: 'POST',
+    headers: { 'X-API-KEY': apiKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+}
+
+describe("E2B's defaults and plans", () => {
+  test("a create that names no timeout gets v2's 300 s; sandbox ids are in E2B's form", async () => {
+    const response = await rawCreate({ templateID: 'base' })
+    expect(response.status).toBe(201)
+    const { sandboxID } = (await response.json()) as { sandboxID: string }
+    try {
+      expect(sandboxID).toMatch(/^i[a-z0-9]{20}$/) // "i" and 20 lowercase letters or digits
+      const info = await Sandbox.getInfo(sandboxID, connection)
+      expect(info.endAt.getTime() - info.startedAt.getTime()).toBe(300_000)
+    } finally {
+      await Sandbox.kill(sandboxID, connection)
+    }
+  })
+
+  test("hobby (the default) caps a life at 1 h: a longer create or connect is E2B's 400, setTimeout is cut to it", async () => {
+    expect(standin.faults.plan).toBe('hobby')
+    const refused = await expectRejects(create('base', { timeoutMs: 3_601_000 }), SandboxError)
+    expect(refused.message).toBe('400: Timeout cannot be greater than 1 hours')
+    const zero = await rawCreate({ templateID: 'base', timeout: 0 })
+    expect(zero.status).toBe(400)
+    expect(((await zero.json()) as { message: string }).message).toBe(
+      'Timeout must be greater than 0',
+    )
+
+    const sandbox = await create('base', { timeoutMs: 60_000 })
+    await sandbox.setTimeout(7_200_000) // taken, but cut to the hour from its start
+    const info = await sandbox.getInfo()
+    expect(info.endAt.getTime() - info.startedAt.getTime()).toBeWithin(3_599_000, 3_600_001)
+    const tooLong = await expectRejects(
+      Sandbox.connect(sandbox.sandboxId, { ...connection, timeoutMs: 7_200_000 }),
+      SandboxError,
+    )
+    expect(tooLong.message).toBe('400: Timeout cannot be greater than 1 hours')
+  })
+
+  test('pro caps a life at 24 h; the plan is a start option and a switch', async () => {
+    standin.faults.plan = 'pro'
+    const sandbox = await create('base', { timeoutMs: 7_200_000 })
+    const info = await sandbox.getInfo()
+    expect(info.endAt.getTime() - info.startedAt.getTime()).toBe(7_200_000)
+    const refused = await expectRejects(create('base', { timeoutMs: 86_401_000 }), SandboxError)
+    expect(refused.message).toBe('400: Timeout cannot be greater than 24 hours')
+
+    const own = await startStandin({ plan: 'pro' })
+    expect(own.faults.plan).toBe('pro')
+    await own.stop()
+    await expect(startStandin({ faults: { plan: 'enterprise' as never } })).rejects.toThrow(
+      'plan: must be one of hobby, pro',
+    )
+  })
+
+  test("plan.ts: a keep-alive is cut to the life left, and refused once it is spent (E2B's KeepAliveFor)", () => {
+    const started = new Date(0)
+    expect(keepAliveSeconds(600, started, 3600, 1_000_000)).toBe(600)
+    expect(keepAliveSeconds(7200, started, 3600, 1_000_000)).toBe(2600) // 1000 s lived
+    expect(keepAliveSeconds(-5, started, 3600, 1_000_000)).toBe(0)
+    expect(() => keepAliveSeconds(60, started, 3600, 3_601_000)).toThrow(
+      'Max instance length exceeded',
+    )
+    expect(requestedTimeout(undefined, 'hobby')).toBe(300)
+    expect(() => requestedTimeout(1.5, 'pro')).toThrow('not an int32')
+  })
+
+  test('slowKillMs: a kill lands that much later; until then the sandbox holds its slot, and a create past the cap is a 429 without Retry-After', async () => {
+    const first = await create()
+    standin.faults.maxConcurrent = standin.alive().length
+    standin.faults.slowKillMs = 800
+    const started = performance.now()
+    const killing = Sandbox.kill(first.sandboxId, connection)
+    await Bun.sleep(100)
+    expect(standin.alive().map((s) => s.sandboxId)).toContain(first.sandboxId)
+    const refused = await rawCreate({ templateID: 'base' })
+    expect(refused.status).toBe(429)
+    expect(refused.headers.get('Retry-After')).toBeNull()
+    expect(((await refused.json()) as { message: string }).message).toContain(
+      'you have reached the maximum number of concurrent E2B sandboxes',
+    )
+    expect(await killing).toBe(true)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(800)
+    expect(standin.alive().map((s) => s.sandboxId)).not.toContain(first.sandboxId)
+    await create() // the slot is free once the kill has landed
+  })
+})
+
+describe("the contract: E2B's published spec", () => {
+  test('calls and answers outside the spec are recorded, and stop() then throws; known ones are only counted', async () => {
+    const own = await startStandin()
+    const options = { apiKey: own.apiKey, apiUrl: own.apiUrl, sandboxUrl: own.sandboxUrl }
+    const sandbox = await Sandbox.create('base', options)
+    expect(own.contract.known.get('spec-behind-sdk: v2 create')).toBe(1)
+    expect(own.contract.divergences).toEqual([])
+
+    const headers = { 'X-API-KEY': own.apiKey, 'Content-Type': 'application/json' }
+    await fetch(`${own.apiUrl}/sandboxes/${sandbox.sandboxId}/timeout`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ timeout: 'soon' }),
+    })
+    await fetch(`${own.apiUrl}/sandboxes/${sandbox.sandboxId}/metrics`, { headers }) // 501 here
+    await fetch(`${own.apiUrl}/no/such/route`, { headers })
+    await fetch(`${own.sandboxUrl}/files?path=a.txt`, {
+      method: 'PUT',
+      headers: {
+        'E2b-Sandbox-Id': sandbox.sandboxId,
+        'E2b-Sandbox-Port': '49983',
+        'X-Access-Token': sandbox['envdAccessToken']!,
+      },
+    })
+    expect(own.contract.divergences).toEqual([
+      {
+        api: 'control-plane',
+        method: 'POST',
+        path: `/sandboxes/${sandbox.sandboxId}/timeout`,
+        route: 'POST /sandboxes/{sandboxID}/timeout',
+        side: 'request',
+        status: null,
+        message: '/requestBody/timeout must be integer',
+      },
+      expect.objectContaining({
+        route: 'GET /sandboxes/{sandboxID}/metrics',
+        side: 'response',
+        status: 501,
+        message: expect.stringContaining('status 501 is not documented'),
+      }),
+      expect.objectContaining({ path: '/no/such/route', route: null, side: 'route' }),
+      expect.objectContaining({ api: 'envd', method: 'PUT', path: '/files', side: 'route' }),
+    ])
+    expect(own.contract.known.get('service-beyond-spec: 400 on setTimeout')).toBe(1)
+    const seen = (await (await fetch(`${own.apiUrl}/_standin/contract`)).json()) as {
+      divergences: unknown[]
+      known: Record<string, number>
+    }
+    expect(seen.divergences.length).toBe(4)
+    expect(seen.known['spec-behind-sdk: v2 create']).toBe(1)
+    await expect(own.stop()).rejects.toThrow('4 divergence(s)')
+    expect(own.alive()).toEqual([]) // stopped all the same
   })
 })
 

@@ -5,16 +5,12 @@ import { timingSafeEqual } from 'node:crypto'
 import { Hono, type Context } from 'hono'
 import { apiError } from './api-error.ts'
 import type { CallLog } from './calls.ts'
-import {
-  CreateRefused,
-  DEFAULT_CONNECT_TIMEOUT_SECONDS,
-  newSandboxId,
-  parseCreateRequest,
-  parseTimeout,
-} from './create-request.ts'
+import type { Contract } from './contract.ts'
+import { CreateRefused, newSandboxId, parseCreateRequest } from './create-request.ts'
 import { applyFaultPatch, takeOne, type Faults } from './faults.ts'
 import type { Isolation } from './isolation.ts'
 import { BadListQuery, listPage, parseListQuery } from './listing.ts'
+import { int32Seconds, keepAliveSeconds, requestedTimeout, TimeoutRefused } from './plan.ts'
 import type { SandboxRegistry } from './registry.ts'
 import { StandinSandbox } from './sandbox.ts'
 import { templateKind } from './templates.ts'
@@ -25,6 +21,8 @@ export interface ControlPlaneDeps {
   registry: SandboxRegistry
   faults: Faults
   calls: CallLog
+  /** Checks every call and answer against E2B's published spec. */
+  contract: Contract
   isolation: Isolation
   /** How long a template's servers may take to answer before the create fails. */
   bootTimeoutMs: number
@@ -50,6 +48,7 @@ const UNSUPPORTED: [Method, string][] = [
 export function controlPlane(deps: ControlPlaneDeps): Hono {
   const { registry, faults, calls } = deps
   const app = new Hono()
+  app.use('*', deps.contract.controlPlane())
 
   /** Registers a route: counted, key-checked, and for `:id` routes given the live sandbox (or 404). */
   const route = (method: Method, path: string, handler: Handler) =>
@@ -72,13 +71,13 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
     if (takeOne(faults, 'serviceUnavailableCreates'))
       return apiError(c, 503, 'Service temporarily unavailable, the cluster is at capacity')
     if (takeOne(faults, 'rateLimitCreates')) {
-      return apiError(c, 429, 'Rate limit exceeded, please try again later', {
+      return apiError(c, 429, 'Rate limit exceeded', {
         'Retry-After': String(faults.retryAfterSeconds),
       })
     }
     let spec: ReturnType<typeof parseCreateRequest>
     try {
-      spec = parseCreateRequest(body)
+      spec = parseCreateRequest(body, faults.plan)
     } catch (error) {
       if (error instanceof CreateRefused) return apiError(c, error.status, error.message)
       throw error
@@ -90,7 +89,7 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
       return apiError(
         c,
         429,
-        `You have reached the maximum number of concurrent E2B sandboxes (${faults.maxConcurrent}). If you need more, please contact us at 'https://e2b.dev/docs/getting-help'`,
+        `you have reached the maximum number of concurrent E2B sandboxes (${faults.maxConcurrent}). If you need more, please visit 'https://e2b.dev/docs/billing'`,
       )
     }
     const boot = (async () => {
@@ -108,17 +107,20 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   })
 
   route('POST', '/v2/sandboxes/:id/connect', async (c, sandbox) => {
-    const seconds = parseTimeout(
-      ((await readJson(c)) as { timeout?: unknown } | null)?.timeout,
-      DEFAULT_CONNECT_TIMEOUT_SECONDS,
-    )
+    const body = (await readJson(c)) as { timeout?: unknown } | null
+    const seconds = requestedTimeout(body?.timeout, faults.plan)
     if (sandbox!.state === 'paused') {
-      registry.resume(sandbox!, seconds)
+      registry.resume(sandbox!, seconds) // a new instance on E2B: its life counts from now
       return c.json(sandboxShape(sandbox!), 201)
     }
-    // Connecting only ever extends a running sandbox's life.
-    if (sandbox!.endAt.getTime() < Date.now() + seconds * 1000)
-      registry.setTimeout(sandbox!, seconds)
+    // Connecting only ever extends a running sandbox's life, and never past its lifetime.
+    const granted = keepAliveSeconds(
+      seconds,
+      sandbox!.lifeStartedAt,
+      sandbox!.spec.maxLifetimeSeconds,
+    )
+    if (sandbox!.endAt.getTime() < Date.now() + granted * 1000)
+      registry.setTimeout(sandbox!, granted)
     return c.json(sandboxShape(sandbox!), 200)
   })
 
@@ -142,6 +144,8 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   })
 
   route('DELETE', '/sandboxes/:id', async (c, sandbox) => {
+    // E2B kills within the call: until it answers, the sandbox runs and holds its slot.
+    if (faults.slowKillMs > 0) await Bun.sleep(faults.slowKillMs)
     await registry.kill(sandbox!)
     return c.body(null, 204)
   })
@@ -149,10 +153,16 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   route('POST', '/sandboxes/:id/timeout', async (c, sandbox) => {
     const body = (await readJson(c)) as { timeout?: unknown } | null
     if (body?.timeout === undefined) return apiError(c, 400, 'timeout: required')
-    const seconds = parseTimeout(body.timeout, 0)
+    const asked = int32Seconds(body.timeout)
     if (sandbox!.state === 'paused')
       return apiError(c, 404, `sandbox "${sandbox!.id}" is paused, it has no timeout to set`)
-    registry.setTimeout(sandbox!, seconds)
+    // Any length is taken, cut to what is left of the sandbox's lifetime (E2B's KeepAliveFor).
+    const granted = keepAliveSeconds(
+      asked,
+      sandbox!.lifeStartedAt,
+      sandbox!.spec.maxLifetimeSeconds,
+    )
+    registry.setTimeout(sandbox!, granted)
     return c.body(null, 204)
   })
 
@@ -169,6 +179,13 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
     )
 
   app.get('/_standin/faults', (c) => c.json(faults))
+  // What the contract found so far (for a test in another process): unexplained divergences, and known ones by id.
+  app.get('/_standin/contract', (c) =>
+    c.json({
+      divergences: deps.contract.divergences,
+      known: Object.fromEntries(deps.contract.known),
+    }),
+  )
   app.post('/_standin/faults', async (c) => {
     try {
       applyFaultPatch(faults, await c.req.json())
@@ -179,7 +196,8 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   })
 
   app.onError((error, c) => {
-    if (error instanceof CreateRefused) return apiError(c, error.status, error.message)
+    if (error instanceof CreateRefused || error instanceof TimeoutRefused)
+      return apiError(c, error.status, error.message)
     return apiError(c, 500, `the stand-in failed: ${error.message}`)
   })
   app.notFound((c) => apiError(c, 404, `no route ${c.req.method} ${c.req.path}`))

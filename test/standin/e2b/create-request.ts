@@ -1,14 +1,9 @@
 // POST /v2/sandboxes: the body the SDK sends, checked the way E2B's API checks it, turned
 // into what the stand-in keeps about the sandbox.
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
+import { maxLifetimeSeconds, type Plan, requestedTimeout, TimeoutRefused } from './plan.ts'
 import type { SandboxSpec } from './sandbox.ts'
 import { templateKind } from './templates.ts'
-
-/** E2B's defaults and limits: 15 s when the body names none, 24 h at most (a Pro plan's cap). */
-export const DEFAULT_TIMEOUT_SECONDS = 15
-export const MAX_TIMEOUT_SECONDS = 86_400
-/** What POST .../connect gives a sandbox when the body names no timeout. */
-export const DEFAULT_CONNECT_TIMEOUT_SECONDS = 300
 
 /** A create the API refuses: 400 for a malformed body, 404 for an unknown template. */
 export class CreateRefused extends Error {
@@ -20,7 +15,8 @@ export class CreateRefused extends Error {
   }
 }
 
-export function parseCreateRequest(body: unknown): SandboxSpec {
+/** The create's body as the team on `plan` sends it (its timeout is checked against the plan). */
+export function parseCreateRequest(body: unknown, plan: Plan): SandboxSpec {
   if (typeof body !== 'object' || body === null || Array.isArray(body))
     throw new CreateRefused(400, 'the body must be a JSON object')
   const fields = body as Record<string, unknown>
@@ -34,32 +30,26 @@ export function parseCreateRequest(body: unknown): SandboxSpec {
     kind,
     metadata: stringMap(fields.metadata, 'metadata'),
     envVars: stringMap(fields.envVars, 'envVars'),
-    timeoutSeconds: parseTimeout(fields.timeout, DEFAULT_TIMEOUT_SECONDS),
+    timeoutSeconds: timeoutOf(fields.timeout, plan),
+    maxLifetimeSeconds: maxLifetimeSeconds(plan),
     autoPause: optionalBoolean(fields.autoPause, 'autoPause') ?? false,
     allowInternetAccess:
       optionalBoolean(fields.allow_internet_access, 'allow_internet_access') ?? null,
     network,
-    // The v2 API secures every sandbox; an explicit `secure: false` (v1's switch) turns it off.
-    envdAccessToken: optionalBoolean(fields.secure, 'secure') === false ? null : newToken(),
+    // The v2 API secures every sandbox: it has no `secure` switch (v1's), one sent is ignored.
+    envdAccessToken: newToken(),
     trafficAccessToken: network?.allowPublicTraffic === false ? newToken() : null,
   }
 }
 
-/** A timeout in seconds as the API takes it; `fallback` when absent. */
-export function parseTimeout(value: unknown, fallback: number): number {
-  if (value === undefined || value === null) return fallback
-  if (
-    typeof value !== 'number' ||
-    !Number.isInteger(value) ||
-    value < 0 ||
-    value > MAX_TIMEOUT_SECONDS
-  ) {
-    throw new CreateRefused(
-      400,
-      `timeout: must be a whole number of seconds from 0 to ${MAX_TIMEOUT_SECONDS}`,
-    )
+/** The create's timeout in seconds (300 if none), or the API's 400 for it. */
+function timeoutOf(value: unknown, plan: Plan): number {
+  try {
+    return requestedTimeout(value, plan)
+  } catch (error) {
+    if (error instanceof TimeoutRefused) throw new CreateRefused(400, error.message)
+    throw error
   }
-  return value
 }
 
 function stringMap(value: unknown, name: string): Record<string, string> {
@@ -91,8 +81,14 @@ function newToken(): string {
   return randomBytes(24).toString('base64url')
 }
 
-/** Sandbox ids look like E2B's: 20 lowercase letters and digits. */
+const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz1234567890'
+
+/**
+ * A sandbox id in E2B's form: "i" and 20 characters drawn evenly from lowercase letters and
+ * digits (infra: InstanceIDPrefix + id.Generate(), e.g. "im9r2ycjiy2534qsdy1oo").
+ */
 export function newSandboxId(): string {
-  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789'
-  return [...randomBytes(20)].map((byte) => alphabet[byte % alphabet.length]).join('')
+  let id = 'i'
+  for (let i = 0; i < 20; i++) id += ID_ALPHABET[randomInt(ID_ALPHABET.length)]
+  return id
 }

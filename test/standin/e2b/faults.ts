@@ -1,6 +1,7 @@
 // Switches that make the stand-in misbehave the way E2B's API can, so a client's error
 // handling is tested against the real SDK's error classes. Settable in-process or over
 // HTTP (POST /_standin/faults) by a test in another process.
+import { type Plan, PLANS } from './plan.ts'
 
 export interface Faults {
   /** The next n creates answer 429 with `Retry-After: retryAfterSeconds`. */
@@ -16,6 +17,10 @@ export interface Faults {
   slowCreateMs: number
   /** The plan's cap on running sandboxes: creates beyond it answer 429. Null means no cap. */
   maxConcurrent: number | null
+  /** The team's plan: caps a sandbox's life at 1 h (hobby, the default) or 24 h (pro). See plan.ts. */
+  plan: Plan
+  /** Each kill waits this long before it lands (and answers): until then the sandbox runs and counts against maxConcurrent. */
+  slowKillMs: number
 }
 
 export function noFaults(): Faults {
@@ -27,6 +32,8 @@ export function noFaults(): Faults {
     notFoundIds: [],
     slowCreateMs: 0,
     maxConcurrent: null,
+    plan: 'hobby',
+    slowKillMs: 0,
   }
 }
 
@@ -44,6 +51,8 @@ const validators: { [K in keyof Faults]: (value: unknown) => string | null } = {
       : 'must be an array of sandbox ids',
   slowCreateMs: (v) => (count(v) ? null : 'must be a whole number of milliseconds >= 0'),
   maxConcurrent: (v) => (v === null || count(v) ? null : 'must be a whole number >= 0 or null'),
+  plan: (v) => (PLANS.includes(v as Plan) ? null : `must be one of ${PLANS.join(', ')}`),
+  slowKillMs: (v) => (count(v) ? null : 'must be a whole number of milliseconds >= 0'),
 }
 
 /** Applies a partial update in place; throws with every bad field named, changing nothing. */

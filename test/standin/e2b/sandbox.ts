@@ -23,6 +23,8 @@ export interface SandboxSpec {
   metadata: Record<string, string>
   envVars: Record<string, string>
   timeoutSeconds: number
+  /** The plan's cap on its life, counted from `lifeStartedAt` (fixed at create, as on E2B). */
+  maxLifetimeSeconds: number
   autoPause: boolean
   allowInternetAccess: boolean | null
   network: Record<string, unknown> | null
@@ -33,6 +35,8 @@ export interface SandboxSpec {
 export class StandinSandbox {
   state: SandboxState = 'running'
   readonly startedAt = new Date()
+  /** Where its plan's lifetime counts from: its start, or its last resume (a new instance on E2B). */
+  lifeStartedAt = this.startedAt
   endAt: Date
   private kernel: Kernel | null = null
   private runtime: RuntimeServer | null = null
@@ -101,6 +105,7 @@ export class StandinSandbox {
   resume(): void {
     signalAll(this.pids(), 'SIGCONT')
     this.state = 'running'
+    this.lifeStartedAt = new Date()
   }
 
   async kill(): Promise<void> {
