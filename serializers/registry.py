@@ -544,7 +544,7 @@ def _json_document(tree: Any, mode: str) -> bytes:
     """The JSON text of an encoded tree. Plain floats are marked by the Encoder already;
     a kind's JSON form may still hold NaN or infinity (an array's values, a detection's
     confidence): only then is the tree walked again to mark them. A str holding a lone
-    surrogate (a block's JSON input "\ud800", given back) is written as escapes, as
+    surrogate (a block's JSON input "\\ud800", given back) is written as escapes, as
     Python's json.dumps writes it by default and json.loads reads it back."""
     allow_nan = mode == "json-webexec"
     try:

@@ -122,26 +122,36 @@ def test_calls_from_two_threads_take_turns(tmp_path):
     assert {n: reply["outputs"] for n, reply in replies.items()} == {n: {"n": n} for n in range(4)}
 
 
-# --- ensure_requirements ---------------------------------------------------------------
+# --- ensure_requirements, environment --------------------------------------------------
 
 
-def test_ensure_requirements_with_everything_present_installs_nothing():
-    installs: list[list[str]] = []
-    assert interpreter.ensure_requirements(str(REQUIREMENTS), install=installs.append) == []
-    assert installs == []
+def test_ensure_requirements_with_everything_present_installs_nothing(tmp_path):
+    installs: list[tuple[list[str], str, str]] = []
+    installed = interpreter.ensure_requirements(
+        str(REQUIREMENTS),
+        str(tmp_path / "wheels"),
+        str(tmp_path / "site"),
+        install=lambda *args: installs.append(args),
+    )
+    assert installed == [] and installs == []
 
 
 def test_ensure_requirements_installs_the_pinned_lines_of_what_is_missing(tmp_path):
     missing = {"cv2", "cbor2"}
-    installs: list[list[str]] = []
+    installs: list[tuple[list[str], str, str]] = []
+    wheels, prefix = str(tmp_path / "wheels"), str(tmp_path / "site")
     installed = interpreter.ensure_requirements(
-        str(REQUIREMENTS), importable=lambda module: module not in missing, install=installs.append
+        str(REQUIREMENTS),
+        wheels,
+        prefix,
+        importable=lambda module: module not in missing,
+        install=lambda *args: installs.append(args),
     )
     pinned = {
         line.split("==")[0]: line for line in REQUIREMENTS.read_text().splitlines() if "==" in line
     }
     assert installed == [pinned["opencv-python-headless"], pinned["cbor2"]]
-    assert installs == [installed]
+    assert installs == [(installed, wheels, prefix)]
 
 
 def test_ensure_requirements_names_a_module_the_file_does_not_pin(tmp_path):
@@ -150,16 +160,49 @@ def test_ensure_requirements_names_a_module_the_file_does_not_pin(tmp_path):
     with pytest.raises(ValueError, match="no line for shapely"):
         interpreter.ensure_requirements(
             str(requirements),
+            str(tmp_path),
+            str(tmp_path / "site"),
             importable=lambda module: module not in {"numpy", "shapely"},
-            install=lambda lines: None,
+            install=lambda *args: None,
         )
 
 
-def test_the_default_installer_is_quiet_pip_of_this_interpreter(monkeypatch):
+def test_the_default_installer_is_pip_from_the_wheelhouse_alone_into_the_prefix(monkeypatch):
     calls: list[list[str]] = []
-    monkeypatch.setattr(interpreter.subprocess, "run", lambda args, **kwargs: calls.append(args))
-    interpreter._pip_install(["numpy==2.0.0"])
-    assert calls == [[sys.executable, "-m", "pip", "install", "-q", "numpy==2.0.0"]]
+
+    def run(args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(interpreter.subprocess, "run", run)
+    interpreter._pip_install_offline(["numpy==2.0.0"], "/wheels", "/site")
+    [args] = calls
+    assert args[:4] == [sys.executable, "-m", "pip", "install"]
+    assert "--no-index" in args and args[-1] == "numpy==2.0.0"
+    assert args[args.index("--find-links") + 1] == "/wheels"
+    assert args[args.index("--prefix") + 1] == "/site"
+
+
+def test_an_install_the_wheelhouse_cannot_satisfy_fails_with_pips_reason_and_no_index(tmp_path):
+    # A real pip, offline: an empty wheelhouse has nothing, and no index is asked.
+    with pytest.raises(RuntimeError, match="blockgate-no-such-package==1.0.*from .*wheels"):
+        interpreter._pip_install_offline(
+            ["blockgate-no-such-package==1.0"], str(tmp_path / "wheels"), str(tmp_path / "site")
+        )
+
+
+def test_environment_reports_the_python_the_versions_and_what_is_missing():
+    import numpy
+
+    report = interpreter.environment(str(REQUIREMENTS), importable=lambda m: m != "cbor2")
+    pinned = {
+        line.split("==")[0]: line for line in REQUIREMENTS.read_text().splitlines() if "==" in line
+    }
+    assert report["missing"] == [pinned["cbor2"]]
+    assert report["python"] == ".".join(map(str, sys.version_info[:3]))
+    packages = report["packages"]
+    assert isinstance(packages, dict)
+    assert packages["numpy"] == numpy.__version__ and "cbor2" not in packages
 
 
 def test_the_module_imports_without_the_runtimes_dependencies():
@@ -171,7 +214,7 @@ def test_the_module_imports_without_the_runtimes_dependencies():
         "        if name.split('.')[0] in {'numpy', 'cbor2', 'cv2', 'supervision', 'shapely', 'requests'}:\n"
         "            raise ImportError(name)\n"
         "sys.meta_path.insert(0, Refuse())\n"
-        "from runtime.interpreter import ensure_requirements\n"
+        "from runtime.interpreter import ensure_requirements, report_environment\n"
         "print('imported')\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{TEMPLATE_DIR}:{TEMPLATE_DIR.parent}"}

@@ -182,3 +182,20 @@ describe('what the backend passes the SDK (row 8)', () => {
     })
   }, 30_000)
 })
+
+describe('what a block sees (row 1)', () => {
+  test("the e2b pool's status (/readyz detail) names the Python and package versions blocks run on", () => {
+    const pool = new E2BPool(standinE2BConfig(standin), {
+      maxFrameBytes: 64 << 20,
+      queueTimeoutMs: 1000,
+    })
+    const packages = pool.status().block_packages as {
+      mode: string
+      python: string
+      packages: Record<string, string>
+    }
+    expect(packages.mode).toBe('template')
+    expect(packages.python).toMatch(/^3\.\d+$/)
+    expect(Object.keys(packages.packages)).toEqual(expect.arrayContaining(['numpy', 'supervision']))
+  })
+})

@@ -17,7 +17,7 @@ import { ATTR, SPAN } from '../../telemetry/names.ts'
 import { WarmPool } from '../warm-pool.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
-import { InterpreterRuntime } from './runtime-interpreter.ts'
+import { blockPackages, InterpreterRuntime } from './runtime-interpreter.ts'
 
 export interface E2BPoolOptions {
   maxFrameBytes: number
@@ -114,6 +114,8 @@ export class E2BPool implements Backend {
       ready: !this.stopped && lastError === null,
       mode: this.config.mode,
       template: this.config.templateId,
+      // Which Python and package versions a block sees here (the stock template's own, in code-interpreter mode).
+      block_packages: blockPackages(this.config.mode),
       live,
       sandboxes: live,
       idle,

@@ -2,7 +2,7 @@
 // blockgate's local workers (src/backends/local/bubblewrap.ts), plus a writable /home/user;
 // or, only when asked for explicitly, directly on the host.
 import type { Subprocess } from 'bun'
-import { existsSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import {
   bubblewrapAvailable,
@@ -51,6 +51,28 @@ export function resolveIsolation(options: IsolationOptions): Isolation {
     runtimeDir: options.runtimeDir ?? join(PROJECT_ROOT, 'template'),
   }
 }
+
+/**
+ * The E2B stand-in's copy of E2B's stock code-interpreter environment (a venv that
+ * template/setup.sh builds from template/code-interpreter/stock-requirements.txt on a
+ * Python 3.13, and links at .venv-code-interpreter), in place of `isolation`'s Python.
+ */
+export function stockIsolation(isolation: Isolation): Isolation {
+  const venv = process.env.BLOCKGATE_STOCK_VENV ?? join(PROJECT_ROOT, '.venv-code-interpreter')
+  const python = join(existsSync(venv) ? realpathSync(venv) : venv, 'bin', 'python')
+  if (!existsSync(python))
+    throw new Error(
+      `no stock code-interpreter environment at ${venv}: run \`npm run setup\` (it needs a Python 3.13; set BLOCKGATE_CODE_INTERPRETER_PYTHON to one)`,
+    )
+  let home = stockHomes.get(python)
+  if (home === undefined) {
+    home = pythonHome(python)
+    stockHomes.set(python, home)
+  }
+  return { ...isolation, python, pythonHome: home }
+}
+
+const stockHomes = new Map<string, string>()
 
 /** Where things are as the sandboxed process sees them (inside bubblewrap, or the host's own paths). */
 export interface Places {

@@ -3,9 +3,10 @@
 import type { Subprocess } from 'bun'
 import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { launch, type Isolation, type SandboxDirs } from './isolation.ts'
+import { launch, stockIsolation, type Isolation, type SandboxDirs } from './isolation.ts'
 import { killGroup } from './process-tree.ts'
 import { StderrTail } from '../../../src/backends/local/stderr-tail.ts'
+import type { KernelEnvironment } from './templates.ts'
 
 const KERNEL_SOURCE = join(import.meta.dir, 'kernel.py')
 const KERNEL_START_TIMEOUT_MS = 30_000
@@ -65,13 +66,22 @@ export class Kernel {
     })
   }
 
-  static start(isolation: Isolation, dirs: SandboxDirs, envVars: Record<string, string>): Kernel {
+  static start(
+    isolation: Isolation,
+    dirs: SandboxDirs,
+    envVars: Record<string, string>,
+    environment: KernelEnvironment = 'runtime',
+  ): Kernel {
+    // On the stock environment, as in E2B's code-interpreter-v1, nothing of blockgate's is
+    // importable until it is uploaded: no runtime or serializers on PYTHONPATH.
+    const stock = environment === 'stock'
+    const python = stock ? stockIsolation(isolation) : isolation
     // The kernel's source goes into the sandbox's private directory, the one place outside
     // the read-only system that is bound into it.
     copyFileSync(KERNEL_SOURCE, join(dirs.socketDir, 'kernel.py'))
-    const proc = launch(isolation, dirs, {
+    const proc = launch(python, dirs, {
       command: (at) => [at.python, join(at.socketDir, 'kernel.py'), '--home', at.home],
-      env: envVars,
+      env: stock ? { PYTHONPATH: '', ...envVars } : envVars,
       stdin: 'pipe',
       stdout: 'pipe',
     }) as Subprocess<'pipe', 'pipe', 'pipe'>

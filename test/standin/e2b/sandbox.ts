@@ -61,7 +61,12 @@ export class StandinSandbox {
     const sandbox = new StandinSandbox(id, spec, makeDirs(isolation), isolation)
     try {
       if (spec.kind.kernelAtStart)
-        sandbox.kernel = Kernel.start(isolation, sandbox.dirs, spec.envVars)
+        sandbox.kernel = Kernel.start(
+          isolation,
+          sandbox.dirs,
+          spec.envVars,
+          spec.kind.kernelEnvironment,
+        )
       if (spec.kind.runtimeServer)
         sandbox.runtime = await RuntimeServer.start(isolation, sandbox.dirs, startTimeoutMs)
       if (sandbox.kernel) await sandbox.kernel.ready
@@ -75,7 +80,12 @@ export class StandinSandbox {
   /** The kernel behind port 49999, started on first use for templates that do not start it. */
   codeKernel(): Kernel {
     if (!this.kernel?.alive)
-      this.kernel = Kernel.start(this.isolation, this.dirs, this.spec.envVars)
+      this.kernel = Kernel.start(
+        this.isolation,
+        this.dirs,
+        this.spec.envVars,
+        this.spec.kind.kernelEnvironment,
+      )
     return this.kernel
   }
 
