@@ -178,9 +178,9 @@ export class E2BPool implements Backend {
               : 'error'
         // The sandbox vanished under us (E2B ended it, or its runtime died): once, on a new one.
         if (error instanceof SandboxGone && attempt === 0 && !job.signal?.aborted) {
-          log.warn('e2b sandbox gone; retrying the run on a new one', {
+          log.warn('e2b sandbox gone or refused; retrying the run on a new one', {
             sandbox: remote.id,
-            error: error.message,
+            error: `${error.name}: ${error.message}`,
           })
           trace.getActiveSpan()?.addEvent('e2b.sandbox_gone', {
             [ATTR.runtimeId]: remote.id,

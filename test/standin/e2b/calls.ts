@@ -9,9 +9,16 @@ export class CallLog {
   readonly creates: unknown[] = []
   /** Requests to sandboxes through the edge, by port ("8000", "49983", …): not control-plane calls. */
   readonly dataPlane: Record<string, number> = {}
+  /** How the edge found each request's sandbox: by its Host (`<port>-<id>.<domain>`, as the SDK's getHost builds it) or by the E2b-Sandbox-* headers; `refused` for a 400. */
+  readonly routedBy: Record<'host' | 'headers' | 'refused', number> = {
+    host: 0,
+    headers: 0,
+    refused: 0,
+  }
 
-  countData(port: number): void {
-    this.dataPlane[port] = (this.dataPlane[port] ?? 0) + 1
+  countData(port: number, routedBy: 'host' | 'headers' | 'refused'): void {
+    this.routedBy[routedBy]++
+    if (routedBy !== 'refused') this.dataPlane[port] = (this.dataPlane[port] ?? 0) + 1
   }
 
   /** Requests to sandboxes so far, all ports. */
@@ -36,6 +43,7 @@ export class CallLog {
   reset(): void {
     for (const route of Object.keys(this.byRoute)) delete this.byRoute[route]
     for (const port of Object.keys(this.dataPlane)) delete this.dataPlane[port]
+    this.routedBy.host = this.routedBy.headers = this.routedBy.refused = 0
     this.creates.length = 0
   }
 }

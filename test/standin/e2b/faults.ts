@@ -1,6 +1,7 @@
 // Switches that make the stand-in misbehave the way E2B's API can, so a client's error
 // handling is tested against the real SDK's error classes. Settable in-process or over
 // HTTP (POST /_standin/faults) by a test in another process.
+import { checkEdgeAnswers, type EdgeAnswer } from './edge-answers.ts'
 import { type Plan, PLANS } from './plan.ts'
 
 export interface Faults {
@@ -21,6 +22,8 @@ export interface Faults {
   plan: Plan
   /** Each kill waits this long before it lands (and answers): until then the sandbox runs and counts against maxConcurrent. */
   slowKillMs: number
+  /** Answers E2B's edge gives itself (403, 409, 429), each for its next `times` requests to a sandbox or all: see edge-answers.ts. */
+  edgeAnswers: EdgeAnswer[]
 }
 
 export function noFaults(): Faults {
@@ -34,6 +37,7 @@ export function noFaults(): Faults {
     maxConcurrent: null,
     plan: 'hobby',
     slowKillMs: 0,
+    edgeAnswers: [],
   }
 }
 
@@ -53,6 +57,7 @@ const validators: { [K in keyof Faults]: (value: unknown) => string | null } = {
   maxConcurrent: (v) => (v === null || count(v) ? null : 'must be a whole number >= 0 or null'),
   plan: (v) => (PLANS.includes(v as Plan) ? null : `must be one of ${PLANS.join(', ')}`),
   slowKillMs: (v) => (count(v) ? null : 'must be a whole number of milliseconds >= 0'),
+  edgeAnswers: checkEdgeAnswers,
 }
 
 /** Applies a partial update in place; throws with every bad field named, changing nothing. */

@@ -13,13 +13,19 @@ const HOP_BY_HOP = [
   'transfer-encoding',
   'upgrade',
 ]
-/** Meant for E2B's edge, not for the code in the sandbox. */
-const EDGE_ONLY = ['e2b-traffic-access-token', 'x-access-token']
+/**
+ * What E2B's edge drops besides: its proxies are Go's httputil.ReverseProxy with a Rewrite
+ * (infra packages/shared/pkg/proxy/pool/client.go), which strips these from the request it
+ * forwards. Everything else reaches the server in the sandbox as sent, the Host included and
+ * the e2b-traffic-access-token and X-Access-Token headers too (the edge checks the traffic
+ * token but does not remove it).
+ */
+const DROPPED_BY_REWRITE = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']
 
 export async function forwardToSocket(request: Request, socketPath: string): Promise<Response> {
   const url = new URL(request.url)
   const headers = new Headers(request.headers)
-  for (const name of [...HOP_BY_HOP, ...EDGE_ONLY, 'accept-encoding']) headers.delete(name) // accept-encoding: pass the bytes through untouched
+  for (const name of [...HOP_BY_HOP, ...DROPPED_BY_REWRITE, 'accept-encoding']) headers.delete(name) // accept-encoding: fetch would decode the answer, E2B passes its bytes through untouched
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && request.body !== null
   const upstream = await fetch(`http://sandbox${url.pathname}${url.search}`, {
     method: request.method,
