@@ -12,13 +12,19 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*"; }
 
-if ! command -v bwrap >/dev/null 2>&1; then
+# System packages: bubblewrap isolates local workers; openssl makes the throwaway TLS
+# certificates of the E2B stand-in's Host-routed edge (tests only).
+missing=""
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing bubblewrap"
+    say "installing$missing"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   else
-    say "bubblewrap (bwrap) is missing: install it with your package manager (e.g. apt-get install bubblewrap)"
+    say "missing:$missing: install with your package manager (e.g. apt-get install$missing)"
   fi
 fi
 
