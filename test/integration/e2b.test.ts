@@ -12,7 +12,7 @@ import { createBackends } from '../../src/backends/index.ts'
 import { decodeCbor } from '../../serializers/cbor.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
-import { allGoldenVectors } from '../support/vectors.ts'
+import { comparable, parityBlocks } from '../support/parity.ts'
 import { standinE2BConfig, standinEnv } from '../support/e2b-config.ts'
 
 let standin: Standin
@@ -411,39 +411,8 @@ describe('local and e2b give identical answers', () => {
     await Promise.all(Object.values(backends).map((b) => b.stop()))
   })
 
-  /** Every golden vector of every kind, as one input each. */
-  const vectors = () =>
-    Object.fromEntries(
-      allGoldenVectors().map(({ kind, name, raw }) => [
-        `${kind}_${name.replace(/\W/g, '_')}`,
-        decodeCbor(raw),
-      ]),
-    )
-
-  const makeKinds = [
-    'def run(self):',
-    '    from runtime.entities import ImageParentMetadata',
-    '    image = WorkflowImageData(parent_metadata=ImageParentMetadata(parent_id="p"), numpy_image=np.full((4, 6, 3), 7, dtype=np.uint8))',
-    '    detections = sv.Detections(xyxy=np.array([[1, 2, 3, 4]], dtype=np.float32), confidence=np.array([0.5], dtype=np.float32), class_id=np.array([2]))',
-    '    return {"array": np.arange(6, dtype=np.int16).reshape(2, 3), "image": image, "detections": detections, "when": datetime(2026, 1, 2, 3, 4, 5), "raw": b"\\x00\\xff"}',
-  ].join('\n')
-  const blocks: [string, string, Record<string, unknown>, formats?: ('cbor' | 'json')[]][] = [
-    [
-      'plain values',
-      'def run(self, a, b):\n    return {"sum": a + b, "list": [a, b, None, True], "big": 2**70, "f": 1.0, "neg0": -0.0}\n',
-      { a: 1, b: 2.5 },
-    ],
-    // The golden vectors are CBOR: every kind as a client sends it, echoed back.
-    ['every kind, echoed', 'def run(self, **inputs):\n    return inputs\n', vectors(), ['cbor']],
-    ['kinds made by the block', makeKinds, {}],
-    ['a block error', 'def run(self):\n    print("before")\n    raise KeyError("k")\n', {}],
-    [
-      'prints and traces',
-      'def run(self):\n    print("out")\n    import sys\n    print("err", file=sys.stderr)\n    return {}\n',
-      {},
-    ],
-  ]
-  for (const [name, run_function_code, inputs, formats = ['cbor', 'json'] as const] of blocks) {
+  // The same blocks `npm run smoke:e2b` compares (test/support/parity.ts).
+  for (const { name, code, inputs, formats } of parityBlocks()) {
     for (const format of formats) {
       test(`${name} (${format})`, async () => {
         const answers = []
@@ -451,16 +420,11 @@ describe('local and e2b give identical answers', () => {
           const response = await app.request(
             '/v1/run',
             runRequest(
-              { code: { run_function_code }, inputs, backend, workspace: 'parity' },
+              { code: { run_function_code: code }, inputs, backend, workspace: 'parity' },
               format,
             ),
           )
-          const answer = await readAnswer(response)
-          delete answer.timings_ms
-          delete answer.cold_start
-          delete answer.backend
-          if (answer.error) delete answer.error.traceback_path
-          answers.push({ status: response.status, answer })
+          answers.push({ status: response.status, answer: comparable(await readAnswer(response)) })
         }
         expect(answers[1]).toEqual(answers[0]!)
       }, 30_000)
