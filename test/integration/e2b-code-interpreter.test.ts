@@ -9,10 +9,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { RunJob } from '../../src/backends/backend.ts'
+import { outputsOf, runJob } from '../support/run-job.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { blockPackages, InterpreterRuntime } from '../../src/backends/e2b/runtime-interpreter.ts'
-import { blockOf } from '../../src/run/block.ts'
-import { decodeCbor } from '../../serializers/cbor.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { standinE2BConfig } from '../support/e2b-config.ts'
 
@@ -60,33 +59,8 @@ const VERSIONS_BLOCK = `def run(self):
     }
 `
 
-function job(run_function_code: string, timeoutMs = 30_000): RunJob {
-  return {
-    block: blockOf({
-      run_function_code,
-      run_function_name: 'run',
-      init_function_code: null,
-      init_function_name: 'init',
-      imports: [],
-    }),
-    inputs: {},
-    workspace: 'acme',
-    timeoutMs,
-    outputFormat: 'cbor',
-    context: {
-      step_name: null,
-      step_selector: null,
-      block_type: 'custom_python_block',
-      workflow_execution_id: 'test',
-    },
-  }
-}
-
-function outputs(outcome: { outputs: unknown }): Record<string, unknown> {
-  const document = outcome.outputs as { pieces?: Uint8Array[] }
-  if (!document.pieces) return outcome.outputs as Record<string, unknown>
-  return decodeCbor(Buffer.concat(document.pieces)) as Record<string, unknown>
-}
+const job = (run_function_code: string, timeoutMs = 30_000): RunJob =>
+  runJob(run_function_code, { timeoutMs })
 
 describe("code-interpreter mode on E2B's stock template, with no internet", () => {
   test("the stand-in's code-interpreter-v1 is the stock environment, with no network", async () => {
@@ -134,7 +108,7 @@ describe("code-interpreter mode on E2B's stock template, with no internet", () =
       const create = standin.calls.creates.at(-1) as Record<string, unknown>
       expect(create.templateID).toBe('code-interpreter-v1')
       expect(create.allow_internet_access).toBe(false)
-      const seen = outputs(first)
+      const seen = outputsOf(first)
       expect(seen).toMatchObject({
         numpy: stock.numpy, // the template's, not blockgate's pin
         cv2: stock['opencv-python']?.split('.').slice(0, 3).join('.'),
@@ -148,7 +122,7 @@ describe("code-interpreter mode on E2B's stock template, with no internet", () =
       // Warm: nothing is uploaded or installed again.
       const second = await pool.run(job(VERSIONS_BLOCK))
       expect(second.coldStart).toBe(false)
-      expect(outputs(second)).toEqual(seen)
+      expect(outputsOf(second)).toEqual(seen)
 
       // What /readyz tells: the versions the sandbox reported after prepare().
       const reported = blockPackages('code-interpreter')

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Sandbox } from 'e2b'
 import type { RunJob } from '../../src/backends/backend.ts'
+import { outputsOf, runJob } from '../support/run-job.ts'
 import { METADATA } from '../../src/backends/e2b/lifecycle.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import {
@@ -17,10 +18,8 @@ import {
   SandboxGone,
   SandboxRefused,
 } from '../../src/backends/e2b/runtime-http.ts'
-import { blockOf } from '../../src/run/block.ts'
 import type { E2BConfig } from '../../src/config.ts'
 import { defaultTemplateId, RUNTIME_PORT } from '../../src/runtime-template.ts'
-import { decodeCbor } from '../../serializers/cbor.ts'
 import { applyFaultPatch, noFaults } from '../standin/e2b/faults.ts'
 import { forwardToSocket } from '../standin/e2b/forward.ts'
 import { startStandin, type EdgeAnswer, type Standin } from '../standin/e2b/index.ts'
@@ -57,32 +56,10 @@ async function withPool<T>(
   }
 }
 
-function job(inputs: Record<string, unknown>, timeoutMs = 10_000): RunJob {
-  return {
-    block: blockOf({
-      run_function_code: SUM_BLOCK,
-      run_function_name: 'run',
-      init_function_code: null,
-      init_function_name: 'init',
-      imports: [],
-    }),
-    inputs,
-    workspace: 'edge',
-    timeoutMs,
-    outputFormat: 'cbor',
-    context: {
-      step_name: null,
-      step_selector: null,
-      block_type: 'custom_python_block',
-      workflow_execution_id: 'test',
-    },
-  }
-}
+const job = (inputs: Record<string, unknown>, timeoutMs = 10_000): RunJob =>
+  runJob(SUM_BLOCK, { inputs, workspace: 'edge', timeoutMs })
 
-function sum(outcome: { outputs: unknown }): unknown {
-  const document = outcome.outputs as { pieces?: Uint8Array[] }
-  return (decodeCbor(Buffer.concat(document.pieces!)) as { sum: number }).sum
-}
+const sum = (outcome: { outputs: unknown }): unknown => outputsOf(outcome).sum
 
 const alive = (id: string) => standin.alive().some((s) => s.sandboxId === id)
 const kills = () => standin.calls.of('DELETE /sandboxes/:id')

@@ -5,9 +5,9 @@ import type { RunJob } from '../../src/backends/backend.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { Lifecycle } from '../../src/backends/e2b/lifecycle.ts'
 import { ConfigError, loadConfig } from '../../src/config.ts'
-import { blockOf } from '../../src/run/block.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { standinE2BConfig } from '../support/e2b-config.ts'
+import { runJob } from '../support/run-job.ts'
 
 let standin: Standin
 
@@ -25,27 +25,8 @@ beforeEach(() => {
 
 const SUM = 'def run(self, a, b):\n    return {"sum": a + b}\n'
 
-function job(workspace: string): RunJob {
-  return {
-    block: blockOf({
-      run_function_code: SUM,
-      run_function_name: 'run',
-      init_function_code: null,
-      init_function_name: 'init',
-      imports: [],
-    }),
-    inputs: { a: 1, b: 2 },
-    workspace,
-    timeoutMs: 10_000,
-    outputFormat: 'json',
-    context: {
-      step_name: null,
-      step_selector: null,
-      block_type: 'custom_python_block',
-      workflow_execution_id: 'test',
-    },
-  }
-}
+const job = (workspace: string): RunJob =>
+  runJob(SUM, { inputs: { a: 1, b: 2 }, workspace, outputFormat: 'json' })
 
 async function withPool<T>(
   env: Record<string, string>,

@@ -4,12 +4,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Sandbox } from 'e2b'
 import { createApp } from '../../src/app.ts'
 import type { RunJob } from '../../src/backends/backend.ts'
+import { outputsOf, runJob } from '../support/run-job.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { METADATA } from '../../src/backends/e2b/lifecycle.ts'
-import { blockOf } from '../../src/run/block.ts'
 import { loadConfig, type E2BConfig } from '../../src/config.ts'
 import { createBackends } from '../../src/backends/index.ts'
-import { decodeCbor } from '../../serializers/cbor.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
 import { comparable, parityBlocks } from '../support/parity.ts'
@@ -50,39 +49,12 @@ async function withPool<T>(
   }
 }
 
-function job(
+const job = (
   run_function_code: string,
   inputs: Record<string, unknown> = {},
   workspace = 'acme',
   timeoutMs = 10_000,
-): RunJob {
-  return {
-    block: blockOf({
-      run_function_code,
-      run_function_name: 'run',
-      init_function_code: null,
-      init_function_name: 'init',
-      imports: [],
-    }),
-    inputs,
-    workspace,
-    timeoutMs,
-    outputFormat: 'cbor',
-    context: {
-      step_name: null,
-      step_selector: null,
-      block_type: 'custom_python_block',
-      workflow_execution_id: 'test',
-    },
-  }
-}
-
-/** The outputs a run returned, decoded (the runtime sends a finished document). */
-function outputs(outcome: { outputs: unknown }): unknown {
-  const document = outcome.outputs as { pieces?: Uint8Array[] }
-  if (!document.pieces) return outcome.outputs
-  return decodeCbor(Buffer.concat(document.pieces))
-}
+): RunJob => runJob(run_function_code, { inputs, workspace, timeoutMs })
 
 /** Waits (up to 5 s) for a condition the pool reaches in the background, like a kill call landing. */
 async function until(condition: () => boolean): Promise<void> {
@@ -101,7 +73,7 @@ describe('the sandbox lifecycle', () => {
     try {
       const dataBefore = standin.calls.dataTotal()
       const first = await pool.run(job(SUM_BLOCK, { a: 1, b: 2 }))
-      expect(outputs(first)).toEqual({ sum: 3 })
+      expect(outputsOf(first)).toEqual({ sum: 3 })
       expect(first.coldStart).toBe(true)
       // The cold run was a create and one request: the block's code travelled with the run.
       expect(standin.calls.dataTotal() - dataBefore).toBe(1)
@@ -120,7 +92,7 @@ describe('the sandbox lifecycle', () => {
       const dataRequestsAfterCold = standin.calls.dataTotal()
 
       const second = await pool.run(job(SUM_BLOCK, { a: 3, b: 4 }))
-      expect(outputs(second)).toEqual({ sum: 7 })
+      expect(outputsOf(second)).toEqual({ sum: 7 })
       expect(second.coldStart).toBe(false)
       expect(pool.sandboxes().map((s) => s.id)).toEqual([sandbox!.id])
       expect(onPath()).toEqual(callsAfterCold)
@@ -168,7 +140,7 @@ describe('the sandbox lifecycle', () => {
         'import json\ndef run(self):\n    json.dumps = lambda *a, **k: "poisoned"\n    return {}\n'
       const check = 'import json\ndef run(self):\n    return {"dumps": json.dumps([1])}\n'
       await pool.run(job(poison, {}, 'one'))
-      expect(outputs(await pool.run(job(check, {}, 'two')))).toEqual({ dumps: '[1]' })
+      expect(outputsOf(await pool.run(job(check, {}, 'two')))).toEqual({ dumps: '[1]' })
     })
   }, 30_000)
 
@@ -220,7 +192,7 @@ describe('failures of the block and of the service', () => {
       expect(error.status).toBe(504)
       expect(error.type).toBe('BlockTimeout')
       await until(() => !standin.alive().some((s) => s.sandboxId === looping!.id))
-      expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 2 })))).toEqual({ sum: 4 })
+      expect(outputsOf(await pool.run(job(SUM_BLOCK, { a: 2, b: 2 })))).toEqual({ sum: 4 })
     })
   }, 30_000)
 
@@ -244,7 +216,7 @@ describe('failures of the block and of the service', () => {
         .catch((e) => e)
       expect(error.status).toBe(502)
       expect(error.message).toContain('SandboxGone')
-      expect(outputs(await pool.run(job(SUM_BLOCK, { a: 5, b: 5 })))).toEqual({ sum: 10 })
+      expect(outputsOf(await pool.run(job(SUM_BLOCK, { a: 5, b: 5 })))).toEqual({ sum: 10 })
     })
   }, 30_000)
 
@@ -254,7 +226,7 @@ describe('failures of the block and of the service', () => {
     try {
       await withPool({}, async (pool) => {
         const started = performance.now()
-        expect(outputs(await pool.run(job(SUM_BLOCK, { a: 1, b: 1 })))).toEqual({ sum: 2 })
+        expect(outputsOf(await pool.run(job(SUM_BLOCK, { a: 1, b: 1 })))).toEqual({ sum: 2 })
         expect(performance.now() - started).toBeGreaterThan(1500) // two Retry-After waits
       })
     } finally {
@@ -290,7 +262,7 @@ describe('failures of the block and of the service', () => {
       const [first] = pool.sandboxes()
       standin.faults.notFoundIds = [first!.id]
       try {
-        expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 3 })))).toEqual({ sum: 5 })
+        expect(outputsOf(await pool.run(job(SUM_BLOCK, { a: 2, b: 3 })))).toEqual({ sum: 5 })
         expect(pool.sandboxes().map((s) => s.id)).not.toContain(first!.id)
       } finally {
         standin.faults.notFoundIds = []
@@ -318,7 +290,7 @@ describe('failures of the block and of the service', () => {
       const runs = await Promise.all(
         ['a', 'b', 'a', 'b'].map((w, n) => pool.run(job(sleepy, { n }, w))),
       )
-      expect(runs.map((r) => (outputs(r) as { n: number }).n)).toEqual([0, 1, 2, 3])
+      expect(runs.map((r) => (outputsOf(r) as { n: number }).n)).toEqual([0, 1, 2, 3])
       expect(pool.sandboxes().length).toBeLessThanOrEqual(1)
     })
   }, 30_000)
@@ -336,7 +308,9 @@ describe('more faults of the service', () => {
       } finally {
         standin.faults.unauthorized = false
       }
-      expect(outputs(await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }, 'revoked')))).toEqual({ sum: 2 })
+      expect(outputsOf(await pool.run(job(SUM_BLOCK, { a: 1, b: 1 }, 'revoked')))).toEqual({
+        sum: 2,
+      })
     })
   }, 30_000)
 
@@ -350,7 +324,9 @@ describe('more faults of the service', () => {
         expect(error.headers['Retry-After']).toBeDefined()
         expect(error.message).toContain('RateLimitError')
         // The workspace that has its sandbox is not affected.
-        expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 2 }, 'first')))).toEqual({ sum: 4 })
+        expect(outputsOf(await pool.run(job(SUM_BLOCK, { a: 2, b: 2 }, 'first')))).toEqual({
+          sum: 4,
+        })
       } finally {
         standin.faults.maxConcurrent = null
       }
@@ -364,10 +340,10 @@ describe('code-interpreter mode', () => {
       { mode: 'code-interpreter', templateId: 'code-interpreter-v1' },
       async (pool) => {
         const first = await pool.run(job(SUM_BLOCK, { a: 2, b: 3 }))
-        expect(outputs(first)).toEqual({ sum: 5 })
+        expect(outputsOf(first)).toEqual({ sum: 5 })
         expect(first.coldStart).toBe(true)
         const second = await pool.run(job(SUM_BLOCK, { a: 4, b: 5 }))
-        expect(outputs(second)).toEqual({ sum: 9 })
+        expect(outputsOf(second)).toEqual({ sum: 9 })
         expect(second.coldStart).toBe(false)
         const error = await pool.run(job('def run(self):\n    return 1 / 0\n')).catch((e) => e)
         expect(error.status).toBe(422)
@@ -384,7 +360,7 @@ describe('code-interpreter mode', () => {
         const [first] = pool.sandboxes()
         standin.faults.notFoundIds = [first!.id]
         try {
-          expect(outputs(await pool.run(job(SUM_BLOCK, { a: 2, b: 3 })))).toEqual({ sum: 5 })
+          expect(outputsOf(await pool.run(job(SUM_BLOCK, { a: 2, b: 3 })))).toEqual({ sum: 5 })
         } finally {
           standin.faults.notFoundIds = []
         }
@@ -460,11 +436,11 @@ describe('settings that reach the e2b backend', () => {
           (name) => `def run(self):\n    return {"block": "${name}"}\n`,
         )
         for (const code of blocks)
-          expect(outputs(await pool.run(job(code, {}, 'cache')))).toEqual({
+          expect(outputsOf(await pool.run(job(code, {}, 'cache')))).toEqual({
             block: expect.any(String),
           })
         const again = await pool.run(job(blocks[0]!, {}, 'cache'))
-        expect(outputs(again)).toEqual({ block: 'a' })
+        expect(outputsOf(again)).toEqual({ block: 'a' })
         expect(again.coldStart).toBe(reloaded)
       })
     }, 60_000)

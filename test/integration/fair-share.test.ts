@@ -3,14 +3,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
 import { createApp } from '../../src/app.ts'
-import type { OutputsDocument, RunJob } from '../../src/backends/backend.ts'
+import type { RunJob } from '../../src/backends/backend.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { ConfigError, loadConfig } from '../../src/config.ts'
-import { blockOf } from '../../src/run/block.ts'
 import { createBackends } from '../../src/backends/index.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { standinE2BConfig } from '../support/e2b-config.ts'
+import { outputsOf, runJob } from '../support/run-job.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
 
 // When the run held its worker, by the wall clock (workers share the host's clock).
@@ -138,25 +138,8 @@ describe('a fair share of the E2B sandboxes (the offline stand-in)', () => {
   }, 60_000)
   afterAll(() => standin?.stop())
 
-  const job = (workspace: string, inputs: Record<string, unknown>, code = TIMED_SLEEP): RunJob => ({
-    block: blockOf({
-      run_function_code: code,
-      run_function_name: 'run',
-      init_function_code: null,
-      init_function_name: 'init',
-      imports: [],
-    }),
-    inputs,
-    workspace,
-    timeoutMs: 10_000,
-    outputFormat: 'json',
-    context: {
-      step_name: null,
-      step_selector: null,
-      block_type: 'custom_python_block',
-      workflow_execution_id: 'test',
-    },
-  })
+  const job = (workspace: string, inputs: Record<string, unknown>, code = TIMED_SLEEP): RunJob =>
+    runJob(code, { inputs, workspace, outputFormat: 'json' })
 
   test("one workspace holds its share of the sandboxes; another workspace's run does not wait for it", async () => {
     const config = standinE2BConfig(standin, {
@@ -172,12 +155,8 @@ describe('a fair share of the E2B sandboxes (the offline stand-in)', () => {
       await Bun.sleep(200)
       const other = await pool.run(job('other', { a: 1, b: 2 }, SUM_BLOCK))
       const otherDoneAt = Date.now() / 1000
-      const [first, second] = (await Promise.all(hog)).map((outcome) =>
-        JSON.parse(Buffer.concat((outcome.outputs as OutputsDocument).pieces).toString()),
-      )
-      expect(
-        JSON.parse(Buffer.concat((other.outputs as OutputsDocument).pieces).toString()),
-      ).toEqual({ sum: 3 })
+      const [first, second] = (await Promise.all(hog)).map(outputsOf)
+      expect(outputsOf(other)).toEqual({ sum: 3 })
       expect(otherDoneAt).toBeLessThan(first.end) // it did not wait for one of the hog's runs
       expect(second.start).toBeGreaterThanOrEqual(first.end - 0.05) // the hog's second run waited for its first
       expect(pool.sandboxes().filter((s) => s.workspace === 'hog').length).toBe(1)

@@ -123,6 +123,17 @@ let lastPrepared: BlockPackages | null = null
  */
 export function blockPackages(mode: 'template' | 'code-interpreter'): BlockPackages {
   if (mode === 'code-interpreter' && lastPrepared) return lastPrepared
+  // The pinned files do not change while the server runs: read once, not on every status.
+  const known = pinnedPackages.get(mode)
+  if (known) return known
+  const pinned = readPinnedPackages(mode)
+  pinnedPackages.set(mode, pinned)
+  return pinned
+}
+
+const pinnedPackages = new Map<BlockPackages['mode'], BlockPackages>()
+
+function readPinnedPackages(mode: BlockPackages['mode']): BlockPackages {
   const root = PROJECT_ROOT
   const own = pinsOf(readFileSync(resolve(root, 'template/requirements.txt'), 'utf8'))
   if (mode === 'template') {
