@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { RunJob } from '../../src/backends/backend.ts'
 import { outputsOf, runJob } from '../support/run-job.ts'
+import { EdgeBusy } from '../../src/backends/e2b/edge.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { blockPackages, InterpreterRuntime } from '../../src/backends/e2b/runtime-interpreter.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
@@ -179,6 +180,65 @@ describe("code-interpreter mode on E2B's stock template, with no internet", () =
       )
     } finally {
       await sandbox.kill()
+    }
+  }, 120_000)
+})
+
+describe("code-interpreter mode: the edge's own answers (row 4), on envd and the code interpreter", () => {
+  test('409 and 429 are waited out on the same sandbox; 429 past the budget is a 503 that keeps it; 403 retires it', async () => {
+    const config = standinE2BConfig(
+      standin,
+      { BLOCKGATE_E2B_MODE: 'code-interpreter', BLOCKGATE_E2B_MAX_SANDBOXES: '2' },
+      {},
+    )
+    const pool = new E2BPool(config, { maxFrameBytes: 64 << 20, queueTimeoutMs: 60_000 })
+    await pool.start()
+    const SUM = 'def run(self, a, b):\n    return {"sum": a + b}\n'
+    const sumJob = (a: number, b: number, timeoutMs = 30_000) =>
+      runJob(SUM, { inputs: { a, b }, timeoutMs })
+    const kills = () => standin.calls.of('DELETE /sandboxes/:id')
+    try {
+      expect(outputsOf(await pool.run(sumJob(1, 1))).sum).toBe(2)
+      const [warm] = pool.sandboxes()
+      const id = warm!.id
+      const killsBefore = kills()
+
+      // The file upload (envd) and the run (code interpreter) each meet the edge's refusals.
+      standin.faults.edgeAnswers = [
+        { status: 409, times: 1, sandboxId: id, port: 49983 },
+        { status: 429, times: 2, sandboxId: id, port: 49999, reason: 'connections' },
+        { status: 429, times: 1, sandboxId: id, port: 49983, reason: 'ip-throttle' },
+      ]
+      const waited = await pool.run(sumJob(2, 3))
+      expect(outputsOf(waited).sum).toBe(5)
+      expect(waited.coldStart).toBe(false)
+      expect(standin.faults.edgeAnswers).toEqual([]) // every one was answered, and waited out
+      expect(pool.sandboxes().map((s) => s.id)).toEqual([id])
+
+      standin.faults.edgeAnswers = [{ status: 429, times: 10_000, sandboxId: id }]
+      const started = performance.now()
+      const busy = await pool.run(sumJob(1, 2, 2500)).catch((e) => e)
+      expect(busy).toBeInstanceOf(EdgeBusy)
+      expect(busy.status).toBe(503)
+      expect(Number(busy.headers['Retry-After'])).toBeGreaterThanOrEqual(1)
+      expect(performance.now() - started).toBeLessThan(2500)
+      standin.faults.edgeAnswers = []
+      const after = await pool.run(sumJob(2, 2))
+      expect(outputsOf(after).sum).toBe(4)
+      expect(after.coldStart).toBe(false)
+      expect(pool.sandboxes().map((s) => s.id)).toEqual([id])
+      expect(kills()).toBe(killsBefore)
+
+      standin.faults.edgeAnswers = [{ status: 403, times: 10_000, sandboxId: id }]
+      const moved = await pool.run(sumJob(7, 8))
+      expect(outputsOf(moved).sum).toBe(15)
+      expect(pool.sandboxes().map((s) => s.id)).not.toContain(id)
+      for (let i = 0; i < 100 && standin.alive().some((s) => s.sandboxId === id); i++)
+        await Bun.sleep(50)
+      expect(standin.alive().some((s) => s.sandboxId === id)).toBe(false)
+    } finally {
+      standin.faults.edgeAnswers = []
+      await pool.stop()
     }
   }, 120_000)
 })

@@ -11,13 +11,8 @@ import type { RunJob } from '../../src/backends/backend.ts'
 import { outputsOf, runJob } from '../support/run-job.ts'
 import { METADATA } from '../../src/backends/e2b/lifecycle.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
-import {
-  EdgeBusy,
-  HttpRuntime,
-  retryAfterMs,
-  SandboxGone,
-  SandboxRefused,
-} from '../../src/backends/e2b/runtime-http.ts'
+import { EdgeBusy, retryAfterMs, SandboxGone, SandboxRefused } from '../../src/backends/e2b/edge.ts'
+import { HttpRuntime } from '../../src/backends/e2b/runtime-http.ts'
 import type { E2BConfig } from '../../src/config.ts'
 import { defaultTemplateId, RUNTIME_PORT } from '../../src/runtime-template.ts'
 import { applyFaultPatch, noFaults } from '../standin/e2b/faults.ts'

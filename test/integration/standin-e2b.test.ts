@@ -17,6 +17,7 @@ import {
 } from 'e2b'
 import { defaultTemplateId, RUNTIME_PORT } from '../../src/runtime-template.ts'
 import { encodeFrame, FrameReader } from '../../src/backends/framing.ts'
+import { Contract, loadSpecs } from '../standin/e2b/contract.ts'
 import { noFaults } from '../standin/e2b/faults.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { keepAliveSeconds, requestedTimeout } from '../standin/e2b/plan.ts'
@@ -433,6 +434,128 @@ describe("the contract: E2B's published spec", () => {
     expect(seen.known['spec-behind-sdk: v2 create']).toBe(1)
     await expect(own.stop()).rejects.toThrow('4 divergence(s)')
     expect(own.alive()).toEqual([]) // stopped all the same
+  })
+})
+
+describe("the contract: E2B's code-interpreter server", () => {
+  /** A call to a sandbox's code interpreter, answered by `answer` through the contract's check. */
+  async function throughContract(body: unknown, answer: Response) {
+    const contract = new Contract(await loadSpecs())
+    const serve = contract.edge(async (_request: Request) => answer)
+    const response = await serve(
+      new Request('http://127.0.0.1/execute', {
+        method: 'POST',
+        headers: {
+          'E2b-Sandbox-Id': 'i0123456789abcdefghij',
+          'E2b-Sandbox-Port': '49999',
+          'Content-Type': 'application/json',
+        },
+        body: JSON.stringify(body),
+      }),
+    )
+    const text = await response.text() // the stream is checked as it is read
+    return { contract, text }
+  }
+  const lines = (...values: unknown[]) => values.map((v) => `${JSON.stringify(v)}\n`).join('')
+
+  test("runCode's calls and the stand-in's streamed answers follow the server's document and models", async () => {
+    const own = await startStandin()
+    const sandbox = await CodeSandbox.create({
+      apiKey: own.apiKey,
+      apiUrl: own.apiUrl,
+      sandboxUrl: own.sandboxUrl,
+    })
+    const run = await sandbox.runCode('import sys\nprint("a")\nprint("b", file=sys.stderr)\n1/0')
+    expect(run.error?.name).toBe('ZeroDivisionError')
+    expect((await sandbox.runCode('40 + 2')).text).toBe('42')
+    expect(own.contract.divergences).toEqual([])
+    await own.stop() // throws on any divergence
+  })
+
+  test('a streamed line outside the models, or a stream with no end, is a divergence', async () => {
+    const good = lines(
+      { type: 'stdout', text: 'hi\n', timestamp: '2026-11-28T10:00:00.123456Z' },
+      { type: 'result', text: '2', is_main_result: true, extra: {} },
+      { type: 'error', name: 'E', value: 'v', traceback: '' },
+      { type: 'keepalive' },
+      { type: 'number_of_executions', execution_count: 3 },
+      { type: 'end_of_execution' },
+    )
+    const fine = await throughContract({ code: 'x' }, new Response(good))
+    expect(fine.text).toBe(good) // passed through unchanged
+    expect(fine.contract.divergences).toEqual([])
+
+    const bad = await throughContract(
+      { code: 'x' },
+      new Response(
+        `${lines({ type: 'stdout', text: 1 }, { type: 'stdout', text: 'x', pid: 7 }, { type: 'progress' })}not json\n`,
+      ),
+    )
+    expect(bad.contract.divergences.map((d) => [d.api, d.route, d.side, d.message])).toEqual([
+      [
+        'code-interpreter',
+        'POST /execute',
+        'stream',
+        expect.stringContaining('/text must be string'),
+      ],
+      [
+        'code-interpreter',
+        'POST /execute',
+        'stream',
+        expect.stringContaining('must NOT have additional properties (pid)'),
+      ],
+      [
+        'code-interpreter',
+        'POST /execute',
+        'stream',
+        'line {"type":"progress"}: / value of tag "type" must be in oneOf',
+      ],
+      ['code-interpreter', 'POST /execute', 'stream', 'a line that is not JSON: not json'],
+      [
+        'code-interpreter',
+        'POST /execute',
+        'stream',
+        'the stream ends without {"type": "end_of_execution"}',
+      ],
+    ])
+  })
+
+  test("a request outside ExecutionRequest, and the server's own error answers, are checked", async () => {
+    const refused = await throughContract(
+      { code: 1, env_vars: { A: 2 } },
+      Response.json(
+        { detail: [{ loc: ['body', 'code'], msg: 'bad', type: 'string_type' }] },
+        { status: 422 },
+      ),
+    )
+    expect(refused.contract.divergences.map((d) => [d.side, d.message])).toEqual([
+      ['request', '/requestBody/code must be string'],
+      ['request', '/requestBody/env_vars/A must be string'],
+      ['request', '/requestBody/env_vars must be null'],
+      ['request', '/requestBody/env_vars must match a schema in anyOf'],
+    ])
+
+    const both = await throughContract(
+      { code: 'x', context_id: 'c', language: 'python' },
+      new Response('Only one of context_id or language can be provided', {
+        status: 400,
+        headers: { 'Content-Type': 'text/plain; charset=utf-8' }, // Starlette's PlainTextResponse
+      }),
+    )
+    expect(both.contract.divergences).toEqual([])
+    expect(both.contract.known.get('code-beyond-document: 400 on execute')).toBe(1)
+
+    const unlike = await throughContract(
+      { code: 'x' },
+      Response.json({ message: 'nope' }, { status: 400 }), // not what the server answers
+    )
+    expect(unlike.contract.divergences).toEqual([
+      expect.objectContaining({
+        side: 'response',
+        status: 400,
+        message: expect.stringContaining('status 400 is not documented'),
+      }),
+    ])
   })
 })
 

@@ -16,7 +16,8 @@ import { trace } from '@opentelemetry/api'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
 import { WarmPool } from '../warm-pool.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
-import { HttpRuntime, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
+import { RuntimeTimeout, SandboxGone } from './edge.ts'
+import { HttpRuntime } from './runtime-http.ts'
 import { blockPackages, InterpreterRuntime } from './runtime-interpreter.ts'
 
 export interface E2BPoolOptions {

@@ -20,7 +20,8 @@ import { log } from '../../log.ts'
 import { encodeFrame } from '../framing.ts'
 import type { RuntimeRequest } from '../runtime-protocol.ts'
 import type { BlockRuntime, RuntimeReply } from '../runtime-session.ts'
-import { onlyFrame, RuntimeTimeout, SandboxGone } from './runtime-http.ts'
+import { EdgeRetry, RuntimeTimeout, SandboxGone } from './edge.ts'
+import { onlyFrame } from './runtime-http.ts'
 
 /** Where the runtime lives inside the sandbox (the home of E2B's default user). */
 const SANDBOX_ROOT = '/home/user/blockgate'
@@ -337,22 +338,50 @@ export class InterpreterRuntime implements BlockRuntime {
   }
 
   /**
-   * One data-plane call, its SDK errors sorted: the SDK reports a vanished sandbox (E2B's
-   * edge answers 502) as a TimeoutError too, so a timeout before our deadline means "gone".
+   * One data-plane call, its SDK errors sorted. E2B's edge answers (403, 409, 429) reach us
+   * as the SDK's SandboxError or RateLimitError: a 409 or 429 is waited out and the call made
+   * again (it never reached the sandbox), a 403 retires the sandbox, as in template mode. The
+   * SDK reports a vanished sandbox (the edge's 502) as a TimeoutError, so a timeout before our
+   * deadline means "gone".
    */
   private async call<T>(deadline: number, operation: () => Promise<T>): Promise<T> {
-    try {
-      return await operation()
-    } catch (error) {
-      const { name, message } = error as Error
-      if (name === 'NotFoundError' || name === 'SandboxNotFoundError')
-        throw new SandboxGone(message)
-      if (name === 'TimeoutError') {
-        if (performance.now() >= deadline - 5)
-          throw new RuntimeTimeout(`the code interpreter gave no reply in time (${message})`)
-        throw new SandboxGone(`the sandbox stopped answering (${name}: ${message})`)
+    const edge = new EdgeRetry(deadline, deadline - performance.now())
+    for (;;) {
+      try {
+        return await operation()
+      } catch (error) {
+        const { name, message } = error as Error
+        const status = edgeStatusOf(error)
+        if (status !== null) {
+          const stop = AbortSignal.timeout(Math.max(0, deadline - performance.now()))
+          await edge.waitToResend(status, `HTTP ${status}: ${message}`, null, stop)
+          if (performance.now() >= deadline)
+            throw new RuntimeTimeout(`the code interpreter gave no reply in time (${message})`)
+          continue
+        }
+        if (name === 'NotFoundError' || name === 'SandboxNotFoundError')
+          throw new SandboxGone(message)
+        if (name === 'TimeoutError') {
+          if (performance.now() >= deadline - 5)
+            throw new RuntimeTimeout(`the code interpreter gave no reply in time (${message})`)
+          throw new SandboxGone(`the sandbox stopped answering (${name}: ${message})`)
+        }
+        throw error
       }
-      throw error
     }
   }
+}
+
+/**
+ * The status of an answer E2B's edge gave itself, from the SDK's error, or null. The SDK keeps
+ * no status on most data-plane errors, only in the message: envd's "403: …", the code
+ * interpreter's "429 Too Many Requests"; a 429 from envd is its RateLimitError.
+ */
+function edgeStatusOf(error: unknown): 403 | 409 | 429 | null {
+  if (!(error instanceof Error)) return null
+  if (error.name === 'RateLimitError') return 429
+  if (error.name !== 'SandboxError') return null
+  const status =
+    (error as { statusCode?: number }).statusCode ?? Number(/^(\d{3})[: ]/.exec(error.message)?.[1])
+  return status === 403 || status === 409 || status === 429 ? status : null
 }

@@ -1,17 +1,25 @@
 // The stand-in held to E2B's own contract: every request that reaches the control plane and
-// every answer it gives, and every request to envd's HTTP API (port 49983) and envd's answer,
-// are checked against the OpenAPI specs E2B publishes (vendored verbatim in spec/, origin in
-// spec/README.md) by openapi-backend's validator (Ajv underneath). Whatever does not match is
-// a divergence: recorded with its method, path, side and the validator's message, and
+// every answer it gives, every request to envd's HTTP API (port 49983) and envd's answer, are
+// checked against the OpenAPI specs E2B publishes (vendored verbatim in spec/, origin in
+// spec/README.md); every request to the code interpreter (port 49999) and its answer, each
+// streamed line of /execute included, against the document FastAPI makes of E2B's server and
+// the JSON Schema of the models it streams (generated: spec/code-interpreter/). The validator
+// is openapi-backend's (Ajv underneath), and Ajv for the stream's lines. Whatever does not
+// match is a divergence: recorded with its method, path, side and the validator's message, and
 // `Standin.stop()` throws if any was recorded that KNOWN_DIVERGENCES does not name.
+import Ajv, { type ValidateFunction } from 'ajv'
 import addFormats from 'ajv-formats'
 import type { Context, Next } from 'hono'
 import { type Document, OpenAPIBackend, type Operation, SetMatchType } from 'openapi-backend'
 import { parse } from 'openapi-backend/refparser'
+import { ENVD_PORT, INTERPRETER_PORT, targetOf } from './data-plane.ts'
 
-export type Api = 'control-plane' | 'envd'
-/** 'route': the route is not in the spec; 'request': what was sent; 'response': the stand-in's answer. */
-type Side = 'route' | 'request' | 'response'
+export type Api = 'control-plane' | 'envd' | 'code-interpreter'
+/**
+ * 'route': the route is not in the spec; 'request': what was sent; 'response': the stand-in's
+ * answer; 'stream': a line of a streamed answer (or its end).
+ */
+type Side = 'route' | 'request' | 'response' | 'stream'
 
 export interface Divergence {
   api: Api
@@ -64,6 +72,8 @@ const SUPERSEDED: { api: Api; method: string; route: string; match: RegExp; chec
  * status: anything else the checks find fails the suite. Three kinds:
  *  - spec-behind-sdk: SDK 2.51 (its generated types) is newer than the newest published spec;
  *  - service-beyond-spec: e2b-dev/infra's API answers this, the spec does not list it;
+ *  - code-beyond-document: E2B's code-interpreter server answers this, but FastAPI's document
+ *    of it cannot say so (a handler's own Response);
  *  - backend: blockgate's backend (src/) sends this (none so far).
  */
 export const KNOWN_DIVERGENCES: readonly KnownDivergence[] = [
@@ -114,17 +124,42 @@ export const KNOWN_DIVERGENCES: readonly KnownDivergence[] = [
     message: /: (Max instance length exceeded|Error when parsing request: .*)$/,
     why: 'infra answers a keep-alive 400 "Max instance length exceeded" once the sandbox\'s plan lifetime is spent (orchestrator/keep_alive.go), and 400 "Error when parsing request: …" to a body it cannot read (handlers/sandbox_timeout.go); the spec lists 204, 401, 404 and 500 only.',
   },
+  {
+    id: 'code-beyond-document: 400 on execute',
+    api: 'code-interpreter',
+    route: 'POST /execute',
+    side: 'response',
+    status: 400,
+    message: /: Only one of context_id or language can be provided$/,
+    why: 'main.py answers a run that names both a context and a language with a plain-text 400 of its own; the document FastAPI makes lists only 200 and 422.',
+  },
+  {
+    id: 'code-beyond-document: 404 on execute',
+    api: 'code-interpreter',
+    route: 'POST /execute',
+    side: 'response',
+    status: 404,
+    message: /: Context .* not found$/,
+    why: 'main.py answers a run in a context it does not hold with a plain-text 404 of its own; the document FastAPI makes lists only 200 and 422.',
+  },
 ]
 
-/** Answers E2B's edge gives itself, before a request reaches envd: outside envd's spec. */
+/** Answers E2B's edge gives itself, before a request reaches a sandbox: outside the sandbox's specs. */
 const EDGE_STATUSES = new Set([403, 409, 429, 502, 503, 504])
 /** envd's Connect RPC services (process, filesystem): specified by .proto files, not OpenAPI. */
 const CONNECT_RPC = /^\/[a-z]+\.[A-Za-z]+\/[A-Za-z]+$/
-export const ENVD_PORT = 49983
+/** The sandbox ports whose APIs have a spec here. */
+const SANDBOX_APIS = new Map<number, Api>([
+  [ENVD_PORT, 'envd'],
+  [INTERPRETER_PORT, 'code-interpreter'],
+])
 
 interface Specs {
   'control-plane': OpenAPIBackend
   envd: OpenAPIBackend
+  'code-interpreter': OpenAPIBackend
+  /** One line of the code interpreter's POST /execute answer. */
+  executeLine: ValidateFunction
 }
 
 /**
@@ -145,29 +180,41 @@ const SERVED: Record<Api, string[]> = {
     'GET /templates/aliases/{alias}',
   ],
   envd: ['GET /health', 'GET /files', 'POST /files'],
+  'code-interpreter': ['GET /health', 'POST /execute'],
 }
+
+const spec = (file: string) => new URL(`spec/${file}`, import.meta.url).pathname
 
 let loading: Promise<Specs> | null = null
 
 /** Both specs, parsed, checked as OpenAPI and ready to validate against (once per process). */
 export function loadSpecs(): Promise<Specs> {
   loading ??= (async () => ({
-    'control-plane': await loadSpec(
-      new URL('spec/openapi.yml', import.meta.url).pathname,
-      SERVED['control-plane'],
+    'control-plane': await loadSpec(spec('openapi.yml'), SERVED['control-plane']),
+    envd: await loadSpec(spec('envd.yaml'), SERVED.envd),
+    'code-interpreter': await loadSpec(
+      spec('code-interpreter/openapi.json'),
+      SERVED['code-interpreter'],
     ),
-    envd: await loadSpec(new URL('spec/envd.yaml', import.meta.url).pathname, SERVED.envd),
+    executeLine: await compileLineSchema(spec('code-interpreter/execute-stream.json')),
   }))()
   return loading
 }
 
+async function compileLineSchema(file: string): Promise<ValidateFunction> {
+  const ajv = new Ajv({ allErrors: true, strict: true, discriminator: true })
+  addFormats(ajv, ['date-time'])
+  return ajv.compile(await Bun.file(file).json())
+}
+
 async function loadSpec(file: string, served: string[]): Promise<OpenAPIBackend> {
   const document = (await parse(file)) as { paths: Record<string, Record<string, unknown>> }
-  // E2B's specs name no operationIds, which the validator keys on: each is named by its route.
+  // The validator keys on operationIds, which E2B's specs do not name (and FastAPI names after
+  // its handlers): each is named by its route.
   for (const [path, item] of Object.entries(document.paths))
     for (const method of ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'])
       if (item[method])
-        (item[method] as { operationId?: string }).operationId ??= `${method.toUpperCase()} ${path}`
+        (item[method] as { operationId?: string }).operationId = `${method.toUpperCase()} ${path}`
   const backend = new OpenAPIBackend({
     definition: document as unknown as Document, // the parsed YAML: an OpenAPI 3.0 document
     strict: true,
@@ -236,25 +283,91 @@ export class Contract {
     }
   }
 
-  /** Wraps the edge: what it hands to envd, and envd's answers, are checked against envd's spec. */
+  /**
+   * Wraps the edge: what it hands to envd and to the code interpreter, and their answers, are
+   * checked against their specs; /execute's streamed answer line by line as it passes.
+   */
   edge<Rest extends unknown[]>(
     serve: (request: Request, ...rest: Rest) => Promise<Response>,
   ): (request: Request, ...rest: Rest) => Promise<Response> {
     return async (request, ...rest) => {
-      if (!isEnvd(request) || CONNECT_RPC.test(new URL(request.url).pathname))
-        return serve(request, ...rest)
+      const api = sandboxApi(request)
+      const { pathname } = new URL(request.url)
+      if (!api || CONNECT_RPC.test(pathname)) return serve(request, ...rest)
       const copy = request.clone() as Request
       const response = await serve(request, ...rest)
       if (EDGE_STATUSES.has(response.status)) return response
-      // A JSON (or empty) answer is read in full; a file's bytes are not, only its headers.
+      if (isExecuteStream(api, request.method, pathname, response)) {
+        await this.check(api, copy, response, { streamed: true })
+        return new Response(this.checkedStream(pathname, response.body!), {
+          status: response.status,
+          headers: response.headers,
+        })
+      }
+      // A JSON, text (or empty) answer is read in full; a file's bytes are not, only its headers.
       const type = mediaType(response.headers.get('content-type'))
       const probe =
-        type === null || type === 'application/json'
+        type === null || type === 'application/json' || type === 'text/plain'
           ? response.clone()
           : new Response(null, { status: response.status, headers: response.headers })
-      await this.check('envd', copy, probe as Response)
+      await this.check(api, copy, probe as Response)
       return response
     }
+  }
+
+  /**
+   * /execute's answer as it passes: each line one of the streamed models (execute-stream.json),
+   * the last one the end of the execution (E2B's stream.py always closes with it). A stream cut
+   * off (its sandbox killed) is not checked for its end: E2B's is cut off the same way.
+   */
+  private checkedStream(
+    path: string,
+    body: ReadableStream<Uint8Array>,
+  ): ReadableStream<Uint8Array> {
+    const diverge = (message: string) =>
+      this.record({
+        api: 'code-interpreter',
+        method: 'POST',
+        path,
+        route: 'POST /execute',
+        side: 'stream',
+        status: 200,
+        message,
+      })
+    const validate = this.specs.executeLine
+    const decoder = new TextDecoder()
+    let buffered = ''
+    let last: unknown = null
+    const checkLine = (line: string) => {
+      let value: unknown
+      try {
+        value = JSON.parse(line)
+      } catch {
+        return diverge(`a line that is not JSON: ${line.slice(0, 120)}`)
+      }
+      last = value
+      if (!validate(value))
+        for (const message of ajvMessages(validate.errors))
+          diverge(`line ${line.slice(0, 120)}: ${message}`)
+    }
+    return body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          controller.enqueue(chunk)
+          buffered += decoder.decode(chunk, { stream: true })
+          for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
+            checkLine(buffered.slice(0, at))
+            buffered = buffered.slice(at + 1)
+          }
+        },
+        flush() {
+          buffered += decoder.decode()
+          if (buffered !== '') diverge(`the stream ends inside a line: ${buffered.slice(0, 120)}`)
+          if ((last as { type?: unknown } | null)?.type !== 'end_of_execution')
+            diverge('the stream ends without {"type": "end_of_execution"}')
+        },
+      }),
+    )
   }
 
   /** The unexplained divergences so far, cleared: for a test that provokes one on purpose. */
@@ -284,10 +397,16 @@ export class Contract {
     else this.divergences.push(divergence)
   }
 
-  private async check(api: Api, request: Request, response: Response): Promise<void> {
+  /** `streamed`: the answer's body is a stream, checked as it passes (not read here). */
+  private async check(
+    api: Api,
+    request: Request,
+    response: Response,
+    { streamed = false } = {},
+  ): Promise<void> {
     let exchange: Exchange
     try {
-      exchange = await read(request, response)
+      exchange = await read(request, response, streamed)
     } catch (error) {
       this.record({
         api,
@@ -300,7 +419,7 @@ export class Contract {
       })
       return
     }
-    for (const found of checkExchange(this.specs[api], api, exchange)) this.record(found)
+    for (const found of checkExchange(this.specs[api], api, exchange, streamed)) this.record(found)
   }
 }
 
@@ -309,18 +428,28 @@ function describe(d: Divergence): string {
   return `  ${d.api} ${d.method} ${d.path} (${d.route ?? 'no route'}) ${d.side}${status}: ${d.message}`
 }
 
-function isEnvd(request: Request): boolean {
-  const port =
-    request.headers.get('e2b-sandbox-port') ??
-    /^(\d+)-/.exec(request.headers.get('host') ?? '')?.[1] ??
-    null
-  return port !== null && Number(port) === ENVD_PORT
+/** The sandbox API a request at the edge is for, when it is one with a spec here. */
+function sandboxApi(request: Request): Api | null {
+  const target = targetOf(request)
+  return 'port' in target ? (SANDBOX_APIS.get(target.port) ?? null) : null
 }
+
+/**
+ * The code interpreter's answer to a run: newline-delimited JSON. FastAPI's document says only
+ * "application/json, any schema" of it (the handler returns a Response), and the server sends
+ * it with no media type (stream.py's StreamingListJsonResponse names none).
+ */
+const isExecuteStream = (api: Api, method: string, path: string, response: Response) =>
+  api === 'code-interpreter' &&
+  method === 'POST' &&
+  path === '/execute' &&
+  response.status === 200 &&
+  response.body !== null
 
 const mediaType = (header: string | null) =>
   header ? header.split(';')[0]!.trim().toLowerCase() : null
 
-async function read(request: Request, response: Response): Promise<Exchange> {
+async function read(request: Request, response: Response, streamed: boolean): Promise<Exchange> {
   const url = new URL(request.url)
   const requestType = mediaType(request.headers.get('content-type'))
   let requestBody: unknown
@@ -340,7 +469,9 @@ async function read(request: Request, response: Response): Promise<Exchange> {
   }
   const responseType = mediaType(response.headers.get('content-type'))
   let responseBody: unknown
-  if (responseType === 'application/json') responseBody = parseJson(await response.text())
+  if (streamed) responseBody = undefined
+  else if (responseType === 'application/json') responseBody = parseJson(await response.text())
+  else if (responseType === 'text/plain') responseBody = await response.text()
   else if (responseType === null) responseBody = (await response.text()) === '' ? null : undefined
   return {
     method: request.method.toLowerCase(),
@@ -366,7 +497,12 @@ function parseJson(text: string): unknown {
 }
 
 /** The divergences of one exchange: its route, its request, its answer. */
-function checkExchange(spec: OpenAPIBackend, api: Api, x: Exchange): Divergence[] {
+function checkExchange(
+  spec: OpenAPIBackend,
+  api: Api,
+  x: Exchange,
+  streamed: boolean,
+): Divergence[] {
   const found: Divergence[] = []
   const METHOD = x.method.toUpperCase()
   const diverge = (side: Side, route: string | null, message: string) =>
@@ -434,7 +570,9 @@ function checkExchange(spec: OpenAPIBackend, api: Api, x: Exchange): Divergence[
     return found
   }
   const declared = Object.keys(documented.content ?? {})
-  if (declared.length === 0) {
+  if (streamed) {
+    // its body is checked line by line as it passes, against the stream's own schema
+  } else if (declared.length === 0) {
     if (x.responseBody !== null)
       diverge(
         'response',
@@ -481,6 +619,7 @@ function ajvMessages(
 
 /** An error answer's own message, to name what the stand-in said. */
 function errorMessage(body: unknown): string {
+  if (typeof body === 'string') return body === '' ? '' : `: ${body.slice(0, 200)}`
   return body && typeof body === 'object' && 'message' in body
     ? `: ${String((body as { message: unknown }).message)}`
     : ''
