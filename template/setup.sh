@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what blockgate needs beyond node_modules, idempotently and fast when done:
-#   - bubblewrap, the local isolation layer (Debian package; installed when root)
+#   - bubblewrap, the local isolation layer, and the test-only openssl, redis-server and haproxy
+#     (Debian packages; installed when root)
 #   - .venv with the Python runtime's requirements (template/requirements*.txt)
 #   - .wheelhouse/code-interpreter: the wheels code-interpreter mode installs in E2B's stock
 #     code-interpreter-v1 sandboxes, which have no internet (template/code-interpreter/wheelhouse.txt)
@@ -13,10 +14,15 @@ cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*"; }
 
 # System packages: bubblewrap isolates local workers; openssl makes the throwaway TLS
-# certificates of the E2B stand-in's Host-routed edge (tests only).
+# certificates of the E2B stand-in's Host-routed edge (tests only); redis-server and haproxy
+# let the multi-instance tests run a real Redis and a real balancer in front of several
+# instances (in production Redis is optional and the balancer is the user's own).
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+# Debian puts haproxy in /usr/sbin, which is not on a user's PATH.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing$missing"
