@@ -29,6 +29,7 @@ import {
 } from './auth/caller.ts'
 import { KeyRing, type ApiKey } from './auth/keys.ts'
 import { Quotas } from './auth/quotas.ts'
+import type { SharedState } from './shared/redis.ts'
 import { traceRequests } from './telemetry/http.ts'
 import { ATTR, SPAN } from './telemetry/names.ts'
 import { inSpan } from './telemetry/spans.ts'
@@ -40,6 +41,8 @@ export interface AppOptions {
   config: Pick<Config, 'defaultBackend' | 'limits'> &
     Partial<Pick<Config, 'workspaceBackends' | 'webexec' | 'auth'>>
   backends: Backends
+  /** The deployment's Redis (quotas and the /webexec code cache are shared through it); none by default. */
+  shared?: SharedState | null
   /** Where the audit trail goes (the structured log unless a test listens). */
   audit?: AuditLog
 }
@@ -72,11 +75,12 @@ function sendTraced(c: Context, status: number, value: unknown): Promise<Respons
 export function createApp({
   config,
   backends,
+  shared = null,
   audit = new AuditLog(),
 }: AppOptions): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>()
   const keys = config.auth?.keys ?? KeyRing.empty()
-  const quotas = new Quotas()
+  const quotas = new Quotas(shared)
 
   app.get('/healthz', (c) => send(c, 200, { status: 'ok' }))
 
@@ -93,6 +97,14 @@ export function createApp({
       ready,
       default_backend: config.defaultBackend,
       backends: readinessFor(statuses, viewer),
+      // Serving either way; "degraded": Redis is configured and not answering, so quotas,
+      // the sandbox registry and the code cache are this instance's own until it does.
+      shared:
+        shared === null
+          ? { mode: 'off' }
+          : viewer === null
+            ? { mode: shared.status().mode }
+            : shared.status(),
     })
   })
 
@@ -165,7 +177,12 @@ export function createApp({
   // Roboflow Inference's remote-execution protocol, on the same run path as /v1/run
   // (README.md, "Use blockgate from Roboflow Inference").
   if (config.webexec)
-    registerWebexec(app, { config: { ...config, webexec: config.webexec }, backends, audit })
+    registerWebexec(app, {
+      config: { ...config, webexec: config.webexec },
+      backends,
+      audit,
+      shared,
+    })
 
   app.notFound((c) => {
     const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

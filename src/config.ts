@@ -12,6 +12,7 @@ import {
   runtimeVersion,
 } from './runtime-template.ts'
 import type { TelemetryConfig } from './telemetry/setup.ts'
+import type { SharedConfig } from './shared/redis.ts'
 import { keyFileSchema, KeyRing } from './auth/keys.ts'
 import { readFileSync } from 'node:fs'
 import { LOG_LEVELS, type LogLevel } from './log.ts'
@@ -153,6 +154,15 @@ const variables = {
     .default(1),
   BLOCKGATE_E2B_CREATE_RETRIES: int(0, 20).default(3),
   BLOCKGATE_E2B_ALLOW_INTERNET: flag.default(false),
+  BLOCKGATE_REDIS_URL: z
+    .url({
+      protocol: /^(redis|rediss|valkey|valkeys)$/,
+      error: 'must be a redis://, rediss://, valkey:// or valkeys:// URL',
+    })
+    .optional(),
+  BLOCKGATE_REDIS_TIMEOUT_MS: int(1, 10_000).default(100),
+  BLOCKGATE_REDIS_LEASE_MS: int(1000, 3_600_000).default(15_000),
+  BLOCKGATE_SHARED_CODE_CACHE_BYTES: int(0).default(8 * 1024 * 1024),
   BLOCKGATE_DEPLOYMENT_ID: z
     .string()
     .trim()
@@ -165,7 +175,7 @@ const variables = {
 } as const
 
 /** Values never echoed in an error message: they hold credentials. */
-const SECRET_VARIABLES: ReadonlySet<string> = new Set(['E2B_API_KEY'])
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(['E2B_API_KEY', 'BLOCKGATE_REDIS_URL'])
 
 type Variables = typeof variables
 export type VariableName = keyof Variables
@@ -210,6 +220,8 @@ export interface Config {
   e2b: E2BConfig | null
   /** Roboflow Inference's remote-execution endpoint (POST /webexec). */
   webexec: WebexecConfig
+  /** What instances of one deployment share through Redis (nothing without BLOCKGATE_REDIS_URL). */
+  shared: SharedConfig
   /** API keys; an empty ring means anonymous runs, on a loopback-only bind. */
   auth: { keys: KeyRing; openBind: boolean }
   telemetry: TelemetryConfig
@@ -419,6 +431,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auth: { keys, openBind: values.BLOCKGATE_ALLOW_OPEN_BIND },
     webexec: {
       codeCacheBytes: values.BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES,
+    },
+    shared: {
+      redisUrl: values.BLOCKGATE_REDIS_URL ?? null,
+      deploymentId: values.BLOCKGATE_DEPLOYMENT_ID,
+      timeoutMs: values.BLOCKGATE_REDIS_TIMEOUT_MS,
+      leaseMs: values.BLOCKGATE_REDIS_LEASE_MS,
+      codeCacheWorkspaceBytes: values.BLOCKGATE_SHARED_CODE_CACHE_BYTES,
     },
     limits: {
       maxBodyBytes: values.BLOCKGATE_MAX_BODY_BYTES,

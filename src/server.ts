@@ -5,6 +5,7 @@ import { ConfigError, isLoopback, loadConfig, type Config } from './config.ts'
 import { BadRequest } from './errors.ts'
 import { createBackends } from './backends/index.ts'
 import { log, setLogLevel } from './log.ts'
+import { sharedStateFor } from './shared/redis.ts'
 import { observeBackends, withRunMetrics } from './telemetry/metrics.ts'
 import { startTelemetry } from './telemetry/setup.ts'
 
@@ -53,9 +54,13 @@ async function main(): Promise<void> {
   setLogLevel(config.logLevel)
   // Telemetry first, so the backends' first spans and instruments are real ones.
   const telemetry = startTelemetry(config.telemetry)
+  // Redis (when configured) before the backends: the E2B pool's registry lives there. A Redis
+  // that does not answer yet leaves the instance degraded, serving on its own state.
+  const shared = sharedStateFor(config.shared)
+  await shared?.start()
   let backends: Backends
   try {
-    backends = withMetrics(createBackends(config))
+    backends = withMetrics(createBackends(config, shared))
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
     console.error(`blockgate: ${error.message}`)
@@ -89,10 +94,11 @@ async function main(): Promise<void> {
         }
       : 'off (no E2B_API_KEY)',
     telemetry: telemetry.enabled ? 'OTLP export on' : 'off (no OTEL_EXPORTER_OTLP_ENDPOINT)',
+    shared: shared ? shared.status() : 'off (no BLOCKGATE_REDIS_URL)',
     ms: Math.round(performance.now() - startedAt),
   })
 
-  const app = createApp({ config, backends })
+  const app = createApp({ config, backends, shared })
   const server = Bun.serve({
     port: config.port,
     hostname: config.host,
@@ -123,6 +129,7 @@ async function main(): Promise<void> {
     log.info('draining', { signal })
     await server.stop(false) // stop accepting; let in-flight requests finish
     await Promise.all(Object.values(backends).map((backend) => backend.stop()))
+    shared?.stop()
     await telemetry.shutdown() // the last spans and metrics go out before the process ends
     log.info('stopped')
     process.exit(0)

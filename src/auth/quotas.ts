@@ -4,6 +4,7 @@
 import { metrics } from '@opentelemetry/api'
 import { Overloaded } from '../errors.ts'
 import type { ApiKey } from './keys.ts'
+import type { SharedState } from '../shared/redis.ts'
 
 interface Bucket {
   tokens: number
@@ -19,6 +20,8 @@ const rejections = () =>
 export class Quotas {
   private readonly buckets = new Map<string, Bucket>()
   private readonly rejected = rejections()
+
+  constructor(private readonly shared: SharedState | null = null) {}
 
   /** Takes one request and one run slot of `key`; the returned function gives the slot back. */
   admit(key: ApiKey, now = performance.now()): () => void {

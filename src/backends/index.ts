@@ -6,11 +6,13 @@ import { log } from '../log.ts'
 import { LocalPool } from './local/pool.ts'
 import { E2BPool } from './e2b/pool.ts'
 import { bubblewrapAvailable } from './local/bubblewrap.ts'
+import type { SharedState } from '../shared/redis.ts'
 
 /** Frames between proxy and worker carry a body's inputs or a block's outputs, plus headroom. */
 export const frameLimitFor = (config: Config) => config.limits.maxBodyBytes + 1024 * 1024
 
-export function createBackends(config: Config): Backends {
+/** `shared`: the deployment's Redis, when there is one (the E2B pool keeps its registry there). */
+export function createBackends(config: Config, shared: SharedState | null = null): Backends {
   const backends: Backends = {}
   const { local } = config
   const sandboxed = local.allowUnsandboxed || bubblewrapAvailable()
@@ -35,6 +37,7 @@ export function createBackends(config: Config): Backends {
     backends.e2b = new E2BPool(config.e2b, {
       maxFrameBytes: frameLimitFor(config),
       queueTimeoutMs: config.limits.queueTimeoutMs,
+      shared,
     })
   }
   return backends

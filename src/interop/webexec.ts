@@ -36,6 +36,7 @@ import { pythonName, workspaceName } from '../run/request.ts'
 import type { Backends } from '../backends/backend.ts'
 import { pickBackend } from '../run/router.ts'
 import { CodeCache, inferenceCodeHash, type CachedCode } from './code-cache.ts'
+import type { SharedState } from '../shared/redis.ts'
 
 const WEBEXEC_PATH = '/webexec'
 
@@ -44,6 +45,8 @@ export interface WebexecOptions {
     Partial<Pick<Config, 'workspaceBackends'>>
   backends: Backends
   audit: AuditLog
+  /** The deployment's Redis: code hashes one instance saw are known to all. */
+  shared?: SharedState | null
 }
 
 const requestSchema = z.object({
@@ -97,7 +100,7 @@ const BLOCK_FAULTS = new Set([
 
 export function registerWebexec(
   app: Hono<CallerEnv>,
-  { config, backends, audit }: WebexecOptions,
+  { config, backends, audit, shared = null }: WebexecOptions,
 ): void {
   const codes = new CodeCache(config.webexec.codeCacheBytes)
   const maxBytes = config.limits.maxBodyBytes

@@ -18,6 +18,9 @@ export const SPAN = {
   kill: 'sandbox.kill',
 } as const
 
+/** A call to the deployment's Redis, by operation: `blockgate.redis.quota_admit`, …. */
+export const redisSpan = (op: string) => `blockgate.redis.${op}`
+
 /** Spans the runtime reports from inside a worker or sandbox, by its phase names. */
 export const runtimePhaseSpan = (phase: string) => `runtime.${phase}`
 
@@ -52,4 +55,10 @@ export const METRIC = {
   // blockgate's own.
   queueDepth: 'blockgate.queue.depth',
   liveRuntimes: 'blockgate.runtimes.live',
+  /** 1 while Redis is configured but not answering. */
+  sharedDegraded: 'blockgate.shared.degraded',
+  redisErrors: 'blockgate.redis.errors',
+  quotaRejections: 'blockgate.quota.rejections',
+  registrySize: 'blockgate.e2b.registry.size',
+  leasesTakenOver: 'blockgate.e2b.leases.taken_over',
 } as const

@@ -15,6 +15,7 @@ import { log } from '../../log.ts'
 import { trace } from '@opentelemetry/api'
 import { ATTR, SPAN } from '../../telemetry/names.ts'
 import { WarmPool } from '../warm-pool.ts'
+import type { SharedState } from '../../shared/redis.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { RuntimeTimeout, SandboxGone } from './edge.ts'
 import { HttpRuntime } from './runtime-http.ts'
@@ -24,6 +25,8 @@ export interface E2BPoolOptions {
   maxFrameBytes: number
   /** How long a run may wait for a sandbox (creation included) before a 503. */
   queueTimeoutMs: number
+  /** The deployment's Redis, when there is one: the registry of sandboxes lives there. */
+  shared?: SharedState | null
 }
 
 /** A runtime that can also be cancelled mid-request (the client went away). */
