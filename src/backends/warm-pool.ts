@@ -34,6 +34,11 @@ export interface RuntimeProvider<R extends PooledRuntime> {
   reusable(runtime: R): boolean
   /** A runtime went idle and no waiter took it (E2B extends the sandbox's own timer). */
   idled?(runtime: R): Promise<void>
+  /**
+   * Whether an idle runtime taken for a run is still this pool's to run on: false when another
+   * instance of the deployment took it meanwhile (E2B's shared registry). Absent: always.
+   */
+  claim?(runtime: R): Promise<boolean>
 }
 
 export interface WarmPoolOptions {
@@ -123,11 +128,18 @@ export class WarmPool<R extends PooledRuntime> {
         const tenant = tenantOf(job)
         const { workspace } = job
         const hash = job.block.hash
-        const taken = await this.queue.acquire(tenant, workspace, hash, job.signal, () => {
-          this.endStale()
-          return this.take(workspace, hash, true)
-        })
-        return { runtime: taken.runtime, started: taken.started, waitedMs: taken.waitedMs, tenant }
+        for (;;) {
+          const taken = await this.queue.acquire(tenant, workspace, hash, job.signal, () => {
+            this.endStale()
+            return this.take(workspace, hash, true)
+          })
+          const { runtime, started, waitedMs } = taken
+          if (started || !this.provider.claim || (await this.provider.claim(runtime)))
+            return { runtime, started, waitedMs, tenant }
+          // Another instance took it while it idled here: it is theirs now, neither kept nor ended.
+          this.queue.drop(tenant)
+          this.forget(runtime)
+        }
       },
       (a) => ({ cold: a.started, runtimeId: a.runtime.id, waitedMs: a.waitedMs }),
     )
@@ -153,6 +165,21 @@ export class WarmPool<R extends PooledRuntime> {
   /** A runtime died on its own: replaced if it was idle or spare (a busy one's run finds out itself). */
   lost(runtime: R): void {
     if (this.idle.includes(runtime) || this.spares.includes(runtime)) this.retire(runtime)
+  }
+
+  /**
+   * Lets go of an idle runtime or spare without ending it: another instance of the
+   * deployment holds it now. A busy one is left alone (its run finds out itself).
+   */
+  abandon(runtime: R): void {
+    if (!this.idle.includes(runtime) && !this.spares.includes(runtime)) return
+    this.forget(runtime)
+    this.serveWaiters()
+  }
+
+  /** The runtimes the pool holds now, busy, idle and spare. */
+  runtimes(): R[] {
+    return [...this.all]
   }
 
   /** Ends every runtime (the local zygote died and took its workers along). */

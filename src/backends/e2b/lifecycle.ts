@@ -10,7 +10,7 @@ import { log } from '../../log.ts'
 import { trace } from '@opentelemetry/api'
 import { runtimeVersion } from '../../runtime-template.ts'
 
-export type LifecycleCall = 'create' | 'kill' | 'set_timeout' | 'list'
+export type LifecycleCall = 'create' | 'connect' | 'kill' | 'set_timeout' | 'list'
 
 /** Metadata every sandbox carries: who it serves, what made it, which deployment owns it. */
 export const METADATA = {
@@ -26,7 +26,13 @@ const RETRY_BASE_MS = 250
 const RETRY_MAX_MS = 8000
 
 export class Lifecycle {
-  readonly calls: Record<LifecycleCall, number> = { create: 0, kill: 0, set_timeout: 0, list: 0 }
+  readonly calls: Record<LifecycleCall, number> = {
+    create: 0,
+    connect: 0,
+    kill: 0,
+    set_timeout: 0,
+    list: 0,
+  }
   private nextCreateAt = 0
 
   constructor(private readonly config: E2BConfig) {}
@@ -49,12 +55,13 @@ export class Lifecycle {
    * A new sandbox for `workspace` by `deadline` (performance.now() time): creates are spaced
    * to the plan's rate, a 429 or 503 is retried with backoff at most `createRetries` times,
    * and no attempt runs past the deadline. Throws Overloaded when E2B keeps refusing or time
-   * runs out, RemoteBackendFailed otherwise.
+   * runs out, RemoteBackendFailed otherwise. `spaced`: the first attempt already has its slot
+   * of the deployment's rate (the shared registry gave it).
    */
-  async create(workspace: string, deadline: number): Promise<Sandbox> {
-    const SandboxClass = this.config.mode === 'code-interpreter' ? InterpreterSandbox : Sandbox
+  async create(workspace: string, deadline: number, { spaced = false } = {}): Promise<Sandbox> {
+    const SandboxClass = this.sandboxClass
     for (let attempt = 0; ; attempt++) {
-      await this.waitForCreateSlot(deadline)
+      if (attempt > 0 || !spaced) await this.waitForCreateSlot(deadline)
       this.calls.create++
       trace.getActiveSpan()?.addEvent('e2b.create', { 'blockgate.attempt': attempt + 1 })
       try {
@@ -107,6 +114,17 @@ export class Lifecycle {
     }
   }
 
+  /** A sandbox another instance of the deployment created, connected to (its timer moved to `timeoutMs`). */
+  async connect(sandboxId: string, timeoutMs: number, deadline: number): Promise<Sandbox> {
+    this.calls.connect++
+    const requestTimeoutMs = Math.max(1, Math.floor(deadline - performance.now()))
+    return this.sandboxClass.connect(sandboxId, { ...this.connection, timeoutMs, requestTimeoutMs })
+  }
+
+  private get sandboxClass(): typeof Sandbox {
+    return this.config.mode === 'code-interpreter' ? InterpreterSandbox : Sandbox
+  }
+
   /**
    * How long E2B should keep a sandbox after now: past our own idle kill (so E2B's timer
    * is only the backstop if blockgate dies), never past the sandbox's hard lifetime or the
@@ -139,8 +157,12 @@ export class Lifecycle {
     }
   }
 
-  /** Kills every sandbox this deployment owns (left behind by a crash or an unclean stop). */
-  async sweep(except: ReadonlySet<string> = new Set()): Promise<string[]> {
+  /**
+   * Kills every sandbox this deployment owns (left behind by a crash or an unclean stop) but
+   * those in `except` and those younger than `graceMs` (another instance may be about to
+   * register one it just created).
+   */
+  async sweep(except: ReadonlySet<string> = new Set(), graceMs = 0): Promise<string[]> {
     const paginator = Sandbox.list({
       ...this.connection,
       query: { metadata: { [METADATA.deployment]: this.config.deploymentId } },
@@ -149,7 +171,8 @@ export class Lifecycle {
     while (paginator.hasNext) {
       this.calls.list++
       for (const info of await paginator.nextItems())
-        if (!except.has(info.sandboxId)) found.push(info.sandboxId)
+        if (!except.has(info.sandboxId) && Date.now() - info.startedAt.getTime() >= graceMs)
+          found.push(info.sandboxId)
     }
     await Promise.all(found.map((id) => this.kill(id)))
     return found

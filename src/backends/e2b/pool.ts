@@ -18,6 +18,7 @@ import { WarmPool } from '../warm-pool.ts'
 import type { SharedState } from '../../shared/redis.ts'
 import { Lifecycle, lifecycleError, UNASSIGNED_WORKSPACE } from './lifecycle.ts'
 import { RuntimeTimeout, SandboxGone } from './edge.ts'
+import { type ClaimedSandbox, type HeldSandbox, SandboxRegistry } from './registry.ts'
 import { HttpRuntime } from './runtime-http.ts'
 import { blockPackages, InterpreterRuntime } from './runtime-interpreter.ts'
 
@@ -49,6 +50,10 @@ interface RemoteSandbox {
   expiresAt: number
 }
 
+/** performance.now() time ↔ wall-clock ms, for what the registry shares between instances. */
+const toWallMs = (at: number) => Date.now() + (at - performance.now())
+const fromWallMs = (ms: number) => performance.now() + (ms - Date.now())
+
 /** Do not hand out a sandbox this close to its hard lifetime: a run could be cut off. */
 const LIFETIME_MARGIN_MS = 5000
 
@@ -56,6 +61,9 @@ export class E2BPool implements Backend {
   readonly name = 'e2b' as const
   readonly lifecycle: Lifecycle
   private readonly pool: WarmPool<RemoteSandbox>
+  /** The deployment's registry of sandboxes, when instances share a Redis. */
+  private readonly registry: SandboxRegistry | null
+  private readonly timers: ReturnType<typeof setInterval>[] = []
   private stopped = false
   /** Why E2B could not be reached at start-up, until a sandbox is created. */
   private startError: string | null = null
@@ -65,15 +73,23 @@ export class E2BPool implements Backend {
     private readonly options: E2BPoolOptions,
   ) {
     this.lifecycle = new Lifecycle(config)
+    this.registry = options.shared
+      ? new SandboxRegistry(options.shared, config.maxSandboxes, config.createsPerSecond)
+      : null
+    const registry = this.registry
     this.pool = new WarmPool<RemoteSandbox>(
       {
-        start: (workspace, deadline) => this.create(workspace, deadline),
-        end: (remote) => this.lifecycle.kill(remote.id),
+        start: (workspace, deadline) => this.obtain(workspace, deadline),
+        end: (remote) => this.end(remote),
         holds: (remote, hash) => remote.runtime.loaded.has(hash),
         canStart: () => true,
         reusable: (remote) =>
           performance.now() - remote.createdAt <= config.lifetimeMs - LIFETIME_MARGIN_MS,
-        idled: (remote) => this.keepAlive(remote),
+        idled: async (remote) => {
+          await this.keepAlive(remote)
+          await registry?.released(heldOf(remote))
+        },
+        ...(registry ? { claim: (remote) => registry.claim(remote.id, remote.workspace) } : {}),
       },
       {
         backend: 'e2b',
@@ -96,7 +112,7 @@ export class E2BPool implements Backend {
 
   async start(): Promise<void> {
     try {
-      const swept = await this.lifecycle.sweep()
+      const swept = await this.sweepLeftBehind()
       if (swept.length > 0)
         log.warn('killed sandboxes a previous run of this deployment left behind', {
           sandboxes: swept,
@@ -109,6 +125,54 @@ export class E2BPool implements Backend {
       log.warn('e2b is not reachable at start-up; runs will retry', { error: failure.message })
     }
     this.pool.warmUp().catch(() => {}) // a spare that fails is logged; runs create their own
+    if (this.registry) this.shareUpkeep(this.registry)
+  }
+
+  /**
+   * What a restart kills: every sandbox of the deployment alone; with a registry, only those
+   * it does not list (and none younger than a lease: another instance may be registering it),
+   * and none at all while Redis cannot say what the others hold.
+   */
+  private async sweepLeftBehind(): Promise<string[]> {
+    if (!this.registry) return this.lifecycle.sweep()
+    const listed = await this.registry.ids()
+    if (listed === null) {
+      log.warn('Redis is unavailable at start-up: sandboxes left behind are not swept now')
+      return []
+    }
+    return this.lifecycle.sweep(listed, this.registry.leaseMs)
+  }
+
+  /**
+   * While instances share a registry: this instance's leases renewed every third of a lease,
+   * and every lease the registry is swept of the sandboxes whose holder died, which are killed.
+   */
+  private shareUpkeep(registry: SandboxRegistry): void {
+    const renew = async () => {
+      const held = this.pool.runtimes()
+      for (const id of await registry.renew(held.map(heldOf))) {
+        const remote = held.find((r) => r.id === id)
+        if (remote) this.pool.abandon(remote) // another instance took it while it idled here
+      }
+    }
+    const sweep = async () => {
+      const dead = await registry.sweep()
+      if (dead.length === 0) return
+      log.warn('killing sandboxes whose instance died (their lease ran out)', { sandboxes: dead })
+      await Promise.all(dead.map((id) => this.lifecycle.kill(id)))
+    }
+    const every = (ms: number, work: () => Promise<void>) => {
+      const timer = setInterval(() => {
+        work().catch((error) =>
+          log.warn('e2b registry upkeep failed', { error: (error as Error).message }),
+        )
+      }, ms)
+      timer.unref?.()
+      this.timers.push(timer)
+    }
+    every(Math.max(100, registry.leaseMs / 3), renew)
+    // Jittered, so instances started together do not all sweep at once.
+    every(registry.leaseMs * (0.75 + Math.random() / 2), sweep)
   }
 
   status(): BackendStatus {
@@ -128,6 +192,9 @@ export class E2BPool implements Backend {
       queued,
       by_workspace,
       api_calls: { ...this.lifecycle.calls },
+      registry: this.registry
+        ? { shared: this.registry.active, deployment_sandboxes: this.registry.size }
+        : { shared: false },
       ...(lastError ? { last_error: lastError } : {}),
     }
   }
@@ -202,17 +269,76 @@ export class E2BPool implements Backend {
 
   async stop(): Promise<void> {
     this.stopped = true
+    for (const timer of this.timers) clearInterval(timer)
     await this.pool.stop()
+  }
+
+  /**
+   * A sandbox for `workspace`: an idle one another instance of the deployment left, when the
+   * registry has one; else a new one.
+   */
+  private async obtain(workspace: string | null, deadline: number): Promise<RemoteSandbox> {
+    if (this.registry && workspace !== null) {
+      const left = await this.registry.claimIdle(workspace, LIFETIME_MARGIN_MS)
+      if (left) {
+        try {
+          return await this.adopt(left, workspace, deadline)
+        } catch (error) {
+          log.warn('e2b: a sandbox another instance left could not be reached; creating one', {
+            sandbox: left.id,
+            error: (error as Error).message,
+          })
+          if (await this.registry.drop(left.id, workspace)) void this.lifecycle.kill(left.id)
+        }
+      }
+    }
+    return this.create(workspace, deadline)
+  }
+
+  /** Connects to a sandbox another instance created: this instance holds it from now on. */
+  private async adopt(
+    left: ClaimedSandbox,
+    workspace: string,
+    deadline: number,
+  ): Promise<RemoteSandbox> {
+    const createdAt = fromWallMs(left.createdAtMs)
+    const timeoutMs = this.lifecycle.keepAliveMs(performance.now() - createdAt)
+    const sandbox = await this.lifecycle.connect(left.id, timeoutMs, deadline)
+    const remote: RemoteSandbox = {
+      id: sandbox.sandboxId,
+      sandbox,
+      runtime: this.runtimeFor(sandbox),
+      workspace,
+      runs: 0,
+      createdAt,
+      expiresAt: performance.now() + timeoutMs,
+    }
+    // Code-interpreter mode: the previous holder prepared it; prepare() finds nothing missing.
+    if (remote.runtime instanceof InterpreterRuntime)
+      await remote.runtime.prepare(Math.max(1000, deadline - performance.now()))
+    log.info('e2b: took over an idle sandbox another instance left', { sandbox: remote.id })
+    return remote
+  }
+
+  /** Ends a sandbox, unless another instance of the deployment took it meanwhile. */
+  private async end(remote: RemoteSandbox): Promise<void> {
+    if (this.registry && !(await this.registry.drop(remote.id, remote.workspace))) return
+    await this.lifecycle.kill(remote.id)
   }
 
   /** A new sandbox, its runtime ready (the pool counts it against the cap while it is made). */
   private async create(workspace: string | null, deadline: number): Promise<RemoteSandbox> {
     let sandbox: Sandbox
+    // Under the deployment's cap and rate when instances share a registry.
+    const reservation = this.registry ? await this.registry.reserveCreate(deadline) : null
     // E2B counts a sandbox's lifetime from its own start, a little before the create returns.
     const createdAt = performance.now()
     try {
-      sandbox = await this.lifecycle.create(workspace ?? UNASSIGNED_WORKSPACE, deadline)
+      sandbox = await this.lifecycle.create(workspace ?? UNASSIGNED_WORKSPACE, deadline, {
+        spaced: reservation !== null,
+      })
     } catch (error) {
+      await this.registry?.cancel(reservation)
       throw error instanceof BlockgateError ? error : lifecycleError('create a sandbox', error)
     }
     this.startError = null
@@ -226,11 +352,13 @@ export class E2BPool implements Backend {
       createdAt,
       expiresAt: createdAt + this.lifecycle.keepAliveMs(0),
     }
+    // Registered at once, so no instance's sweep takes it for one left behind.
+    await this.registry?.register(heldOf(remote), reservation)
     if (runtime instanceof InterpreterRuntime) {
       try {
         await runtime.prepare(Math.max(1000, deadline - performance.now()))
       } catch (error) {
-        void this.lifecycle.kill(remote.id)
+        void this.end(remote)
         throw error instanceof BlockgateError ? error : lifecycleError('create a sandbox', error)
       }
     }
@@ -273,5 +401,16 @@ export class E2BPool implements Backend {
     return new RemoteBackendFailed(
       `E2B sandbox ${remote.id} failed the run (${name}: ${(error as Error)?.message ?? error}); it was replaced`,
     )
+  }
+}
+
+/** What the registry keeps of a sandbox this instance holds. */
+function heldOf(remote: RemoteSandbox): HeldSandbox {
+  return {
+    id: remote.id,
+    workspace: remote.workspace,
+    createdAtMs: toWallMs(remote.createdAt),
+    expiresAtMs: toWallMs(remote.expiresAt),
+    blocks: remote.runtime.loaded,
   }
 }

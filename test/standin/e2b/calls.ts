@@ -7,6 +7,8 @@ export class CallLog {
   readonly byRoute: Record<string, number> = {}
   /** The body of each POST /v2/sandboxes, parsed JSON as received (null if it had none). */
   readonly creates: unknown[] = []
+  /** When each create arrived (performance.now() ms), in order: how creates were spaced. */
+  readonly createTimes: number[] = []
   /** Requests to sandboxes through the edge, by port ("8000", "49983", …): not control-plane calls. */
   readonly dataPlane: Record<string, number> = {}
   /** How the edge found each request's sandbox: by its Host (`<port>-<id>.<domain>`, as the SDK's getHost builds it) or by the E2b-Sandbox-* headers; `refused` for a 400. */
@@ -45,5 +47,6 @@ export class CallLog {
     for (const port of Object.keys(this.dataPlane)) delete this.dataPlane[port]
     this.routedBy.host = this.routedBy.headers = this.routedBy.refused = 0
     this.creates.length = 0
+    this.createTimes.length = 0
   }
 }

@@ -68,6 +68,7 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
   route('POST', '/v2/sandboxes', async (c) => {
     const body = await readJson(c)
     calls.creates.push(body)
+    calls.createTimes.push(performance.now())
     if (takeOne(faults, 'serviceUnavailableCreates'))
       return apiError(c, 503, 'Service temporarily unavailable, the cluster is at capacity')
     if (takeOne(faults, 'rateLimitCreates')) {
