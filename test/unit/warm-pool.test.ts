@@ -111,6 +111,22 @@ describe('the warm pool', () => {
     expect(provider.idledIds).toEqual([first.runtime.id])
   })
 
+  test('an idle runtime another instance took meanwhile (claim says no) is let go, not ended, and the run gets another', async () => {
+    const { provider, pool } = poolWith({ size: 2, tenantShare: 1 })
+    const taken = new Set<string>()
+    Object.assign(provider, { claim: async (r: FakeRuntime) => !taken.has(r.id) })
+    const first = await pool.acquire(job('acme'))
+    done(pool, first)
+    taken.add(first.runtime.id) // another instance of the deployment took it from the registry
+    const second = await pool.acquire(job('acme'))
+    expect(second.runtime).not.toBe(first.runtime)
+    expect(second.started).toBe(true)
+    expect(provider.ended).toEqual([]) // theirs now: not ended here
+    expect(pool.list().map((r) => r.id)).toEqual([second.runtime.id]) // nor counted
+    done(pool, second) // the tenant's share (1) was given back for the run that was let go
+    expect((await pool.acquire(job('acme'))).runtime).toBe(second.runtime)
+  })
+
   test('among idle runtimes of the workspace, the one holding the block goes first', async () => {
     const { pool } = poolWith()
     const [a, b] = await Promise.all([
