@@ -35,7 +35,8 @@ import { blockOf } from '../run/block.ts'
 import { pythonName, workspaceName } from '../run/request.ts'
 import type { Backends } from '../backends/backend.ts'
 import { pickBackend } from '../run/router.ts'
-import { CodeCache, inferenceCodeHash, type CachedCode } from './code-cache.ts'
+import { CodeCache, inferenceCodeHash } from './code-cache.ts'
+import { SharedCodeCache } from './shared-code-cache.ts'
 import type { SharedState } from '../shared/redis.ts'
 
 const WEBEXEC_PATH = '/webexec'
@@ -102,7 +103,7 @@ export function registerWebexec(
   app: Hono<CallerEnv>,
   { config, backends, audit, shared = null }: WebexecOptions,
 ): void {
-  const codes = new CodeCache(config.webexec.codeCacheBytes)
+  const codes = new SharedCodeCache(new CodeCache(config.webexec.codeCacheBytes), shared)
   const maxBytes = config.limits.maxBodyBytes
 
   app.post(
@@ -153,7 +154,13 @@ export function registerWebexec(
   ): Promise<Success | Failure> {
     if (!request.code_str && !request.code_hash)
       return serverFailure('InvalidRequest', 'the request has neither code_str nor code_hash')
-    const code = codeOf(request, workspace)
+    const sent = request.code_str
+      ? { code: request.code_str, imports: request.imports ?? [] }
+      : null
+    // Kept under the hash of what was sent, whatever hash the client named, as Modal does.
+    const remembering =
+      sent && codes.remember(workspace, inferenceCodeHash(sent.code, sent.imports), sent)
+    const code = sent ?? (await codes.recall(workspace, request.code_hash!))
     if (!code) {
       return serverFailure(
         'UnknownCodeHash',
@@ -181,7 +188,9 @@ export function registerWebexec(
       outputFormat: 'json-webexec' as const,
       signal,
     }
-    const outcome = await audit.run(backend, job, caller, WEBEXEC_PATH)
+    // Stored in Redis while the block runs, and waited for: once Inference has the answer, every
+    // instance knows the hash, wherever its next hash-only request lands.
+    const outcome = await audit.run(backend, job, caller, WEBEXEC_PATH).finally(() => remembering)
     return {
       success: true,
       result: resultText(outcome.outputs),
@@ -195,17 +204,6 @@ export function registerWebexec(
         timings_ms: { ...outcome.timings, total: performance.now() - startedAt },
       },
     }
-  }
-
-  /** The code to run: sent with the request (and remembered), or remembered from before. */
-  function codeOf(request: WebexecRequest, workspace: string): CachedCode | undefined {
-    if (request.code_str) {
-      const code = { code: request.code_str, imports: request.imports ?? [] }
-      // Kept under the hash of what was sent, whatever hash the client named, as Modal does.
-      codes.remember(workspace, inferenceCodeHash(code.code, code.imports), code)
-      return code
-    }
-    return codes.recall(workspace, request.code_hash!)
   }
 }
 

@@ -13,6 +13,7 @@ import { loadConfig } from '../../src/config.ts'
 import { KeyRing } from '../../src/auth/keys.ts'
 import { setLogSink } from '../../src/log.ts'
 import { createBackends } from '../../src/backends/index.ts'
+import { webexecRequest, withCode, withHash } from '../support/webexec.ts'
 
 const MAX_BODY = 1024 * 1024
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
@@ -45,12 +46,6 @@ afterAll(async () => {
   await backends.local!.stop()
 })
 
-/** Inference's code hash: md5 of the code, a newline, the import lines joined by newlines. */
-const md5 = (code: string, imports: string[] = []) =>
-  createHash('md5')
-    .update(`${code}\n${imports.join('\n')}`)
-    .digest('hex')
-
 interface Send {
   workspace?: string | null
   headers?: Record<string, string>
@@ -63,36 +58,9 @@ async function post(
   body: unknown,
   { workspace = 'acme', headers = KEYS, gzip = true, on = app }: Send = {},
 ) {
-  const json = typeof body === 'string' ? body : JSON.stringify(body)
   const query = workspace === null ? '' : `?workspace_id=${encodeURIComponent(workspace)}`
-  const response = await on.request(`/webexec${query}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      ...(gzip ? { 'content-encoding': 'gzip' } : {}),
-      ...headers,
-    },
-    body: gzip ? gzipSync(json) : json,
-  })
+  const response = await on.request(`/webexec${query}`, webexecRequest(body, { headers, gzip }))
   return { status: response.status, answer: (await response.json()) as any }
-}
-
-/** A full-code request for `code` with `inputs`, as Inference sends the first time. */
-function withCode(
-  code: string,
-  inputs: Record<string, unknown> = {},
-  extra: Record<string, unknown> = {},
-) {
-  const imports = (extra.imports as string[] | undefined) ?? []
-  return {
-    code_hash: md5(code, imports),
-    run_function_name: 'run',
-    inputs_json: JSON.stringify(inputs),
-    workflow_context: {},
-    code_str: code,
-    imports,
-    ...extra,
-  }
 }
 
 const result = (answer: { result: string }) => JSON.parse(answer.result)
@@ -136,12 +104,7 @@ describe('the protocol', () => {
 
   test('a hash blockgate does not hold is UnknownCodeHash, marked as the server’s; after the code it runs warm', async () => {
     const code = 'def run(self, x):\n    return {"x": x + 1}\n'
-    const hashOnly = {
-      code_hash: md5(code),
-      run_function_name: 'run',
-      inputs_json: '{"x": 1}',
-      workflow_context: {},
-    }
+    const hashOnly = withHash(code, { x: 1 })
     const unknown = (await post(hashOnly, { workspace: 'cache-test' })).answer
     expect(unknown).toMatchObject({
       success: false,
@@ -165,23 +128,9 @@ describe('the protocol', () => {
     const code = 'def run(self, n, d):\n    return {"f": str(fractions.Fraction(n, d))}\n'
     const imports = ['import fractions']
     expect((await post(withCode(code, { n: 2, d: 4 }, { imports }))).answer.success).toBe(true)
-    const { answer } = await post({
-      code_hash: md5(code, imports),
-      run_function_name: 'run',
-      inputs_json: '{"n": 3, "d": 9}',
-      workflow_context: {},
-    })
+    const { answer } = await post(withHash(code, { n: 3, d: 9 }, imports))
     expect(result(answer)).toEqual({ f: '1/3' })
-    expect(
-      (
-        await post({
-          code_hash: md5(code),
-          run_function_name: 'run',
-          inputs_json: '{}',
-          workflow_context: {},
-        })
-      ).answer.error_type,
-    ).toBe('UnknownCodeHash')
+    expect((await post(withHash(code))).answer.error_type).toBe('UnknownCodeHash')
   })
 
   test('a run function without self is called without it, like Inference’s validation block', async () => {

@@ -300,6 +300,7 @@ describe('health', () => {
       ready: false,
       default_backend: 'local',
       backends: { local: { ready: false, queued: 0, live: 0 } },
+      shared: { mode: 'off' }, // no BLOCKGATE_REDIS_URL: this instance's own state
     })
   })
 })
