@@ -21,6 +21,8 @@ import { ATTR, SPAN } from '../../src/telemetry/names.ts'
 import { standinE2BConfig } from '../support/e2b-config.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
+import { startRedis } from '../support/redis-server.ts'
+import { SharedState } from '../../src/shared/redis.ts'
 
 const exporter = new InMemorySpanExporter()
 const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] })
@@ -256,3 +258,57 @@ describe('E2B sandboxes', () => {
 })
 
 const toMs = ([seconds, nanos]: [number, number]) => seconds * 1000 + nanos / 1e6
+
+describe('with a Redis shared by the deployment', () => {
+  test("the registry's Redis calls are spans inside the run's trace: the create's reservation and registration, a warm run's claim", async () => {
+    const redis = await startRedis()
+    const shared = new SharedState({
+      redisUrl: redis.url,
+      deploymentId: `traced-${crypto.randomUUID().slice(0, 8)}`,
+      timeoutMs: 500,
+      leaseMs: 15_000,
+      codeCacheWorkspaceBytes: 1 << 20,
+    })
+    await shared.start()
+    const e2b = new E2BPool(standinE2BConfig(standin, { BLOCKGATE_E2B_MAX_SANDBOXES: '2' }), {
+      maxFrameBytes: 64 << 20,
+      queueTimeoutMs: 20_000,
+      shared,
+    })
+    await e2b.start()
+    const tracedApp = createApp({ config, backends: { ...backends, e2b }, shared })
+    const runOnE2B = async (a: number) => {
+      const response = await tracedApp.request(
+        '/v1/run',
+        runRequest(
+          { ...block(SUM_BLOCK), inputs: { a, b: 1 }, backend: 'e2b', workspace: 'redis-traced' },
+          'cbor',
+        ),
+      )
+      expect(response.status).toBe(200)
+    }
+    try {
+      await runOnE2B(1)
+      const cold = traceOfLastRequest()
+      const acquire = cold.one(SPAN.acquire)
+      const create = cold.one(SPAN.sandboxCreate)
+      expect(cold.parentOf(create)).toBe(acquire)
+      for (const op of ['e2b_claim_idle', 'e2b_reserve_create', 'e2b_put']) {
+        const span = cold.one(`blockgate.redis.${op}`)
+        expect(span.attributes['db.system.name']).toBe('redis')
+        expect(span.attributes['db.operation.name']).toBe('EVALSHA')
+        expect(cold.parentOf(span)).toBe(create)
+      }
+      await Bun.sleep(50) // the sandbox's release reaches the registry
+      exporter.reset()
+      await runOnE2B(2)
+      const warm = traceOfLastRequest()
+      expect(warm.parentOf(warm.one('blockgate.redis.e2b_claim'))).toBe(warm.one(SPAN.acquire))
+      expect(warm.byName(SPAN.sandboxCreate)).toEqual([])
+    } finally {
+      await e2b.stop()
+      shared.stop()
+      await redis.stop()
+    }
+  }, 60_000)
+})
