@@ -35,7 +35,7 @@ export function identifyCaller(
           ? 'missing or invalid API key (Authorization: Bearer, or Modal-Key and Modal-Secret)'
           : 'missing or invalid API key (Authorization: Bearer)',
       )
-    const release = quotas.admit(key)
+    const release = await quotas.admit(key)
     c.set('caller', key)
     try {
       await next()
