@@ -107,6 +107,39 @@ describe('three instances, one E2B pool (shared registry)', () => {
     for (const gap of gaps) expect(gap).toBeGreaterThan(400)
   }, 90_000)
 
+  test('the cap holds for the deployment: at it, a create ends an idle sandbox of another workspace, whichever instance holds it', async () => {
+    await deployment?.stop()
+    deployment = await startDeployment({
+      instances: 3,
+      env: e2bEnv({ BLOCKGATE_E2B_MAX_SANDBOXES: '2' }),
+    })
+    const [a, b, c] = deployment.instances as [ServerProcess, ServerProcess, ServerProcess]
+    const mostAlive = { n: 0 }
+    const watch = setInterval(() => {
+      mostAlive.n = Math.max(mostAlive.n, standin.alive().length)
+    }, 50)
+    try {
+      for (const [instance, workspace] of [
+        [a, 'cap-1'],
+        [b, 'cap-2'],
+        [c, 'cap-3'], // the deployment is at its cap: one of the two idle ones goes
+        [a, 'cap-1'], // and again, whether or not cap-1's was the one that went
+        [b, 'cap-2'],
+      ] as const) {
+        const { status, answer } = await run(instance, workspace, 1)
+        expect(status).toBe(200)
+        expect(answer.outputs.sum).toBe(2)
+        await Bun.sleep(50)
+        expect(standin.alive().length).toBeLessThanOrEqual(2)
+      }
+    } finally {
+      clearInterval(watch)
+    }
+    expect(mostAlive.n).toBeLessThanOrEqual(2)
+    // Three instances with a pool of two each would have held more; ended ones were others'.
+    expect(standin.calls.of('DELETE /sandboxes/:id')).toBeGreaterThanOrEqual(1)
+  }, 90_000)
+
   test('kill -9 of an instance under load: its sandboxes are killed after its leases ran out; the others keep serving', async () => {
     await deployment?.stop()
     deployment = await startDeployment({ instances: 3, env: e2bEnv() })

@@ -56,6 +56,8 @@ const fromWallMs = (ms: number) => performance.now() + (ms - Date.now())
 
 /** Do not hand out a sandbox this close to its hard lifetime: a run could be cut off. */
 const LIFETIME_MARGIN_MS = 5000
+/** At the deployment's cap with nothing idle to end: how often a create asks again. */
+const CAP_RETRY_MS = 250
 
 export class E2BPool implements Backend {
   readonly name = 'e2b' as const
@@ -295,6 +297,33 @@ export class E2BPool implements Backend {
     return this.create(workspace, deadline)
   }
 
+  /**
+   * A place under the deployment's cap for one create (null: Redis is unavailable, the pool's
+   * own size is the cap). At the cap, room is made by ending an idle sandbox of another
+   * workspace, any instance's, as one pool does; with none, the run waits for room until its
+   * deadline.
+   */
+  private async reserve(
+    registry: SandboxRegistry,
+    workspace: string | null,
+    deadline: number,
+  ): Promise<string | null> {
+    for (;;) {
+      const answer = await registry.reserveCreate(deadline)
+      if (answer === null) return null
+      if ('reservation' in answer) return answer.reservation
+      const evicted = await registry.evictIdle(workspace)
+      // Killed before the create: E2B counts a sandbox until its kill lands.
+      if (evicted) await this.lifecycle.kill(evicted)
+      else if (performance.now() + CAP_RETRY_MS < deadline) await Bun.sleep(CAP_RETRY_MS)
+      else
+        throw new Overloaded(
+          `the deployment holds ${answer.full} E2B sandboxes, its cap (BLOCKGATE_E2B_MAX_SANDBOXES=${this.config.maxSandboxes}), and none is idle`,
+          1,
+        )
+    }
+  }
+
   /** Connects to a sandbox another instance created: this instance holds it from now on. */
   private async adopt(
     left: ClaimedSandbox,
@@ -330,7 +359,9 @@ export class E2BPool implements Backend {
   private async create(workspace: string | null, deadline: number): Promise<RemoteSandbox> {
     let sandbox: Sandbox
     // Under the deployment's cap and rate when instances share a registry.
-    const reservation = this.registry ? await this.registry.reserveCreate(deadline) : null
+    const reservation = this.registry
+      ? await this.reserve(this.registry, workspace, deadline)
+      : null
     // E2B counts a sandbox's lifetime from its own start, a little before the create returns.
     const createdAt = performance.now()
     try {

@@ -44,14 +44,22 @@ const RESERVATION_SLACK_MS = 10_000
 /** Block hashes kept per sandbox (for diagnostics and a claim's preference). */
 const MAX_BLOCKS = 32
 
-// KEYS[1] the registry (ZSET id → lease end), KEYS[2] reservations (ZSET id → end),
-// KEYS[3] the next create slot (ms); ARGV: cap, interval ms, longest wait ms, reservation id,
-// reservation ttl ms. Redis's clock: instances on several machines agree.
+// Keys, all the deployment's: the registry (ZSET id → lease end), reservations (ZSET id → end),
+// the next create slot (ms), an entry per sandbox (HASH), an idle set per workspace and one of
+// every idle sandbox, and a tombstone per sandbox taken off by another instance (evicted or
+// swept), so its former holder lets it go instead of writing it back. Times are Redis's clock:
+// instances on several machines agree.
+const NOW = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+/** How long a tombstone outlives the sandbox's removal: longer than any lease or idle period here. */
+const TOMBSTONE_MS = 600_000
+
+// KEYS: registry, reservations, next slot; ARGV: cap, interval ms, longest wait ms,
+// reservation id, reservation ttl ms. {0, count}: at the cap; {-1, wait}: no slot in time;
+// {1, wait}: reserved, the slot is `wait` ms away.
 const RESERVE_CREATE = new RedisScript(
   'e2b_reserve_create',
-  `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  `${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local count = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
 if count >= tonumber(ARGV[1]) then return {0, count} end
@@ -69,15 +77,14 @@ const CANCEL_RESERVATION = new RedisScript(
   `return redis.call('ZREM', KEYS[1], ARGV[1])`,
 )
 
-// Writes (or rewrites) an entry this instance holds. KEYS[1] registry, KEYS[2] reservations,
-// KEYS[3] the entry (HASH), KEYS[4] the workspace's idle set; ARGV: id, reservation id ('' for
-// none), holder, lease ms, workspace, state, created, expires, blocks. An entry another
-// instance holds now is left alone (returns 0).
+// Writes (or rewrites) an entry this instance holds. KEYS: registry, reservations, entry,
+// workspace idle set, all-idle set, tombstone; ARGV: id, reservation id ('' for none), holder,
+// lease ms, workspace, state, created, expires, blocks. 0: another instance holds it, or took
+// it off (left alone).
 const PUT = new RedisScript(
   'e2b_put',
-  `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  `${NOW}
+if redis.call('EXISTS', KEYS[6]) == 1 then return 0 end
 local holder = redis.call('HGET', KEYS[3], 'holder')
 if holder and holder ~= ARGV[3] then return 0 end
 if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[2]) end
@@ -86,37 +93,45 @@ redis.call('HSET', KEYS[3], 'holder', ARGV[3], 'lease', lease, 'workspace', ARGV
   'state', ARGV[6], 'created', ARGV[7], 'expires', ARGV[8], 'blocks', ARGV[9], 'idleset', KEYS[4])
 redis.call('PEXPIREAT', KEYS[3], math.max(lease, tonumber(ARGV[8])) + 60000)
 redis.call('ZADD', KEYS[1], lease, ARGV[1])
-if ARGV[6] == 'idle' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+if ARGV[6] == 'idle' then
+  redis.call('SADD', KEYS[4], ARGV[1])
+  redis.call('SADD', KEYS[5], ARGV[1])
+else
+  redis.call('SREM', KEYS[4], ARGV[1])
+  redis.call('SREM', KEYS[5], ARGV[1])
+end
 return 1
 `,
 )
 
 // Takes back one of this instance's own runtimes for a run: yes if it still holds it, or if it
-// is idle and nobody else took it. KEYS: registry, entry, idle set; ARGV: id, holder, lease ms.
+// is idle and nobody else took it. KEYS: registry, entry, workspace idle set, all-idle set,
+// tombstone; ARGV: id, holder, lease ms. 1: taken; 0: not ours any more; -1: no entry (Redis
+// lost it: ours, written back by the next renew).
 const CLAIM = new RedisScript(
   'e2b_claim',
-  `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  `${NOW}
 local e = redis.call('HMGET', KEYS[2], 'holder', 'state')
-if not e[1] then return -1 end
+if not e[1] then
+  if redis.call('EXISTS', KEYS[5]) == 1 then return 0 end
+  return -1
+end
 if e[1] ~= ARGV[2] and e[2] ~= 'idle' then return 0 end
 local lease = now + tonumber(ARGV[3])
 redis.call('HSET', KEYS[2], 'holder', ARGV[2], 'state', 'busy', 'lease', lease)
 redis.call('ZADD', KEYS[1], lease, ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
 return 1
 `,
 )
 
-// An idle sandbox of the workspace held by another instance (alive or not), taken for a run.
-// KEYS: registry, idle set; ARGV: holder, lease ms, entry key prefix, now-margin ms (an entry
-// E2B ends within it is dropped instead). Returns {id, created, expires} or nil.
+// An idle sandbox of the workspace that another instance (alive or not) left, taken for a run.
+// KEYS: registry, workspace idle set, all-idle set; ARGV: holder, lease ms, entry key prefix,
+// margin ms (an entry E2B ends within it is passed over). Returns {id, created, expires} or nil.
 const CLAIM_IDLE = new RedisScript(
   'e2b_claim_idle',
-  `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  `${NOW}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local key = ARGV[3] .. id
   local e = redis.call('HMGET', key, 'holder', 'state', 'created', 'expires')
@@ -127,6 +142,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     redis.call('HSET', key, 'holder', ARGV[1], 'state', 'busy', 'lease', lease)
     redis.call('ZADD', KEYS[1], lease, id)
     redis.call('SREM', KEYS[2], id)
+    redis.call('SREM', KEYS[3], id)
     return {id, e[3], e[4]}
   end
 end
@@ -134,8 +150,33 @@ return nil
 `,
 )
 
+// Room under the deployment's cap: an idle sandbox of another workspace, taken off the
+// registry for the caller to kill. KEYS: registry, all-idle set; ARGV: entry key prefix,
+// tombstone key prefix, the caller's workspace idle set (its own are not taken), tombstone ms.
+const EVICT_IDLE = new RedisScript(
+  'e2b_evict_idle',
+  `
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local key = ARGV[1] .. id
+  local e = redis.call('HMGET', key, 'state', 'idleset')
+  if not e[1] or e[1] ~= 'idle' then
+    redis.call('SREM', KEYS[2], id)
+  elseif e[2] ~= ARGV[3] then
+    redis.call('DEL', key)
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('SREM', e[2], id)
+    redis.call('SREM', KEYS[2], id)
+    redis.call('SET', ARGV[2] .. id, '1', 'PX', tonumber(ARGV[4]))
+    return id
+  end
+end
+return nil
+`,
+)
+
 // Removes an entry this instance may end: one it holds, or one nobody holds any more.
-// KEYS: registry, entry, idle set; ARGV: id, holder. 1: end it; 0: another instance has it.
+// KEYS: registry, entry, workspace idle set, all-idle set; ARGV: id, holder. 1: end it;
+// 0: another instance has it.
 const DROP = new RedisScript(
   'e2b_drop',
   `
@@ -144,49 +185,56 @@ if holder and holder ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
 return 1
 `,
 )
 
 // Renews the leases of the entries this instance holds. KEYS[1] registry; ARGV: holder, lease
-// ms, entry key prefix, then ids. Returns the ids whose entry is gone or held by another.
+// ms, entry key prefix, tombstone key prefix, then ids. Returns {taken, missing}: ids another
+// instance holds or took off (no longer ours), and ids with no entry (Redis lost them).
 const RENEW = new RedisScript(
   'e2b_renew',
-  `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  `${NOW}
 local lease = now + tonumber(ARGV[2])
-local lost = {}
-for i = 4, #ARGV do
-  local key = ARGV[3] .. ARGV[i]
-  if redis.call('HGET', key, 'holder') == ARGV[1] then
-    redis.call('HSET', key, 'lease', lease)
-    redis.call('ZADD', KEYS[1], lease, ARGV[i])
+local taken, missing = {}, {}
+for i = 5, #ARGV do
+  local id = ARGV[i]
+  local holder = redis.call('HGET', ARGV[3] .. id, 'holder')
+  if holder == ARGV[1] then
+    redis.call('HSET', ARGV[3] .. id, 'lease', lease)
+    redis.call('ZADD', KEYS[1], lease, id)
+  elseif holder or redis.call('EXISTS', ARGV[4] .. id) == 1 then
+    table.insert(taken, id)
   else
-    table.insert(lost, ARGV[i])
+    table.insert(missing, id)
   end
 end
-return lost
+return {taken, missing}
 `,
 )
 
 // Takes the entries whose lease ran out (their instance died) off the registry, for the
-// caller to kill. KEYS[1] registry; ARGV: entry key prefix, max.
+// caller to kill. KEYS: registry, all-idle set; ARGV: entry key prefix, tombstone key prefix,
+// max, tombstone ms.
 const SWEEP = new RedisScript(
   'e2b_sweep',
-  `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+  `${NOW}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   local idle = redis.call('HGET', ARGV[1] .. id, 'idleset')
   if idle then redis.call('SREM', idle, id) end
+  redis.call('SREM', KEYS[2], id)
   redis.call('DEL', ARGV[1] .. id)
   redis.call('ZREM', KEYS[1], id)
+  redis.call('SET', ARGV[2] .. id, '1', 'PX', tonumber(ARGV[4]))
 end
 return ids
 `,
 )
+
+/** What `reserveCreate` found: a place (its reservation), or the deployment at its cap. */
+export type Reservation = { reservation: string } | { full: number }
 
 export class SandboxRegistry {
   private readonly registry: string
@@ -194,6 +242,8 @@ export class SandboxRegistry {
   private readonly nextCreate: string
   private readonly entryPrefix: string
   private readonly idlePrefix: string
+  private readonly idleAll: string
+  private readonly tombstonePrefix: string
   private lastSize = 0
   readonly takenOver = metrics.getMeter('blockgate').createCounter(METRIC.leasesTakenOver, {
     description:
@@ -210,6 +260,8 @@ export class SandboxRegistry {
     this.nextCreate = shared.key('e2b', 'next-create')
     this.entryPrefix = shared.key('e2b', 'sandbox', '')
     this.idlePrefix = shared.key('e2b', 'idle', '')
+    this.idleAll = shared.key('e2b', 'idle-all')
+    this.tombstonePrefix = shared.key('e2b', 'gone', '')
     metrics
       .getMeter('blockgate')
       .createObservableGauge(METRIC.registrySize, {
@@ -238,11 +290,11 @@ export class SandboxRegistry {
 
   /**
    * A place under the deployment's cap and a slot of its creation rate, for one create by
-   * `deadline`; waits for the slot. Returns the reservation (to `register` or `cancel`), or
-   * null when Redis is unavailable (the caller spaces creates on its own). Throws Overloaded
-   * when the deployment is at its cap or no slot comes before the deadline.
+   * `deadline`; waits for the slot. Null when Redis is unavailable (the caller spaces creates
+   * on its own); `full` when the deployment is at its cap. Throws Overloaded when no slot of
+   * the rate comes before the deadline.
    */
-  async reserveCreate(deadline: number): Promise<string | null> {
+  async reserveCreate(deadline: number): Promise<Reservation | null> {
     const id = randomBytes(8).toString('hex')
     const longestWaitMs = Math.max(0, Math.floor(deadline - performance.now()))
     let answer: [number, number]
@@ -263,24 +315,37 @@ export class SandboxRegistry {
       throw error
     }
     const [decision, value] = answer
-    if (decision === 0)
-      throw new Overloaded(
-        `the deployment holds ${value} E2B sandboxes, its cap (BLOCKGATE_E2B_MAX_SANDBOXES=${this.cap})`,
-        1,
-      )
+    if (decision === 0) return { full: value }
     if (decision === -1)
       throw new Overloaded(
         `the E2B creation rate of the deployment (${this.createsPerSecond}/s) leaves no slot before this run's deadline`,
         Math.max(1, Math.ceil(value / 1000)),
       )
     if (value > 0) await Bun.sleep(value)
-    return id
+    return { reservation: id }
   }
 
   /** Gives a reservation's place back (its create failed). */
   async cancel(reservation: string | null): Promise<void> {
     if (reservation === null) return
     await this.quietly(this.shared.eval(CANCEL_RESERVATION, [this.reservations], [reservation]))
+  }
+
+  /**
+   * Room under the cap for `workspace`: an idle sandbox of another workspace (any instance's),
+   * taken off the registry; the caller kills it. Null if there is none (or no Redis).
+   */
+  async evictIdle(workspace: string | null): Promise<string | null> {
+    try {
+      return await this.shared.eval<string | null>(
+        EVICT_IDLE,
+        [this.registry, this.idleAll],
+        [this.entryPrefix, this.tombstonePrefix, this.idleKey(workspace), TOMBSTONE_MS],
+      )
+    } catch (error) {
+      if (error instanceof SharedUnavailable) return null
+      throw error
+    }
   }
 
   /** A sandbox this instance created (or took) and now runs on: busy, its lease this instance's. */
@@ -294,15 +359,21 @@ export class SandboxRegistry {
   }
 
   /**
-   * Whether this instance may run on its own idle `sandbox` now (it takes it, busy): false if
-   * another instance took it meanwhile. True when Redis is unavailable, or the entry is missing
-   * (written again by the next `renew`).
+   * Whether this instance may run on its own idle sandbox now (it takes it, busy): false if
+   * another instance took it meanwhile, or took it off. True when Redis is unavailable, or lost
+   * the entry (written back by the next `renew`).
    */
   async claim(id: string, workspace: string | null): Promise<boolean> {
     try {
       const answer = await this.shared.eval<number>(
         CLAIM,
-        [this.registry, this.entryPrefix + id, this.idleKey(workspace)],
+        [
+          this.registry,
+          this.entryPrefix + id,
+          this.idleKey(workspace),
+          this.idleAll,
+          this.tombstonePrefix + id,
+        ],
         [id, this.holder, this.leaseMs],
       )
       return answer !== 0
@@ -318,7 +389,7 @@ export class SandboxRegistry {
     try {
       answer = await this.shared.eval<[string, string, string] | null>(
         CLAIM_IDLE,
-        [this.registry, this.idleKey(workspace)],
+        [this.registry, this.idleKey(workspace), this.idleAll],
         [this.holder, this.leaseMs, this.entryPrefix, marginMs],
       )
     } catch (error) {
@@ -335,7 +406,7 @@ export class SandboxRegistry {
     try {
       const answer = await this.shared.eval<number>(
         DROP,
-        [this.registry, this.entryPrefix + id, this.idleKey(workspace)],
+        [this.registry, this.entryPrefix + id, this.idleKey(workspace), this.idleAll],
         [id, this.holder],
       )
       return answer === 1
@@ -348,38 +419,32 @@ export class SandboxRegistry {
   /**
    * Renews the leases of what this instance holds; writes back entries Redis lost (a restart,
    * or calls missed while it was away), as busy until their next release. Returns the ids
-   * another instance holds now: no longer this one's to keep or end.
+   * another instance holds or took off now: no longer this one's to keep or end.
    */
   async renew(held: HeldSandbox[]): Promise<string[]> {
     try {
-      const lost =
+      const [taken, missing] =
         held.length === 0
-          ? []
-          : await this.shared.eval<string[]>(
+          ? [[], []]
+          : await this.shared.eval<[string[], string[]]>(
               RENEW,
               [this.registry],
-              [this.holder, this.leaseMs, this.entryPrefix, ...held.map((s) => s.id)],
+              [
+                this.holder,
+                this.leaseMs,
+                this.entryPrefix,
+                this.tombstonePrefix,
+                ...held.map((s) => s.id),
+              ],
             )
-      const takenByOthers: string[] = []
-      for (const id of lost) {
+      for (const id of missing) {
         const sandbox = held.find((s) => s.id === id)!
-        // Gone from Redis (flushed, or never written while it was away): ours again.
-        const mine = await this.shared.eval<number>(
-          PUT,
-          [
-            this.registry,
-            this.reservations,
-            this.entryPrefix + id,
-            this.idleKey(sandbox.workspace),
-          ],
-          this.putArgs(sandbox, 'busy', null),
-        )
-        if (mine === 0) takenByOthers.push(id)
+        if ((await this.put(sandbox, 'busy', null)) === 0) taken.push(id)
       }
       this.lastSize = await this.shared.command<number>('e2b_registry_size', 'ZCARD', [
         this.registry,
       ])
-      return takenByOthers
+      return taken
     } catch (error) {
       if (error instanceof SharedUnavailable) return []
       throw error
@@ -389,7 +454,11 @@ export class SandboxRegistry {
   /** Takes the sandboxes whose holder's lease ran out off the registry: the caller kills them. */
   async sweep(): Promise<string[]> {
     try {
-      const ids = await this.shared.eval<string[]>(SWEEP, [this.registry], [this.entryPrefix, 100])
+      const ids = await this.shared.eval<string[]>(
+        SWEEP,
+        [this.registry, this.idleAll],
+        [this.entryPrefix, this.tombstonePrefix, 100, TOMBSTONE_MS],
+      )
       if (ids.length > 0) this.takenOver.add(ids.length, { 'blockgate.takeover': 'killed' })
       return ids
     } catch (error) {
@@ -422,23 +491,21 @@ export class SandboxRegistry {
         this.reservations,
         this.entryPrefix + sandbox.id,
         this.idleKey(sandbox.workspace),
+        this.idleAll,
+        this.tombstonePrefix + sandbox.id,
       ],
-      this.putArgs(sandbox, state, reservation),
+      [
+        sandbox.id,
+        reservation ?? '',
+        this.holder,
+        this.leaseMs,
+        sandbox.workspace ?? SPARE,
+        state,
+        Math.round(sandbox.createdAtMs),
+        Math.round(sandbox.expiresAtMs),
+        [...sandbox.blocks].slice(-MAX_BLOCKS).join(' '),
+      ],
     )
-  }
-
-  private putArgs(sandbox: HeldSandbox, state: string, reservation: string | null) {
-    return [
-      sandbox.id,
-      reservation ?? '',
-      this.holder,
-      this.leaseMs,
-      sandbox.workspace ?? SPARE,
-      state,
-      Math.round(sandbox.createdAtMs),
-      Math.round(sandbox.expiresAtMs),
-      [...sandbox.blocks].slice(-MAX_BLOCKS).join(' '),
-    ]
   }
 
   private idleKey(workspace: string | null): string {
