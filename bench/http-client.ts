@@ -1,11 +1,13 @@
 // A load generator in its own process (so it does not share the server's event loop):
-//   bun bench/http-client.ts URL BODY_FILE CONTENT_TYPE REQUESTS CONCURRENCY
+//   bun bench/http-client.ts URL BODY_FILE CONTENT_TYPE REQUESTS CONCURRENCY [KEYS]
 // Prints {latencies_ms, overhead_ms, seconds} as JSON: per request, the client's latency
-// and the server's own time minus the block's code (timings_ms.total − user_code).
+// and the server's own time minus the block's code (timings_ms.total − user_code). KEYS,
+// when given: API keys separated by commas, sent as `Authorization: Bearer` in turn.
 import { readFileSync } from 'node:fs'
 import { decodeCbor } from '../serializers/cbor.ts'
 
-const [url, bodyFile, contentType, requestsText, concurrencyText] = process.argv.slice(2)
+const [url, bodyFile, contentType, requestsText, concurrencyText, keysText] = process.argv.slice(2)
+const keys = keysText ? keysText.split(',') : []
 const body = readFileSync(bodyFile!)
 const requests = Number(requestsText)
 const concurrency = Number(concurrencyText)
@@ -16,11 +18,15 @@ const startedAt = performance.now()
 await Promise.all(
   Array.from({ length: concurrency }, async () => {
     while (next < requests) {
+      const key = keys.length > 0 ? keys[next % keys.length] : undefined
       next++
       const sentAt = performance.now()
       const response = await fetch(url!, {
         method: 'POST',
-        headers: { 'content-type': contentType! },
+        headers: {
+          'content-type': contentType!,
+          ...(key ? { authorization: `Bearer ${key}` } : {}),
+        },
         body,
       })
       const bytes = new Uint8Array(await response.arrayBuffer())

@@ -17,6 +17,8 @@ export async function runLoad(
   requests: number,
   concurrency: number,
   contentType = 'application/cbor',
+  /** API keys, sent as `Authorization: Bearer` in turn, one per request. */
+  keys: string[] = [],
 ): Promise<LoadRound> {
   const dir = mkdtempSync(join(tmpdir(), 'blockgate-load-'))
   try {
@@ -32,6 +34,7 @@ export async function runLoad(
         contentType,
         String(requests),
         String(concurrency),
+        ...(keys.length > 0 ? [keys.join(',')] : []),
       ],
       stdout: 'pipe',
       stderr: 'inherit',

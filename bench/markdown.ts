@@ -165,6 +165,26 @@ export function renderMarkdown(result: BenchResult): string {
     ),
   )
 
+  const multi = by('multi-instance')
+  if (multi.length > 0) {
+    lines.push(
+      '\n## Multi-instance: what Redis adds to a warm run; HAProxy to three instances against one direct\n',
+    )
+    lines.push(
+      table(
+        ['what', 'concurrency', 'p50', 'p95', 'runs/s', 'notes'],
+        multi.map((row) => [
+          row.name,
+          String(row.concurrency ?? ''),
+          ms(row.p50_ms),
+          ms(row.p95_ms),
+          row.ops_per_s === null ? '–' : row.ops_per_s.toLocaleString('en-US'),
+          multiInstanceNote(row),
+        ]),
+      ),
+    )
+  }
+
   lines.push('\n## Serialization: encode + decode of one payload\n')
   lines.push(
     table(
@@ -207,4 +227,22 @@ export function renderMarkdown(result: BenchResult): string {
       )
   }
   return `${lines.join('\n')}\n`
+}
+
+/** The side figures of a multi-instance row, in words. */
+function multiInstanceNote(row: Row): string {
+  const { added_p50_ms: p50, added_p95_ms: p95, target, note } = row.extra
+  const signed = (value: number) => `${value < 0 ? '−' : '+'}${ms(Math.abs(value))}`
+  const parts: string[] = []
+  if (typeof p50 === 'number' && typeof p95 === 'number')
+    parts.push(`Redis adds ${signed(p50)} p50, ${signed(p95)} p95 (target ${target})`)
+  const scripts = row.extra.redis_script_calls_per_run
+  if (scripts !== undefined)
+    parts.push(`${scripts} Redis script call${scripts === 1 ? '' : 's'} per run`)
+  if (typeof row.extra.throughput_vs_direct === 'number')
+    parts.push(
+      `${Math.round(row.extra.throughput_vs_direct * 100)}% of the runs/s of one instance direct`,
+    )
+  if (note) parts.push(String(note))
+  return parts.join('; ')
 }

@@ -6,6 +6,7 @@ import { e2bColdAndWarm } from './e2b.ts'
 import { freshInterpreter } from './fresh-interpreter.ts'
 import { httpThroughput } from './http.ts'
 import { inProcessExec } from './in-process.ts'
+import { multiInstance } from './multi-instance.ts'
 import { seedFlow } from './seed-flow.ts'
 import { tracingOverhead } from './tracing.ts'
 import { zygoteFork } from './zygote-fork.ts'
@@ -33,6 +34,11 @@ export const SCENARIOS: Scenario[] = [
   },
   { title: 'local: HTTP throughput at concurrency 1, 8, 64', run: httpThroughput },
   { title: 'local: tracing on against tracing off, concurrency 8', run: tracingOverhead },
+  {
+    title:
+      'multi-instance: what Redis adds to a warm run; HAProxy to three instances against one direct',
+    run: multiInstance,
+  },
   {
     title: 'e2b: template mode, cold and warm, every payload, over HTTP',
     run: e2bColdAndWarm('template'),

@@ -33,7 +33,13 @@ async function twoInstances(leaseMs = 15_000, cap = 10) {
     SandboxRegistry,
     SandboxRegistry,
   ]
-  return { a, b, stop: () => states.forEach((s) => s.stop()) }
+  return {
+    a,
+    b,
+    stop: () => {
+      for (const s of states) s.stop()
+    },
+  }
 }
 
 const sandbox = (id: string, workspace: string | null = 'acme'): HeldSandbox => ({
