@@ -18,13 +18,20 @@ interface Bucket {
   running: number
 }
 
+/**
+ * How long a run's released slot may wait to ride along with the key's next admission (one
+ * Redis call for both) before it is released on its own. Until then the deployment counts
+ * the run as in flight: a few milliseconds of a slot, for half the Redis calls per run.
+ */
+const RELEASE_DELAY_MS = 5
+
 type Quota = 'rate' | 'concurrency'
 type Scope = 'deployment' | 'instance'
 
 /**
  * KEYS: the key's bucket (hash: tokens, at) and its leases (zset: lease id → expiry, ms).
- * ARGV: requests per second, burst, runs in flight allowed, lease ms, this lease's id.
- * Returns {'ok', 0}, {'rate', ms until a token is back} or {'concurrency', 0}. Time is
+ * ARGV: requests per second, burst, runs in flight allowed, lease ms, this lease's id, then
+ * the ids of this key's leases whose runs ended since (released here, first). Returns {'ok', 0}, {'rate', ms until a token is back} or {'concurrency', 0}. Time is
  * Redis's own, so instances whose clocks differ still agree.
  */
 const ADMIT = new RedisScript(
@@ -34,6 +41,7 @@ local burst = tonumber(ARGV[2])
 local lease_ms = tonumber(ARGV[4])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + tonumber(time[2]) / 1000
+for i = 6, #ARGV do redis.call('ZREM', KEYS[2], ARGV[i]) end
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = burst
 if state[1] then
@@ -79,6 +87,9 @@ export class Quotas {
   private readonly leases = new Map<string, string>()
   private leaseSequence = 0
   private readonly heartbeat: ReturnType<typeof setInterval> | null = null
+  /** Leases whose runs ended, not yet released in Redis: leases zset → lease ids. */
+  private readonly ended = new Map<string, string[]>()
+  private releaseTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor(private readonly shared: SharedState | null = null) {
     if (shared) {
@@ -90,6 +101,8 @@ export class Quotas {
   /** Stops renewing this instance's leases (they then expire within the lease time). */
   stop(): void {
     if (this.heartbeat) clearInterval(this.heartbeat)
+    if (this.releaseTimer) clearTimeout(this.releaseTimer)
+    this.releaseTimer = null
   }
 
   /** Takes one request and one run slot of `key`; the returned function gives the slot back. */
@@ -109,10 +122,13 @@ export class Quotas {
     const { requestsPerSecond, burst, concurrentRuns } = key.limits
     const leaseId = `${shared.instanceId}:${++this.leaseSequence}`
     const leasesKey = shared.key('quota', key.id, 'leases')
+    // The key's runs that ended meanwhile are released by this same call.
+    const ended = this.ended.get(leasesKey) ?? []
+    this.ended.delete(leasesKey)
     const [decision, waitMs] = await shared.eval<[string, number]>(
       ADMIT,
       [shared.key('quota', key.id, 'bucket'), leasesKey],
-      [requestsPerSecond, burst, concurrentRuns, shared.config.leaseMs, leaseId],
+      [requestsPerSecond, burst, concurrentRuns, shared.config.leaseMs, leaseId, ...ended],
     )
     if (decision === 'rate') this.refuse(key, 'rate', 'deployment', Number(waitMs) / 1000)
     if (decision === 'concurrency') this.refuse(key, 'concurrency', 'deployment')
@@ -125,9 +141,24 @@ export class Quotas {
       released = true
       bucket.running -= 1
       this.leases.delete(leaseId)
-      // Not awaited: a release that fails leaves the lease to expire on its own.
-      shared.command('quota_release', 'ZREM', [leasesKey, leaseId]).catch(() => {})
+      this.release(shared, leasesKey, leaseId)
     }
+  }
+
+  /**
+   * Releases a lease in Redis with the key's next admission, or after RELEASE_DELAY_MS in one
+   * call per key. Not awaited: a release that fails leaves the lease to expire on its own.
+   */
+  private release(shared: SharedState, leasesKey: string, leaseId: string): void {
+    const ended = this.ended.get(leasesKey)
+    if (ended) ended.push(leaseId)
+    else this.ended.set(leasesKey, [leaseId])
+    this.releaseTimer ??= setTimeout(() => {
+      this.releaseTimer = null
+      for (const [key, ids] of this.ended)
+        shared.command('quota_release', 'ZREM', [key, ...ids]).catch(() => {})
+      this.ended.clear()
+    }, RELEASE_DELAY_MS)
   }
 
   /** Today's per-process quota: the whole limit is this instance's own. */
