@@ -171,6 +171,7 @@ describe('/readyz', () => {
         ready: true,
         default_backend: 'local',
         backends: { local: { ready: true } },
+        shared: { mode: 'off' }, // without a key: only whether state is shared, no instance names
       })
       const wrong = await (
         await fetch(`${server.url}/readyz`, { headers: { authorization: 'Bearer bg_not-a-key' } })
