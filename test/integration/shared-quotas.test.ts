@@ -177,6 +177,66 @@ describe('quotas across a deployment, over a real Redis', () => {
   }, 10_000)
 
   // Last: it stops Redis.
+  test('a busy key far from its limits: most admissions make no Redis call, and the deployment still never passes the rate', async () => {
+    const [a, b] = await deployment(2)
+    const key = apiKey('busy', { requestsPerSecond: 400, burst: 400, concurrentRuns: 100 })
+    let scriptCalls = 0
+    for (const instance of [a!, b!]) {
+      const original = instance.shared.eval.bind(instance.shared)
+      instance.shared.eval = (async (...args: Parameters<typeof original>) => {
+        if (args[0].op === 'quota_admit') scriptCalls++
+        return original(...args)
+      }) as typeof original
+    }
+    // 150 runs one after another on one instance: the bucket stays over half full, so tokens
+    // come ahead (20 at a time: 50 ms of 400/s) and a released slot serves the next run.
+    for (let i = 0; i < 150; i++) {
+      const outcome = await tryAdmit(a!.quotas, key)
+      if (!admitted(outcome)) throw outcome
+      outcome()
+    }
+    expect(scriptCalls).toBeLessThan(30)
+    // Both instances, each as fast as it can, for a second: about the burst and the refill
+    // are admitted, never more, for both together.
+    const startedAt = performance.now()
+    let admittedCount = 0
+    await Promise.all(
+      [a!, b!].map(async (instance) => {
+        while (performance.now() - startedAt < 1000) {
+          const outcome = await tryAdmit(instance.quotas, key)
+          if (admitted(outcome)) {
+            admittedCount++
+            outcome()
+          }
+        }
+      }),
+    )
+    const seconds = (performance.now() - startedAt) / 1000
+    expect(admittedCount).toBeLessThanOrEqual(Math.ceil(400 - 150 + 400 * seconds) + 1)
+    expect(admittedCount).toBeGreaterThan(250) // what the burst had left at least
+  })
+
+  test('a key with many runs in flight: spare slots count as taken for the others, and go back once unused', async () => {
+    const [a, b] = await deployment(2)
+    const key = apiKey('wide', { requestsPerSecond: 10_000, burst: 10_000, concurrentRuns: 40 })
+    // Each instance tries to hold 30 runs at once: 40 together at most, spares included.
+    const held = await Promise.all(
+      [a!, b!].flatMap((instance) =>
+        Array.from({ length: 30 }, () => tryAdmit(instance.quotas, key)),
+      ),
+    )
+    const running = held.filter(admitted)
+    expect(running.length).toBeLessThanOrEqual(40)
+    expect(running.length).toBeGreaterThanOrEqual(38) // at most one spare slot per instance
+    const leases = a!.shared.key('quota', 'wide', 'leases')
+    const inRedis = async () => Number(await a!.shared.command('t', 'ZCARD', [leases]))
+    expect(await inRedis()).toBeLessThanOrEqual(40)
+    for (const release of running) release()
+    // Spares unused for 50 ms go back, then released within a few ms.
+    await Bun.sleep(200)
+    expect(await inRedis()).toBe(0)
+  })
+
   test('Redis gone: each instance decides alone, at once, with its own limits', async () => {
     const [a, b] = await deployment(2)
     const key = apiKey('alone', { requestsPerSecond: 0.5, burst: 2, concurrentRuns: 2 })
