@@ -74,7 +74,9 @@ def _shared_executor() -> Executor:
     if _executor is None:
         from .executor import Executor
         from .prelude import preload
+        from .task_id import assign_task_id
 
+        assign_task_id()
         preload()
         _executor = Executor(
             cache_size=DEFAULT_BLOCK_CACHE_SIZE,

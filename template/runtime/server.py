@@ -39,6 +39,7 @@ from .protocol import (
     FRAME_CONTENT_TYPE,
     RUNTIME_PORT,
 )
+from .task_id import assign_task_id
 from .worker import _positive_int, encode_reply
 
 DEFAULT_HOST = "0.0.0.0"
@@ -414,6 +415,7 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     log = _Log()
+    assign_task_id()
     preload()
     executor = Executor(
         cache_size=args.block_cache_size,

@@ -25,6 +25,7 @@ from .protocol import (
     Reply,
     WorkerReady,
 )
+from .task_id import assign_task_id
 
 
 def _positive_int(text: str) -> int:
@@ -159,6 +160,7 @@ def serve(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     channel_in, channel_out = claim_channel()
+    assign_task_id()
     preload()
     executor = Executor(
         cache_size=args.block_cache_size,

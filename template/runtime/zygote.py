@@ -40,6 +40,7 @@ from .protocol import (  # noqa: E402
     WorkerHello,
     ZygoteReady,
 )
+from .task_id import assign_task_id  # noqa: E402
 from .worker import claim_channel, serve  # noqa: E402
 
 
@@ -234,6 +235,7 @@ def run_worker(
 ) -> int:
     reader = _SocketReader(channel)
     writer = channel.makefile("wb")
+    assign_task_id()  # each forked worker its own, before any of its user code
     # Built while the worker's stderr is still the zygote's: a failure here is the
     # runtime's own and shows in the spawn's error.
     executor = Executor(
