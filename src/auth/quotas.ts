@@ -250,10 +250,7 @@ export class Quotas {
     this.leases.set(leaseId, leasesKey)
     const bucket = this.bucketOf(key, performance.now())
     bucket.running += 1
-    let released = false
-    return () => {
-      if (released) return
-      released = true
+    return once(() => {
       bucket.running -= 1
       if (slotsAhead(key.limits) > 1) {
         // A busy key's next run takes this slot again, without asking Redis.
@@ -263,7 +260,7 @@ export class Quotas {
       }
       this.leases.delete(leaseId)
       this.release(shared, leasesKey, leaseId)
-    }
+    })
   }
 
   /** Gives back the spare slots unused for SPARE_IDLE_MS, while any are held. */
@@ -319,12 +316,9 @@ export class Quotas {
     if (bucket.running >= concurrentRuns) this.refuse(key, 'concurrency', 'instance')
     bucket.tokens -= 1
     bucket.running += 1
-    let released = false
-    return () => {
-      if (released) return
-      released = true
+    return once(() => {
       bucket.running -= 1
-    }
+    })
   }
 
   private bucketOf(key: ApiKey, now: number): Bucket {
@@ -369,5 +363,15 @@ export class Quotas {
       if (!(error instanceof SharedUnavailable))
         log.warn('quota leases could not be renewed', { error })
     }
+  }
+}
+
+/** `release` that acts the first time it is called only: a slot is given back once. */
+function once(release: () => void): () => void {
+  let released = false
+  return () => {
+    if (released) return
+    released = true
+    release()
   }
 }
