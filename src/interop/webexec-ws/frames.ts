@@ -4,7 +4,9 @@
 // than 1 MiB travels as a `{"_chunked": N}` frame and then N raw slices of its bytes, in
 // order (2..1024 slices, 64 MiB at most), the same both ways. This file reads and writes
 // frames only: what a message means is the connection's business.
-import { Packr, Unpackr } from 'msgpackr'
+import { Packr } from 'msgpackr'
+import { Float64 } from '../../../serializers/cbor.ts'
+import { MsgpackError, readMsgpack } from './msgpack-read.ts'
 
 /** A message larger than this is chunked; each chunk is at most this long. */
 export const MAX_FRAME_BYTES = 1024 * 1024
@@ -19,26 +21,26 @@ export class FrameError extends Error {
   override name = 'FrameError'
 }
 
-// Maps decode to plain objects and bin to bytes; no records, no extensions: the client uses
-// neither, and a message may name no structure of ours.
-const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, moreTypes: false })
 // Whole numbers stay ints and fractional ones float64, as Python's msgpack writes them; a
 // value whose int/float kind must survive (a block's result) is packed by the runtime itself.
 const packr = new Packr({ useRecords: false, moreTypes: false, useFloat32: 0 })
 
 /** One msgpack map, from a peer: anything else is a FrameError naming what came. */
+/** One msgpack map, from a peer (floats kept as Python sent them): anything else is a FrameError. */
 export function decodeMessage(bytes: Uint8Array): Record<string, unknown> {
   let value: unknown
   try {
-    value = unpackr.unpack(bytes)
+    value = readMsgpack(bytes)
   } catch (error) {
-    throw new FrameError(`a frame that is not msgpack: ${(error as Error).message}`)
+    if (!(error instanceof MsgpackError)) throw error
+    throw new FrameError(`a frame that is not msgpack: ${error.message}`)
   }
   if (
     typeof value !== 'object' ||
     value === null ||
-    // A plain object only: msgpackr reads some reserved bytes (0xc1) as objects of its own.
-    Object.getPrototypeOf(value) !== Object.prototype
+    Array.isArray(value) ||
+    value instanceof Uint8Array ||
+    value instanceof Float64
   )
     throw new FrameError(`a message must be a msgpack map, not ${describe(value)}`)
   return value as Record<string, unknown>
@@ -123,8 +125,8 @@ function describe(value: unknown): string {
   if (value === null || value === undefined) return String(value)
   if (value instanceof Uint8Array) return `${value.byteLength} bytes`
   if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'object')
-    return Object.getPrototypeOf(value) === Object.prototype ? 'a map' : 'a reserved msgpack type'
+  if (value instanceof Float64) return `float ${value.value}`
+  if (typeof value === 'object') return 'a map'
   if (typeof value === 'string') return `string ${JSON.stringify(value.slice(0, 40))}`
   return `${typeof value} ${String(value)}`
 }
