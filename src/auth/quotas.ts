@@ -179,17 +179,22 @@ export class Quotas {
     }
     const now = performance.now()
     if (ahead.tokensUntil <= now) ahead.tokens = 0
+    // A token and a spare held here are taken at once, before any wait: an admission running
+    // beside this one cannot take them too. A refusal gives them back.
+    const token = ahead.tokens >= 1
+    if (token) ahead.tokens -= 1
     const spare = ahead.spares.pop()
-    if (ahead.tokens >= 1 && spare) {
-      ahead.tokens -= 1
-      return this.holding(key, shared, leasesKey, spare.id)
+    if (token && spare) return this.holding(key, shared, leasesKey, spare.id)
+    const giveBack = () => {
+      if (token) ahead.tokens += 1
+      if (spare) ahead.spares.push(spare)
     }
     // Redis decides: a token unless one is held, a slot unless a spare is; and releases the
     // key's runs that ended meanwhile in the same call.
     // More than one of each only when no other admission of the key is on its way from here:
     // a burst of concurrent runs takes what it uses, not a batch each.
     const alone = ahead.asking === 0
-    const wantTokens = ahead.tokens >= 1 ? 0 : alone ? tokensAhead(key.limits) : 1
+    const wantTokens = token ? 0 : alone ? tokensAhead(key.limits) : 1
     const newIds = spare
       ? []
       : Array.from(
@@ -216,20 +221,19 @@ export class Quotas {
         ],
       )
     } catch (error) {
-      if (spare) ahead.spares.push(spare)
+      giveBack()
       throw error
     } finally {
       ahead.asking--
     }
     const [decision, waitMs, tokens, slots] = answer
-    if (decision !== 'ok' && spare) ahead.spares.push(spare)
+    if (decision !== 'ok') giveBack()
     if (decision === 'rate') this.refuse(key, 'rate', 'deployment', Number(waitMs) / 1000)
     if (decision === 'concurrency') this.refuse(key, 'concurrency', 'deployment')
     if (wantTokens > 0) {
-      ahead.tokens = Number(tokens) - 1
+      // One granted token is this run's; the rest are held ahead, beside any others held.
+      ahead.tokens += Number(tokens) - 1
       ahead.tokensUntil = performance.now() + TOKENS_AHEAD_MS
-    } else {
-      ahead.tokens -= 1
     }
     const granted = newIds.slice(0, Number(slots))
     for (const id of granted.slice(1)) {
