@@ -333,15 +333,7 @@ export class E2BPool implements Backend {
     const createdAt = fromWallMs(left.createdAtMs)
     const timeoutMs = this.lifecycle.keepAliveMs(performance.now() - createdAt)
     const sandbox = await this.lifecycle.connect(left.id, timeoutMs, deadline)
-    const remote: RemoteSandbox = {
-      id: sandbox.sandboxId,
-      sandbox,
-      runtime: this.runtimeFor(sandbox),
-      workspace,
-      runs: 0,
-      createdAt,
-      expiresAt: performance.now() + timeoutMs,
-    }
+    const remote = this.remoteOf(sandbox, workspace, createdAt, performance.now() + timeoutMs)
     // Code-interpreter mode: the previous holder prepared it; prepare() finds nothing missing.
     if (remote.runtime instanceof InterpreterRuntime)
       await remote.runtime.prepare(Math.max(1000, deadline - performance.now()))
@@ -373,27 +365,34 @@ export class E2BPool implements Backend {
       throw error instanceof BlockgateError ? error : lifecycleError('create a sandbox', error)
     }
     this.startError = null
-    const runtime = this.runtimeFor(sandbox)
-    const remote: RemoteSandbox = {
-      id: sandbox.sandboxId,
+    const remote = this.remoteOf(
       sandbox,
-      runtime,
       workspace,
-      runs: 0,
       createdAt,
-      expiresAt: createdAt + this.lifecycle.keepAliveMs(0),
-    }
+      createdAt + this.lifecycle.keepAliveMs(0),
+    )
     // Registered at once, so no instance's sweep takes it for one left behind.
     await this.registry?.register(heldOf(remote), reservation)
-    if (runtime instanceof InterpreterRuntime) {
+    if (remote.runtime instanceof InterpreterRuntime) {
       try {
-        await runtime.prepare(Math.max(1000, deadline - performance.now()))
+        await remote.runtime.prepare(Math.max(1000, deadline - performance.now()))
       } catch (error) {
         void this.end(remote)
         throw error instanceof BlockgateError ? error : lifecycleError('create a sandbox', error)
       }
     }
     return remote
+  }
+
+  /** A sandbox this instance now holds, with its runtime, not yet run on. */
+  private remoteOf(
+    sandbox: Sandbox,
+    workspace: string | null,
+    createdAt: number,
+    expiresAt: number,
+  ): RemoteSandbox {
+    const runtime = this.runtimeFor(sandbox)
+    return { id: sandbox.sandboxId, sandbox, runtime, workspace, runs: 0, createdAt, expiresAt }
   }
 
   /** Template mode talks to the runtime server already up in the sandbox; code-interpreter mode uploads the runtime. */

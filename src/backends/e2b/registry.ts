@@ -51,6 +51,18 @@ const MAX_BLOCKS = 32
 // instances on several machines agree.
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+/**
+ * Takes sandbox `id` off the registry for its caller to kill (evicted or swept): its entry,
+ * its place in the idle sets, and a tombstone left so that its holder lets it go.
+ */
+const TAKE_OFF = `local function take_off(id, registry, all_idle, entry_prefix, tombstone_prefix, tombstone_ms)
+  local idle = redis.call('HGET', entry_prefix .. id, 'idleset')
+  if idle then redis.call('SREM', idle, id) end
+  redis.call('SREM', all_idle, id)
+  redis.call('DEL', entry_prefix .. id)
+  redis.call('ZREM', registry, id)
+  redis.call('SET', tombstone_prefix .. id, '1', 'PX', tonumber(tombstone_ms))
+end`
 /** How long a tombstone outlives the sandbox's removal: longer than any lease or idle period here. */
 const TOMBSTONE_MS = 600_000
 
@@ -155,18 +167,13 @@ return nil
 // tombstone key prefix, the caller's workspace idle set (its own are not taken), tombstone ms.
 const EVICT_IDLE = new RedisScript(
   'e2b_evict_idle',
-  `
+  `${TAKE_OFF}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local key = ARGV[1] .. id
-  local e = redis.call('HMGET', key, 'state', 'idleset')
+  local e = redis.call('HMGET', ARGV[1] .. id, 'state', 'idleset')
   if not e[1] or e[1] ~= 'idle' then
     redis.call('SREM', KEYS[2], id)
   elseif e[2] ~= ARGV[3] then
-    redis.call('DEL', key)
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('SREM', e[2], id)
-    redis.call('SREM', KEYS[2], id)
-    redis.call('SET', ARGV[2] .. id, '1', 'PX', tonumber(ARGV[4]))
+    take_off(id, KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[4])
     return id
   end
 end
@@ -220,15 +227,9 @@ return {taken, missing}
 const SWEEP = new RedisScript(
   'e2b_sweep',
   `${NOW}
+${TAKE_OFF}
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  local idle = redis.call('HGET', ARGV[1] .. id, 'idleset')
-  if idle then redis.call('SREM', idle, id) end
-  redis.call('SREM', KEYS[2], id)
-  redis.call('DEL', ARGV[1] .. id)
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('SET', ARGV[2] .. id, '1', 'PX', tonumber(ARGV[4]))
-end
+for _, id in ipairs(ids) do take_off(id, KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[4]) end
 return ids
 `,
 )
