@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import cbor2
+import msgpack
 import numpy as np
 from cbor2 import CBORTag
 
@@ -46,7 +47,11 @@ MAX_NODES = 1_000_000
 # json-webexec: as json, but NaN and +-Infinity written as Python's json.dumps writes them
 # (bare tokens), which is what Inference's remote executor reads; json and json-compact
 # write them as {"_type": "float", "value": "NaN" | "Infinity" | "-Infinity"} instead.
-OUTPUT_MODES = ("cbor", "json", "json-compact", "json-webexec")
+# msgpack-webexec: json-webexec's tree as msgpack, for Inference's websocket transport: the
+# same markers, but bytes stay bytes (msgpack bin), which is what its client reads there.
+OUTPUT_MODES = ("cbor", "json", "json-compact", "json-webexec", "msgpack-webexec")
+# Those whose documents carry byte strings as they are, not as base64 text.
+_RAW_BYTES_MODES = ("cbor", "msgpack-webexec")
 
 # Text holding a lone surrogate (JSON "\ud800", which json.loads accepts) cannot be CBOR
 # text: the proxy sends its UTF-16LE code units under this tag (serializers/cbor.ts).
@@ -89,6 +94,8 @@ def _exception_words(exc: BaseException) -> str:
 # Bits past which an int may have more decimal digits than Python will write as text
 # (sys.get_int_max_str_digits, 4300 by default): JSON cannot carry it.
 _LOG2_10 = math.log2(10)
+# The ints msgpack carries (int 64 and uint 64).
+_MSGPACK_INT_RANGE = range(-(2**63), 2**64)
 
 
 class Decoder:
@@ -151,8 +158,17 @@ class Decoder:
                     f"{path}.value", f"not an ISO 8601 datetime: {obj.get('value')!r}"
                 ) from None
         if marker == "bytes":
+            content = obj.get("value")
+            if isinstance(content, (bytes, bytearray, memoryview, CBORTag)):
+                # Inference's msgpack transport may send the bytes themselves (a bin), not base64.
+                return bytes(self.resolve_bytes(content, f"{path}.value"))
+            if not isinstance(content, str):
+                raise KindError(
+                    f"{path}.value",
+                    f"must be base64 text or a byte string, got {type(content).__name__}",
+                )
             try:
-                return base64.b64decode(str(obj.get("value")), validate=True)
+                return base64.b64decode(content, validate=True)
             except (binascii.Error, ValueError):
                 raise KindError(f"{path}.value", "not valid base64") from None
         if marker == "object":  # Roboflow sends str(obj) of what it could not serialise
@@ -264,14 +280,23 @@ class Encoder:
                 f"the outputs are over the reply limit of {self._max_bytes} bytes (at least {self.used_bytes} bytes up to here)",
             )
 
-    def _least_bytes(self, value: Any, path: str) -> int:
+    def _least_bytes(self, value: Any, path: str, key: bool = False) -> int:
         """A lower bound of the bytes ``value`` adds to the document, its nested values not
-        counted (they are counted when encoded): checked before anything is copied."""
+        counted (they are counted when encoded): checked before anything is copied. A ``key``
+        outside CBOR is written as its str()."""
         if value is None or isinstance(value, (bool, float)):
             return 1
         if isinstance(value, int):
             bits = value.bit_length()
             if self._mode == "cbor":
+                return 1 + bits // 8
+            if self._mode == "msgpack-webexec" and not key:
+                if value not in _MSGPACK_INT_RANGE:
+                    raise KindError(
+                        path,
+                        "an integer outside msgpack's range (-2**63 to 2**64 - 1): Inference's websocket transport "
+                        "cannot carry it; return it as a string (or a float)",
+                    )
                 return 1 + bits // 8
             limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else 0
             if limit and bits > (limit - 1) * _LOG2_10 and abs(value) >= 10**limit:
@@ -285,8 +310,10 @@ class Encoder:
             return len(value) + 1
         if isinstance(value, (bytes, bytearray, memoryview)):
             nbytes = memoryview(value).nbytes
-            return nbytes if self._mode == "cbor" else (nbytes + 2) // 3 * 4
+            return nbytes if self._mode in _RAW_BYTES_MODES else (nbytes + 2) // 3 * 4
         if isinstance(value, np.ndarray):
+            if self._mode == "msgpack-webexec":
+                return value.size  # nested lists: a byte at least for each value (a small int)
             if (
                 value.dtype.kind not in "biuf"
             ):  # strings (or a dtype its kind refuses): a byte or two each at least
@@ -294,10 +321,9 @@ class Encoder:
             if self._mode == "cbor":
                 return value.nbytes
             return (value.nbytes + 2) // 3 * 4 if self._mode == "json-compact" else 2 * value.size
-        if isinstance(value, Mapping):
-            return 1 + len(value)
-        if isinstance(value, (list, tuple, set, frozenset)):
-            return 1 + len(value)
+        if isinstance(value, (Mapping, list, tuple, set, frozenset)):
+            # JSON writes a separator between items; msgpack writes only the head.
+            return 1 if self._mode == "msgpack-webexec" else 1 + len(value)
         return _kind_least_bytes(value, self._mode)
 
     def _key(self, key: Any, path: str) -> Any:
@@ -306,7 +332,7 @@ class Encoder:
             self._spend(len(key) + 1, path)
             return key
         where = f"{_join(path, key)} (key)"
-        self._spend(self._least_bytes(key, where), where)
+        self._spend(self._least_bytes(key, where, key=True), where)
         if self._mode == "cbor":
             if not isinstance(key, (int, float, bytes, type(None))):
                 try:
@@ -332,7 +358,7 @@ class Encoder:
             # JSON has no NaN or infinity: a marker says which (see _json_document).
             return (
                 value
-                if self._mode in ("cbor", "json-webexec") or math.isfinite(value)
+                if self._mode in ("cbor", "json-webexec", "msgpack-webexec") or math.isfinite(value)
                 else _non_finite_marker(value)
             )
         for kind in KINDS:
@@ -350,7 +376,7 @@ class Encoder:
         if isinstance(value, np.generic):
             return self.encode_value(value.item(), path)
         if isinstance(value, (bytes, bytearray, memoryview)):
-            if self._mode == "cbor":
+            if self._mode in _RAW_BYTES_MODES:
                 return bytes(value)
             return {"_type": "bytes", "value": base64.b64encode(bytes(value)).decode("ascii")}
         if isinstance(value, dt.datetime):
@@ -502,7 +528,7 @@ def _cbor_bytes_header(length: int) -> bytes:
 def encode_document(
     outputs: Any, mode: str = "cbor", path: str = "outputs", max_bytes: int | None = None
 ) -> list[bytes | memoryview]:
-    """The outputs as one finished CBOR or JSON document, in pieces whose concatenation
+    """The outputs as one finished CBOR, JSON or msgpack document, in pieces whose concatenation
     is the document. Large arrays are pieces of their own, not copied into the rest, so
     the proxy can send the document on to its client without decoding it: every value
     (a float that happens to be whole, -0.0, a map's key order) reaches the client as
@@ -510,6 +536,8 @@ def encode_document(
     """
     encoder = Encoder(mode, split=True, max_bytes=max_bytes)
     tree = encoder.encode_value(outputs, path)
+    if mode == "msgpack-webexec":
+        return [msgpack.packb(tree, use_bin_type=True, use_single_float=False)]
     if mode != "cbor":
         return [_json_document(tree, mode)]
     document = memoryview(cbor2.dumps(tree, timezone=dt.timezone.utc))

@@ -14,7 +14,9 @@ import {
   RuntimeReportedError,
 } from './errors.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
-import { registerWebexec } from './interop/webexec.ts'
+import { registerWebexec } from './interop/webexec/http.ts'
+import { WebexecRunner } from './interop/webexec/run.ts'
+import { registerWebexecSocket } from './interop/webexec/ws/route.ts'
 import { blockText, log } from './log.ts'
 import { trace } from '@opentelemetry/api'
 import { AuditLog } from './auth/audit.ts'
@@ -31,6 +33,7 @@ import { KeyRing, type ApiKey } from './auth/keys.ts'
 import { Quotas } from './auth/quotas.ts'
 import type { SharedState } from './shared/redis.ts'
 import { traceRequests } from './telemetry/http.ts'
+import { OpenSockets } from './http/websocket.ts'
 import { ATTR, SPAN } from './telemetry/names.ts'
 import { inSpan } from './telemetry/spans.ts'
 import { parseRunRequest } from './run/request.ts'
@@ -45,6 +48,8 @@ export interface AppOptions {
   shared?: SharedState | null
   /** Where the audit trail goes (the structured log unless a test listens). */
   audit?: AuditLog
+  /** The server's websocket connections (GET /webexec/ws), which a drain closes between requests. */
+  sockets?: OpenSockets
 }
 
 function send(
@@ -77,6 +82,7 @@ export function createApp({
   backends,
   shared = null,
   audit = new AuditLog(),
+  sockets = new OpenSockets(),
 }: AppOptions): Hono<CallerEnv> {
   const app = new Hono<CallerEnv>()
   const keys = config.auth?.keys ?? KeyRing.empty()
@@ -176,13 +182,24 @@ export function createApp({
 
   // Roboflow Inference's remote-execution protocol, on the same run path as /v1/run
   // (README.md, "Use blockgate from Roboflow Inference").
-  if (config.webexec)
-    registerWebexec(app, {
+  // Both of its transports: HTTP (POST /webexec) and websocket (GET /webexec/ws), one code cache.
+  if (config.webexec) {
+    const runner = new WebexecRunner({
       config: { ...config, webexec: config.webexec },
       backends,
       audit,
       shared,
     })
+    registerWebexec(app, runner, { maxBodyBytes: config.limits.maxBodyBytes })
+    registerWebexecSocket(app, {
+      runner,
+      sockets,
+      keys,
+      quotas,
+      limits: config.webexec.socket,
+      maxBodyBytes: config.limits.maxBodyBytes,
+    })
+  }
 
   app.notFound((c) => {
     const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

@@ -114,6 +114,11 @@ const variables = {
   BLOCKGATE_API_KEYS: optionalText,
   BLOCKGATE_ALLOW_OPEN_BIND: flag.default(false),
   BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES: int(0).default(32 * 1024 * 1024),
+  // Inference's websocket transport (GET /webexec/ws): what the server advertises and allows.
+  BLOCKGATE_WEBEXEC_WS_IDLE_TIMEOUT_S: int(1, 300).default(10),
+  BLOCKGATE_WEBEXEC_WS_MAX_CONNECTION_S: int(1).default(600),
+  BLOCKGATE_WEBEXEC_WS_MAX_CONNECTIONS: int(1).default(1024),
+  BLOCKGATE_WEBEXEC_WS_MAX_CONNECTIONS_PER_KEY: int(1).default(64),
   // OpenTelemetry: the standard variables. These decide whether telemetry starts; the SDK
   // itself reads the rest of OTEL_* (sampler, batch sizes, headers, resource attributes).
   OTEL_EXPORTER_OTLP_ENDPOINT: url,
@@ -268,6 +273,16 @@ export interface E2BConfig {
 export interface WebexecConfig {
   /** Code remembered per (workspace, code hash) so hash-only requests run, in bytes of code. */
   codeCacheBytes: number
+  /** The websocket transport (GET /webexec/ws). */
+  socket: {
+    /** Advertised in the handshake: a connection silent this long between requests is closed. */
+    idleTimeoutS: number
+    /** A connection is closed (between requests) once this old; the client reconnects. */
+    maxConnectionS: number
+    /** Open connections this process holds at most, and per API key (per workspace without keys). */
+    maxConnections: number
+    maxConnectionsPerKey: number
+  }
 }
 
 export class ConfigError extends Error {
@@ -431,6 +446,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     auth: { keys, openBind: values.BLOCKGATE_ALLOW_OPEN_BIND },
     webexec: {
       codeCacheBytes: values.BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES,
+      socket: {
+        idleTimeoutS: values.BLOCKGATE_WEBEXEC_WS_IDLE_TIMEOUT_S,
+        maxConnectionS: values.BLOCKGATE_WEBEXEC_WS_MAX_CONNECTION_S,
+        maxConnections: values.BLOCKGATE_WEBEXEC_WS_MAX_CONNECTIONS,
+        maxConnectionsPerKey: values.BLOCKGATE_WEBEXEC_WS_MAX_CONNECTIONS_PER_KEY,
+      },
     },
     shared: {
       redisUrl: values.BLOCKGATE_REDIS_URL ?? null,

@@ -39,6 +39,13 @@ export class BadRequest extends BlockgateError {
   }
 }
 
+/** 426: a websocket route asked for without the upgrade (or one Bun could not complete). */
+export class UpgradeRequired extends BlockgateError {
+  constructor(message: string) {
+    super(426, 'UpgradeRequired', message, { headers: { Upgrade: 'websocket' } })
+  }
+}
+
 /** 401: the request's credentials are missing or not among those configured. */
 export class Unauthorized extends BlockgateError {
   constructor(message: string) {

@@ -3,6 +3,7 @@ import { createApp } from './app.ts'
 import type { Backends } from './backends/backend.ts'
 import { ConfigError, isLoopback, loadConfig, type Config } from './config.ts'
 import { BadRequest } from './errors.ts'
+import { OpenSockets, websocketHandler } from './http/websocket.ts'
 import { createBackends } from './backends/index.ts'
 import { log, setLogLevel } from './log.ts'
 import { sharedStateFor } from './shared/redis.ts'
@@ -98,7 +99,8 @@ async function main(): Promise<void> {
     ms: Math.round(performance.now() - startedAt),
   })
 
-  const app = createApp({ config, backends, shared })
+  const sockets = new OpenSockets()
+  const app = createApp({ config, backends, shared, sockets })
   const server = Bun.serve({
     port: config.port,
     hostname: config.host,
@@ -108,6 +110,8 @@ async function main(): Promise<void> {
     },
     // Hono's bodyLimit gives the precise 413; this only stops Bun buffering far beyond it.
     maxRequestBodySize: config.limits.maxBodyBytes + 1024 * 1024,
+    // The routes that upgrade (GET /webexec/ws) hand their sockets to this.
+    websocket: websocketHandler,
   })
   log.info('listening', { url: server.url.href })
   if (config.auth.keys.size > 0) log.info('API keys required', { keys: config.auth.keys.size })
@@ -127,7 +131,12 @@ async function main(): Promise<void> {
     if (stopping) return
     stopping = true
     log.info('draining', { signal })
-    await server.stop(false) // stop accepting; let in-flight requests finish
+    // Websocket clients are told `closing` between requests (they resend on another instance);
+    // a socket's run in flight finishes first, as an HTTP request's does.
+    await Promise.all([
+      sockets.closeAll(config.limits.maxTimeoutMs + 5_000),
+      server.stop(false), // stop accepting; let in-flight requests finish
+    ])
     await Promise.all(Object.values(backends).map((backend) => backend.stop()))
     shared?.stop()
     await telemetry.shutdown() // the last spans and metrics go out before the process ends

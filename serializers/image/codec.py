@@ -25,8 +25,10 @@ b64, "video_metadata"?, "parent_id", "parent_origin"?, "root_parent_id"?,
 "root_parent_origin"?}``. It is lossy where CBOR is not: an image whose pixels must be
 written is JPEG-encoded (quality 95; PNG for BGRA and 16-bit images); the original bytes
 are written, unchanged, when the image still has them. Read: ``value`` as base64 (a
-``data:`` URI too) or as an ndarray form; ``parent_id`` defaults to the input's name, the
-root to the parent, as Inference reads it.
+``data:`` URI too) or as an ndarray form, or, instead of ``type`` and ``value``, the
+image file's bytes themselves as ``_jpeg_bytes`` (the form Inference's msgpack websocket
+transport sends; kept as they are, like base64's); ``parent_id`` defaults to the input's
+name, the root to the parent, as Inference reads it.
 """
 
 from __future__ import annotations
@@ -289,7 +291,12 @@ class ImageKind:
             )
         pixels = encoded = None
         raw = obj.get("value")
-        if isinstance(raw, str):
+        if "_jpeg_bytes" in obj:
+            if "value" in obj:
+                raise KindError(path, "has both '_jpeg_bytes' and 'value': one image, one form")
+            encoded = codec.resolve_bytes(obj["_jpeg_bytes"], f"{path}._jpeg_bytes")
+            check_encoded(encoded, f"{path}._jpeg_bytes")
+        elif isinstance(raw, str):
             try:
                 encoded = base64.b64decode(base64_payload(raw), validate=True)
             except (binascii.Error, ValueError):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cbor2
 import cv2
+import msgpack
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -22,7 +23,7 @@ from runtime.entities import Batch
 from serializers.image.codec import IMAGE_TAG
 from serializers.image.entity import ImageParentMetadata, OriginCoordinatesSystem, WorkflowImageData
 from serializers.kind import KindError
-from serializers.registry import SIDECAR_TAG, decode_inputs, encode_outputs
+from serializers.registry import SIDECAR_TAG, decode_inputs, encode_document, encode_outputs
 from serializers.testing import cbor_round_trip
 from serializers.video_metadata.codec import VIDEO_METADATA_TAG
 from serializers.video_metadata.entity import VideoMetadata
@@ -778,6 +779,79 @@ def test_json_as_inference_sends_it():
     assert bytes(data_uri.source_bytes()) == png and data_uri._video_metadata is None
 
 
+def test_msgpack_form_as_inference_sends_it():
+    jpeg = imencode(
+        ".jpg",
+        np.random.default_rng(6).integers(0, 256, (24, 32, 3), dtype=np.uint8),
+        cv2.IMWRITE_JPEG_QUALITY,
+        80,
+    )
+    form = {
+        "_type": "workflow_image",
+        "_jpeg_bytes": jpeg,
+        "parent_id": "crop-1",
+        "parent_origin": {"offset_x": 3, "offset_y": 5, "width": 40, "height": 30},
+        "root_parent_id": "frame",
+        "root_parent_origin": {"offset_x": 3, "offset_y": 5, "width": 40, "height": 30},
+        "video_metadata": {
+            "_type": "video_metadata",
+            "video_identifier": "cam",
+            "frame_number": 2,
+            "frame_timestamp": {"_type": "datetime", "value": "2024-05-01T12:00:00+05:30"},
+            "fps": 30.0,
+            "measured_fps": None,
+            "comes_from_video_file": None,
+        },
+    }
+    image = decode_inputs(cbor2.loads(cbor2.dumps({"image": form})))["image"]
+    assert image.parent_metadata == ImageParentMetadata(
+        "crop-1", OriginCoordinatesSystem(3, 5, 40, 30)
+    )
+    assert image.workflow_root_ancestor_metadata == ImageParentMetadata(
+        "frame", OriginCoordinatesSystem(3, 5, 40, 30)
+    )
+    assert image.video_metadata == VideoMetadata(
+        "cam", 2, dt.datetime(2024, 5, 1, 12, tzinfo=IST), fps=30.0
+    )
+    # Sent back untouched: the same bytes, as base64 text (what Inference's client reads back).
+    assert (
+        bytes(image.source_bytes()) == jpeg
+        and to_json(image)["value"] == base64.b64encode(jpeg).decode()
+    )
+    [document] = encode_document({"image": image}, "msgpack-webexec")
+    back = msgpack.unpackb(document, raw=False, strict_map_key=True)["image"]
+    assert "_jpeg_bytes" not in back and back["value"] == base64.b64encode(jpeg).decode()
+    assert back["parent_id"] == "crop-1" and back["root_parent_id"] == "frame"
+    assert image._numpy_image is None  # decoded only when read
+    expected = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(image.numpy_image, expected)
+
+
+def test_msgpack_form_of_any_format_with_only_its_bytes():
+    png = imencode(".png", np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
+    image = from_json({"_type": "workflow_image", "_jpeg_bytes": png})
+    assert image.parent_metadata == ImageParentMetadata(
+        "image", OriginCoordinatesSystem(0, 0, 2, 2)
+    )  # parent named after the input, as for base64
+    assert bytes(image.source_bytes()) == png and image._video_metadata is None
+    np.testing.assert_array_equal(image.numpy_image, np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
+
+
+def test_msgpack_form_bytes_may_ride_in_the_sidecar():
+    sidecar = memoryview(b"\0" * 64 + PNG)
+    image = decode_inputs(
+        {
+            "image": {
+                "_type": "workflow_image",
+                "_jpeg_bytes": cbor2.CBORTag(SIDECAR_TAG, [64, len(PNG)]),
+                "parent_id": "p",
+            }
+        },
+        sidecar=sidecar,
+    )["image"]
+    assert bytes(image.source_bytes()) == PNG
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [
@@ -828,6 +902,51 @@ def test_json_as_inference_sends_it():
                 },
             },
             r"^inputs\.image\.value\.dtype: an image is uint8",
+        ),
+        (
+            {
+                "_type": "workflow_image",
+                "_jpeg_bytes": PNG,
+                "value": base64.b64encode(PNG).decode(),
+            },
+            r"^inputs\.image: has both '_jpeg_bytes' and 'value'",
+        ),
+        (
+            {"_type": "workflow_image", "_jpeg_bytes": base64.b64encode(PNG).decode()},
+            r"^inputs\.image\._jpeg_bytes: expected a byte string, got str$",
+        ),
+        (
+            {"_type": "workflow_image", "_jpeg_bytes": None},
+            r"^inputs\.image\._jpeg_bytes: expected a byte string, got NoneType$",
+        ),
+        (
+            {"_type": "workflow_image", "_jpeg_bytes": b"hello"},
+            r"^inputs\.image\._jpeg_bytes: not a JPEG, PNG",
+        ),
+        (
+            {"_type": "workflow_image", "_jpeg_bytes": b""},
+            r"^inputs\.image\._jpeg_bytes: the encoded image is empty$",
+        ),
+        (
+            {"_type": "workflow_image", "_jpeg_bytes": PNG, "parent_id": 7},
+            r"^inputs\.image\.parent_id: must be text, got 7$",
+        ),
+        (
+            {
+                "_type": "workflow_image",
+                "_jpeg_bytes": PNG,
+                "root_parent_id": "r",
+                "root_parent_origin": {"offset_x": 0},
+            },
+            r"^inputs\.image\.root_parent_origin: missing field 'offset_y'$",
+        ),
+        (
+            {
+                "_type": "workflow_image",
+                "_jpeg_bytes": PNG,
+                "video_metadata": {"_type": "video_metadata", "video_identifier": "v"},
+            },
+            r"^inputs\.image\.video_metadata: missing field 'frame_number'$",
         ),
     ],
 )

@@ -28,8 +28,12 @@ export interface RunJob {
   signal?: AbortSignal
 }
 
-/** `json-webexec`: as `json`, with NaN and ±Infinity as Python's json.dumps writes them (bare tokens), for Inference. */
-export type OutputFormat = 'cbor' | 'json' | 'json-compact' | 'json-webexec'
+/**
+ * `json-webexec`: as `json`, with NaN and ±Infinity as Python's json.dumps writes them (bare
+ * tokens), for Inference's HTTP transport. `msgpack-webexec`: the same markers packed as
+ * msgpack (bytes as bin, floats as float64), for its websocket transport.
+ */
+export type OutputFormat = 'cbor' | 'json' | 'json-compact' | 'json-webexec' | 'msgpack-webexec'
 
 export interface RunTimings {
   /** Waiting for a free worker or sandbox. */
@@ -43,13 +47,13 @@ export interface RunTimings {
 }
 
 /**
- * A block's outputs as the runtime finished them: one CBOR or JSON document in pieces
+ * A block's outputs as the runtime finished them: one CBOR, JSON or msgpack document in pieces
  * (large arrays are pieces of their own). The proxy passes it to the client as it is, so
  * every value arrives exactly as the block made it, and nothing is decoded on the way.
  */
 export class OutputsDocument {
   constructor(
-    readonly format: 'cbor' | 'json',
+    readonly format: 'cbor' | 'json' | 'msgpack',
     readonly pieces: readonly Uint8Array[],
   ) {}
 }

@@ -103,7 +103,10 @@ export const runReply = z.object({
   outputs: z.unknown().optional(),
   /** The outputs as one finished CBOR or JSON document in pieces, passed to the client as they are. */
   outputs_document: z
-    .object({ format: z.enum(['cbor', 'json']), pieces: z.array(z.instanceof(Uint8Array)) })
+    .object({
+      format: z.enum(['cbor', 'json', 'msgpack']),
+      pieces: z.array(z.instanceof(Uint8Array)),
+    })
     .optional(),
   ...captured,
   debug_traces: z.array(z.record(z.string(), z.unknown())),

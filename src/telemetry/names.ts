@@ -16,6 +16,9 @@ export const SPAN = {
   encode: 'blockgate.encode',
   release: 'sandbox.release',
   kill: 'sandbox.kill',
+  /** Inference's websocket transport: one span per connection, one per request under it. */
+  socketConnection: 'blockgate.webexec.connection',
+  socketRequest: 'blockgate.webexec.request',
 } as const
 
 /** A call to the deployment's Redis, by operation: `blockgate.redis.quota_admit`, …. */
@@ -45,6 +48,9 @@ export const ATTR = {
   outcome: 'blockgate.outcome',
   inlineInit: 'blockgate.init.inline',
   attempt: 'blockgate.attempt',
+  requestId: 'blockgate.webexec.request_id',
+  closeCode: 'blockgate.webexec.close_code',
+  messages: 'blockgate.webexec.messages',
 } as const
 
 export const METRIC = {

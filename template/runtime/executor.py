@@ -52,6 +52,8 @@ BUFFERS_KEY = "_buffers"
 # against the frame limit too, so the worker must refuse a reply over it (OutputTooLarge)
 # rather than send one the proxy would take for a forged frame.
 REGION_BYTES_KEY = "_region_bytes"
+# The document format of each output mode that is not JSON.
+_DOCUMENT_FORMATS = {"cbor": "cbor", "msgpack-webexec": "msgpack"}
 
 
 def _resident_bytes() -> int:
@@ -233,7 +235,7 @@ class Executor:
             sidecar.add(piece) if memoryview(piece).nbytes >= SIDECAR_MIN_BYTES else bytes(piece)
             for piece in encode_document(outputs, output_format, max_bytes=self.max_output_bytes)
         ]
-        document = {"format": "json" if output_format != "cbor" else "cbor", "pieces": pieces}
+        document = {"format": _DOCUMENT_FORMATS.get(output_format, "json"), "pieces": pieces}
         return {
             "outputs_document": document,
             **({REGION_BYTES_KEY: sidecar.region_bytes} if sidecar.region_bytes else {}),

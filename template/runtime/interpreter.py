@@ -61,6 +61,7 @@ REQUIRED_MODULES: dict[str, str] = {
     "supervision": "supervision",
     "shapely": "shapely",
     "cbor2": "cbor2",
+    "msgpack": "msgpack",
     "requests": "requests",
 }
 

@@ -67,7 +67,7 @@ class LoadRequest(_Settings):
 class _RunRequestOptional(_Settings, total=False):
     inputs: dict[str, Any]
     context: dict[str, Any]
-    output_format: Literal["cbor", "json", "json-compact", "json-webexec"]
+    output_format: Literal["cbor", "json", "json-compact", "json-webexec", "msgpack-webexec"]
     # The code of a block the runtime may not hold: loaded first, in the same round trip.
     code: BlockCodeFields
 
@@ -147,9 +147,9 @@ BufferReference = Any
 
 
 class OutputsDocument(TypedDict):
-    """The outputs as one finished CBOR or JSON document in pieces; large pieces ride in the sidecar."""
+    """The outputs as one finished CBOR, JSON or msgpack document in pieces; large pieces ride in the sidecar."""
 
-    format: Literal["cbor", "json"]
+    format: Literal["cbor", "json", "msgpack"]
     pieces: list[bytes | BufferReference]
 
 

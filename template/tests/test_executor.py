@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
+
+import cbor2
+import cv2
+import msgpack
+import numpy as np
 import pytest
 from conftest import Runner, code
 
@@ -211,3 +218,57 @@ def test_a_run_that_carries_broken_code_answers_the_compile_error():
     )
     assert reply["ok"] is False and reply["error"]["type"] == "BlockCompileError"
     assert runner.executor.loaded_hashes == []
+
+
+@pytest.mark.parametrize(
+    ("output_format", "document_format"),
+    [("cbor", "cbor"), ("json", "json"), ("json-webexec", "json"), ("msgpack-webexec", "msgpack")],
+)
+def test_a_run_answers_a_document_in_its_output_formats_form(output_format, document_format):
+    runner = Runner(Executor(cache_size=2, max_capture_bytes=1024, sidecar_outputs=True))
+    loaded = runner.load(code("def run(self, a):\n    return {'half': a / 2, 'whole': a // 2}\n"))
+    reply = runner.executor.handle(
+        {"op": "run", "hash": loaded["hash"], "inputs": {"a": 4}, "output_format": output_format}
+    )
+    document = reply["outputs_document"]
+    assert document["format"] == document_format
+    read = {"cbor": cbor2.loads, "json": json.loads, "msgpack": msgpack.unpackb}[document_format]
+    outputs = read(b"".join(document["pieces"]))
+    assert outputs == {"half": 2.0, "whole": 2} and type(outputs["half"]) is float
+
+
+def test_a_msgpack_webexec_run_answers_what_inferences_websocket_client_reads():
+    runner = Runner(Executor(cache_size=2, max_capture_bytes=1024, sidecar_outputs=True))
+    loaded = runner.load(
+        code(
+            """
+            import datetime
+            def run(self, raw, image):
+                return [{'raw': raw, 'nan': float('nan'), 'keys': {1: 'one'},
+                         'when': datetime.datetime(2024, 5, 1), 'size': image.numpy_image.shape}]
+            """
+        )
+    )
+    png = cv2.imencode(".png", np.zeros((1, 1), np.uint8))[1].tobytes()
+    reply = runner.executor.handle(
+        {
+            "op": "run",
+            "hash": loaded["hash"],
+            "inputs": {
+                "raw": {"_type": "bytes", "value": b"\x00\xff"},
+                "image": {"_type": "workflow_image", "_jpeg_bytes": png, "parent_id": "p"},
+            },
+            "output_format": "msgpack-webexec",
+        }
+    )
+    assert reply["ok"], reply
+    [piece] = reply["outputs_document"]["pieces"]
+    [outputs] = msgpack.unpackb(piece, raw=False, strict_map_key=True)
+    nan = outputs.pop("nan")
+    assert isinstance(nan, float) and math.isnan(nan)  # a plain float, as json-webexec writes it
+    assert outputs == {
+        "raw": b"\x00\xff",
+        "keys": {"1": "one"},
+        "when": {"_type": "datetime", "value": "2024-05-01T00:00:00+00:00"},
+        "size": [1, 1],
+    }

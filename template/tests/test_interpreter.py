@@ -211,7 +211,7 @@ def test_the_module_imports_without_the_runtimes_dependencies():
         "import sys\n"
         "class Refuse:\n"
         "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in {'numpy', 'cbor2', 'cv2', 'supervision', 'shapely', 'requests'}:\n"
+        "        if name.split('.')[0] in {'numpy', 'cbor2', 'msgpack', 'cv2', 'supervision', 'shapely', 'requests'}:\n"
         "            raise ImportError(name)\n"
         "sys.meta_path.insert(0, Refuse())\n"
         "from runtime.interpreter import ensure_requirements, report_environment\n"

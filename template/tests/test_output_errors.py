@@ -59,7 +59,7 @@ class Bad:
 """
 
 
-@pytest.mark.parametrize("output_format", ["cbor", "json", "json-compact"])
+@pytest.mark.parametrize("output_format", ["cbor", "json", "json-compact", "msgpack-webexec"])
 @pytest.mark.parametrize("sidecar", [True, False])
 @pytest.mark.parametrize(
     ("source", "path", "words"),
@@ -94,9 +94,10 @@ def test_an_output_the_block_made_unencodable_is_a_block_error_naming_its_path(
     assert message.startswith(f"{path}: ") and words in message
 
 
-def test_a_json_key_whose_str_raises_names_the_key():
+@pytest.mark.parametrize("output_format", ["json", "msgpack-webexec"])
+def test_a_text_key_whose_str_raises_names_the_key(output_format):
     kind, message = failure(
-        run(RAISING_STR + "def run(self):\n    return {'x': {Bad(): 1}}\n", "json")
+        run(RAISING_STR + "def run(self):\n    return {'x': {Bad(): 1}}\n", output_format)
     )
     assert kind == "BlockRuntimeError"
     assert (
@@ -132,6 +133,18 @@ def test_an_integer_too_long_for_text_is_a_block_error_in_json_and_fine_in_cbor(
     assert run(source, "cbor", {"n": 10**4400})["ok"]
 
 
+def test_an_integer_msgpack_cannot_carry_is_a_block_error_naming_its_path():
+    source = "def run(self, n):\n    return {'x': {'y': [n]}}\n"
+    for n in (2**64, -(2**63) - 1, 10**4400):
+        kind, message = failure(run(source, "msgpack-webexec", {"n": n}))
+        assert kind == "BlockRuntimeError"
+        assert message.startswith("outputs.x.y[0]: an integer outside msgpack's range")
+    for n in (2**64 - 1, -(2**63)):
+        assert run(source, "msgpack-webexec", {"n": n})["ok"]
+    # A key is text, whatever its size.
+    assert run("def run(self):\n    return {'x': {2 ** 64: 1}}\n", "msgpack-webexec")["ok"]
+
+
 def test_an_exception_whose_str_raises_is_still_a_block_error():
     source = "class Bad(Exception):\n    def __str__(self):\n        raise RuntimeError('no str')\ndef run(self):\n    raise Bad()\n"
     kind, message = failure(run(source))
@@ -140,7 +153,7 @@ def test_an_exception_whose_str_raises_is_still_a_block_error():
     assert run(source)["error"]["line"] == 5
 
 
-@pytest.mark.parametrize("output_format", ["cbor", "json", "json-compact"])
+@pytest.mark.parametrize("output_format", ["cbor", "json", "json-compact", "msgpack-webexec"])
 def test_outputs_past_the_limit_stop_encoding_before_the_document_is_built(output_format):
     size = 64 << 20
     tracemalloc.start()
@@ -156,7 +169,7 @@ def test_outputs_past_the_limit_stop_encoding_before_the_document_is_built(outpu
     assert peak < size + (8 << 20)
 
 
-@pytest.mark.parametrize("output_format", ["cbor", "json", "json-compact"])
+@pytest.mark.parametrize("output_format", ["cbor", "json", "json-compact", "msgpack-webexec"])
 def test_a_huge_map_or_array_is_refused_early(output_format):
     started = time.perf_counter()
     kind, message = failure(

@@ -17,6 +17,7 @@ from runtime import interpreter, protocol, server, worker, zygote
 from runtime.executor import BUFFERS_KEY, Executor
 from runtime.framing import encode_frame, read_frame
 from runtime.worker import encode_reply, serve
+from serializers.registry import OUTPUT_MODES
 
 
 def mismatches(value: Any, hint: Any, path: str = "") -> list[str]:
@@ -119,6 +120,21 @@ def test_a_run_that_loads_its_block_first_has_its_declared_shape():
     assert_is(reply, protocol.RunReply)
     assert reply["loaded"]["evicted"] == ["old"]
     assert set(reply["phases_ns"]) == {"load", "decode", "execute", "encode"}
+
+
+@pytest.mark.parametrize("output_format", OUTPUT_MODES)
+def test_a_run_in_each_output_format_has_its_declared_shape(output_format):
+    executor = Executor(cache_size=2, max_capture_bytes=1024, sidecar_outputs=True)
+    executor.handle({"op": "load", "hash": "sum", "code": SUM})
+    request = {
+        "op": "run",
+        "hash": "sum",
+        "inputs": {"a": 1, "b": 2},
+        "context": {},
+        "output_format": output_format,
+    }
+    assert_is(request, protocol.RunRequest)
+    assert_is(executor.handle(request), protocol.RunReply)
 
 
 @pytest.mark.parametrize(

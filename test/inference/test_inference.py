@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.request
 
 import numpy as np
 import pytest
@@ -74,6 +76,16 @@ def workflow(
     }
 
 
+WEBSOCKET = os.environ.get("WEBEXEC_TRANSPORT") == "websocket"
+websocket_only = pytest.mark.skipif(not WEBSOCKET, reason="a case of the websocket transport")
+
+
+def relay_stats() -> dict:
+    """What run.ts's front saw of the websocket traffic: connections, heartbeats, closes."""
+    with urllib.request.urlopen(os.environ["BLOCKGATE_RELAY_STATS_URL"]) as response:
+        return json.load(response)
+
+
 def run(definition: dict, **parameters) -> list:
     engine = ExecutionEngine.init(
         workflow_definition=definition, init_parameters={"workflows_core.api_key": None}
@@ -107,7 +119,37 @@ def test_a_sum():
 def test_code_blockgate_does_not_hold_is_sent_again():
     # The same code, so Inference sends only its hash; run.ts serves the step `after_restart`
     # from a blockgate that has just restarted: UnknownCodeHash, and the client resends the code.
+    before = relay_stats() if WEBSOCKET else None
     assert run(sum_workflow(step="after_restart"), a=2, b=3) == [{"sum": 5}]
+    if WEBSOCKET:  # on the same socket, which the restart left open
+        after = relay_stats()
+        assert after["unknownCodeHash"] == before["unknownCodeHash"] + 1, (before, after)
+        assert after["connections"] == before["connections"], (before, after)
+
+
+@websocket_only
+def test_an_idle_connection_heartbeats_and_stays_open():
+    assert run(sum_workflow(), a=1, b=1) == [{"sum": 2}]
+    before = relay_stats()
+    # Longer than blockgate's idle timeout: only the client's heartbeats keep the socket.
+    time.sleep(float(os.environ["BLOCKGATE_WS_IDLE_TIMEOUT_S"]) * 2.5)
+    assert run(sum_workflow(), a=2, b=2) == [{"sum": 4}]
+    after = relay_stats()
+    assert after["heartbeats"] >= before["heartbeats"] + 2, (before, after)
+    assert after["connections"] == before["connections"], (before, after)
+
+
+@websocket_only
+def test_a_server_close_mid_session_is_survived():
+    assert run(sum_workflow(), a=1, b=2) == [{"sum": 3}]
+    before = relay_stats()
+    # run.ts has blockgate close this socket instead of answering (`closing`, 1000): the
+    # client resends on a new connection, and the run still gives its answer.
+    assert run(sum_workflow(step="server_closes"), a=3, b=4) == [{"sum": 7}]
+    after = relay_stats()
+    assert after["closedByServer"] == before["closedByServer"] + 1, (before, after)
+    assert after["connections"] == before["connections"] + 1, (before, after)
+    assert run(sum_workflow(), a=5, b=6) == [{"sum": 11}]
 
 
 def test_an_image_inversion():
@@ -136,6 +178,31 @@ def test_an_image_inversion():
     away_from_the_edge = np.concatenate([difference[:, :24], difference[:, 40:]], axis=1)
     assert away_from_the_edge.max() <= 4, away_from_the_edge.max()
     assert difference.mean() < 2, difference.mean()
+
+
+def test_a_payload_over_one_mib_is_chunked_both_ways():
+    definition = workflow(
+        "Noise",
+        """
+        def run(self, image: WorkflowImageData, blob: str) -> BlockResult:
+            inverted = WorkflowImageData.copy_and_replace(origin_image_data=image, numpy_image=255 - image.numpy_image)
+            return {"inverted": inverted, "blob_back": blob, "blob_length": len(blob)}
+        """,
+        {"image": "input_image", "blob": "input_parameter"},
+        {"inverted": ["image"], "blob_back": [], "blob_length": []},
+        parameters=[
+            {"type": "WorkflowImage", "name": "image"},
+            {"type": "WorkflowParameter", "name": "blob"},
+        ],
+    )
+    # Over 1 MiB each way (the text goes in and comes back); compressible, so its recording
+    # stays small in git.
+    image = np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    blob = "a" + "x" * (1_500_000 - 2) + "z"
+    [result] = run(definition, image=image, blob=blob)
+    assert result["blob_length"] == len(blob)
+    assert result["blob_back"] == blob
+    assert result["inverted"].numpy_image.shape == (64, 64, 3)
 
 
 def test_a_detections_filter():

@@ -21,6 +21,7 @@ import { ATTR, SPAN } from '../../src/telemetry/names.ts'
 import { standinE2BConfig } from '../support/e2b-config.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
+import { runFrame, serveApp, SocketClient } from '../support/webexec-socket.ts'
 import { startRedis } from '../support/redis-server.ts'
 import { SharedState } from '../../src/shared/redis.ts'
 
@@ -258,6 +259,54 @@ describe('E2B sandboxes', () => {
 })
 
 const toMs = ([seconds, nanos]: [number, number]) => seconds * 1000 + nanos / 1e6
+
+describe("Inference's websocket transport", () => {
+  test('one connection span, one request span per run under it, the run under that; local and E2B alike', async () => {
+    const socketApp = createApp({
+      config: { ...config, workspaceBackends: { 'ws-e2b': 'e2b' } },
+      backends,
+    })
+    const server = serveApp(() => socketApp)
+    try {
+      for (const workspace of ['ws-local', 'ws-e2b']) {
+        exporter.reset()
+        const client = await SocketClient.open(
+          `ws://127.0.0.1:${server.port}/webexec/ws?workspace_id=${workspace}`,
+        )
+        await client.request({ _kind: 'hello', proto: 2, session_id: 's' })
+        for (const id of ['first', 'second'])
+          expect(
+            await client.request(runFrame(SUM_BLOCK, { a: 1, b: 2 }, { requestId: id })),
+          ).toMatchObject({ success: true, request_id: id })
+        client.close()
+        await client.closed
+        await Bun.sleep(20)
+        const spans = exporter.getFinishedSpans()
+        const connection = spans.find((span) => span.name === SPAN.socketConnection)!
+        expect(connection.kind).toBe(SpanKind.SERVER)
+        expect(connection.attributes[ATTR.workspace]).toBe(workspace)
+        expect(connection.attributes[ATTR.closeCode]).toBe(1000)
+        const requests = spans.filter((span) => span.name === SPAN.socketRequest)
+        expect(requests.map((span) => span.attributes[ATTR.requestId])).toEqual(['first', 'second'])
+        for (const request of requests) {
+          expect(request.parentSpanContext?.spanId).toBe(connection.spanContext().spanId)
+          expect(request.attributes[ATTR.outcome]).toBe('ok')
+          const under = (name: string) =>
+            spans.filter(
+              (span) =>
+                span.name === name &&
+                span.parentSpanContext?.spanId === request.spanContext().spanId,
+            )
+          expect(under(SPAN.execute)).toHaveLength(1)
+          const [acquire] = under(SPAN.acquire)
+          expect(acquire!.attributes[ATTR.backend]).toBe(workspace === 'ws-e2b' ? 'e2b' : 'local')
+        }
+      }
+    } finally {
+      server.stop(true)
+    }
+  }, 60_000)
+})
 
 describe('with a Redis shared by the deployment', () => {
   test("the registry's Redis calls are spans inside the run's trace: the create's reservation and registration, a warm run's claim", async () => {

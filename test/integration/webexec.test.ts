@@ -437,7 +437,7 @@ describe('failures in Inference’s terms', () => {
     expect(badInputs).toMatchObject({
       success: false,
       error_type: 'BadRequest',
-      error: 'inputs_json: must be a JSON object of named inputs',
+      error: 'inputs_json: must be a map of named inputs',
       server_error: true,
     })
     const badKind = (
@@ -589,8 +589,9 @@ describe('requests recorded from the real Inference client', () => {
   })
 
   test('replayed in order, each gets the answer the client got', async () => {
-    // The key the recording used (its id as Modal-Key), and an empty code cache, as the recording blockgate had.
-    const replayConfig = config
+    // The key the recording used (its id as Modal-Key), and an empty code cache, as the recording
+    // blockgate had; its default body limit (the client's chunked case is over 1 MiB).
+    const replayConfig = { ...config, limits: { ...config.limits, maxBodyBytes: 64 * 1024 * 1024 } }
     let replay = createApp({ config: replayConfig, backends })
     for (const { name, request, response } of fixtures) {
       // The recording restarted blockgate where the client met UnknownCodeHash; so does the replay.

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test'
 import { createApp } from '../../src/app.ts'
 import { blockError } from '../../src/backends/runtime-session.ts'
-import type { Config } from '../../src/config.ts'
+import { loadConfig, type Config } from '../../src/config.ts'
 import { BLOCK_TEXT_MAX_CHARS, blockText, log, setLogSink, type LogSink } from '../../src/log.ts'
 import { FakeBackend } from '../support/fake-backend.ts'
 import { readAnswer, runRequest } from '../support/http.ts'
@@ -18,7 +18,7 @@ const config: Pick<Config, 'defaultBackend' | 'limits' | 'webexec'> = {
     maxTimeoutMs: 20_000,
     queueTimeoutMs: 1000,
   },
-  webexec: { codeCacheBytes: 1024 * 1024 },
+  webexec: { ...loadConfig({}).webexec, codeCacheBytes: 1024 * 1024 },
 }
 
 // A block's exception text that tries to end the log line and forge one at error level.

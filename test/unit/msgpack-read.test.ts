@@ -1,11 +1,11 @@
-// The websocket transport's msgpack reader (src/interop/webexec-ws/msgpack-read.ts): a float
+// The websocket transport's msgpack reader (src/interop/webexec/ws/msgpack-read.ts): a float
 // stays a float (a whole one as a Float64, as JSON's `3.0` does), an int an int, bin bytes;
 // keys are strings, "__proto__" only a key; lengths that lie are refused before allocation.
 import { describe, expect, test } from 'bun:test'
 import fc from 'fast-check'
 import { pack } from 'msgpackr'
 import { Float64 } from '../../serializers/cbor.ts'
-import { MsgpackError, readMsgpack } from '../../src/interop/webexec-ws/msgpack-read.ts'
+import { MsgpackError, readMsgpack } from '../../src/interop/webexec/ws/msgpack-read.ts'
 
 const bytes = (...values: number[]) => new Uint8Array(values)
 const float64 = (value: number) => {

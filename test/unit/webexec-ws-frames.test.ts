@@ -1,4 +1,4 @@
-// The websocket transport's frames (src/interop/webexec-ws/frames.ts): msgpack maps, chunked
+// The websocket transport's frames (src/interop/webexec/ws/frames.ts): msgpack maps, chunked
 // past 1 MiB into at most 1,024 slices and 64 MiB, both ways; and a parser that answers any
 // bytes a peer sends with a message, a wait, or a FrameError, never anything else.
 import { describe, expect, test } from 'bun:test'
@@ -13,7 +13,7 @@ import {
   MAX_FRAME_BYTES,
   MAX_MESSAGE_BYTES,
   MessageAssembler,
-} from '../../src/interop/webexec-ws/frames.ts'
+} from '../../src/interop/webexec/ws/frames.ts'
 
 const MiB = 1024 * 1024
 

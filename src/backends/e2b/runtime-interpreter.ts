@@ -58,6 +58,7 @@ const BLOCK_MODULES: Record<string, string[]> = {
   supervision: ['supervision'],
   shapely: ['shapely'],
   cbor2: ['cbor2'],
+  msgpack: ['msgpack'],
   requests: ['requests'],
 }
 

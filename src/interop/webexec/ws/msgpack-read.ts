@@ -5,7 +5,7 @@
 // `3.0`), bin as bytes, ints beyond 2^53 as bigints. Maps become plain objects with string
 // keys only (as the client's own reader demands); no extension types. A peer's bytes are
 // untrusted: every length is checked against what is left before anything is allocated.
-import { Float64 } from '../../../serializers/cbor.ts'
+import { Float64 } from '../../../../serializers/cbor.ts'
 
 export class MsgpackError extends Error {
   override name = 'MsgpackError'

@@ -5,7 +5,7 @@
 // order (2..1024 slices, 64 MiB at most), the same both ways. This file reads and writes
 // frames only: what a message means is the connection's business.
 import { Packr } from 'msgpackr'
-import { Float64 } from '../../../serializers/cbor.ts'
+import { Float64 } from '../../../../serializers/cbor.ts'
 import { MsgpackError, readMsgpack } from './msgpack-read.ts'
 
 /** A message larger than this is chunked; each chunk is at most this long. */
@@ -25,7 +25,6 @@ export class FrameError extends Error {
 // value whose int/float kind must survive (a block's result) is packed by the runtime itself.
 const packr = new Packr({ useRecords: false, moreTypes: false, useFloat32: 0 })
 
-/** One msgpack map, from a peer: anything else is a FrameError naming what came. */
 /** One msgpack map, from a peer (floats kept as Python sent them): anything else is a FrameError. */
 export function decodeMessage(bytes: Uint8Array): Record<string, unknown> {
   let value: unknown
@@ -48,6 +47,41 @@ export function decodeMessage(bytes: Uint8Array): Record<string, unknown> {
 
 export function encodeMessage(message: Record<string, unknown>): Uint8Array {
   return packr.pack(message)
+}
+
+/** A value already packed (a block's result as the runtime wrote it), put in a message as it is. */
+export class Packed {
+  constructor(readonly bytes: Uint8Array) {}
+}
+
+/** A number written as float64 whatever its value (Python reads a float back, even for 0). */
+export class AsFloat {
+  constructor(readonly value: number) {}
+}
+
+/**
+ * A map of string keys whose values may be Packed or AsFloat: the one way a message holds
+ * bytes packed elsewhere without decoding and packing them again.
+ */
+export function encodeMap(fields: Record<string, unknown>): Uint8Array {
+  const entries = Object.entries(fields).filter(([, value]) => value !== undefined)
+  const parts: Uint8Array[] = [mapHeader(entries.length)]
+  for (const [key, value] of entries) {
+    parts.push(packr.pack(key))
+    if (value instanceof Packed) parts.push(value.bytes)
+    else if (value instanceof AsFloat) {
+      const float = new Uint8Array(9)
+      float[0] = 0xcb
+      new DataView(float.buffer).setFloat64(1, value.value)
+      parts.push(float)
+    } else parts.push(packr.pack(value))
+  }
+  return Buffer.concat(parts)
+}
+
+function mapHeader(size: number): Uint8Array {
+  if (size < 16) return Uint8Array.of(0x80 | size)
+  return Uint8Array.of(0xde, size >> 8, size & 0xff)
 }
 
 /**
@@ -85,10 +119,19 @@ export class MessageAssembler {
     return this.expected > 0
   }
 
+  /** `maxBytes`: the largest message this peer may send (the transport's, or less). */
+  constructor(private readonly maxBytes = MAX_MESSAGE_BYTES) {}
+
+  /** How many chunks the message being put together has, and how many came. */
+  get progress(): { expected: number; received: number } {
+    return { expected: this.expected, received: this.parts.length }
+  }
+
   push(frame: Uint8Array): Assembled {
     if (this.expected > 0) return this.chunk(frame)
     if (frame.byteLength > MAX_FRAME_BYTES)
       throw new FrameError(`a frame of ${frame.byteLength} bytes, above ${MAX_FRAME_BYTES}`)
+    if (frame.byteLength > this.maxBytes) throw this.tooLarge(frame.byteLength)
     const message = decodeMessage(frame)
     if (!('_chunked' in message)) return { message }
     const count = message._chunked
@@ -102,10 +145,9 @@ export class MessageAssembler {
 
   private chunk(frame: Uint8Array): Assembled {
     this.bytes += frame.byteLength
-    if (frame.byteLength > MAX_FRAME_BYTES || this.bytes > MAX_MESSAGE_BYTES)
-      throw new FrameError(
-        `a chunked message over the websocket transport's ${MAX_MESSAGE_BYTES}-byte limit`,
-      )
+    if (frame.byteLength > MAX_FRAME_BYTES)
+      throw new FrameError(`a chunk of ${frame.byteLength} bytes, above ${MAX_FRAME_BYTES}`)
+    if (this.bytes > this.maxBytes) throw this.tooLarge(this.bytes)
     this.parts.push(frame)
     if (this.parts.length < this.expected) return { waiting: true }
     const whole = new Uint8Array(this.bytes)
@@ -118,6 +160,12 @@ export class MessageAssembler {
     this.parts = []
     this.bytes = 0
     return { message: decodeMessage(whole) }
+  }
+
+  private tooLarge(bytes: number): FrameError {
+    return new FrameError(
+      `a message of ${bytes} bytes or more, above the ${this.maxBytes}-byte limit for this connection`,
+    )
   }
 }
 
