@@ -5,6 +5,7 @@ import { coldAndWarm } from './cold-warm.ts'
 import { e2bColdAndWarm } from './e2b.ts'
 import { freshInterpreter } from './fresh-interpreter.ts'
 import { httpThroughput } from './http.ts'
+import { inferenceStep } from './inference.ts'
 import { inProcessExec } from './in-process.ts'
 import { multiInstance } from './multi-instance.ts'
 import { seedFlow } from './seed-flow.ts'
@@ -38,6 +39,11 @@ export const SCENARIOS: Scenario[] = [
     title:
       'multi-instance: what Redis adds to a warm run; HAProxy to three instances against one direct',
     run: multiInstance,
+  },
+  {
+    title:
+      'Roboflow Inference: a custom block step in local mode, and through blockgate over HTTP and websocket',
+    run: inferenceStep,
   },
   {
     title: 'e2b: template mode, cold and warm, every payload, over HTTP',

@@ -14,14 +14,19 @@ import base64
 import binascii
 import copy
 import datetime as dt
+import io
 import urllib.request
 from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..video_metadata.entity import VideoMetadata
+
+# Pillow loads its common format readers on first use: here, so a forked worker has them.
+Image.preinit()
 
 Bytes = bytes | bytearray | memoryview
 
@@ -76,6 +81,18 @@ def decode_image_bytes(data: Bytes) -> np.ndarray:
             f"could not decode the {image_format(data) or 'image'} bytes ({len(data)} bytes)"
         )
     return pixels
+
+
+def encoded_size(data: Bytes) -> tuple[int, int] | None:
+    """(height, width) from an image file's header alone (Pillow reads no pixels for it), or
+    None when Pillow cannot tell. The size as stored, as cv2.IMREAD_UNCHANGED decodes it (EXIF
+    orientation not applied)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - any file Pillow does not read: decode it instead
+        return None
+    return height, width
 
 
 def encode_pixels(pixels: np.ndarray) -> bytes:
@@ -360,9 +377,16 @@ class WorkflowImageData:
         return pixels
 
     def _shape(self) -> tuple[int, int]:
-        """(height, width), decoding the source if need be without handing pixels out."""
+        """(height, width): from the pixels, else an encoded file's header (a block that only
+        asks for metadata costs no decode), else decoding the source without handing pixels out."""
         if self._numpy_image is not None:
             pixels = self._numpy_image
+        elif (
+            self._decoded is None
+            and self._encoded_image is not None
+            and (size := encoded_size(self._encoded_image))
+        ):
+            return size
         else:
             if self._decoded is None:
                 self._decoded = self._load_pixels()

@@ -338,6 +338,23 @@ def test_reading_metadata_of_an_encoded_image_keeps_it_encoded():
     assert bytes(tree.value["encoded"]) == png
 
 
+@pytest.mark.parametrize("extension", [".jpg", ".png", ".webp", ".bmp", ".tiff"])
+def test_an_encoded_images_size_comes_from_its_header_without_a_decode(extension):
+    data = imencode(extension, np.zeros((7, 11, 3), np.uint8))
+    image = WorkflowImageData(ImageParentMetadata("p"), encoded_image=data)
+    assert image.parent_metadata.origin_coordinates == OriginCoordinatesSystem(0, 0, 11, 7)
+    assert image._decoded is None and image._numpy_image is None  # no pixels were made
+    assert image.numpy_image.shape[:2] == (7, 11)
+
+
+def test_a_header_pillow_cannot_read_falls_back_to_the_decode(monkeypatch):
+    data = imencode(".png", np.zeros((4, 6, 3), np.uint8))
+    monkeypatch.setattr("serializers.image.entity.encoded_size", lambda _: None)
+    image = WorkflowImageData(ImageParentMetadata("p"), encoded_image=data)
+    assert image.parent_metadata.origin_coordinates == OriginCoordinatesSystem(0, 0, 6, 4)
+    assert image._decoded is not None
+
+
 def test_base64_image_of_pixels_is_a_jpeg():
     image = WorkflowImageData(
         ImageParentMetadata("p"), numpy_image=np.full((8, 8, 3), 100, np.uint8)

@@ -26,13 +26,13 @@ import { readMsgpack } from '../../src/interop/webexec/ws/msgpack-read.ts'
 import { runFrame, serveApp, SocketClient } from '../support/webexec-socket.ts'
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
-const IDLE_S = 2
+const IDLE_S = 1
 const MAX_BODY = 8 * 1024 * 1024
 const config = loadConfig({
   BLOCKGATE_MIN_WARM_WORKERS: '1',
   BLOCKGATE_MAX_WORKERS: '4',
   BLOCKGATE_MAX_BODY_BYTES: String(MAX_BODY),
-  BLOCKGATE_DEFAULT_TIMEOUT_MS: '5000',
+  BLOCKGATE_DEFAULT_TIMEOUT_MS: '2000',
   BLOCKGATE_WEBEXEC_WS_IDLE_TIMEOUT_S: String(IDLE_S),
   BLOCKGATE_WEBEXEC_WS_MAX_CONNECTIONS_PER_KEY: '6',
   BLOCKGATE_API_KEYS: JSON.stringify({
@@ -447,7 +447,7 @@ describe('a hostile peer gets an error message and 1011; the server serves on', 
       expectProtocolError((c) => {
         c.sendRaw(encodeMessage({ _chunked: 3 }))
         c.sendRaw(new Uint8Array(10))
-      }, /chunk 2 of 3 did not arrive within 2 s/),
+      }, /chunk 2 of 3 did not arrive within 1 s/),
     10_000,
   )
   test('messages sent ahead of their answers', () =>
@@ -541,7 +541,7 @@ describe('closes the server decides', () => {
       )
       await client.request({ _kind: 'hello', proto: 2 })
       const answer = await client.request(
-        runFrame('def run(self):\n    import time; time.sleep(1.3)\n    return {"ok": True}\n'),
+        runFrame('def run(self):\n    import time; time.sleep(1.2)\n    return {"ok": True}\n'),
       )
       expect(answer).toMatchObject({ success: true, result: { ok: true } })
       expect(await client.next()).toEqual({ _kind: 'closing' })
@@ -590,6 +590,12 @@ function messagesOf(frames: Uint8Array[]): Record<string, unknown>[] {
   return messages
 }
 
+// As the recording blockgate was configured (test/inference/run.ts): a 2 s idle timeout.
+const replayConfig = {
+  ...config,
+  webexec: { ...config.webexec, socket: { ...config.webexec.socket, idleTimeoutS: 2 } },
+}
+
 describe('connections recorded from the real Inference client', () => {
   test('the recordings cover the issue’s cases', () => {
     const steps = new Set<string>()
@@ -632,7 +638,7 @@ describe('connections recorded from the real Inference client', () => {
       // (no code known yet) for the first.
       if (name === recordings[0]) {
         sockets = new OpenSockets()
-        app = createApp({ config, backends, sockets })
+        app = createApp({ config: replayConfig, backends, sockets })
       }
       let client = await SocketClient.open(`ws://127.0.0.1:${server.port}${recorded.path}`, {
         'modal-key': 'inference-proof-key',
@@ -660,7 +666,7 @@ describe('connections recorded from the real Inference client', () => {
           // The front "restarted" blockgate under the open socket, and said hello again.
           client.close()
           sockets = new OpenSockets()
-          app = createApp({ config, backends, sockets })
+          app = createApp({ config: replayConfig, backends, sockets })
           client = await SocketClient.open(`ws://127.0.0.1:${server.port}${recorded.path}`, {
             'modal-key': 'inference-proof-key',
             'modal-secret': 'replayed',

@@ -11,7 +11,7 @@
 // workspace). Problems with the HTTP request itself (credentials, size, encoding) are HTTP
 // errors; everything after that is the protocol's 200 with `success: false`, which Inference
 // turns into its own error message.
-import { gunzip } from 'node:zlib'
+import { gunzip, gunzipSync } from 'node:zlib'
 import { promisify } from 'node:util'
 import type { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
@@ -126,6 +126,12 @@ export function registerWebexec(
 }
 
 const gunzipAsync = promisify(gunzip)
+/**
+ * A body is first inflated at once up to this much (the thread pool's round trip costs more
+ * than a small body does); only a larger one, or a bomb, goes on to the pool, so no client
+ * holds the event loop longer than this much inflating takes.
+ */
+const INFLATE_IN_LINE_BYTES = 1024 * 1024
 
 /** The JSON body, gunzipped when it says so; a body over the limit once decompressed is a 413. */
 async function readBody(request: Request, maxBytes: number): Promise<unknown> {
@@ -141,7 +147,7 @@ async function readBody(request: Request, maxBytes: number): Promise<unknown> {
   if (encoding === 'gzip') {
     try {
       // The cap stops inflating at the limit: a small bomb never becomes a large buffer.
-      bytes = await gunzipAsync(bytes, { maxOutputLength: maxBytes })
+      bytes = await inflate(bytes, maxBytes)
     } catch (error) {
       if ((error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') {
         throw new PayloadTooLarge(
@@ -153,6 +159,16 @@ async function readBody(request: Request, maxBytes: number): Promise<unknown> {
   }
   if (bytes.byteLength === 0) throw new BadRequest('body: empty; expected a webexec request')
   return parseJson(new TextDecoder().decode(bytes), 'body')
+}
+
+async function inflate(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
+  try {
+    return gunzipSync(bytes, { maxOutputLength: Math.min(maxBytes, INFLATE_IN_LINE_BYTES) })
+  } catch (error) {
+    const larger = (error as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE'
+    if (!larger || maxBytes <= INFLATE_IN_LINE_BYTES) throw error
+    return gunzipAsync(bytes, { maxOutputLength: maxBytes })
+  }
 }
 
 function resultText(outputs: unknown): string {
