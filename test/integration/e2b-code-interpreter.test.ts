@@ -6,6 +6,7 @@
 // what the template lacks from the wheelhouse, offline: `pip install` from PyPI cannot work.
 import { Sandbox as CodeSandbox } from '@e2b/code-interpreter'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { RunJob } from '../../src/backends/backend.ts'
@@ -41,6 +42,12 @@ function pins(path: string): Record<string, string> {
 
 const own = pins('template/requirements.txt')
 const stock = pins('template/code-interpreter/stock-requirements.txt')
+/** The stock environment's own msgpack (a dependency of its packages, not pinned by name). */
+const stockMsgpack = spawnSync(
+  resolve(ROOT, '.venv-code-interpreter/bin/python'),
+  ['-c', 'import importlib.metadata as m; print(m.version("msgpack"))'],
+  { encoding: 'utf8' },
+).stdout.trim()
 const wheelhouse = pins('template/code-interpreter/wheelhouse.txt')
 
 /** A block that reports what it sees: the standard imports are in its scope. */
@@ -133,6 +140,7 @@ describe("code-interpreter mode on E2B's stock template, with no internet", () =
         python: seen.python as string,
         packages: {
           cbor2: own.cbor2 as string,
+          msgpack: stockMsgpack, // the template has it: not installed, a block gets its own
           numpy: stock.numpy as string,
           'opencv-python': stock['opencv-python'] as string,
           requests: stock.requests as string,
@@ -154,6 +162,7 @@ describe("code-interpreter mode on E2B's stock template, with no internet", () =
     expect(template.source).toBe('pinned')
     expect(template.packages).toEqual({
       cbor2: own.cbor2 as string,
+      msgpack: own.msgpack as string,
       numpy: own.numpy as string,
       'opencv-python-headless': own['opencv-python-headless'] as string,
       requests: own.requests as string,

@@ -288,14 +288,6 @@ describe('runs', () => {
     expect(readMsgpack(header!)).toEqual({ _chunked: 4 })
     expect(chunks.every((chunk) => chunk.byteLength <= MAX_FRAME_BYTES)).toBe(true)
   })
-
-  test('runs go to the backend and limits of every other run: a timeout is BlockTimeout', async () => {
-    const client = await connected()
-    const answer = await client.request(
-      runFrame('def run(self):\n    while True:\n        pass\n', {}, { requestId: 'loop' }),
-    )
-    expect(answer).toMatchObject({ success: false, error_type: 'BlockTimeout', request_id: 'loop' })
-  }, 20_000)
 })
 
 describe('request ids: a request runs once, whatever the connection', () => {
