@@ -448,6 +448,37 @@ describe('a hostile peer gets an error message and 1011; the server serves on', 
       for (let i = 0; i < 4; i++) c.send({ ...slow, request_id: `ahead-${i}` })
     }, /more than 2 messages sent ahead/))
 
+  test('one key’s unanswered messages cannot take the server’s memory: four maximal ones at most', async () => {
+    // 8 MiB body limit: a key may hold 32 MiB of messages not yet answered, all connections together.
+    const key = { 'modal-key': 'key-cap', 'modal-secret': 'secret-cap' }
+    const chunk = new Uint8Array(MAX_FRAME_BYTES)
+    const held: SocketClient[] = []
+    for (let i = 0; i < 4; i++) {
+      const client = await connect('acme', key)
+      held.push(client)
+      client.sendRaw(encodeMessage({ _chunked: 8 }))
+      for (let c = 0; c < 7; c++) client.sendRaw(chunk) // one chunk short: never handled
+    }
+    await Bun.sleep(100)
+    const fifth = await connect('acme', key)
+    held.push(fifth)
+    fifth.sendRaw(encodeMessage({ _chunked: 8 }))
+    for (let c = 0; c < 7; c++) fifth.sendRaw(chunk)
+    const error = await fifth.next()
+    expect(error?.error).toMatch(/cannot be held: key key-cap already holds \d+ bytes/)
+    expect((await fifth.closed).code).toBe(1011)
+    // Another key is not held back, and closing the connections gives the bytes back.
+    const other = await connected()
+    expect(await other.request(runFrame(SUM, { a: 1, b: 1 }))).toMatchObject({ success: true })
+    for (const client of held) client.close()
+    await Promise.all(held.map((client) => client.closed))
+    const again = await connect('acme', key)
+    held.push(again)
+    expect(await again.request(runFrame(SUM, { a: 2, b: 1 }))).toMatchObject({ success: true })
+    again.close()
+    await again.closed
+  })
+
   test('a frame larger than any allowed is closed by the server (1009) before it is read whole', async () => {
     const client = await connected()
     client.sendRaw(new Uint8Array(3 * 1024 * 1024))

@@ -1,6 +1,7 @@
-// What the websocket transport remembers of request ids and sessions (src/interop/webexec/ws/ledger.ts):
+// What the websocket transport remembers and holds (src/interop/webexec/ws/ledger.ts, budget.ts):
 // a started id never runs again; its answer is kept within bounds; a forgotten answer is "gone".
 import { describe, expect, test } from 'bun:test'
+import { ByteBudget } from '../../src/interop/webexec/ws/budget.ts'
 import { RequestLedger } from '../../src/interop/webexec/ws/ledger.ts'
 
 const bytes = (n: number) => new Uint8Array(n)
@@ -80,5 +81,25 @@ describe('sessions', () => {
   test('the container id names this process, not a secret', () => {
     expect(new RequestLedger().containerId).toMatch(/^bg-[\w.-]+-[0-9a-f]{32}$/)
     expect(new RequestLedger().containerId).not.toBe(new RequestLedger().containerId)
+  })
+})
+
+describe('the bytes of unanswered messages', () => {
+  test('bounded per holder and in all; refused takes nothing; given back bytes make room', () => {
+    const budget = new ByteBudget(100, 60)
+    expect(budget.take('a', 50)).toBeNull()
+    expect(budget.take('a', 20)).toMatch(/a already holds 50 bytes/)
+    expect(budget.take('b', 45)).toBeNull()
+    expect(budget.take('c', 10)).toMatch(/the server holds 95 bytes/)
+    expect(budget.held).toBe(95)
+    budget.give('a', 50)
+    expect(budget.take('c', 10)).toBeNull()
+    expect(budget.held).toBe(55)
+  })
+
+  test('from the body limit: four messages per key, sixteen in all', () => {
+    const budget = ByteBudget.forMessagesOf(10)
+    for (let i = 0; i < 4; i++) expect(budget.take('k', 10)).toBeNull()
+    expect(budget.take('k', 1)).not.toBeNull()
   })
 })

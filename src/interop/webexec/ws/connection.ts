@@ -40,6 +40,7 @@ import {
   MessageAssembler,
   Packed,
 } from './frames.ts'
+import type { ByteBudget } from './budget.ts'
 import type { RequestLedger } from './ledger.ts'
 
 export const WEBEXEC_SOCKET_PATH = '/webexec/ws'
@@ -58,6 +59,9 @@ const requestSchema = z.object({
 export interface ConnectionOptions {
   runner: WebexecRunner
   ledger: RequestLedger
+  /** The process's bytes of unanswered messages, and whose this connection's are. */
+  budget: ByteBudget
+  holder: string
   quotas: Quotas
   caller: Caller
   workspace: string
@@ -79,7 +83,10 @@ interface Answered {
 export class WebexecConnection implements SocketSession {
   private socket: ServerWebSocket<SocketSession> | null = null
   private readonly assembler: MessageAssembler
-  private readonly queue: Record<string, unknown>[] = []
+  private readonly queue: { message: Record<string, unknown>; bytes: number }[] = []
+  /** Bytes taken from the budget: the message being put together, and those queued. */
+  private heldBytes = 0
+  private assemblingBytes = 0
   private handling = false
   /** Decided to close: nothing more is read. */
   private closing = false
@@ -122,6 +129,13 @@ export class WebexecConnection implements SocketSession {
       this.fail(new FrameError('a text frame: every message of this transport is binary msgpack'))
       return
     }
+    const refused = this.options.budget.take(this.options.holder, frame.byteLength)
+    if (refused) {
+      this.fail(new FrameError(`a message cannot be held: ${refused}`))
+      return
+    }
+    this.heldBytes += frame.byteLength
+    this.assemblingBytes += frame.byteLength
     let assembled: ReturnType<MessageAssembler['push']>
     try {
       assembled = this.assembler.push(frame)
@@ -150,7 +164,8 @@ export class WebexecConnection implements SocketSession {
       return
     }
     this.messages += 1
-    this.queue.push(assembled.message)
+    this.queue.push({ message: assembled.message, bytes: this.assemblingBytes })
+    this.assemblingBytes = 0
     void this.pump()
   }
 
@@ -171,6 +186,7 @@ export class WebexecConnection implements SocketSession {
     this.gone = true
     this.clearTimer()
     this.queue.length = 0
+    this.release(this.heldBytes)
     this.drained() // a send waiting for room gives up
     const span = this.span
     if (span) {
@@ -192,7 +208,12 @@ export class WebexecConnection implements SocketSession {
           this.closeGracefully()
           return
         }
-        await this.handle(this.queue.shift()!)
+        const { message, bytes } = this.queue.shift()!
+        try {
+          await this.handle(message)
+        } finally {
+          this.release(bytes)
+        }
       }
     } catch (error) {
       this.fail(error)
@@ -418,6 +439,12 @@ export class WebexecConnection implements SocketSession {
       }),
     )
     this.socket?.close(1011, error instanceof FrameError ? 'protocol error' : 'server error')
+  }
+
+  private release(bytes: number): void {
+    const given = Math.min(bytes, this.heldBytes)
+    this.heldBytes -= given
+    this.options.budget.give(this.options.holder, given)
   }
 
   private arm(ms: number, then: () => void): void {

@@ -23,6 +23,7 @@ import { workspaceName } from '../../../run/request.ts'
 import type { WebexecRunner } from '../run.ts'
 import { WEBEXEC_SOCKET_PATH, WebexecConnection } from './connection.ts'
 import { MAX_MESSAGE_BYTES } from './frames.ts'
+import { ByteBudget } from './budget.ts'
 import { RequestLedger } from './ledger.ts'
 
 export interface SocketRouteOptions {
@@ -46,6 +47,7 @@ export function registerWebexecSocket(
 ): void {
   // One per app, as one per container on Modal: a restart starts a new dedup scope.
   const ledger = new RequestLedger()
+  const budget = ByteBudget.forMessagesOf(Math.min(MAX_MESSAGE_BYTES, maxBodyBytes))
 
   app.get(WEBEXEC_SOCKET_PATH, (c) => {
     try {
@@ -80,6 +82,8 @@ export function registerWebexecSocket(
       const connection = new WebexecConnection({
         runner,
         ledger,
+        budget,
+        holder,
         quotas,
         caller,
         workspace,
