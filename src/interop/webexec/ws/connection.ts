@@ -72,6 +72,8 @@ export interface ConnectionOptions {
   /** The upgrade request's trace: the connection span continues it. */
   parent: Context
   onClosed: () => void
+  /** How long a peer may leave an answer unread before it is dropped; CHUNK_TIMEOUT_MS. */
+  stallTimeoutMs?: number
 }
 
 interface Answered {
@@ -388,12 +390,28 @@ export class WebexecConnection implements SocketSession {
     for (const frame of frames) await this.send(frame)
   }
 
-  /** One frame; waits while the socket has no room, so a large answer is never dropped. */
+  /**
+   * One frame; waits while the socket has no room, so a large answer is never dropped. A peer
+   * that stops reading (30 s) is dropped with 1011: it would hold its socket and turn forever.
+   */
   private async send(frame: Uint8Array): Promise<void> {
     if (this.gone || !this.socket) return
     const status = this.socket.send(frame)
-    if (status === -1) await new Promise<void>((resume) => this.drainWaiters.push(resume))
-    else if (status === 0) this.gone = true
+    if (status === 0) this.gone = true
+    if (status !== -1) return
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const drained = await Promise.race([
+      new Promise<boolean>((resume) => this.drainWaiters.push(() => resume(true))),
+      new Promise<boolean>((resume) => {
+        timer = setTimeout(() => resume(false), this.options.stallTimeoutMs ?? CHUNK_TIMEOUT_MS)
+      }),
+    ])
+    clearTimeout(timer)
+    if (!drained) {
+      this.gone = true
+      this.closing = true
+      this.socket.close(1011, 'the client stopped reading')
+    }
   }
 
   private waitForFrame(): void {
