@@ -20,7 +20,8 @@ import {
 import type { MiddlewareHandler } from 'hono'
 import { tracer } from './spans.ts'
 
-const headerGetter = {
+/** Reads a W3C trace context from request headers (the server span here, the websocket's connection span). */
+export const headerGetter = {
   keys: (headers: Headers) => [...headers.keys()],
   get: (headers: Headers, key: string) => headers.get(key) ?? undefined,
 }

@@ -172,34 +172,22 @@ interface Relay {
   path: string
 }
 
-function kindOf(frame: Uint8Array): unknown {
-  if (frame.byteLength > 256) return null
-  try {
-    return (readMsgpack(frame) as Record<string, unknown>)?._kind
-  } catch {
-    return null
-  }
-}
-
-function stepOf(frame: Uint8Array): string | null {
+/** A message frame, decoded (whole chunks and large frames are not looked into): null otherwise. */
+function peek(frame: Uint8Array): Record<string, unknown> | null {
   if (frame.byteLength > 64 * 1024) return null
   try {
-    const message = readMsgpack(frame) as Record<string, unknown>
-    const context = message?.workflow_context as { step_name?: unknown } | undefined
-    if (message?._kind === 'heartbeat') stats.heartbeats += 1
-    return typeof context?.step_name === 'string' ? context.step_name : null
+    const message = readMsgpack(frame)
+    return message !== null && typeof message === 'object'
+      ? (message as Record<string, unknown>)
+      : null
   } catch {
     return null // a raw chunk
   }
 }
 
-function answeredUnknownHash(frame: Uint8Array): boolean {
-  if (frame.byteLength > 64 * 1024) return false
-  try {
-    return (readMsgpack(frame) as Record<string, unknown>)?.error_type === 'UnknownCodeHash'
-  } catch {
-    return false
-  }
+function stepOf(message: Record<string, unknown> | null): string | null {
+  const context = message?.workflow_context as { step_name?: unknown } | undefined
+  return typeof context?.step_name === 'string' ? context.step_name : null
 }
 
 function connectUpstream(client: ServerWebSocket<Relay>): void {
@@ -225,7 +213,7 @@ function connectUpstream(client: ServerWebSocket<Relay>): void {
       relay.swallowHello = false
       return
     }
-    if (answeredUnknownHash(bytes)) stats.unknownCodeHash += 1
+    if (peek(bytes)?.error_type === 'UnknownCodeHash') stats.unknownCodeHash += 1
     relay.conversation.frames.push({ from: 'server', bytes: Buffer.from(bytes).toString('base64') })
     client.send(bytes)
   }
@@ -308,11 +296,13 @@ const front = Bun.serve<Relay>({
     maxPayloadLength: 2 * 1024 * 1024,
     idleTimeout: 0,
     open: (client) => connectUpstream(client),
-    message(client, message) {
+    message(client, frame) {
       const relay = client.data
-      const bytes = typeof message === 'string' ? new TextEncoder().encode(message) : message
-      const step = stepOf(bytes)
-      if (kindOf(bytes) === 'hello') relay.hello = bytes
+      const bytes = typeof frame === 'string' ? new TextEncoder().encode(frame) : frame
+      const message = peek(bytes)
+      const step = stepOf(message)
+      if (message?._kind === 'hello') relay.hello = bytes
+      if (message?._kind === 'heartbeat') stats.heartbeats += 1
       // blockgate "restarts" under an open socket: the next hash-only request finds no code.
       if (step === 'after_restart' && !restarted) {
         restarted = true
@@ -429,7 +419,9 @@ if (record && status === 0) {
   conversations.forEach((conversation, i) => {
     const step =
       conversation.frames
-        .map((frame) => ('bytes' in frame ? stepOf(Buffer.from(frame.bytes, 'base64')) : null))
+        .map((frame) =>
+          'bytes' in frame ? stepOf(peek(Buffer.from(frame.bytes, 'base64'))) : null,
+        )
         .find((name) => name !== null) ?? 'idle'
     const file = join(socketFixtures, `${String(i + 1).padStart(2, '0')}-${step}.json`)
     writeFileSync(file, `${JSON.stringify(conversation, null, 1)}\n`)

@@ -173,8 +173,12 @@ export class WebexecConnection implements SocketSession {
 
   closeWhenIdle(): void {
     this.closeRequested = true
-    if (!this.handling && !this.assembler.waitingForChunks && this.queue.length === 0)
-      this.closeGracefully()
+    if (this.idle) this.closeGracefully()
+  }
+
+  /** Nothing handled, queued or half received: the moment to wait for a frame, or to close. */
+  private get idle(): boolean {
+    return !this.handling && !this.assembler.waitingForChunks && this.queue.length === 0
   }
 
   drained(): void {
@@ -222,8 +226,7 @@ export class WebexecConnection implements SocketSession {
     } finally {
       this.handling = false
     }
-    if (!this.closing && !this.assembler.waitingForChunks && this.queue.length === 0)
-      this.waitForFrame()
+    if (!this.closing && this.idle) this.waitForFrame()
   }
 
   private async handle(message: Record<string, unknown>): Promise<void> {

@@ -20,6 +20,7 @@ import {
 } from '../../../errors.ts'
 import type { OpenSockets, SocketSession } from '../../../http/websocket.ts'
 import { workspaceName } from '../../../run/request.ts'
+import { headerGetter } from '../../../telemetry/http.ts'
 import type { WebexecRunner } from '../run.ts'
 import { WEBEXEC_SOCKET_PATH, WebexecConnection } from './connection.ts'
 import { MAX_MESSAGE_BYTES } from './frames.ts'
@@ -36,18 +37,14 @@ export interface SocketRouteOptions {
   maxBodyBytes: number
 }
 
-const headerGetter = {
-  keys: (headers: Headers) => [...headers.keys()],
-  get: (headers: Headers, key: string) => headers.get(key) ?? undefined,
-}
-
 export function registerWebexecSocket(
   app: Hono<CallerEnv>,
   { runner, sockets, keys, quotas, limits, maxBodyBytes }: SocketRouteOptions,
 ): void {
   // One per app, as one per container on Modal: a restart starts a new dedup scope.
   const ledger = new RequestLedger()
-  const budget = ByteBudget.forMessagesOf(Math.min(MAX_MESSAGE_BYTES, maxBodyBytes))
+  const maxMessageBytes = Math.min(MAX_MESSAGE_BYTES, maxBodyBytes)
+  const budget = ByteBudget.forMessagesOf(maxMessageBytes)
 
   app.get(WEBEXEC_SOCKET_PATH, (c) => {
     try {
@@ -89,11 +86,7 @@ export function registerWebexecSocket(
         workspace,
         idleTimeoutS: limits.idleTimeoutS,
         maxConnectionS: limits.maxConnectionS,
-        maxMessageBytes: Math.min(
-          MAX_MESSAGE_BYTES,
-          maxBodyBytes,
-          caller?.limits.maxBodyBytes ?? maxBodyBytes,
-        ),
+        maxMessageBytes: Math.min(maxMessageBytes, caller?.limits.maxBodyBytes ?? maxBodyBytes),
         parent: propagation.extract(context.active(), request.headers, headerGetter),
         onClosed: () => sockets.remove(connection),
       })
