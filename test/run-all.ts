@@ -65,16 +65,23 @@ const typecheck = run('typecheck', [
 if (typecheck !== 0) add({ passed: 0, failed: 1, skipped: 0 })
 
 // Unit tests first (no bubblewrap, no Python: seconds), then the integration tests (real
-// sandboxed workers, the E2B stand-in, real servers).
+// sandboxed workers, the E2B stand-in, real servers). Those mostly wait (timeouts, retries,
+// restarts: about half the CPU is idle), so their files run on one Bun worker per core, the
+// slowest first (durations in test/integration-timings.json; `--update-timings` refreshes it).
+const parallel: Record<string, string[]> = {
+  unit: [],
+  integration: ['--parallel', '--timings=test/integration-timings.json'],
+}
 const bunCounts: Counts = { passed: 0, failed: 0, skipped: 0 }
 let bunExit = 0
-for (const suite of ['unit', 'integration']) {
+for (const [suite, options] of Object.entries(parallel)) {
   const report = resolve(reports, `bun-${suite}.xml`)
   const exit = run(`bun ${suite} tests`, [
     bun,
     'test',
     '--timeout',
     '60000',
+    ...options,
     '--reporter=junit',
     `--reporter-outfile=${report}`,
     `test/${suite}`,
