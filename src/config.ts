@@ -65,7 +65,7 @@ const executionMode = z
 
 /** One row per variable: its schema and default. The README's table mirrors this list. */
 const variables = {
-  PORT: int(1, 65535).default(8000),
+  PORT: int(0, 65535).default(8000), // 0: the OS picks a free port (the `listening` log line names it)
   HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
   BLOCKGATE_LOG_LEVEL: z
     .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` })

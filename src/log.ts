@@ -27,8 +27,8 @@ export function setLogSink(next: LogSink): LogSink {
 const RAW_BREAKS = /[\u007f-\u009f\u2028\u2029]/g
 const escapeUnicode = (char: string) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`
 
-function write(level: LogLevel, message: string, fields: Fields): void {
-  if (LOG_LEVELS.indexOf(level) < threshold) return
+function write(level: LogLevel, message: string, fields: Fields, always = false): void {
+  if (!always && LOG_LEVELS.indexOf(level) < threshold) return
   const line: Fields = { time: new Date().toISOString(), level, message }
   for (const [key, value] of Object.entries(fields)) {
     line[key] =
@@ -65,4 +65,6 @@ export const log = {
   info: (message: string, fields: Fields = {}) => write('info', message, fields),
   warn: (message: string, fields: Fields = {}) => write('warn', message, fields),
   error: (message: string, fields: Fields = {}) => write('error', message, fields),
+  /** An info line shown whatever the level: what no one can learn another way. */
+  always: (message: string, fields: Fields = {}) => write('info', message, fields, true),
 }

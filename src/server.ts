@@ -113,7 +113,9 @@ async function main(): Promise<void> {
     // The routes that upgrade (GET /webexec/ws) hand their sockets to this.
     websocket: websocketHandler,
   })
-  log.info('listening', { url: server.url.href })
+  // A port the OS picked (PORT=0) is known only from this line: shown whatever the log level.
+  if (config.port === 0) log.always('listening', { url: server.url.href })
+  else log.info('listening', { url: server.url.href })
   if (config.auth.keys.size > 0) log.info('API keys required', { keys: config.auth.keys.size })
   else if (isLoopback(config.host))
     log.warn(

@@ -14,6 +14,7 @@ import { ConfigError, loadConfig, PROJECT_ROOT } from '../../src/config.ts'
 import { createBackends } from '../../src/backends/index.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
+import { followLog } from '../support/server-process.ts'
 
 const KEY_A = 'bg_key-for-acme-0123456789abcdef'
 const KEY_B = 'bg_key-for-beta-fedcba9876543210'
@@ -292,24 +293,24 @@ describe('the bind default', () => {
   })
 
   test('started with no keys, the service answers on loopback and on no other address', async () => {
-    const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-    const port = probe.port!
-    probe.stop(true)
     const server = Bun.spawn({
       cmd: [process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',
-        PORT: String(port),
+        PORT: '0',
         BLOCKGATE_MIN_WARM_WORKERS: '0',
       },
       stdout: 'pipe',
       stderr: 'pipe',
     })
+    const log = followLog(server.stderr)
     try {
+      const url = await log.url(server.exited)
+      const { port } = new URL(url)
       let up = false
       for (let i = 0; i < 200 && !up; i++) {
-        up = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        up = await fetch(`${url}/healthz`).then(
           (r) => r.ok,
           () => false,
         )
@@ -333,7 +334,6 @@ describe('the bind default', () => {
       server.kill('SIGTERM')
       await server.exited
     }
-    const stderr = await new Response(server.stderr).text()
-    expect(stderr).toContain('no API keys configured: listening on loopback only')
+    expect(log.text()).toContain('no API keys configured: listening on loopback only')
   }, 30_000)
 })

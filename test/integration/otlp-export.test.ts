@@ -10,6 +10,7 @@ import { PROJECT_ROOT } from '../../src/config.ts'
 import { SPAN } from '../../src/telemetry/names.ts'
 import { encodeCbor } from '../../serializers/cbor.ts'
 import { SUM_BLOCK } from '../support/http.ts'
+import { followLog } from '../support/server-process.ts'
 
 // The part of the OTLP protobuf schema this test reads (field numbers as in opentelemetry-proto).
 const schema = protobuf.parse(`
@@ -48,7 +49,7 @@ const metricNames = new Set<string>()
 const contentTypes = new Set<string>()
 let receiver: ReturnType<typeof Bun.serve>
 let server: Subprocess<'ignore', 'pipe', 'pipe'>
-let port: number
+let url: string
 
 const hex = (bytes: Uint8Array | undefined) => Buffer.from(bytes ?? []).toString('hex')
 const attributesOf = (list: { key: string; value?: Record<string, unknown> }[] = []) =>
@@ -92,15 +93,12 @@ beforeAll(async () => {
       })
     },
   })
-  const probe = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response() })
-  port = probe.port!
-  probe.stop(true)
   server = Bun.spawn({
     cmd: [process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
-      PORT: String(port),
+      PORT: '0',
       BLOCKGATE_MIN_WARM_WORKERS: '1',
       BLOCKGATE_MAX_WORKERS: '2',
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${receiver.port}`,
@@ -111,15 +109,17 @@ beforeAll(async () => {
     stdout: 'pipe',
     stderr: 'pipe',
   })
+  const log = followLog(server.stderr)
+  url = await log.url(server.exited)
   for (let i = 0; i < 300; i++) {
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+    const ready = await fetch(`${url}/readyz`).then(
       (r) => r.ok,
       () => false,
     )
     if (ready) return
     await Bun.sleep(100)
   }
-  throw new Error(`blockgate did not become ready: ${await new Response(server.stderr).text()}`)
+  throw new Error(`blockgate did not become ready: ${log.text()}`)
 }, 60_000)
 
 afterAll(() => {
@@ -130,7 +130,7 @@ afterAll(() => {
 test('a run is exported over OTLP/HTTP protobuf as one trace under the caller, flushed on SIGTERM, with metrics', async () => {
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
   const callerSpan = '00f067aa0ba902b7'
-  const response = await fetch(`http://127.0.0.1:${port}/v1/run`, {
+  const response = await fetch(`${url}/v1/run`, {
     method: 'POST',
     headers: { 'content-type': 'application/cbor', traceparent: `00-${traceId}-${callerSpan}-01` },
     body: encodeCbor({

@@ -7,6 +7,7 @@ import { loadConfig, PROJECT_ROOT } from '../../src/config.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { createBackends } from '../../src/backends/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
+import { followLog } from '../support/server-process.ts'
 
 const MARKER =
   'import builtins, uuid\ndef run(self):\n    return {"process": builtins.__dict__.setdefault("_blockgate_test_marker", str(uuid.uuid4()))}\n'
@@ -100,12 +101,11 @@ describe('pool policy', () => {
 })
 
 test('SIGTERM lets in-flight runs finish, then the server exits', async () => {
-  const port = 20000 + Math.floor(Math.random() * 20000)
   const server = Bun.spawn({
     cmd: [process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
     env: {
       ...process.env,
-      PORT: String(port),
+      PORT: '0',
       BLOCKGATE_MIN_WARM_WORKERS: '1',
       BLOCKGATE_MAX_WORKERS: '2',
     },
@@ -113,9 +113,10 @@ test('SIGTERM lets in-flight runs finish, then the server exits', async () => {
     stderr: 'pipe',
   })
   try {
+    const url = await followLog(server.stderr).url(server.exited)
     for (let i = 0; i < 100; i++) {
       if (
-        await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        await fetch(`${url}/readyz`).then(
           (r) => r.ok,
           () => false,
         )
@@ -124,7 +125,7 @@ test('SIGTERM lets in-flight runs finish, then the server exits', async () => {
       await Bun.sleep(100)
     }
     const inflight = fetch(
-      `http://127.0.0.1:${port}/v1/run`,
+      `${url}/v1/run`,
       runRequest({ code: { run_function_code: SLEEP }, inputs: { s: 1 } }, 'json'),
     )
     await Bun.sleep(300)

@@ -17,45 +17,90 @@ export interface ServerProcess {
   stop(): Promise<void>
 }
 
+/**
+ * The URL a server started with PORT=0 listens on, from its `listening` log line (stderr).
+ * Port 0 lets the OS pick: a port chosen here could be taken by another test's server (the
+ * integration files run side by side) before this one binds it, or worse, answer for it.
+ */
+export function listeningUrl(log: string): string | null {
+  for (const line of log.split('\n')) {
+    if (!line.includes('"listening"')) continue
+    try {
+      const entry = JSON.parse(line) as { message?: string; url?: string }
+      if (entry.message === 'listening' && entry.url) return entry.url.replace(/\/$/, '')
+    } catch {}
+  }
+  return null
+}
+
+/** Reads a process's stderr as it comes: all of it so far, and the URL once it listens. */
+export function followLog(stream: ReadableStream<Uint8Array>) {
+  let text = ''
+  void (async () => {
+    const decoder = new TextDecoder()
+    for await (const chunk of stream) text += decoder.decode(chunk, { stream: true })
+  })()
+  return {
+    text: () => text,
+    /** Waits for the `listening` line; fails with the log if the process exits or is slow. */
+    async url(exited: Promise<number>, timeoutMs = 60_000): Promise<string> {
+      const deadline = performance.now() + timeoutMs
+      let gone = false
+      void exited.then(() => {
+        gone = true
+      })
+      while (performance.now() < deadline) {
+        const url = listeningUrl(text)
+        if (url) return url
+        if (gone) throw new Error(`the server exited at start: ${text.slice(-2000)}`)
+        await Bun.sleep(20)
+      }
+      throw new Error(`the server did not listen within ${timeoutMs} ms: ${text.slice(-2000)}`)
+    },
+  }
+}
+
 /** `wrap`: a command the server runs under, which execs it (so the pid stays the server's). */
 export async function startServer(
   env: Record<string, string>,
   { readyTimeoutMs = 60_000, wrap = [] as string[] } = {},
 ): Promise<ServerProcess> {
-  const port = 20000 + Math.floor(Math.random() * 30000)
   const proc = Bun.spawn({
     cmd: [...wrap, process.execPath, resolve(PROJECT_ROOT, 'src/server.ts')],
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
     stdout: 'ignore',
     stderr: 'pipe',
     detached: true, // a process group of its own, as under a terminal or a service manager
   })
-  let stderr = ''
-  void (async () => {
-    const decoder = new TextDecoder()
-    for await (const chunk of proc.stderr) stderr += decoder.decode(chunk, { stream: true })
-  })()
-  const url = `http://127.0.0.1:${port}`
+  const log = followLog(proc.stderr)
+  const stop = async () => {
+    proc.kill('SIGTERM')
+    const exited = await Promise.race([
+      proc.exited.then(() => true),
+      Bun.sleep(10_000).then(() => false),
+    ])
+    if (!exited) proc.kill('SIGKILL')
+    await proc.exited
+  }
+  const deadline = performance.now() + readyTimeoutMs
+  let url: string
+  try {
+    url = await log.url(proc.exited, readyTimeoutMs)
+  } catch (error) {
+    await stop()
+    throw error
+  }
   const server: ServerProcess = {
     url,
     pid: proc.pid,
-    log: () => stderr,
+    log: log.text,
     exited: proc.exited,
     signalGroup: (signal) => process.kill(-proc.pid, signal),
-    async stop() {
-      proc.kill('SIGTERM')
-      const exited = await Promise.race([
-        proc.exited.then(() => true),
-        Bun.sleep(10_000).then(() => false),
-      ])
-      if (!exited) proc.kill('SIGKILL')
-      await proc.exited
-    },
+    stop,
   }
-  const deadline = performance.now() + readyTimeoutMs
   while (performance.now() < deadline) {
     if (proc.exitCode !== null)
-      throw new Error(`the server exited at start: ${stderr.slice(-2000)}`)
+      throw new Error(`the server exited at start: ${log.text().slice(-2000)}`)
     if (
       await fetch(`${url}/readyz`).then(
         (r) => r.ok,
@@ -66,7 +111,9 @@ export async function startServer(
     await Bun.sleep(100)
   }
   await server.stop()
-  throw new Error(`the server was not ready within ${readyTimeoutMs} ms: ${stderr.slice(-2000)}`)
+  throw new Error(
+    `the server was not ready within ${readyTimeoutMs} ms: ${log.text().slice(-2000)}`,
+  )
 }
 
 interface ProcessInfo {
