@@ -10,6 +10,7 @@ import { elapsedSeconds, progress } from './progress.ts'
 import { addRatios, coldWarmRatios } from './ratios.ts'
 import { readPrevious, writeResults, type BenchResult } from './results.ts'
 import { SCENARIOS } from './scenarios.ts'
+import { checkTargets, describeTarget } from './targets.ts'
 import type { Row } from './stats.ts'
 import { setLogLevel } from '../src/log.ts'
 
@@ -57,6 +58,7 @@ const result: BenchResult = {
   e2b_target: e2bTarget,
   rows,
   cold_warm: coldWarmRatios(rows),
+  targets: checkTargets(rows),
   skipped,
   comparison: compare(rows, machine, readPrevious()),
 }
@@ -78,6 +80,14 @@ if (comparison.previous) {
     console.log(
       `  REGRESSION ${change.name}: ${ms(change.before_p50_ms)} → ${ms(change.after_p50_ms)} (+${Math.round(change.change * 100)}%, threshold ${Math.round(change.threshold * 100)}%)`,
     )
+}
+console.log('\nTargets (two rows of this run each):')
+for (const target of result.targets) {
+  const { value, limit } = describeTarget(target)
+  const verdict = target.holds === null ? 'NOT MEASURED' : target.holds ? 'holds' : 'MISSED'
+  console.log(
+    `  ${verdict.padEnd(12)} ${value} (target ${limit})  #${target.issue} ${target.title}`,
+  )
 }
 for (const skip of skipped) console.log(`\nNot measured: ${skip.scenario}: ${skip.reason}`)
 console.log(`\nWrote ${files.join(', ')} in ${result.duration_s} s`)

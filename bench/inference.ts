@@ -128,7 +128,7 @@ export async function inferenceStep(ctx: BenchContext): Promise<Row[]> {
   }
 }
 
-function drive(mode: Mode, runs: number, endpoint: string): Promise<DriverResult> {
+export function drive(mode: Mode, runs: number, endpoint: string): Promise<DriverResult> {
   return new Promise((resolve, reject) => {
     // Spawned asynchronously: this process serves blockgate to it meanwhile.
     const child = Bun.spawn(
@@ -165,7 +165,7 @@ function drive(mode: Mode, runs: number, endpoint: string): Promise<DriverResult
 }
 
 /** blockgate in this process, with the one key Inference sends, timing each request's handling. */
-async function startServer() {
+export async function startServer() {
   const config = loadConfig({
     ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('E2B_'))),
     WORKFLOWS_CUSTOM_PYTHON_EXECUTION_MODE: 'local',

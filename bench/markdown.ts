@@ -1,5 +1,6 @@
 // latest.md: the run as tables a person reads. Absolute times hold for the machine
 // described at the top; the ratios are the figures to compare across machines.
+import { describeTarget } from './targets.ts'
 import type { BenchResult } from './results.ts'
 import type { Row } from './stats.ts'
 
@@ -12,6 +13,7 @@ const BACKEND_TITLES: Record<string, string> = {
   'in-process-exec': 'baseline: in-process exec, no isolation',
   'seed-flow': "baseline: the seed's sandbox per run",
   'bun-echo': 'floor: bare Bun echo server',
+  'bun-forward-python': 'floor: bare Bun server forwarding to a Python loop',
 }
 
 export function ms(value: number | null): string {
@@ -41,7 +43,8 @@ const table = (head: string[], body: string[][]) =>
     ...body.map((cells) => `| ${cells.join(' | ')} |`),
   ].join('\n')
 
-const title = (row: Row) => BACKEND_TITLES[row.backend] ?? row.backend
+const title = (row: Row) =>
+  `${BACKEND_TITLES[row.backend] ?? row.backend}${row.form === 'at-max' ? ', the pool at its max (server-side)' : ''}`
 const calls = (row: Row) => {
   const { e2b_api_calls_per_run: api, sandbox_round_trips_per_run: trips } = row.extra
   if (api === undefined && trips === undefined) return ''
@@ -74,6 +77,30 @@ export function renderMarkdown(result: BenchResult): string {
   )
   for (const skip of result.skipped)
     lines.push(`\n**Not measured:** ${skip.scenario}: ${skip.reason}`)
+
+  lines.push('\n## Targets\n')
+  lines.push(
+    'Each a hot path against its floor, two rows of this run (bench/targets.ts); p50 unless a runs/s share.\n',
+  )
+  lines.push(
+    table(
+      ['target', 'issue', 'this run', 'target', 'holds', 'rows'],
+      (result.targets ?? []).map((target) => {
+        const { value, limit } = describeTarget(target)
+        return [
+          target.title,
+          `#${target.issue}`,
+          value,
+          limit,
+          target.holds === null ? '–' : target.holds ? 'yes' : '**no**',
+          [target.measured, target.floor]
+            .filter((id): id is string => id !== null)
+            .map((id) => id.split('|').filter(Boolean).join(' · '))
+            .join(' vs '),
+        ]
+      }),
+    ),
+  )
 
   lines.push('\n## Cold against warm (no-op block, p50)\n')
   lines.push(

@@ -8,6 +8,9 @@
 //   the runtime's protocol (what a fork saves).
 import type { Row } from './stats.ts'
 
+/** Floors (floors.ts, the 1080p echo): the cheapest programs, not runs of a block. */
+const FLOORS = new Set(['bun-echo', 'bun-forward-python'])
+
 const ratio = (row: Row, baseline: Row | undefined) =>
   baseline && baseline.p50_ms > 0 ? +(row.p50_ms / baseline.p50_ms).toPrecision(4) : undefined
 
@@ -29,7 +32,7 @@ export function addRatios(rows: Row[]): void {
       if (json !== undefined) row.ratios.json_base64 = json
       continue
     }
-    if (row.backend === 'bun-echo') continue
+    if (FLOORS.has(row.backend)) continue
     if (row.backend !== 'in-process-exec') {
       const phase = row.scenario === 'cold-start' ? 'cold-start' : 'warm-start'
       const inProcess = ratio(
@@ -71,7 +74,9 @@ export interface ColdWarm {
 
 /** Cold against warm (no-op block, p50) for each backend measured both ways, and the seed's flow. */
 export function coldWarmRatios(rows: Row[]): ColdWarm[] {
-  const colds = rows.filter((row) => row.scenario === 'cold-start' && row.payload === 'no-op')
+  const colds = rows.filter(
+    (row) => row.scenario === 'cold-start' && row.payload === 'no-op' && row.form === null,
+  )
   return colds.map((cold) => {
     const warm = rows.find(
       (row) =>

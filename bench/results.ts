@@ -1,6 +1,7 @@
 // The bench's output, in bench/results/: latest.json (machine-readable; bench/README.md
 // documents its fields), a dated copy of it, latest.md (tables a person reads) and
 // latest.svg (cold against warm per backend, and the ratios).
+import type { TargetResult } from './targets.ts'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { renderChart } from './chart.ts'
@@ -24,6 +25,8 @@ export interface BenchResult {
   e2b_target: string
   rows: Row[]
   cold_warm: ColdWarm[]
+  /** Each target of the issues, checked on two rows of this run (targets.ts). */
+  targets: TargetResult[]
   /** Scenarios that could not run here, and why. */
   skipped: { scenario: string; reason: string }[]
   comparison: Comparison

@@ -1,8 +1,10 @@
 // Every scenario `bun run bench` runs, in order: the one list to add to. Each returns rows
 // of one shape (stats.ts).
 import type { BenchContext } from './context.ts'
+import { coldAtMax } from './cold-at-max.ts'
 import { coldAndWarm } from './cold-warm.ts'
 import { e2bColdAndWarm } from './e2b.ts'
+import { floors } from './floors.ts'
 import { freshInterpreter } from './fresh-interpreter.ts'
 import { httpThroughput } from './http.ts'
 import { inferenceStep } from './inference.ts'
@@ -34,6 +36,14 @@ export const SCENARIOS: Scenario[] = [
       }),
   },
   { title: 'local: HTTP throughput at concurrency 1, 8, 64', run: httpThroughput },
+  {
+    title: 'floors: a bare Bun echo, and Bun forwarding to a Python loop over a Unix socket',
+    run: floors,
+  },
+  {
+    title: 'local: cold start for a new workspace with the pool at its max',
+    run: coldAtMax,
+  },
   { title: 'local: tracing on against tracing off, concurrency 8', run: tracingOverhead },
   {
     title:

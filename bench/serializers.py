@@ -7,6 +7,8 @@ Per payload: CBOR as a worker does it (frames with sidecar buffers, through a pi
 stand-in), CBOR as one plain byte string, and the JSON form a JSON client or Roboflow's
 webexec path would send (compact base64 for arrays, base64 image files, predictions with
 polygons). Encode + decode of one payload is one operation; each round a few of them.
+For detections also `packbits`: the masks packed to bits and back, nothing else (the floor
+that bench/targets.ts holds the masks' round trip through blockgate to).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "template"), str(ROOT / "bench")]
 
 import cbor2  # noqa: E402
+import numpy as np  # noqa: E402
+import supervision as sv  # noqa: E402
 from payloads import serialization_payloads  # noqa: E402
 
 from runtime.framing import frame_parts, read_frame  # noqa: E402
@@ -46,6 +50,13 @@ def cbor_round_trip(value: object) -> object:
 def json_round_trip(value: object) -> object:
     tree, _ = encode_outputs({"x": value}, mode="json-compact")
     return decode_inputs(json.loads(json.dumps(tree)))["x"]
+
+
+def packbits_round_trip(value: object) -> object:
+    # The floor under moving masks: only packing the booleans to bits and back, in process.
+    masks = value.mask
+    packed = np.packbits(masks, axis=None)
+    return np.unpackbits(packed, count=masks.size).reshape(masks.shape).view(bool)
 
 
 def _touch(value: object) -> None:
@@ -79,6 +90,12 @@ def main() -> None:
             samples = timed_rounds(run, value, rounds, repeats)
             print(
                 json.dumps({"payload": name, "form": form, "bytes": size, "rounds": samples}),
+                flush=True,
+            )
+        if isinstance(value, sv.Detections):
+            samples = timed_rounds(packbits_round_trip, value, rounds, repeats)
+            print(
+                json.dumps({"payload": name, "form": "packbits", "bytes": size, "rounds": samples}),
                 flush=True,
             )
 
