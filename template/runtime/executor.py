@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -43,6 +42,7 @@ from .protocol import (
     Reply,
     RunReply,
 )
+from .selfstat import SELF
 from .traces import collecting_traces
 
 # A reply may carry the sidecar buffers its outputs refer to under this key; the worker
@@ -54,15 +54,6 @@ BUFFERS_KEY = "_buffers"
 REGION_BYTES_KEY = "_region_bytes"
 # The document format of each output mode that is not JSON.
 _DOCUMENT_FORMATS = {"cbor": "cbor", "msgpack-webexec": "msgpack"}
-
-
-def _resident_bytes() -> int:
-    """This process's resident memory now: the pool recycles a worker past a mark."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 class Phases:
@@ -319,7 +310,7 @@ class Executor:
             debug_traces=traces,
             timings_ms=phases.ms,
             phases_ns=phases.spans_ns,
-            rss_bytes=_resident_bytes(),
+            rss_bytes=SELF.resident_bytes(),  # the pool recycles a worker past a mark
         )
         if loaded_now is not None:
             reply["loaded"] = LoadedInline(

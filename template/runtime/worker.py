@@ -25,6 +25,7 @@ from .protocol import (
     Reply,
     WorkerReady,
 )
+from .selfstat import SELF
 from .task_id import assign_task_id
 
 
@@ -106,20 +107,13 @@ def _send(channel_out: BinaryIO, parts: list[bytes | memoryview]) -> None:
     channel_out.flush()
 
 
-def _thread_count() -> int:
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return 1
-
-
 def _end_what_the_run_left(reply: Reply, threads_at_start: int) -> None:
     """Nothing a request started outlives it: stray processes end (when this worker is PID 1
     of its namespace), and a thread left running makes the proxy retire the worker."""
     ended = confinement.end_stray_processes()
     if ended:
         reply["stray_processes"] = ended
-    if _thread_count() > threads_at_start:
+    if SELF.threads() > threads_at_start:
         reply["retire"] = "the block left a thread running"
 
 
@@ -131,7 +125,7 @@ def serve(
     greet: bool = True,
 ) -> int:
     """Read, handle, reply until EOF; returns the process exit code."""
-    threads_at_start = _thread_count()
+    threads_at_start = SELF.threads()
     if greet:
         _send(
             channel_out, frame_parts(WorkerReady(op="ready", version=__version__, pid=os.getpid()))
