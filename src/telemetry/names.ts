@@ -27,6 +27,9 @@ export const redisSpan = (op: string) => `blockgate.redis.${op}`
 /** Spans the runtime reports from inside a worker or sandbox, by its phase names. */
 export const runtimePhaseSpan = (phase: string) => `runtime.${phase}`
 
+/** A warm run's runtime phase, in milliseconds, as an attribute of its `sandbox.execute` span. */
+export const runtimePhaseAttribute = (phase: string) => `blockgate.runtime.${phase}_ms`
+
 export const ATTR = {
   // Incubating semantic conventions (faas.*, process.*).
   coldStart: 'faas.coldstart',

@@ -17,7 +17,7 @@ import { createApp } from '../../src/app.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createBackends } from '../../src/backends/index.ts'
-import { ATTR, SPAN } from '../../src/telemetry/names.ts'
+import { ATTR, runtimePhaseAttribute, SPAN } from '../../src/telemetry/names.ts'
 import { standinE2BConfig } from '../support/e2b-config.ts'
 import { startStandin, type Standin } from '../standin/e2b/index.ts'
 import { readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
@@ -183,6 +183,19 @@ describe('local workers', () => {
   })
 })
 
+test("a warm run: the runtime's phases are attributes of sandbox.execute, not spans of their own", async () => {
+  const body = { ...block(SUM_BLOCK), inputs: { a: 1, b: 2 }, workspace: 'warm-phases' }
+  expect((await run(body)).status).toBe(200) // loads the block
+  expect((await run(body)).status).toBe(200)
+  const t = traceOfLastRequest()
+  expect(t.names).not.toContain(SPAN.init) // warm: the worker already held the block
+  expect(t.names.filter((name) => name.startsWith('runtime.'))).toEqual([])
+  const execute = t.one(SPAN.execute)
+  for (const phase of ['decode', 'execute', 'encode'])
+    expect(execute.attributes[runtimePhaseAttribute(phase)]).toBeGreaterThan(0)
+  expect(t.names.length).toBe(6) // the server span, decode, acquire, execute, encode, release
+})
+
 describe('sampling', () => {
   test("an unsampled run makes no spans at all; a caller's sampled traceparent is always followed", async () => {
     const keepNone = new TracerProvider({
@@ -200,7 +213,6 @@ describe('sampling', () => {
       )
       const t = traceOfLastRequest()
       expect(t.names).toContain(SPAN.execute)
-      expect(t.names).toContain('runtime.execute')
     } finally {
       trace.disable()
       trace.setGlobalTracerProvider(provider)
