@@ -38,7 +38,8 @@ export interface RunQueueOptions {
 
 /**
  * How a pool would serve a waiter right now: lower is cheaper (0: a warm runtime that holds its
- * block … ), undefined when it cannot be served until something frees.
+ * block … ), undefined when it cannot be served until something frees. A function of the
+ * waiter's workspace and block hash only: `next` prices each pair once.
  */
 export type ServeCost<T> = (waiter: Waiter<T>) => number | undefined
 
@@ -164,13 +165,21 @@ export class RunQueue<T> {
    */
   next(cost: ServeCost<T>): Waiter<T> | undefined {
     let best: { waiter: Waiter<T>; held: number; cost: number } | undefined
+    // Priced once per workspace and block: a long queue is mostly the same few (cost is a
+    // function of those two).
+    const prices = new Map<string, number | undefined>()
     for (const waiter of this.waiters) {
       const held = this.held(waiter.tenant)
       if (held >= this.options.tenantShare) continue
       if (best && held > best.held) continue
-      const price = cost(waiter)
+      const key = `${waiter.workspace}\0${waiter.hash}`
+      const price = prices.has(key) ? prices.get(key) : cost(waiter)
+      prices.set(key, price)
       if (price === undefined) continue
       if (!best || held < best.held || price < best.cost) best = { waiter, held, cost: price }
+      // Nothing later can beat a tenant holding none with a free warm runtime (ties go to
+      // the oldest): no need to price the rest of a long queue on every hand-off.
+      if (best.held === 0 && best.cost === 0) break
     }
     if (!best) return undefined
     this.waiters.splice(this.waiters.indexOf(best.waiter), 1)

@@ -49,6 +49,27 @@ describe('the queue picks the waiting tenant that holds the fewest', () => {
     expect(waiter?.tenant).toBe('workspace y')
   })
 
+  test('a long queue is priced once per workspace and block, not once per waiter', () => {
+    const q = new RunQueue<string>({
+      maxQueue: 100,
+      tenantMaxQueue: 100,
+      tenantShare: 4,
+      timeoutMs: 10_000,
+      size: 4,
+      runtimes: 'workers',
+      shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
+    })
+    q.hold('key a') // holds one: no early stop, every waiter is looked at
+    for (let n = 0; n < 60; n++) void q.wait('key a', n % 2 ? 'x' : 'y', 'h', undefined)
+    const priced: string[] = []
+    const waiter = q.next((w) => {
+      priced.push(w.workspace)
+      return w.workspace === 'x' ? 1 : 2
+    })
+    expect(priced.sort()).toEqual(['x', 'y'])
+    expect(waiter?.workspace).toBe('x') // the cheaper, and of those the oldest
+  })
+
   test("a tenant's own bound is a 429 naming it; other tenants still queue", async () => {
     const q = queue(2, 1)
     void q.wait('key a', 'ws', 'h', undefined)
