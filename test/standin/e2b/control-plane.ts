@@ -167,10 +167,10 @@ export function controlPlane(deps: ControlPlaneDeps): Hono {
     return c.body(null, 204)
   })
 
-  route('POST', '/sandboxes/:id/pause', (c, sandbox) => {
+  route('POST', '/sandboxes/:id/pause', async (c, sandbox) => {
     if (sandbox!.state === 'paused')
       return apiError(c, 409, `sandbox "${sandbox!.id}" is already paused`)
-    registry.pause(sandbox!)
+    await registry.pause(sandbox!)
     return c.body(null, 204)
   })
 

@@ -47,6 +47,17 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** Whether `pid` is stopped by a signal (or gone): SIGSTOP lands asynchronously. */
+export function isStopped(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state === 'T' || state === 't' || state === 'Z' || state === 'X'
+  } catch {
+    return true // gone
+  }
+}
+
 /** Sends `signal` to each pid that is still there. */
 export function signalAll(pids: number[], signal: NodeJS.Signals): void {
   for (const pid of pids) {

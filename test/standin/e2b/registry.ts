@@ -49,9 +49,9 @@ export class SandboxRegistry {
     await sandbox.kill()
   }
 
-  pause(sandbox: StandinSandbox): void {
+  pause(sandbox: StandinSandbox): Promise<void> {
     this.unschedule(sandbox) // a paused sandbox does not expire
-    sandbox.pause()
+    return sandbox.pause()
   }
 
   resume(sandbox: StandinSandbox, seconds: number): void {
@@ -71,7 +71,7 @@ export class SandboxRegistry {
       sandbox.id,
       setTimeout(() => {
         this.timers.delete(sandbox.id)
-        if (sandbox.spec.autoPause) this.pause(sandbox)
+        if (sandbox.spec.autoPause) void this.pause(sandbox)
         else void this.kill(sandbox)
       }, delay),
     )

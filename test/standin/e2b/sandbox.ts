@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { SANDBOX_UID } from '../../../src/backends/local/bubblewrap.ts'
 import type { Isolation, SandboxDirs } from './isolation.ts'
 import { Kernel } from './kernel.ts'
-import { isAlive, processTree, signalAll } from './process-tree.ts'
+import { isAlive, isStopped, processTree, signalAll } from './process-tree.ts'
 import { RuntimeServer } from './runtime-server.ts'
 import type { TemplateKind } from './templates.ts'
 
@@ -106,10 +106,14 @@ export class StandinSandbox {
       .filter(isAlive)
   }
 
-  pause(): void {
+  /** Freezes every process; resolves once each is stopped, as E2B answers once paused. */
+  async pause(): Promise<void> {
     // Top-down, so no parent starts a child that escapes the freeze.
-    signalAll(this.pids(), 'SIGSTOP')
+    const pids = this.pids()
+    signalAll(pids, 'SIGSTOP')
     this.state = 'paused'
+    // A stop lands asynchronously (later still on a busy machine): wait for it, within a bound.
+    for (let waited = 0; waited < 2000 && !pids.every(isStopped); waited += 5) await Bun.sleep(5)
   }
 
   resume(): void {
