@@ -22,7 +22,7 @@ export interface ServerProcess {
  * Port 0 lets the OS pick: a port chosen here could be taken by another test's server (the
  * integration files run side by side) before this one binds it, or worse, answer for it.
  */
-export function listeningUrl(log: string): string | null {
+function listeningUrl(log: string): string | null {
   for (const line of log.split('\n')) {
     if (!line.includes('"listening"')) continue
     try {

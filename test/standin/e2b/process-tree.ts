@@ -3,19 +3,24 @@
 // all. Pausing stops every one of them; killing kills every one.
 import { readdirSync, readFileSync } from 'node:fs'
 
+/** The fields of /proc/<pid>/stat after the command (state first, then the parent); null once it is gone. */
+function statFields(pid: number | string): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // The command name may hold spaces and parentheses: fields resume after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return null // the process exited while we looked
+  }
+}
+
 /** The parent of each live process, read from /proc. */
 function parents(): Map<number, number> {
   const parentOf = new Map<number, number>()
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-      // The command name may hold spaces and parentheses: fields resume after the last ')'.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      parentOf.set(Number(entry), Number(fields[1]))
-    } catch {
-      // the process exited while we looked
-    }
+    const fields = statFields(entry)
+    if (fields) parentOf.set(Number(entry), Number(fields[1]))
   }
   return parentOf
 }
@@ -49,13 +54,8 @@ export function isAlive(pid: number): boolean {
 
 /** Whether `pid` is stopped by a signal (or gone): SIGSTOP lands asynchronously. */
 export function isStopped(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
-    return state === 'T' || state === 't' || state === 'Z' || state === 'X'
-  } catch {
-    return true // gone
-  }
+  const state = statFields(pid)?.[0]
+  return state === undefined || ['T', 't', 'Z', 'X'].includes(state)
 }
 
 /** Sends `signal` to each pid that is still there. */
