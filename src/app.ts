@@ -60,7 +60,13 @@ function send(
   onSize?: (bytes: number) => void,
 ): Response {
   const { body, contentType } = encodeBody(value, responseFormat(c.req.raw))
-  onSize?.(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
+  onSize?.(
+    typeof body === 'string'
+      ? Buffer.byteLength(body)
+      : body instanceof Blob
+        ? body.size
+        : body.byteLength,
+  )
   return new Response(body, { status, headers: { ...headers, 'content-type': contentType } })
 }
 

@@ -12,6 +12,7 @@
 //               numpy object-dtype array (ObjectColumn here)
 //   metadata    map of plain values (and kinds)
 // The proxy only checks and forwards: masks stay packed, values inside lists stay as decoded.
+import { ByteString } from '../cbor.ts'
 import { KindError, type DecodeNested, type Serializer } from '../serializer.ts'
 import { DTYPES, NDArray, type NumericDType } from '../ndarray/index.ts'
 
@@ -323,7 +324,8 @@ function encodeDetections(detections: Detections): unknown {
     confidence: detections.confidence,
     class_id: detections.classId,
     tracker_id: detections.trackerId,
-    mask: mask && { shape: mask.shape, bits: mask.bits },
+    // The bits ride in a worker frame's sidecar or region when large, not inside the head.
+    mask: mask && { shape: mask.shape, bits: new ByteString(mask.bits) },
     data,
     metadata: detections.metadata,
   }

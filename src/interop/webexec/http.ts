@@ -174,6 +174,8 @@ async function inflate(bytes: Uint8Array, maxBytes: number): Promise<Uint8Array>
 function resultText(outputs: unknown): string {
   // The runtime's JSON document is the result as it is: Inference gets it byte for byte, as a string.
   if (outputs instanceof OutputsDocument) return Buffer.concat(outputs.pieces).toString('utf8')
+  // Plain outputs hold no document to splice: their JSON comes back as a string.
   const { body } = encodeBody(outputs, 'json')
-  return typeof body === 'string' ? body : Buffer.from(body).toString('utf8')
+  if (typeof body !== 'string') throw new Error('plain outputs encoded to JSON as bytes')
+  return body
 }
