@@ -87,5 +87,10 @@ export async function httpThroughput(ctx: BenchContext): Promise<Row[]> {
  */
 const ECHO_FLOORS = [
   { payload: '1080p-frame', what: '1080p request (6 MB each way)', quick: 10, full: 40 },
-  { payload: '100-detections', what: '100-detections request (26 MB each way)', quick: 3, full: 10 },
+  {
+    payload: '100-detections',
+    what: '100-detections request (26 MB each way)',
+    quick: 3,
+    full: 10,
+  },
 ]
