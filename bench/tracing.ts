@@ -2,7 +2,8 @@
 // with tracing off (no SDK: the API's no-ops) and on (the OTel SDK started from the standard
 // variables as a server would, batch export over OTLP/HTTP to a live receiver in another
 // process): at blockgate's default sampling, and with every run traced. Rounds interleave so
-// drift on this shared machine hits all three alike. Target: on costs ≤ 5% of off's throughput.
+// drift on this shared machine hits all three alike. Targets: default sampling costs ≤ 5% of
+// off's throughput; every run traced ≤ 10% (issue 20, checked with the others in targets.ts).
 import { context, metrics, propagation, trace } from '@opentelemetry/api'
 import { resolve } from 'node:path'
 import { loadConfig } from '../src/config.ts'
@@ -73,7 +74,7 @@ export async function tracingOverhead(ctx: BenchContext): Promise<Row[]> {
     )
   return [
     row('off', off, {}),
-    row('on', on, { throughput_cost_percent: cost(on), target: '≤ 5%' }),
+    row('on', on, { throughput_cost_percent: cost(on), target: '≤ 10%' }),
     row('sampled', sampled, {
       throughput_cost_percent: cost(sampled),
       target: '≤ 5%',
