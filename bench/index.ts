@@ -1,6 +1,8 @@
 // `bun run bench` (`--quick`: fewer rounds and samples, under a minute): every scenario in
 // scenarios.ts, then bench/results/ (latest.json, a dated copy, latest.md, latest.svg) and
-// a comparison with the previous latest.json. Progress goes to stderr; the cold/warm table
+// a comparison with the previous latest.json. `--only TEXT[,TEXT]`: just the scenarios whose
+// title contains one of the texts, their rows and the targets they cover printed, nothing
+// written (a quick look at one hot path while working on it). Progress goes to stderr; the cold/warm table
 // and any regression to stdout. Absolute times are for this machine; compare the ratios.
 import { compare } from './compare.ts'
 import { createContext } from './context.ts'
@@ -19,6 +21,13 @@ import { setLogLevel } from '../src/log.ts'
 setLogLevel('warn')
 
 const quick = process.argv.includes('--quick')
+const onlyAt = process.argv.indexOf('--only')
+const only =
+  onlyAt < 0 ? null : (process.argv[onlyAt + 1] ?? '').toLowerCase().split(',').filter(Boolean)
+if (only?.length === 0) throw new Error('--only needs a text to match scenario titles with')
+const scenarios = only
+  ? SCENARIOS.filter((scenario) => only.some((text) => scenario.title.toLowerCase().includes(text)))
+  : SCENARIOS
 const date = new Date().toISOString()
 const machine = describeMachine()
 progress(
@@ -30,8 +39,8 @@ const rows: Row[] = []
 const skipped: BenchResult['skipped'] = []
 let e2bTarget = 'none'
 try {
-  for (const [index, scenario] of SCENARIOS.entries()) {
-    progress(`── ${index + 1}/${SCENARIOS.length} ${scenario.title}`)
+  for (const [index, scenario] of scenarios.entries()) {
+    progress(`── ${index + 1}/${scenarios.length} ${scenario.title}`)
     try {
       rows.push(...(await scenario.run(ctx)))
     } catch (error) {
@@ -47,6 +56,15 @@ try {
 }
 
 addRatios(rows)
+if (only) {
+  // A partial run: its figures are printed, never written over a full run's results.
+  for (const row of rows)
+    console.log(
+      `  ${ms(row.p50_ms).padStart(10)}${row.ops_per_s === null ? '' : `  ${row.ops_per_s} runs/s`}  ${row.name}`,
+    )
+  printTargets(checkTargets(rows).filter((target) => target.holds !== null))
+  process.exit(0)
+}
 machine.load_at_end = loadNow()
 const result: BenchResult = {
   schema: 1,
@@ -81,13 +99,17 @@ if (comparison.previous) {
       `  REGRESSION ${change.name}: ${ms(change.before_p50_ms)} → ${ms(change.after_p50_ms)} (+${Math.round(change.change * 100)}%, threshold ${Math.round(change.threshold * 100)}%)`,
     )
 }
-console.log('\nTargets (two rows of this run each):')
-for (const target of result.targets) {
-  const { value, limit } = describeTarget(target)
-  const verdict = target.holds === null ? 'NOT MEASURED' : target.holds ? 'holds' : 'MISSED'
-  console.log(
-    `  ${verdict.padEnd(12)} ${value} (target ${limit})  #${target.issue} ${target.title}`,
-  )
-}
+printTargets(result.targets)
 for (const skip of skipped) console.log(`\nNot measured: ${skip.scenario}: ${skip.reason}`)
 console.log(`\nWrote ${files.join(', ')} in ${result.duration_s} s`)
+
+function printTargets(targets: BenchResult['targets']): void {
+  console.log('\nTargets (two rows of this run each):')
+  for (const target of targets) {
+    const { value, limit } = describeTarget(target)
+    const verdict = target.holds === null ? 'NOT MEASURED' : target.holds ? 'holds' : 'MISSED'
+    console.log(
+      `  ${verdict.padEnd(12)} ${value} (target ${limit})  #${target.issue} ${target.title}`,
+    )
+  }
+}
