@@ -164,6 +164,7 @@ class Zygote:
             if self.args.no_isolation:
                 confinement.close_other_fds(keep)
                 confinement.apply_limits(self.limits)
+                confinement.run_as_batch()
                 confinement.reseed()
             else:
                 hide = (os.path.dirname(self.args.socket),) + (

@@ -92,6 +92,7 @@ def _probe(hidden: str, parents_channel: str) -> dict:
     import resource
 
     found["nproc"] = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    found["policy"] = os.sched_getscheduler(0)
     return found
 
 
@@ -141,6 +142,7 @@ def test_a_forked_worker_isolates_itself():
     assert int(found["cap_eff"], 16) == 0
     assert found["no_new_privs"] == "1"
     assert found["nproc"] == LIMITS.processes
+    assert found["policy"] == os.SCHED_BATCH  # woken by the server, it does not preempt it
     assert found["proc_pids"] == [1]  # a /proc of its own PID namespace
     assert found["proc_writable"] is False
     assert found["pts"] == ["ptmx"]  # a devpts of its own: no other worker's terminal
