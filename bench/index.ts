@@ -2,8 +2,9 @@
 // scenarios.ts, then bench/results/ (latest.json, a dated copy, latest.md, latest.svg) and
 // a comparison with the previous latest.json. `--only TEXT[,TEXT]`: just the scenarios whose
 // title contains one of the texts, their rows and the targets they cover printed, nothing
-// written (a quick look at one hot path while working on it). Progress goes to stderr; the cold/warm table
-// and any regression to stdout. Absolute times are for this machine; compare the ratios.
+// written (a quick look at one hot path while working on it). Progress goes to stderr; the
+// cold/warm table and any regression to stdout. Absolute times are for this machine;
+// compare the ratios.
 import { compare } from './compare.ts'
 import { createContext } from './context.ts'
 import { describeMachine, loadNow } from './machine.ts'
