@@ -17,6 +17,8 @@ export interface Waiter<T> {
   tenant: string
   workspace: string
   hash: string
+  /** What its price depends on (`ServeCost`): its workspace and block. */
+  priceKey: string
   /** Hands it the runtime; false when it stopped waiting meanwhile, so the runtime is the pool's again. */
   give: (runtime: T) => boolean
   fail: (error: Error) => void
@@ -45,6 +47,8 @@ export type ServeCost<T> = (waiter: Waiter<T>) => number | undefined
 
 export class RunQueue<T> {
   private readonly waiters: Waiter<T>[] = []
+  /** Runs each tenant has waiting: the per-tenant bound and `next` read it, not the whole queue. */
+  private readonly waitingOf = new Map<string, number>()
   /** Runtimes each tenant holds: running its runs, or being started for one. */
   private readonly holding = new Map<string, number>()
 
@@ -113,7 +117,7 @@ export class RunQueue<T> {
         new Overloaded(`all ${this.pool()} are busy and ${maxQueue} runs are waiting`, 1, 429),
       )
     }
-    if (this.waiters.filter((w) => w.tenant === tenant).length >= tenantMaxQueue) {
+    if ((this.waitingOf.get(tenant) ?? 0) >= tenantMaxQueue) {
       return Promise.reject(
         new Overloaded(
           `${tenant}: ${tenantMaxQueue} of its runs already wait for one of the ${this.pool()}, its limit (BLOCKGATE_TENANT_MAX_QUEUE)`,
@@ -125,8 +129,7 @@ export class RunQueue<T> {
     let waiting = true
     const leave = () => {
       waiting = false
-      const at = this.waiters.indexOf(waiter)
-      if (at >= 0) this.waiters.splice(at, 1)
+      this.remove(waiter)
     }
     const place = timed<T>(timeoutMs, () => {
       leave()
@@ -136,6 +139,7 @@ export class RunQueue<T> {
       tenant,
       workspace,
       hash,
+      priceKey: `${workspace}\0${hash}`,
       give: (runtime) => {
         if (!waiting) return false
         waiting = false
@@ -155,7 +159,17 @@ export class RunQueue<T> {
     const stopListening = () => signal?.removeEventListener('abort', onAbort)
     place.promise.then(stopListening, stopListening)
     this.waiters.push(waiter)
+    this.waitingOf.set(tenant, (this.waitingOf.get(tenant) ?? 0) + 1)
     return place.promise
+  }
+
+  private remove(waiter: Waiter<T>): void {
+    const at = this.waiters.indexOf(waiter)
+    if (at < 0) return
+    this.waiters.splice(at, 1)
+    const left = (this.waitingOf.get(waiter.tenant) ?? 1) - 1
+    if (left > 0) this.waitingOf.set(waiter.tenant, left)
+    else this.waitingOf.delete(waiter.tenant)
   }
 
   /**
@@ -164,25 +178,31 @@ export class RunQueue<T> {
    * cheapest to serve; then the oldest. None when no waiter can be served now.
    */
   next(cost: ServeCost<T>): Waiter<T> | undefined {
+    // Every release asks, and a flood of one tenant's runs makes the queue long: the scan
+    // stops at the first waiter nothing later can beat, and does not start when every
+    // waiting tenant is at its share.
+    let fewestHeld = Infinity
+    for (const tenant of this.waitingOf.keys()) fewestHeld = Math.min(fewestHeld, this.held(tenant))
+    if (fewestHeld >= this.options.tenantShare) return undefined
     let best: { waiter: Waiter<T>; held: number; cost: number } | undefined
-    // Priced once per workspace and block: a long queue is mostly the same few (cost is a
-    // function of those two).
+    // Priced once per workspace and block: a long queue is mostly the same few.
     const prices = new Map<string, number | undefined>()
     for (const waiter of this.waiters) {
       const held = this.held(waiter.tenant)
       if (held >= this.options.tenantShare) continue
       if (best && held > best.held) continue
-      const key = `${waiter.workspace}\0${waiter.hash}`
-      const price = prices.has(key) ? prices.get(key) : cost(waiter)
-      prices.set(key, price)
+      let price = prices.get(waiter.priceKey)
+      if (price === undefined && !prices.has(waiter.priceKey)) {
+        price = cost(waiter)
+        prices.set(waiter.priceKey, price)
+      }
       if (price === undefined) continue
       if (!best || held < best.held || price < best.cost) best = { waiter, held, cost: price }
-      // Nothing later can beat a tenant holding none with a free warm runtime (ties go to
-      // the oldest): no need to price the rest of a long queue on every hand-off.
-      if (best.held === 0 && best.cost === 0) break
+      // The fewest held with a free warm runtime: ties go to the oldest, so this one.
+      if (best.held === fewestHeld && best.cost === 0) break
     }
     if (!best) return undefined
-    this.waiters.splice(this.waiters.indexOf(best.waiter), 1)
+    this.remove(best.waiter)
     this.hold(best.waiter.tenant)
     return best.waiter
   }
@@ -214,6 +234,7 @@ export class RunQueue<T> {
   }
 
   rejectAll(error: Error): void {
+    this.waitingOf.clear()
     for (const waiter of this.waiters.splice(0)) waiter.fail(error)
   }
 

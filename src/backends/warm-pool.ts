@@ -191,11 +191,14 @@ export class WarmPool<R extends PooledRuntime> {
   serveWaiters(): void {
     if (this.stopped) return
     this.endStale()
-    this.queue.serveAll(
-      (w) => this.costFor(w.workspace, w.hash),
-      (w) => this.take(w.workspace, w.hash, false)!,
-      (taken) => this.release(taken.runtime),
-    )
+    // Nothing to hand out (every waiter would be priced undefined): no scan of the queue.
+    const anything = this.idle.length > 0 || this.spares.length > 0 || this.startable()
+    if (anything)
+      this.queue.serveAll(
+        (w) => this.costFor(w.workspace, w.hash),
+        (w) => this.take(w.workspace, w.hash, false)!,
+        (taken) => this.release(taken.runtime),
+      )
     this.refillSpares()
   }
 
@@ -243,7 +246,7 @@ export class WarmPool<R extends PooledRuntime> {
   private costFor(workspace: string, hash: string): number | undefined {
     const mine = this.idle.filter((r) => r.workspace === workspace)
     if (mine.length > 0) return mine.some((r) => this.provider.holds(r, hash)) ? 0 : 1
-    if (this.spares.length > 0 || (this.hasRoom() && this.provider.canStart())) return 2
+    if (this.spares.length > 0 || this.startable()) return 2
     return this.idle.length > 0 && this.provider.canStart() ? 3 : undefined
   }
 
@@ -276,6 +279,11 @@ export class WarmPool<R extends PooledRuntime> {
     const { name, attributes } = this.options.startSpan
     const starting = traced ? inSpan(name, attributes, begin) : begin()
     return starting.then((runtime) => ({ runtime, started: true }))
+  }
+
+  /** A new runtime could be started now without ending another. */
+  private startable(): boolean {
+    return this.hasRoom() && this.provider.canStart()
   }
 
   private hasRoom(): boolean {

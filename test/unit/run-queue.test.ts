@@ -70,6 +70,31 @@ describe('the queue picks the waiting tenant that holds the fewest', () => {
     expect(waiter?.workspace).toBe('x') // the cheaper, and of those the oldest
   })
 
+  test('a long queue of distinct blocks: a warm runtime for the first waiter ends the scan', () => {
+    const q = new RunQueue<string>({
+      maxQueue: 1000,
+      tenantMaxQueue: 1000,
+      tenantShare: 2,
+      timeoutMs: 10_000,
+      size: 2,
+      runtimes: 'workers',
+      shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
+    })
+    q.hold('key a') // one run going, one worker just freed: every release looks like this
+    for (let n = 0; n < 500; n++) void q.wait('key a', 'ws', `block ${n}`, undefined)
+    let priced = 0
+    const waiter = q.next(() => {
+      priced++
+      return 0
+    })
+    expect(waiter?.hash).toBe('block 0')
+    expect(priced).toBe(1)
+    // Now at its share: the next release prices nobody.
+    expect(q.next(() => priced++)).toBeUndefined()
+    expect(priced).toBe(1)
+    q.rejectAll(new Error('done'))
+  })
+
   test("a tenant's own bound is a 429 naming it; other tenants still queue", async () => {
     const q = queue(2, 1)
     void q.wait('key a', 'ws', 'h', undefined)
