@@ -15,14 +15,14 @@
 //   model     run/block.ts (a block and its hash), backends/backend.ts (the Backend contract),
 //             telemetry/names.ts and telemetry/spans.ts (what every layer traces with)
 //   services  everything else: config, auth, http, run, backends, the rest of telemetry
-//   routes    app.ts, server.ts, interop/ (the HTTP surface and the entry point)
+//   routes    app.ts, server.ts, interop/, api/ (the HTTP surface, its document, the entry point)
 const BASE = '^src/(errors|log|runtime-template)[.]ts$'
 const MODEL = [
   '^src/run/block[.]ts$',
   '^src/backends/backend[.]ts$',
   '^src/telemetry/(names|spans)[.]ts$',
 ]
-const ROUTES = ['^src/(app|server)[.]ts$', '^src/interop/']
+const ROUTES = ['^src/(app|server)[.]ts$', '^src/interop/', '^src/api/']
 
 module.exports = {
   forbidden: [

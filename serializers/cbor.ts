@@ -9,7 +9,7 @@
 import type { Tag as CborTag } from 'cbor-x'
 import * as decodeEntry from 'cbor-x/decode'
 import { addExtension, Encoder, FLOAT32_OPTIONS } from 'cbor-x/encode'
-import { randomUUID } from 'node:crypto'
+import { fromHex, toHex, UTF8, utf16le } from './bytes.ts'
 
 /** cbor-x's class for a tag it has no meaning for (its pure-JS entry's types omit it). */
 export const Tag = (decodeEntry as unknown as { Tag: typeof CborTag }).Tag
@@ -265,9 +265,7 @@ function bignumMagnitude(tag: 2 | 3, content: unknown): bigint {
   }
   if (content.byteLength === 0) return 0n
   // Hex text to BigInt is linear; cbor-x's shift-and-add loop is quadratic.
-  return BigInt(
-    `0x${Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('hex')}`,
-  )
+  return BigInt(`0x${toHex(content)}`)
 }
 decodeTag(2, (content: unknown) => bignumMagnitude(2, content))
 decodeTag(3, (content: unknown) => -1n - bignumMagnitude(3, content))
@@ -315,7 +313,7 @@ export class SurrogateText {
 encodeClass(
   SurrogateText,
   SURROGATE_TEXT.tag,
-  (value, write) => write(new Uint8Array(Buffer.from(value.text, 'utf16le'))),
+  (value, write) => write(utf16le(value.text)),
   (content: unknown) => new Tag(content, SURROGATE_TEXT.tag),
 )
 
@@ -407,11 +405,7 @@ export function keepWholeFloats(bytes: Uint8Array, value: unknown, only?: string
       !Array.isArray(map)
     ) {
       const headLength = (initial & 0x1f) < 24 ? 1 : 1 + [1, 2, 4, 8][(initial & 0x1f) - 24]!
-      key = Buffer.from(
-        bytes.buffer,
-        bytes.byteOffset + keyStart + headLength,
-        at - keyStart - headLength,
-      ).toString('utf8')
+      key = UTF8.decode(bytes.subarray(keyStart + headLength, at))
     }
     const held =
       key !== null &&
@@ -501,10 +495,7 @@ function bignumTag(value: bigint): Tag {
   const negative = value < 0n
   const magnitude = negative ? -1n - value : value
   const hex = magnitude.toString(16)
-  return new Tag(
-    new Uint8Array(Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex')),
-    negative ? 3 : 2,
-  )
+  return new Tag(fromHex(hex), negative ? 3 : 2)
 }
 
 /**
@@ -617,7 +608,7 @@ const RECORD_TAGS = {
  * prototype setter. While decoding, the key reads as this stand-in, which no sender can
  * guess; the few values that hold it are rebuilt afterwards.
  */
-const PROTO_STAND_IN = `__proto__\u0000${randomUUID()}`
+const PROTO_STAND_IN = `__proto__\u0000${crypto.randomUUID()}`
 let protoKeySeen = false
 
 type DecoderInstance = { decode(bytes: Uint8Array): unknown }

@@ -23,7 +23,13 @@ import numpy as np
 from cbor2 import CBORTag
 
 from .batch import Batch
-from .detections.codec import KIND as DETECTIONS
+
+try:
+    from .detections.codec import KIND as DETECTIONS
+except ModuleNotFoundError as missing:  # the Python client without its supervision extra
+    if missing.name != "supervision":
+        raise
+    from .detections.unavailable import KIND as DETECTIONS  # type: ignore[assignment]
 from .image.codec import KIND as IMAGE
 from .kind import Kind, KindError
 from .ndarray.codec import KIND as NDARRAY

@@ -13,6 +13,8 @@ import {
   PayloadTooLarge,
   RuntimeReportedError,
 } from './errors.ts'
+import { registerDocs } from './api/docs.ts'
+import type { RunResponse } from './api/schemas.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
 import { registerWebexec } from './interop/webexec/http.ts'
 import { WebexecRunner } from './interop/webexec/run.ts'
@@ -182,7 +184,7 @@ export function createApp({
         cold_start: outcome.coldStart,
         block_hash: request.block.hash,
         timings_ms: { ...outcome.timings, total: performance.now() - startedAt },
-      })
+      } satisfies Omit<RunResponse, 'outputs'> & { outputs: unknown })
     },
   )
 
@@ -206,6 +208,9 @@ export function createApp({
       maxBodyBytes: config.limits.maxBodyBytes,
     })
   }
+
+  // The API's own description: GET /openapi.json and its reference page, GET /docs.
+  registerDocs(app)
 
   app.notFound((c) => {
     const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

@@ -3,6 +3,7 @@
 #   - bubblewrap, the local isolation layer, and the test-only openssl, redis-server and haproxy
 #     (Debian packages; installed when root)
 #   - .venv with the Python runtime's requirements (template/requirements*.txt)
+#   - .venv-client with the Python client installed as a user would (clients/python)
 #   - .wheelhouse/code-interpreter: the wheels code-interpreter mode installs in E2B's stock
 #     code-interpreter-v1 sandboxes, which have no internet (template/code-interpreter/wheelhouse.txt)
 #   - .venv-code-interpreter: the E2B stand-in's copy of that template's Python environment
@@ -51,6 +52,19 @@ wanted=$(cat template/requirements.txt template/requirements-dev.txt | sha256sum
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   say "installing Python requirements into .venv"
   .venv/bin/python -m pip install --disable-pip-version-check -q -r template/requirements-dev.txt
+  echo "$wanted" >"$stamp"
+fi
+
+# .venv-client: the Python client as a user installs it (pip install ./clients/python), in a
+# venv of its own so its tests prove its declared dependencies are enough. Reinstalled when the
+# client or the codecs it packages (serializers/) change.
+stamp=.venv-client/.blockgate-client
+wanted=$(find clients/python/pyproject.toml clients/python/src serializers -type f \( -name '*.py' -o -name '*.toml' \) | sort | xargs cat | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  say "installing the Python client into .venv-client"
+  [ -x .venv-client/bin/python ] || "$python" -m venv .venv-client
+  .venv-client/bin/python -m pip install --disable-pip-version-check -q --force-reinstall \
+    './clients/python[test]'
   echo "$wanted" >"$stamp"
 fi
 

@@ -1,5 +1,5 @@
-// `npm test`: type-check, the bun suites (unit, then integration) and the Python runtime's
-// pytest suite, then one closing line `N passed, N failed` summing them all (counted from
+// `npm test`: type-check, the bun suites (unit, then integration), the Python runtime's
+// pytest suite and the Python client's (clients/python, in .venv-client), then one closing line `N passed, N failed` summing them all (counted from
 // their JUnit reports).
 // Exits non-zero if anything failed, so a failure can never hide behind a green summary.
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
@@ -121,12 +121,30 @@ const pyExit = run('python tests', [
   'serializers',
 ])
 const pyCounts = junitCounts(pyReport, 'python tests')
+
+// The Python client, installed by setup into a venv of its own, against a live server.
+const clientReport = resolve(reports, 'pytest-client.xml')
+const clientExit = run('python client tests', [
+  resolve(root, '.venv-client/bin/python'),
+  '-m',
+  'pytest',
+  '-q',
+  '-p',
+  'no:cacheprovider',
+  `--junitxml=${clientReport}`,
+  'clients/python/tests',
+])
+const clientCounts = junitCounts(clientReport, 'python client tests')
+pyCounts.passed += clientCounts.passed
+pyCounts.failed += clientCounts.failed
+pyCounts.skipped += clientCounts.skipped
 add(pyCounts)
 
 console.log(
   `\nTypeScript: ${bunCounts.passed} passed, ${bunCounts.failed} failed; Python: ${pyCounts.passed} passed, ${pyCounts.failed} failed`,
 )
-const anyFailure = typecheck !== 0 || bunExit !== 0 || pyExit !== 0 || total.failed > 0
+const anyFailure =
+  typecheck !== 0 || bunExit !== 0 || pyExit !== 0 || clientExit !== 0 || total.failed > 0
 if (anyFailure && total.failed === 0) total.failed = 1 // a runner failed without a counted test
 console.log(
   `${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`,

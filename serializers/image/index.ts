@@ -11,6 +11,7 @@
 //   video_metadata  the video_metadata kind, omitted when none
 // Exactly one of pixels and encoded; neither is ever re-encoded. Origin numbers are
 // integers, offsets ≥ 0, sizes ≥ 1. Twin of codec.py (which also has the JSON form).
+import { toHex } from '../bytes.ts'
 import { ByteString } from '../cbor.ts'
 import { KindError, type DecodeNested, type Serializer } from '../serializer.ts'
 import { NDArray } from '../ndarray/index.ts'
@@ -175,7 +176,7 @@ function checkEncoded(bytes: unknown, path: string): ImageFormat {
   if (!format)
     throw new KindError(
       path,
-      `not a JPEG, PNG, WebP, BMP or TIFF file (starts with ${Buffer.from(bytes.subarray(0, 8)).toString('hex')})`,
+      `not a JPEG, PNG, WebP, BMP or TIFF file (starts with ${toHex(bytes.subarray(0, 8))})`,
     )
   return format
 }

@@ -63,7 +63,7 @@ export interface RunOutcome {
   outputs: unknown | OutputsDocument
   stdout: string
   stderr: string
-  debugTraces: unknown[]
+  debugTraces: Record<string, unknown>[]
   /** True when this run paid for a start or a block load rather than reusing warm state. */
   coldStart: boolean
   timings: RunTimings

@@ -48,7 +48,8 @@ function saturate(value: unknown): unknown {
   return value
 }
 
-const runRequestSchema = z.object(
+/** The body of POST /v1/run (the API document's `RunRequest`, src/api/openapi.ts). */
+export const runRequestSchema = z.object(
   {
     code: codeSchema,
     inputs: z.record(z.string(), z.unknown(), required('an object of named inputs')).default({}),

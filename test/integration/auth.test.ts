@@ -9,6 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { networkInterfaces, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { AuditLog } from '../../src/auth/audit.ts'
 import { ConfigError, loadConfig, PROJECT_ROOT } from '../../src/config.ts'
 import { createBackends } from '../../src/backends/index.ts'
@@ -50,7 +51,7 @@ const config = loadConfig({
 const backends = createBackends(config)
 const audited: object[] = []
 const audit = new AuditLog((entry) => audited.push(entry))
-const app = createApp({ config, backends, audit })
+const app = checkedApp(createApp({ config, backends, audit }))
 const pool = backends.local as LocalPool
 
 const exporter = new InMemorySpanExporter()

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Sandbox } from 'e2b'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import type { RunJob } from '../../src/backends/backend.ts'
 import { outputsOf, runJob } from '../support/run-job.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
@@ -385,7 +386,7 @@ describe('local and e2b give identical answers', () => {
   let app: ReturnType<typeof createApp>
   beforeAll(async () => {
     backends = { ...createBackends(config), e2b: new E2BPool(e2bConfig(), poolOptions) }
-    app = createApp({ config, backends })
+    app = checkedApp(createApp({ config, backends }))
     await Promise.all(Object.values(backends).map((b) => b.start()))
   }, 60_000)
   afterAll(async () => {

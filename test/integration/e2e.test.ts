@@ -11,6 +11,7 @@ import { WorkflowImage } from '../../serializers/image/index.ts'
 import { NDArray } from '../../serializers/ndarray/index.ts'
 import { FORMATS, readAnswer, runRequest, SUM_BLOCK } from '../support/http.ts'
 import { PYTHON } from '../support/python.ts'
+import { checkedApp } from '../support/contract.ts'
 
 const config = loadConfig({
   BLOCKGATE_MIN_WARM_WORKERS: '2',
@@ -18,7 +19,7 @@ const config = loadConfig({
   BLOCKGATE_DEFAULT_TIMEOUT_MS: '10000',
 })
 const backends = createBackends(config)
-const app = createApp({ config, backends })
+const app = checkedApp(createApp({ config, backends }))
 
 beforeAll(async () => {
   await backends.local!.start()

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import type { RunJob } from '../../src/backends/backend.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
@@ -25,7 +26,7 @@ function poolFor(env: Record<string, string>): { run: Run } {
   const config = loadConfig({ BLOCKGATE_MIN_WARM_WORKERS: '1', ...env })
   const backends = createBackends(config)
   const pool = backends.local as LocalPool
-  const app = createApp({ config, backends })
+  const app = checkedApp(createApp({ config, backends }))
   beforeAll(() => pool.start(), 60_000)
   afterAll(() => pool.stop())
   const run: Run = async (request, key) => {

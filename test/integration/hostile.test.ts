@@ -2,6 +2,7 @@
 // its own run, and the service must go on serving everyone else.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { loadConfig } from '../../src/config.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { createBackends } from '../../src/backends/index.ts'
@@ -19,7 +20,7 @@ const config = loadConfig({
 })
 const backends = createBackends(config)
 const pool = backends.local as LocalPool
-const app = createApp({ config, backends })
+const app = checkedApp(createApp({ config, backends }))
 
 beforeAll(async () => {
   await pool.start()

@@ -8,6 +8,7 @@ import fc from 'fast-check'
 import { resolve } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createBackends } from '../../src/backends/index.ts'
 import { decodeCbor } from '../../serializers/cbor.ts'
@@ -20,7 +21,7 @@ const config = loadConfig({
   BLOCKGATE_DEFAULT_TIMEOUT_MS: '10000',
 })
 const backends = createBackends(config)
-const app = createApp({ config, backends })
+const app = checkedApp(createApp({ config, backends }))
 
 beforeAll(async () => {
   await backends.local!.start()

@@ -5,6 +5,7 @@
 // pool goes on serving. Also: a timeout_ms past 2^31 is capped like any other.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { loadConfig } from '../../src/config.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { createBackends, frameLimitFor } from '../../src/backends/index.ts'
@@ -21,7 +22,7 @@ const config = loadConfig({
 const LIMIT = frameLimitFor(config) // 2 MiB
 const backends = createBackends(config)
 const pool = backends.local as LocalPool
-const app = createApp({ config, backends })
+const app = checkedApp(createApp({ config, backends }))
 
 beforeAll(async () => {
   await pool.start()

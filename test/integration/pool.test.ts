@@ -3,6 +3,7 @@
 import { describe, expect, test } from 'bun:test'
 import { resolve } from 'node:path'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { loadConfig, PROJECT_ROOT } from '../../src/config.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { createBackends } from '../../src/backends/index.ts'
@@ -28,7 +29,7 @@ async function withPool(
   const backends = createBackends(config)
   const pool = backends.local as LocalPool
   await pool.start()
-  const app = createApp({ config, backends })
+  const app = checkedApp(createApp({ config, backends }))
   const run = async (code: string, extra: Record<string, unknown> = {}, init: RequestInit = {}) => {
     const response = await app.request('/v1/run', {
       ...runRequest({ code: { run_function_code: code }, ...extra }, 'json'),

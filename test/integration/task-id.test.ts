@@ -4,6 +4,7 @@
 // its own, the same one for a warm runtime's next run.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { createBackends } from '../../src/backends/index.ts'
 import { loadConfig } from '../../src/config.ts'
@@ -28,7 +29,7 @@ beforeAll(async () => {
     queueTimeoutMs: 20_000,
   })
   backends = { ...createBackends(config), e2b }
-  app = createApp({ config, backends })
+  app = checkedApp(createApp({ config, backends }))
   await Promise.all(Object.values(backends).map((b) => b.start()))
 }, 60_000)
 afterAll(async () => {

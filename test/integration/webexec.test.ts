@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { Hono } from 'hono'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { loadConfig } from '../../src/config.ts'
 import { KeyRing } from '../../src/auth/keys.ts'
 import { setLogSink } from '../../src/log.ts'
@@ -36,7 +37,7 @@ const config = loadConfig({
   }),
 })
 const backends = createBackends(config)
-const app = createApp({ config, backends })
+const app = checkedApp(createApp({ config, backends }))
 const KEYS = { 'modal-key': 'key-a', 'modal-secret': 'secret-a' }
 
 beforeAll(async () => {

@@ -2,6 +2,7 @@
 // negotiation, validation errors, limits and the error body shape.
 import { describe, expect, test } from 'bun:test'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import type { Config } from '../../src/config.ts'
 import { BlockCodeError, BlockTimeout, Overloaded } from '../../src/errors.ts'
 import { FakeBackend } from '../support/fake-backend.ts'
@@ -18,7 +19,7 @@ const config: Pick<Config, 'defaultBackend' | 'limits'> = {
 }
 
 function appWith(backend = new FakeBackend()) {
-  return { app: createApp({ config, backends: { local: backend } }), backend }
+  return { app: checkedApp(createApp({ config, backends: { local: backend } })), backend }
 }
 
 const validBody = { code: { run_function_code: SUM_BLOCK }, inputs: { a: 1, b: 2 } }

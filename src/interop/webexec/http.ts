@@ -16,10 +16,11 @@ import { promisify } from 'node:util'
 import type { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { z } from 'zod'
-import { OutputsDocument, type RunTimings } from '../../backends/backend.ts'
+import { OutputsDocument } from '../../backends/backend.ts'
 import { callerOf, workspaceFor, type CallerEnv } from '../../auth/caller.ts'
 import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from '../../errors.ts'
 import { encodeBody, parseJson } from '../../http/wire.ts'
+import type { WebexecSuccess } from '../../api/schemas.ts'
 import { workspaceName } from '../../run/request.ts'
 import {
   callFields,
@@ -32,24 +33,13 @@ import {
 
 export const WEBEXEC_PATH = '/webexec'
 
-const requestSchema = z.object({ ...callFields, inputs_json: z.string().default('{}') })
+/** The body of POST /webexec, as Inference's client sends it. */
+export const webexecRequestSchema = z
+  .object({ ...callFields, inputs_json: z.string().default('{}') })
+  .meta({ id: 'WebexecRequest' })
 
-interface Success {
-  success: true
-  /** The block's outputs as JSON text with Inference's `_type` markers. */
-  result: string
-  stdout: string | null
-  stderr: string | null
-  /** Inference bills the block by this when the remote runtime reports it. */
-  execution_time_seconds: number
-  /** Ours; Inference ignores it. */
-  blockgate: {
-    backend: string
-    cold_start: boolean
-    block_hash: string
-    timings_ms: RunTimings & { total: number }
-  }
-}
+/** What a run gave, in Inference's shape (the document's `WebexecSuccess`). */
+type Success = WebexecSuccess
 
 export function registerWebexec(
   app: Hono<CallerEnv>,
@@ -79,7 +69,7 @@ export function registerWebexec(
       const startedAt = performance.now()
       let answer: Success | Failure
       try {
-        const request = requestSchema.safeParse(body)
+        const request = webexecRequestSchema.safeParse(body)
         if (!request.success) {
           const problems = request.error.issues.map(
             (issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`,

@@ -3,6 +3,7 @@
 // limits, tenants and audit), and the answers in the shapes Inference's client raises from.
 // The transports differ only in how inputs arrive and how the result is written.
 import { z } from 'zod'
+import type { WebexecFailure } from '../../api/schemas.ts'
 import { decodeKinds, KindError } from '../../../serializers/index.ts'
 import type { AuditLog } from '../../auth/audit.ts'
 import { timeoutFor, type Caller } from '../../auth/caller.ts'
@@ -34,18 +35,8 @@ export const callFields = {
 const callSchema = z.object(callFields)
 export type WebexecCall = z.output<typeof callSchema>
 
-export interface Failure {
-  success: false
-  error: string
-  error_type: string
-  /** Counted in run_function_code (Inference's `code_str`), or null when the failure is not there. */
-  line_number: number | null
-  function_name: string | null
-  stdout: string | null
-  stderr: string | null
-  /** Set when blockgate, not the block, failed: Inference resends code only for such an UnknownCodeHash. */
-  server_error?: true
-}
+/** A run that failed, in Inference's shape (the document's `WebexecFailure`). */
+export type Failure = WebexecFailure
 
 /** What a run gave, for the transport to write; or why it was not run (the block did not start). */
 export type Execution =
