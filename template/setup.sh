@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what blockgate needs beyond node_modules, idempotently and fast when done:
-#   - bubblewrap, the local isolation layer, and the test-only openssl, redis-server and haproxy
-#     (Debian packages; installed when root)
+#   - bubblewrap, the local isolation layer, and the test-only openssl, redis-server, haproxy and
+#     chromium (Debian packages; installed when root)
 #   - .venv with the Python runtime's requirements (template/requirements*.txt)
 #   - .venv-client with the Python client installed as a user would (clients/python)
 #   - .wheelhouse/code-interpreter: the wheels code-interpreter mode installs in E2B's stock
@@ -24,6 +24,8 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 # Debian puts haproxy in /usr/sbin, which is not on a user's PATH.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+# Chromium (headless) renders GET /docs in the tests, as a user's browser would.
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     say "installing$missing"
