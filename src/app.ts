@@ -14,6 +14,7 @@ import {
   RuntimeReportedError,
 } from './errors.ts'
 import { registerDocs } from './api/docs.ts'
+import { registerPlayground } from './playground/route.ts'
 import type { RunResponse } from './api/schemas.ts'
 import { encodeBody, readBody, responseFormat } from './http/wire.ts'
 import { registerWebexec } from './interop/webexec/http.ts'
@@ -44,7 +45,7 @@ import { pickBackend } from './run/router.ts'
 
 export interface AppOptions {
   config: Pick<Config, 'defaultBackend' | 'limits'> &
-    Partial<Pick<Config, 'workspaceBackends' | 'webexec' | 'auth'>>
+    Partial<Pick<Config, 'workspaceBackends' | 'webexec' | 'auth' | 'playground' | 'telemetry'>>
   backends: Backends
   /** The deployment's Redis (quotas and the /webexec code cache are shared through it); none by default. */
   shared?: SharedState | null
@@ -211,6 +212,15 @@ export function createApp({
 
   // The API's own description: GET /openapi.json and its reference page, GET /docs.
   registerDocs(app)
+  // A page to try blocks in (on by default on loopback: BLOCKGATE_PLAYGROUND).
+  if (config.playground?.enabled)
+    registerPlayground(app, {
+      keysRequired: keys.size > 0,
+      backends: Object.keys(backends),
+      defaultBackend: config.defaultBackend,
+      tracing: config.telemetry?.enabled ?? false,
+      traceUrlTemplate: config.playground.traceUrlTemplate,
+    })
 
   app.notFound((c) => {
     const error = new NotFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

@@ -113,6 +113,14 @@ const variables = {
   BLOCKGATE_API_KEYS_FILE: optionalText,
   BLOCKGATE_API_KEYS: optionalText,
   BLOCKGATE_ALLOW_OPEN_BIND: flag.default(false),
+  // GET /playground: unset, on when HOST is loopback.
+  BLOCKGATE_PLAYGROUND: flag.optional(),
+  // A link from a run to its trace, `{trace_id}` replaced (Jaeger: http://host:16686/trace/{trace_id}).
+  BLOCKGATE_TRACE_URL_TEMPLATE: z
+    .string()
+    .trim()
+    .refine((text) => text.includes('{trace_id}'), 'must contain {trace_id}')
+    .optional(),
   BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES: int(0).default(32 * 1024 * 1024),
   // Inference's websocket transport (GET /webexec/ws): what the server advertises and allows.
   BLOCKGATE_WEBEXEC_WS_IDLE_TIMEOUT_S: int(1, 300).default(10),
@@ -227,6 +235,8 @@ export interface Config {
   webexec: WebexecConfig
   /** What instances of one deployment share through Redis (nothing without BLOCKGATE_REDIS_URL). */
   shared: SharedConfig
+  /** GET /playground, and where its trace links go. */
+  playground: { enabled: boolean; traceUrlTemplate: string | null }
   /** API keys; an empty ring means anonymous runs, on a loopback-only bind. */
   auth: { keys: KeyRing; openBind: boolean }
   telemetry: TelemetryConfig
@@ -444,6 +454,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       defaultSampleRatio: values.OTEL_TRACES_SAMPLER ? null : DEFAULT_TRACE_SAMPLE_RATIO,
     },
     auth: { keys, openBind: values.BLOCKGATE_ALLOW_OPEN_BIND },
+    playground: {
+      enabled: values.BLOCKGATE_PLAYGROUND ?? isLoopback(values.HOST),
+      traceUrlTemplate: values.BLOCKGATE_TRACE_URL_TEMPLATE ?? null,
+    },
     webexec: {
       codeCacheBytes: values.BLOCKGATE_WEBEXEC_CODE_CACHE_BYTES,
       socket: {

@@ -1,5 +1,6 @@
 // Entry point: read the config, warm the backends, serve HTTP, drain on SIGTERM.
 import { createApp } from './app.ts'
+import { warmPlayground } from './playground/route.ts'
 import type { Backends } from './backends/backend.ts'
 import { ConfigError, isLoopback, loadConfig, type Config } from './config.ts'
 import { BadRequest } from './errors.ts'
@@ -116,6 +117,10 @@ async function main(): Promise<void> {
   // A port the OS picked (PORT=0) is known only from this line: shown whatever the log level.
   if (config.port === 0) log.always('listening', { url: server.url.href })
   else log.info('listening', { url: server.url.href })
+  if (config.playground.enabled) {
+    log.info('playground', { url: `${server.url.href}playground` })
+    warmPlayground() // its script bundled now, not on the first visit
+  }
   if (config.auth.keys.size > 0) log.info('API keys required', { keys: config.auth.keys.size })
   else if (isLoopback(config.host))
     log.warn(

@@ -61,12 +61,16 @@ fi
 # venv of its own so its tests prove its declared dependencies are enough. Reinstalled when the
 # client or the codecs it packages (serializers/) change.
 stamp=.venv-client/.blockgate-client
-wanted=$(find clients/python/pyproject.toml clients/python/src serializers -type f \( -name '*.py' -o -name '*.toml' \) | sort | xargs cat | sha256sum | cut -d' ' -f1)
+wanted=$( (find clients/python/pyproject.toml clients/python/src serializers -type f \( -name '*.py' -o -name '*.toml' \) | sort | xargs cat; cat template/requirements.txt) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   say "installing the Python client into .venv-client"
   [ -x .venv-client/bin/python ] || "$python" -m venv .venv-client
-  .venv-client/bin/python -m pip install --disable-pip-version-check -q --force-reinstall \
-    './clients/python[test]'
+  # Its dependencies constrained to the runtime's pins (the same numpy, OpenCV, supervision, from
+  # pip's cache), then the client itself rebuilt: its version does not change with serializers/.
+  .venv-client/bin/python -m pip install --disable-pip-version-check -q \
+    -c template/requirements.txt './clients/python[test]'
+  .venv-client/bin/python -m pip install --disable-pip-version-check -q --force-reinstall --no-deps \
+    ./clients/python
   echo "$wanted" >"$stamp"
 fi
 

@@ -62,7 +62,15 @@ const typecheck = run('typecheck', [
   '-p',
   '.',
 ])
-if (typecheck !== 0) add({ passed: 0, failed: 1, skipped: 0 })
+// The playground's page is browser code: its own project, with the DOM's types.
+const typecheckPage = run('typecheck the playground page', [
+  bun,
+  resolve(root, 'node_modules/typescript/bin/tsc'),
+  '--noEmit',
+  '-p',
+  'src/playground/page',
+])
+if (typecheck !== 0 || typecheckPage !== 0) add({ passed: 0, failed: 1, skipped: 0 })
 
 // Unit tests first (no bubblewrap, no Python: seconds), then the integration tests (real
 // sandboxed workers, the E2B stand-in, real servers). Those mostly wait (timeouts, retries,
@@ -144,7 +152,12 @@ console.log(
   `\nTypeScript: ${bunCounts.passed} passed, ${bunCounts.failed} failed; Python: ${pyCounts.passed} passed, ${pyCounts.failed} failed`,
 )
 const anyFailure =
-  typecheck !== 0 || bunExit !== 0 || pyExit !== 0 || clientExit !== 0 || total.failed > 0
+  typecheck !== 0 ||
+  typecheckPage !== 0 ||
+  bunExit !== 0 ||
+  pyExit !== 0 ||
+  clientExit !== 0 ||
+  total.failed > 0
 if (anyFailure && total.failed === 0) total.failed = 1 // a runner failed without a counted test
 console.log(
   `${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`,

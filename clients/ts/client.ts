@@ -44,6 +44,8 @@ export interface RunResult {
   timingsMs: { queue: number; acquire: number; execute: number; user_code?: number; total: number }
   backend: string
   blockHash: string
+  /** The run's trace when it was sampled (the `traceresponse` header), else null. */
+  traceId: string | null
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -106,8 +108,10 @@ export class Client {
     return response.status === 200
   }
 
-  private encode(body: Record<string, unknown>): Uint8Array | string {
-    return this.format === 'cbor' ? encodeCbor(body) : JSON.stringify(body)
+  private encode(body: Record<string, unknown>): Uint8Array<ArrayBuffer> | string {
+    return this.format === 'cbor'
+      ? (encodeCbor(body) as Uint8Array<ArrayBuffer>)
+      : JSON.stringify(body)
   }
 
   private async result(response: Response): Promise<RunResult> {
@@ -139,6 +143,7 @@ export class Client {
       timingsMs: body.timings_ms,
       backend: body.backend,
       blockHash: body.block_hash,
+      traceId: response.headers.get('traceresponse')?.split('-')[1] ?? null,
     }
   }
 }

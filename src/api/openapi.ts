@@ -124,6 +124,13 @@ export function openApiDocument(version: string): ReturnType<typeof createDocume
           responses: {
             '200': {
               description: `The outputs, what the block printed, and where the time went. ${CBOR_NOTE}`,
+              headers: {
+                traceresponse: {
+                  description:
+                    'When the run was traced (sampled): W3C Trace Context `00-<trace id>-<span id>-01`.',
+                  schema: { type: 'string' },
+                },
+              },
               content: {
                 'application/json': { schema: runResponse },
                 'application/cbor': { schema: runResponse },

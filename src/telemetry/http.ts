@@ -6,6 +6,7 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
+  TraceFlags,
   type Span,
 } from '@opentelemetry/api'
 import {
@@ -52,6 +53,11 @@ export function traceRequests(route: string): MiddlewareHandler {
     } finally {
       finish(span, c.res.status, c.error)
     }
+    // A sampled run tells its caller where its trace is (W3C Trace Context's traceresponse):
+    // the playground links it, a client can log it.
+    const { traceId, spanId, traceFlags } = span.spanContext()
+    if (traceFlags & TraceFlags.SAMPLED)
+      c.res.headers.set('traceresponse', `00-${traceId}-${spanId}-01`)
   }
 }
 

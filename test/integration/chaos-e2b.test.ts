@@ -10,7 +10,9 @@ import { PROJECT_ROOT } from '../../src/config.ts'
 import { SUM_BLOCK } from '../support/http.ts'
 import { startServer, type ServerProcess } from '../support/server-process.ts'
 
-const apiPort = 20000 + Math.floor(Math.random() * 20000)
+// Fixed for the test (the stand-in comes back on the same ports), below Linux's ephemeral range
+// (32768 and up), where another test's outgoing connection could hold one.
+const apiPort = 20000 + Math.floor(Math.random() * 12000)
 const sandboxPort = apiPort + 1
 const apiKey = `e2b_${randomBytes(16).toString('hex')}`
 let standin: Subprocess | null = null

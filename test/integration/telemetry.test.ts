@@ -197,6 +197,34 @@ test("a warm run: the runtime's phases are attributes of sandbox.execute, not sp
 })
 
 describe('sampling', () => {
+  test('a sampled run names its trace in the traceresponse header; an unsampled one does not', async () => {
+    const response = await app.request(
+      '/v1/run',
+      runRequest({ workspace: 'traced', ...block(SUM_BLOCK), inputs: { a: 1, b: 2 } }, 'cbor'),
+    )
+    expect(response.status).toBe(200)
+    const server = traceOfLastRequest().one('POST /v1/run')
+    expect(response.headers.get('traceresponse')).toBe(
+      `00-${server.spanContext().traceId}-${server.spanContext().spanId}-01`,
+    )
+    trace.disable()
+    trace.setGlobalTracerProvider(
+      new TracerProvider({
+        sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }),
+      }),
+    )
+    try {
+      const unsampled = await app.request(
+        '/v1/run',
+        runRequest({ workspace: 'traced', ...block(SUM_BLOCK), inputs: { a: 1, b: 2 } }, 'cbor'),
+      )
+      expect(unsampled.headers.get('traceresponse')).toBeNull()
+    } finally {
+      trace.disable()
+      trace.setGlobalTracerProvider(provider)
+    }
+  })
+
   test("an unsampled run makes no spans at all; a caller's sampled traceparent is always followed", async () => {
     const keepNone = new TracerProvider({
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }),

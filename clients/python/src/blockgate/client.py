@@ -28,6 +28,8 @@ class RunResult:
     timings_ms: dict[str, float]
     backend: str
     block_hash: str
+    trace_id: str | None = None
+    """The run's trace when it was sampled (the ``traceresponse`` header)."""
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -85,8 +87,14 @@ def _result(response: httpx.Response) -> RunResult:
         timings_ms=body["timings_ms"],
         backend=body["backend"],
         block_hash=body["block_hash"],
+        trace_id=_trace_id(response.headers.get("traceresponse")),
         raw=body,
     )
+
+
+def _trace_id(header: str | None) -> str | None:
+    parts = header.split("-") if header else []
+    return parts[1] if len(parts) == 4 else None
 
 
 class _Options:
