@@ -4,7 +4,7 @@
 // without one. Screenshots of each state go to test/artifacts/ (ignored by git).
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { trace } from '@opentelemetry/api'
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
@@ -107,19 +107,39 @@ describe('the playground in Chromium', () => {
     await page.screenshot({ path: resolve(ARTIFACTS, 'playground-image.png'), fullPage: true })
   }, 30_000)
 
-  test('detections are drawn over the input image', async () => {
+  test('an image dropped, and detections drawn over it: boxes, labels, masks', async () => {
     await page.selectOption('#example', { label: 'filter detections' })
+    // The drop zone, as a user drags the file onto it (the same scene, dropped afresh).
+    await page.evaluate("document.querySelector('#image-preview').classList.add('hidden')")
+    const dropped = await page.evaluateHandle(
+      `(() => { const bytes = Uint8Array.from(atob(${JSON.stringify(readFileSync(SCENE).toString('base64'))}), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer(); transfer.items.add(new File([bytes], 'scene.png', { type: 'image/png' })); return transfer })()`,
+    )
+    await page.dispatchEvent('#drop', 'drop', { dataTransfer: dropped })
+    await page.waitForSelector('#image-preview:not(.hidden)')
     expect(await runAndWait(page)).toStartWith('Done in')
     expect(await page.textContent('[data-output="count"]')).toBe('count: 2')
     const drawn = await page.$eval('[data-output="kept"] canvas', (canvas) => {
       const c = canvas as unknown as Canvas
       const g = c.getContext('2d')!
-      // The cat's box edge (its left side at x=100) is stroked in the first palette colour.
-      const [r, gr, b] = g.getImageData(100, 120, 1, 1).data
-      return { size: [c.width, c.height], edge: [r, gr, b] }
+      const at = (x: number, y: number) => Array.from(g.getImageData(x, y, 1, 1).data.slice(0, 3))
+      // The cat's box edge (its left side at x=100) is stroked in the first palette colour;
+      // inside its mask (a diamond) the red square is tinted with it, outside it is not.
+      return {
+        size: [c.width, c.height],
+        edge: at(100, 140),
+        inMask: at(160, 120),
+        outside: at(106, 80),
+      }
     })
     expect(drawn.size).toEqual([640, 480])
     expect(drawn.edge).toEqual([0xe6, 0x19, 0x4b])
+    const red = [200, 40, 40] // the square under the cat, as cv2 drew it (BGR 40, 40, 200)
+    const tint = [0xe6, 0x19, 0x4b]
+    for (const [i, value] of drawn.outside.entries())
+      expect(Math.abs(value - red[i]!)).toBeLessThanOrEqual(2)
+    for (const [i, value] of drawn.inMask.entries())
+      expect(Math.abs(value - ((red[i]! + tint[i]!) >> 1))).toBeLessThanOrEqual(2)
     await page.screenshot({ path: resolve(ARTIFACTS, 'playground-detections.png'), fullPage: true })
   }, 30_000)
 

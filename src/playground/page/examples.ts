@@ -38,7 +38,22 @@ export const EXAMPLES: Example[] = [
     detections: {
       image: { width: 640, height: 480 },
       predictions: [
-        { x: 160, y: 120, width: 120, height: 90, confidence: 0.92, class_id: 0, class: 'cat' },
+        {
+          x: 160,
+          y: 120,
+          width: 120,
+          height: 90,
+          confidence: 0.92,
+          class_id: 0,
+          class: 'cat',
+          // Its mask's outline: a prediction with points gets a mask (drawn tinted).
+          points: [
+            { x: 160, y: 78 },
+            { x: 217, y: 120 },
+            { x: 160, y: 162 },
+            { x: 103, y: 120 },
+          ],
+        },
         { x: 420, y: 300, width: 160, height: 140, confidence: 0.31, class_id: 1, class: 'dog' },
         { x: 480, y: 110, width: 90, height: 70, confidence: 0.77, class_id: 1, class: 'dog' },
       ],
