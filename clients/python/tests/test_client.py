@@ -22,6 +22,7 @@ from blockgate import (
     BlockTimeout,
     Client,
     Forbidden,
+    OutputTooLarge,
     Overloaded,
     PayloadTooLarge,
     Unauthorized,
@@ -203,6 +204,15 @@ def test_a_body_over_the_limit(server, mib):
     with Client(server.url) as c, pytest.raises(PayloadTooLarge) as caught:
         c.run(ECHO, {"value": np.zeros(int(mib * 1024 * 1024), dtype=np.uint8)})
     assert caught.value.status == 413
+
+
+def test_outputs_over_the_limit(client):
+    with pytest.raises(OutputTooLarge) as caught:
+        client.run(
+            "import numpy as np\ndef run(self):\n    return {'big': np.ones(10 * 2**20, np.uint8)}\n"
+        )
+    assert caught.value.status == 413
+    assert client.run(ECHO, {"value": 1}).outputs == {"value": 1}  # the worker serves on
 
 
 def test_async_client_runs_concurrently(server):
