@@ -1,6 +1,7 @@
 // Every scenario `bun run bench` runs, in order: the one list to add to. Each returns rows
 // of one shape (stats.ts).
 import type { BenchContext } from './context.ts'
+import { clientRoundTrips } from './clients.ts'
 import { coldAtMax } from './cold-at-max.ts'
 import { coldAndWarm } from './cold-warm.ts'
 import { e2bColdAndWarm } from './e2b.ts'
@@ -66,6 +67,10 @@ export const SCENARIOS: Scenario[] = [
   {
     title: "baseline: the seed's flow, one code-interpreter sandbox per run, base64 JSON",
     run: seedFlow,
+  },
+  {
+    title: 'clients: the Python and TypeScript clients against the same request sent by hand',
+    run: clientRoundTrips,
   },
   { title: 'serialization: CBOR against JSON/base64, TS', run: serializationTs },
   { title: 'serialization: CBOR against JSON/base64, Python', run: serializationPython },
