@@ -4,6 +4,7 @@ import { expect, test } from 'bun:test'
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { loadConfig } from '../../src/config.ts'
 import type { LocalPool } from '../../src/backends/local/pool.ts'
 import { createBackends } from '../../src/backends/index.ts'
@@ -20,7 +21,7 @@ test('200 concurrent mixed runs: all correct, none lost, no worker leaked', asyn
   const backends = createBackends(config)
   const pool = backends.local as LocalPool
   await pool.start()
-  const app = createApp({ config, backends })
+  const app = checkedApp(createApp({ config, backends }))
   const blocks = [
     {
       code: 'def run(self, a, b):\n    return {"r": a + b}\n',

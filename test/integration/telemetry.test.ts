@@ -14,6 +14,7 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace'
 import { createApp } from '../../src/app.ts'
+import { checkedApp } from '../support/contract.ts'
 import { E2BPool } from '../../src/backends/e2b/pool.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createBackends } from '../../src/backends/index.ts'
@@ -44,7 +45,7 @@ beforeAll(async () => {
     { maxFrameBytes: 64 << 20, queueTimeoutMs: 20_000 },
   )
   backends = { ...createBackends(config), e2b }
-  app = createApp({ config, backends })
+  app = checkedApp(createApp({ config, backends }))
   await Promise.all(Object.values(backends).map((b) => b.start()))
 }, 60_000)
 
@@ -365,7 +366,7 @@ describe('with a Redis shared by the deployment', () => {
       shared,
     })
     await e2b.start()
-    const tracedApp = createApp({ config, backends: { ...backends, e2b }, shared })
+    const tracedApp = checkedApp(createApp({ config, backends: { ...backends, e2b }, shared }))
     const runOnE2B = async (a: number) => {
       const response = await tracedApp.request(
         '/v1/run',
