@@ -229,12 +229,18 @@ describe('with tracing on', () => {
   }, 30_000)
 })
 
-test('off: BLOCKGATE_PLAYGROUND=0, or by default on a non-loopback bind', async () => {
+test('off: BLOCKGATE_PLAYGROUND=0, or by default on a non-loopback bind; the script gzipped when asked', async () => {
   const off = createApp({
     config: loadConfig({ BLOCKGATE_PLAYGROUND: '0' }),
     backends: { local: new FakeBackend() },
   })
   expect((await off.request('/playground')).status).toBe(404)
+  const script = await app.request('/playground/app.js', { headers: { 'accept-encoding': 'gzip' } })
+  expect(script.headers.get('content-encoding')).toBe('gzip')
+  const gzipped = new Uint8Array(await script.arrayBuffer())
+  const plain = await (await app.request('/playground/app.js')).text()
+  expect(new TextDecoder().decode(Bun.gunzipSync(gzipped))).toBe(plain)
+  expect(gzipped.byteLength).toBeLessThan(plain.length / 2)
   const open = loadConfig({ HOST: '0.0.0.0', BLOCKGATE_ALLOW_OPEN_BIND: '1' })
   expect(open.playground.enabled).toBe(false)
   expect(loadConfig({}).playground.enabled).toBe(true)
