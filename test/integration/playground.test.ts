@@ -11,6 +11,7 @@ import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@open
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { createBackends } from '../../src/backends/index.ts'
 import { createApp } from '../../src/app.ts'
+import { digestOf } from '../../src/auth/keys.ts'
 import { loadConfig, PROJECT_ROOT } from '../../src/config.ts'
 import { FakeBackend } from '../support/fake-backend.ts'
 import { PYTHON } from '../support/python.ts'
@@ -165,7 +166,7 @@ describe('with API keys', () => {
         keys: [
           {
             id: 'pg',
-            sha256: createHash('sha256').update(key).digest('hex'),
+            sha256: digestOf(key).toString('hex'),
             workspaces: ['playground'],
           },
         ],

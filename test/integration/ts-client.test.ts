@@ -3,14 +3,15 @@
 // Node, and in a context holding only web APIs (what an edge runtime offers: no Buffer,
 // process or require), to prove it needs nothing of Bun or Node.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import vm from 'node:vm'
 import { createBackends } from '../../src/backends/index.ts'
 import { createApp } from '../../src/app.ts'
-import { loadConfig } from '../../src/config.ts'
+import { digestOf } from '../../src/auth/keys.ts'
+import { loadConfig, PROJECT_ROOT } from '../../src/config.ts'
 import { TimestampText } from '../../serializers/cbor.ts'
 import {
   BadRequest,
@@ -28,7 +29,6 @@ import {
   WorkflowImage,
 } from '../../clients/ts/index.ts'
 import { checkedApp } from '../support/contract.ts'
-import { PROJECT_ROOT } from '../../src/config.ts'
 
 const KEY = randomBytes(18).toString('base64url')
 const config = loadConfig({
@@ -39,7 +39,7 @@ const config = loadConfig({
     keys: [
       {
         id: 'ts-client',
-        sha256: createHash('sha256').update(KEY).digest('hex'),
+        sha256: digestOf(KEY).toString('hex'),
         workspaces: ['tests', 'other'],
       },
     ],

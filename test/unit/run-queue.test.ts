@@ -1,17 +1,18 @@
 // The run queue on its own: which waiting run gets a runtime that frees, and its bounds.
 import { describe, expect, test } from 'bun:test'
-import { RunQueue, tenantOf } from '../../src/backends/run-queue.ts'
+import { RunQueue, type RunQueueOptions, tenantOf } from '../../src/backends/run-queue.ts'
 
 describe('the queue picks the waiting tenant that holds the fewest', () => {
-  const queue = (tenantShare = 2, tenantMaxQueue = 8) =>
+  const queue = (options: Partial<RunQueueOptions> = {}) =>
     new RunQueue<string>({
       maxQueue: 16,
-      tenantMaxQueue,
-      tenantShare,
+      tenantMaxQueue: 8,
+      tenantShare: 2,
       timeoutMs: 10_000,
       size: 4,
       runtimes: 'workers',
       shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
+      ...options,
     })
   const anywhere = () => 2 // every waiter would need a new worker
 
@@ -50,15 +51,7 @@ describe('the queue picks the waiting tenant that holds the fewest', () => {
   })
 
   test('a long queue is priced once per workspace and block, not once per waiter', () => {
-    const q = new RunQueue<string>({
-      maxQueue: 100,
-      tenantMaxQueue: 100,
-      tenantShare: 4,
-      timeoutMs: 10_000,
-      size: 4,
-      runtimes: 'workers',
-      shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
-    })
+    const q = queue({ maxQueue: 100, tenantMaxQueue: 100, tenantShare: 4 })
     q.hold('key a') // holds one: no early stop, every waiter is looked at
     for (let n = 0; n < 60; n++) void q.wait('key a', n % 2 ? 'x' : 'y', 'h', undefined)
     const priced: string[] = []
@@ -71,15 +64,7 @@ describe('the queue picks the waiting tenant that holds the fewest', () => {
   })
 
   test('a long queue of distinct blocks: a warm runtime for the first waiter ends the scan', () => {
-    const q = new RunQueue<string>({
-      maxQueue: 1000,
-      tenantMaxQueue: 1000,
-      tenantShare: 2,
-      timeoutMs: 10_000,
-      size: 2,
-      runtimes: 'workers',
-      shareSetting: 'BLOCKGATE_TENANT_MAX_WORKERS',
-    })
+    const q = queue({ maxQueue: 1000, tenantMaxQueue: 1000, size: 2 })
     q.hold('key a') // one run going, one worker just freed: every release looks like this
     for (let n = 0; n < 500; n++) void q.wait('key a', 'ws', `block ${n}`, undefined)
     let priced = 0
@@ -96,7 +81,7 @@ describe('the queue picks the waiting tenant that holds the fewest', () => {
   })
 
   test("a tenant's own bound is a 429 naming it; other tenants still queue", async () => {
-    const q = queue(2, 1)
+    const q = queue({ tenantMaxQueue: 1 })
     void q.wait('key a', 'ws', 'h', undefined)
     const refused = await q.wait('key a', 'ws', 'h', undefined).catch((e) => e)
     expect(refused.status).toBe(429)
